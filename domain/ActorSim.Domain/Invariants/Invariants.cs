@@ -1,0 +1,130 @@
+using System.Collections.Immutable;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using ActorSim.Domain.Stage2;
+using ActorSim.Domain.Vfio;
+
+namespace ActorSim.Domain.Invariants;
+
+/// <summary>What the invariants look at: the whole simulated host.</summary>
+public sealed record SystemView(
+    KernelPolicy Policy, AddressSpace Mm, IReadOnlyDictionary<string, VfioDevice> Devices, IReadOnlyDictionary<string, KvmVm> Vms);
+
+/// <summary>A broken invariant: which one (I1..I13 of kernel-model.md §7) and what broke it.</summary>
+public sealed record Violation(string Invariant, string Detail)
+{
+    public override string ToString() => $"{Invariant}: {Detail}";
+}
+
+/// <summary>The §7 invariants as predicates over state (<see cref="CheckState"/>) and over single
+/// events (<see cref="CheckEvent"/>).</summary>
+public static class Invariants
+{
+    public static IReadOnlyList<Violation> CheckState(SystemView v)
+    {
+        var found = new List<Violation>();
+        var fwb = v.Policy.Cpu.Fwb;
+        foreach (var vm in v.Vms.Values)
+        {
+            foreach (var leaf in vm.Stage2.Leaves)
+            {
+                var where = $"vm {vm.Name} gpa 0x{leaf.Gpa:x} L{leaf.Level}";
+                var type = MemAttr.TypeOf(leaf.MemAttr, fwb);
+                // I3: exactly one memory type, one that KVM produces.
+                if (type is null) { found.Add(new("I3", $"{where}: MemAttr 0x{leaf.MemAttr:x} is not a KVM stage-2 type")); continue; }
+                // I1: Device / Normal-NC leaves are never executable.
+                if (type != S2Type.Normal && leaf.Executable) found.Add(new("I1", $"{where}: {type} leaf is executable"));
+                var devicePfn = !PhysMap.PfnIsMapMemory(leaf.Pfn);
+                // I10 (6.8/6.9): device pfns map Device or Normal-NC, RAM maps Normal.
+                if (v.Policy.RuleSet != RuleSet.V6_17 && devicePfn != (type != S2Type.Normal))
+                    found.Add(new("I10", $"{where}: pfn 0x{leaf.Pfn:x} ({(devicePfn ? "device" : "RAM")}) mapped {type}"));
+                // I9 (6.17): cacheable device memory only with FWB and DIC.
+                if (type == S2Type.Normal && devicePfn && !(v.Policy.RuleSet == RuleSet.V6_17 && v.Policy.SupportsCacheablePfnmap))
+                    found.Add(new("I9", $"{where}: device pfn 0x{leaf.Pfn:x} mapped cacheable under {v.Policy}"));
+                // I6: no device memory mapped while its device does not decode memory.
+                if (DeviceOf(v, leaf.Pfn) is { } dev && dev.Driver != VfioDriver.VfioPlatform && !dev.MemoryDecodes)
+                    found.Add(new("I6", $"{where}: maps {dev.Name} while its memory is disabled"));
+
+                var slot = vm.SlotFor(leaf.Gpa);
+                if (slot is null || !slot.ContainsGpa(leaf.EndGpa - 1))
+                {
+                    found.Add(new("I4", $"{where}: no memslot holds the whole leaf"));
+                    continue;
+                }
+                var hva = slot.GpaToHva(leaf.Gpa);
+                var vma = v.Mm.VmaLookup(hva);
+                // I4: the user mapping the leaf came from is still there: one VMA covers the block, its
+                // PTE for the block's first page is present and points at the same pfn.
+                if (vma is null || hva + leaf.Size > vma.End)
+                    found.Add(new("I4", $"{where}: no VMA covers hva 0x{hva:x}..+0x{leaf.Size:x}"));
+                else if (!vma.Ptes.Contains(hva) || vma.PfnOf(hva) != leaf.Pfn)
+                    found.Add(new("I4", $"{where}: user PTE at hva 0x{hva:x} is gone or points elsewhere"));
+                else
+                {
+                    // I2: a Normal-NC leaf comes from a VMA with VM_ALLOW_ANY_UNCACHED over device memory.
+                    if (type == S2Type.NormalNC && (!vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || !devicePfn || v.Policy.RuleSet == RuleSet.V6_8))
+                        found.Add(new("I2", $"{where}: Normal-NC without VM_ALLOW_ANY_UNCACHED on a device pfn"));
+                    // I11: writable leaf => writable user mapping and writable slot.
+                    if (leaf.Writable && (!vma.PteWritable || slot.ReadOnly))
+                        found.Add(new("I11", $"{where}: writable leaf over a read-only mapping or slot"));
+                }
+            }
+        }
+        // I12: the flag is VM_NONE on 32-bit.
+        if (v.Policy.WordSize == WordSize.Bits32)
+            foreach (var vma in v.Mm.Vmas.Where(x => ((ulong)x.Flags & (1UL << 39)) != 0))
+                found.Add(new("I12", $"VMA 0x{vma.Start:x} has bit 39 on a 32-bit kernel"));
+        return found;
+    }
+
+    public static IReadOnlyList<Violation> CheckEvent(IDomainEvent e)
+    {
+        switch (e)
+        {
+            case Stage2FaultResolved { Decision: var d }:
+            {
+                var found = new List<Violation>();
+                var o = d.Outcome;
+                var i = d.Inputs;
+                var at = $"vm {i.Vm} vcpu {i.Vcpu} gpa 0x{i.Gpa:x}";
+                // I13: -ENOEXEC and -EAGAIN never reach the VMM.
+                if (o.Result == FaultResult.Error && o.Errno is Errno.ENOEXEC or Errno.EAGAIN)
+                    found.Add(new("I13", $"{at}: -{o.Errno} returned to the VMM"));
+                if (o.Result is FaultResult.Mapped or FaultResult.PermissionsRelaxed)
+                {
+                    // I5: installed only if no invalidation ran since the sample.
+                    if (i.InProgressAtLock != 0 || i.SeqAtLock != i.SampledSeq)
+                        found.Add(new("I5", $"{at}: installed with seq {i.SampledSeq}->{i.SeqAtLock}, in progress {i.InProgressAtLock}"));
+                    var leaf = o.Leaf!.Value;
+                    var type = MemAttr.TypeOf(leaf.MemAttr, i.Policy.Cpu.Fwb);
+                    if (type is not S2Type.Normal && leaf.Executable)
+                        found.Add(new("I1", $"{at}: {type} leaf installed executable"));
+                    if (type == S2Type.NormalNC && (i.Vma is not { } vma || !vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || i.Pfn.IsMapMemory || i.Policy.RuleSet == RuleSet.V6_8))
+                        found.Add(new("I2", $"{at}: Normal-NC decided without VM_ALLOW_ANY_UNCACHED on a device pfn"));
+                    // I7: a permission relax never changes the memory type.
+                    if (o.Result == FaultResult.PermissionsRelaxed && i.ExistingLeaf is { } old && old.MemAttr != leaf.MemAttr)
+                        found.Add(new("I7", $"{at}: relax changed MemAttr 0x{old.MemAttr:x} -> 0x{leaf.MemAttr:x}"));
+                    // I11: no write permission from a read fault while dirty logging (RAM).
+                    if (i.Slot is { LoggingActive: true } && i.Op != AccessOp.Write && leaf.Writable && i.Pfn.IsMapMemory && o.Result == FaultResult.Mapped)
+                        found.Add(new("I11", $"{at}: read fault under dirty logging mapped writable"));
+                }
+                return found;
+            }
+            case MemslotSet m when m.Slot.Flags.HasFlag(MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES) && m.Vmas.Any(x => x.Flags.Has(VmFlags.VM_PFNMAP)):
+                // I8: PFNMAP memslots never have dirty logging.
+                return [new("I8", $"vm {m.Vm} slot {m.Slot.Id}: dirty logging over a VM_PFNMAP VMA")];
+            default:
+                return [];
+        }
+    }
+
+    private static VfioDevice? DeviceOf(SystemView v, ulong pfn)
+    {
+        var pa = pfn << PageGeometry.PageShift;
+        foreach (var d in v.Devices.Values)
+            foreach (var r in d.Regions)
+                if (r.Size > 0 && pa >= r.PhysStart && pa < r.PhysStart + PageGeometry.PageAlign(r.Size)) return d;
+        return null;
+    }
+}

@@ -1,0 +1,93 @@
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Mm;
+
+namespace ActorSim.Domain.Kvm;
+
+/// <summary>Everything a stage-2 fault decision reads (kvm_handle_guest_abort + user_mem_abort).
+/// Deciding again from these inputs reproduces the outcome bit for bit.</summary>
+/// <param name="Gpa">Faulting IPA.</param>
+/// <param name="FaultIsPerm">Permission fault on an existing leaf (else translation fault).</param>
+/// <param name="FaultLevel">Level of the existing leaf for a permission fault (the fault granule).</param>
+/// <param name="Slot">The memslot covering the gfn, or null.</param>
+/// <param name="Hva">The faulting hva (slot translation), 0 without a slot.</param>
+/// <param name="Vma">Snapshot of the VMA at hva taken under mmap_read_lock, or null (no VMA).</param>
+/// <param name="PfnHva">The hva whose pfn was resolved: the start of the mapping block.</param>
+/// <param name="Pfn">The pfn lookup for <paramref name="PfnHva"/>.</param>
+/// <param name="SampledSeq">mmu_invalidate_seq sampled before the pfn lookup (step 6).</param>
+/// <param name="SeqAtLock">mmu_invalidate_seq under mmu_lock (step 12).</param>
+/// <param name="InProgressAtLock">mmu_invalidate_in_progress under mmu_lock.</param>
+/// <param name="ExistingLeaf">The leaf covering the IPA under mmu_lock, if any.</param>
+/// <param name="MemcacheTopUpFails">kvm_mmu_topup_memory_cache fails (out of memory).</param>
+public sealed record FaultInputs(
+    string Vm, int Vcpu, ulong Gpa, AccessOp Op, bool FaultIsPerm, int FaultLevel,
+    Memslot? Slot, ulong Hva, VmaSnapshot? Vma, ulong PfnHva, PfnLookup Pfn,
+    KernelPolicy Policy, bool VmHasMte, int IpaBits,
+    ulong SampledSeq, ulong SeqAtLock, int InProgressAtLock,
+    Stage2Leaf? ExistingLeaf, bool MemcacheTopUpFails = false);
+
+/// <summary>What a guest access led to (scenario-format.md "Outcome of an access").</summary>
+public enum FaultResult : byte
+{
+    /// <summary>A new leaf now maps the page (map walker installed or replaced it).</summary>
+    Mapped,
+    /// <summary>kvm_pgtable_stage2_relax_perms added permissions to the existing leaf.</summary>
+    PermissionsRelaxed,
+    /// <summary>The leaf was already there (no fault, or the map walker found only a permission
+    /// difference and returned -EAGAIN → 0).</summary>
+    AlreadyMapped,
+    /// <summary>-EAGAIN from mmu_invalidate_retry: returned as 0, the guest faults again.</summary>
+    Retry,
+    /// <summary>-ENOEXEC turned into an injected instruction abort, or an injected abort for an IPA out
+    /// of range.</summary>
+    GuestAbort,
+    /// <summary>No memslot or a write to a read-only slot: KVM_EXIT_MMIO.</summary>
+    MmioExit,
+    /// <summary>KVM_PFN_ERR_HWPOISON: SIGBUS to the VMM, guest resumes (return 0).</summary>
+    HwPoisonSigbus,
+    /// <summary>KVM_RUN returns the errno to the VMM.</summary>
+    Error,
+}
+
+/// <summary>Which rule of the ordered decision list ended the decision (for explain).</summary>
+public enum DecisionPath : byte
+{
+    IpaOutOfRange,
+    NoMemslotExec,
+    NoMemslotMmio,
+    ReadOnlySlotWriteExec,
+    ReadOnlySlotWriteMmio,
+    UnexpectedL2ReadPermission,
+    MemcacheTopUpFailed,
+    NoVma,
+    PfnHwPoison,
+    PfnError,
+    CacheablePfnmapUnsupported,
+    ExecOnDevice,
+    InvalidateRetry,
+    MteNotAllowed,
+    SetProtAttrRejected,
+    RelaxPerms,
+    SpuriousSameLeaf,
+    MapLeaf,
+}
+
+/// <summary>The outcome of one decision: result, errno (for Error), the leaf as it is afterwards (for
+/// Mapped / PermissionsRelaxed / AlreadyMapped), the prot user_mem_abort built, and the rule that
+/// decided.</summary>
+public readonly record struct FaultOutcome(FaultResult Result, Errno Errno, Stage2Leaf? Leaf, Stage2.KvmPgtableProt Prot, DecisionPath Path)
+{
+    public override string ToString()
+    {
+        var s = $"{Result} via {Path}";
+        if (Errno != Errno.None) s += $" (-{Errno})";
+        if (Leaf is { } l) s += $" leaf gpa=0x{l.Gpa:x} L{l.Level} pfn=0x{l.Pfn:x} memattr=0x{l.MemAttr:x} desc=0x{l.Descriptor:x16}";
+        return s;
+    }
+}
+
+/// <summary>One stage-2 fault decision: its inputs and its outcome.</summary>
+public sealed record DecisionRecord(FaultInputs Inputs, FaultOutcome Outcome)
+{
+    /// <summary>True when deciding again from the inputs gives this outcome.</summary>
+    public bool Verifies() => KvmHandleGuestAbort.Decide(Inputs) == Outcome;
+}

@@ -1,0 +1,43 @@
+using System.Collections.Immutable;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Mm;
+
+namespace ActorSim.Domain.Kvm;
+
+/// <summary>A VM: memslots, the stage-2 table, and the MMU-notifier invalidation state
+/// (<c>mmu_invalidate_seq</c>, <c>mmu_invalidate_in_progress</c>).</summary>
+public sealed record KvmVm(
+    string Name,
+    ImmutableSortedDictionary<int, Memslot> Memslots,
+    Stage2Table Stage2,
+    ulong MmuInvalidateSeq,
+    int MmuInvalidateInProgress,
+    bool HasMte = false,
+    int IpaBits = KvmVm.DefaultIpaBits)
+{
+    /// <summary>KVM's default IPA size on arm64 (40 bits) when the VMM does not ask for another.</summary>
+    public const int DefaultIpaBits = 40;
+    /// <summary>KVM_USER_MEM_SLOTS (generic default, SHRT_MAX - internal slots) [U].</summary>
+    public const int KvmUserMemSlots = 32764;
+
+    public static KvmVm Create(string name, bool hasMte = false, int ipaBits = DefaultIpaBits) =>
+        new(name, ImmutableSortedDictionary<int, Memslot>.Empty, Stage2Table.Empty, 0, 0, hasMte, ipaBits);
+
+    /// <summary>gfn_to_memslot: the slot covering gpa.</summary>
+    public Memslot? SlotFor(ulong gpa) => Memslots.Values.FirstOrDefault(s => s.ContainsGpa(gpa));
+}
+
+public enum MemslotChange { Create, Delete, Move, FlagsOnly }
+
+/// <summary>Events of a VM.</summary>
+/// <param name="Vmas">The VMAs that intersected the slot's userspace range when it was set.</param>
+public sealed record MemslotSet(string Vm, Memslot Slot, MemslotChange Change, ImmutableArray<VmaSnapshot> Vmas) : IDomainEvent;
+public sealed record MemslotDeleted(string Vm, int Id) : IDomainEvent;
+/// <summary>kvm_unmap_gfn_range / kvm_arch_flush_shadow_memslot over [Gpa, End).</summary>
+public sealed record Stage2RangeUnmapped(string Vm, ulong Gpa, ulong End) : IDomainEvent;
+/// <summary>kvm_mmu_notifier_invalidate_range_start reached an overlapping memslot: in_progress++.</summary>
+public sealed record MmuInvalidateBegan(string Vm, ulong HvaStart, ulong HvaEnd) : IDomainEvent;
+/// <summary>kvm_mmu_notifier_invalidate_range_end: mmu_invalidate_seq++, then in_progress--.</summary>
+public sealed record MmuInvalidateEnded(string Vm, ulong HvaStart, ulong HvaEnd) : IDomainEvent;
+/// <summary>A stage-2 fault decision with its inputs and outcome.</summary>
+public sealed record Stage2FaultResolved(DecisionRecord Decision) : IDomainEvent;

@@ -1,0 +1,102 @@
+using System.Collections.Immutable;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Mm;
+using static ActorSim.Domain.Kernel.PageGeometry;
+
+namespace ActorSim.Domain.Kvm;
+
+/// <summary>A VM as a decider: KVM_SET_USER_MEMORY_REGION, MMU-notifier invalidations, and recording
+/// fault decisions.</summary>
+public static class KvmVmDecider
+{
+    /// <summary>__kvm_set_memory_region (virt/kvm/kvm_main.c) then kvm_arch_prepare_memory_region
+    /// (arch/arm64/kvm/mmu.c), checks in the kernel's order. <paramref name="vmas"/> are the VMAs that
+    /// intersect [hva, hva + size) now.</summary>
+    public static Decision SetUserMemoryRegion(KvmVm vm, KernelPolicy policy, int id, MemslotFlags flags, ulong gpa, ulong size, ulong hva, IReadOnlyList<VmaSnapshot> vmas)
+    {
+        // check_memory_region_flags: arm64 accepts LOG_DIRTY_PAGES and READONLY (no guest_memfd here).
+        if ((flags & ~(MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES | MemslotFlags.KVM_MEM_READONLY)) != 0) return Decision.Fail(Errno.EINVAL);
+        if (!IsPageAligned(size)) return Decision.Fail(Errno.EINVAL);
+        if (!IsPageAligned(gpa)) return Decision.Fail(Errno.EINVAL);
+        if (!IsPageAligned(hva) || hva + size > AddressSpace.TaskSize || hva + size < hva) return Decision.Fail(Errno.EINVAL); // access_ok
+        if (id < 0 || id >= KvmVm.KvmUserMemSlots) return Decision.Fail(Errno.EINVAL);
+        if (gpa + size < gpa) return Decision.Fail(Errno.EINVAL);
+        vm.Memslots.TryGetValue(id, out var old);
+        if (size == 0)
+        {
+            if (old is null) return Decision.Fail(Errno.EINVAL);
+            return Decision.Ok(new Stage2RangeUnmapped(vm.Name, old.BaseGpa, old.EndGpa), new MemslotDeleted(vm.Name, id));
+        }
+        MemslotChange change;
+        if (old is null) change = MemslotChange.Create;
+        else
+        {
+            if (hva != old.UserspaceAddr || size != old.Size || ((flags ^ old.Flags) & MemslotFlags.KVM_MEM_READONLY) != 0)
+                return Decision.Fail(Errno.EINVAL);
+            if (gpa != old.BaseGpa) change = MemslotChange.Move;
+            else if (flags != old.Flags) change = MemslotChange.FlagsOnly;
+            else return Decision.Ok(); // nothing to change
+        }
+        if (change is MemslotChange.Create or MemslotChange.Move &&
+            vm.Memslots.Values.Any(s => s.Id != id && s.BaseGpa < gpa + size && gpa < s.EndGpa))
+            return Decision.Fail(Errno.EEXIST);
+
+        // kvm_arch_prepare_memory_region.
+        if (((gpa + size) >> PageShift) > ((1UL << vm.IpaBits) >> PageShift)) return Decision.Fail(Errno.EFAULT);
+        foreach (var v in vmas)
+        {
+            if (vm.HasMte && !v.Flags.Has(VmFlags.VM_MTE_ALLOWED)) return Decision.Fail(Errno.EINVAL);
+            if (v.Flags.Has(VmFlags.VM_PFNMAP))
+            {
+                if (flags.HasFlag(MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES)) return Decision.Fail(Errno.EINVAL);
+                // 6.17 (2a8dfab26677): a cacheable PFNMAP VMA needs FWB and DIC.
+                if (policy.RuleSet == RuleSet.V6_17 && v.S1.IsCacheable() && !policy.SupportsCacheablePfnmap)
+                    return Decision.Fail(Errno.EINVAL);
+            }
+        }
+        var slot = new Memslot(id, gpa, size, hva, flags);
+        var events = new List<IDomainEvent>();
+        if (change == MemslotChange.Move) events.Add(new Stage2RangeUnmapped(vm.Name, old!.BaseGpa, old.EndGpa));
+        events.Add(new MemslotSet(vm.Name, slot, change, [.. vmas]));
+        return Decision.Ok(events);
+    }
+
+    /// <summary>kvm_mmu_notifier_invalidate_range_start: if a memslot overlaps the hva range,
+    /// in_progress++ and unmap the matching IPA ranges; else nothing.</summary>
+    public static Decision InvalidateRangeStart(KvmVm vm, ulong start, ulong end)
+    {
+        var slots = vm.Memslots.Values.Where(s => s.OverlapsHva(start, end)).ToArray();
+        if (slots.Length == 0) return Decision.Ok();
+        var events = new List<IDomainEvent> { new MmuInvalidateBegan(vm.Name, start, end) };
+        foreach (var s in slots)
+        {
+            var hs = Math.Max(start, s.UserspaceAddr);
+            var he = Math.Min(end, s.UserspaceAddr + s.Size);
+            events.Add(new Stage2RangeUnmapped(vm.Name, s.BaseGpa + (hs - s.UserspaceAddr), s.BaseGpa + (he - s.UserspaceAddr)));
+        }
+        return Decision.Ok(events);
+    }
+
+    /// <summary>kvm_mmu_notifier_invalidate_range_end: seq++ then in_progress-- when a slot overlaps.</summary>
+    public static Decision InvalidateRangeEnd(KvmVm vm, ulong start, ulong end) =>
+        vm.Memslots.Values.Any(s => s.OverlapsHva(start, end)) && vm.MmuInvalidateInProgress > 0
+            ? Decision.Ok(new MmuInvalidateEnded(vm.Name, start, end))
+            : Decision.Ok();
+
+    public static KvmVm Evolve(KvmVm vm, IDomainEvent e) => e switch
+    {
+        MemslotSet m when m.Vm == vm.Name => vm with { Memslots = vm.Memslots.SetItem(m.Slot.Id, m.Slot) },
+        MemslotDeleted d when d.Vm == vm.Name => vm with { Memslots = vm.Memslots.Remove(d.Id) },
+        Stage2RangeUnmapped u when u.Vm == vm.Name => vm with { Stage2 = vm.Stage2.Unmap(u.Gpa, u.End) },
+        MmuInvalidateBegan b when b.Vm == vm.Name => vm with { MmuInvalidateInProgress = vm.MmuInvalidateInProgress + 1 },
+        MmuInvalidateEnded x when x.Vm == vm.Name => vm with
+        {
+            MmuInvalidateSeq = vm.MmuInvalidateSeq + 1,
+            MmuInvalidateInProgress = vm.MmuInvalidateInProgress - 1,
+        },
+        Stage2FaultResolved f when f.Decision.Inputs.Vm == vm.Name &&
+                                   f.Decision.Outcome is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf } =>
+            vm with { Stage2 = vm.Stage2.Install(leaf) },
+        _ => vm,
+    };
+}
