@@ -244,3 +244,32 @@ public class UserMemAbortPathTests
         Assert.False(new DecisionRecord(Bar(), Decide(Bar(AccessOp.Exec))).Verifies());
     }
 }
+
+public class GetVmaPageShiftTests
+{
+    private const ulong Hva = 0x7f00_0000_0000UL;
+
+    [Theory]
+    [InlineData(0x0UL, 16UL << 20, 21)]            // aligned 16 MiB VMA, pa agrees: PMD
+    [InlineData(0x1000UL, 16UL << 20, 12)]         // pa disagrees mod 2 MiB: page
+    [InlineData(0x0UL, 1UL << 20, 12)]             // 1 MiB VMA, hva inside the first 2 MiB but not aligned: page
+    public void Pfnmap_vm_pgoff_heuristic(ulong pgoffBytes, ulong vmaSize, int shift)
+    {
+        var vma = new VmaSnapshot(Hva, Hva + vmaSize, VmFlags.VM_PFNMAP, pgoffBytes >> 12, MairIndex.MT_DEVICE_nGnRnE);
+        Assert.Equal(shift, UserMemAbort.GetVmaPageShift(vma, Hva + 0x3000));
+    }
+
+    [Fact]
+    public void An_aligned_hva_passes_the_end_check_even_when_the_block_runs_past_vm_end()
+    {
+        // Kernel text: ALIGN(hva, PMD_SIZE) <= vma->vm_end; ALIGN of an aligned hva is the hva itself.
+        const ulong start = Hva + (2UL << 20);
+        var vma = new VmaSnapshot(start, start + (1UL << 20), VmFlags.VM_PFNMAP, 0, MairIndex.MT_DEVICE_nGnRnE);
+        Assert.Equal(21, UserMemAbort.GetVmaPageShift(vma, start));
+        Assert.Equal(12, UserMemAbort.GetVmaPageShift(vma, start + 0x1000));
+    }
+
+    [Fact]
+    public void Non_PFNMAP_VMAs_use_pages() =>
+        Assert.Equal(12, UserMemAbort.GetVmaPageShift(new VmaSnapshot(Hva, Hva + (1UL << 30), VmFlags.VM_READ, 0, MairIndex.MT_NORMAL), Hva));
+}
