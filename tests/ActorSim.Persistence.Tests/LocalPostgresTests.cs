@@ -1,0 +1,59 @@
+using Npgsql;
+
+namespace ActorSim.Persistence.Tests;
+
+/// <summary>The PostgreSQL that scripts/pg.sh starts is reachable with the connection string in
+/// ACTORSIM_DB (scripts/test.sh sets it). No database, no pass: these tests fail, never skip.</summary>
+public class LocalPostgresTests
+{
+    private static string ConnectionString =>
+        Environment.GetEnvironmentVariable("ACTORSIM_DB")
+        ?? throw new InvalidOperationException("ACTORSIM_DB is not set: run the tests through scripts/test.sh");
+
+    [Fact]
+    public async Task The_local_cluster_accepts_connections_as_the_actorsim_role()
+    {
+        await using var conn = new NpgsqlConnection(ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("select current_user, current_database(), current_setting('server_version_num')::int", conn);
+        await using var r = await cmd.ExecuteReaderAsync();
+        Assert.True(await r.ReadAsync());
+        Assert.Equal("actorsim", r.GetString(0));
+        Assert.Equal("actorsim", r.GetString(1));
+        Assert.InRange(r.GetInt32(2), 150000, 159999); // PostgreSQL 15
+    }
+
+    [Fact]
+    public async Task The_cluster_listens_on_loopback_only()
+    {
+        await using var conn = new NpgsqlConnection(ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("select current_setting('listen_addresses')", conn);
+        Assert.Equal("127.0.0.1", (string?)await cmd.ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task A_table_can_be_created_written_and_read_back_in_a_schema_of_its_own()
+    {
+        var schema = $"t_{Environment.ProcessId}_{Environment.TickCount64}";
+        await using var conn = new NpgsqlConnection(ConnectionString);
+        await conn.OpenAsync();
+        try
+        {
+            await Exec(conn, $"create schema {schema}; create table {schema}.probe(id int primary key, v text)");
+            await Exec(conn, $"insert into {schema}.probe values (1, 'VM_ALLOW_ANY_UNCACHED')");
+            await using var cmd = new NpgsqlCommand($"select v from {schema}.probe where id = 1", conn);
+            Assert.Equal("VM_ALLOW_ANY_UNCACHED", (string?)await cmd.ExecuteScalarAsync());
+        }
+        finally
+        {
+            await Exec(conn, $"drop schema if exists {schema} cascade");
+        }
+    }
+
+    private static async Task Exec(NpgsqlConnection conn, string sql)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}
