@@ -20,7 +20,12 @@ public static class StubRun
         {
             switch (args[i])
             {
-                case "--kernel" when i + 1 < args.Length && RuleSets.TryParse(args[i + 1], out _):
+                case "--kernel":
+                    if (i + 1 >= args.Length || !RuleSets.TryParse(args[i + 1], out _))
+                    {
+                        Console.Error.WriteLine($"actorsim run: --kernel needs 6.8, 6.9 or 6.17, not '{(i + 1 < args.Length ? args[i + 1] : "")}'");
+                        return 2;
+                    }
                     kernels.Add(args[++i]);
                     break;
                 case "--no-fwb": fwb = false; break;
