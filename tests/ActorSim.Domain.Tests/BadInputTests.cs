@@ -90,3 +90,15 @@ public class BadInputTests
         Assert.Equal(hva + 0x2000, right.Start);
     }
 }
+
+public class RamExhaustionTests
+{
+    [Fact]
+    public void Anonymous_memory_beyond_the_simulated_RAM_is_ENOMEM_not_device_memory()
+    {
+        var k = new Simulation.SyncKernel(Policy("6.9"));
+        Assert.Equal(Errno.None, k.MmapRam(61 * GiB, null, out _));
+        Assert.Equal(Errno.ENOMEM, k.MmapRam(2 * GiB, null, out _));
+        Assert.All(k.Mm.Vmas, v => Assert.True(PhysMap.PfnIsMapMemory(v.PfnOf(v.End - 0x1000))));
+    }
+}

@@ -66,6 +66,10 @@ public static class AddressSpaceDecider
         else if (GetUnmappedArea(s, len) is { } placed) start = placed;
         else return Decision.Fail(Errno.ENOMEM);
 
+        // Anonymous memory takes fresh pfns from the simulated RAM; running out of it is ENOMEM, so a
+        // RAM pfn never strays outside the linear map (where it would count as device memory).
+        if (t.Backing.Kind == BackingKind.Anonymous && (s.NextRamPfn + (len >> PageGeometry.PageShift)) << PageGeometry.PageShift > PhysMap.RamEnd)
+            return Decision.Fail(Errno.ENOMEM);
         var flags = VmFlagBits.Truncate(t.Flags, s.WordSize);
         var backing = t.Backing.Kind == BackingKind.Anonymous ? VmaBacking.Anonymous(s.NextRamPfn) : t.Backing;
         var ptes = t.Prepopulated ? PageRangeSet.Empty.Add(start, start + len) : PageRangeSet.Empty;
