@@ -69,6 +69,8 @@ public enum DecisionPath : byte
     RelaxPerms,
     SpuriousSameLeaf,
     MapLeaf,
+    /// <summary>A leaf already let the access through: there was no stage-2 fault to decide.</summary>
+    NoFault,
 }
 
 /// <summary>The outcome of one decision: result, errno (for Error), the leaf as it is afterwards (for

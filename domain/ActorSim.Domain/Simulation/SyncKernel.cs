@@ -102,7 +102,7 @@ public sealed class SyncKernel
     {
         var start = KvmFaultPath.Begin(_vms[vm], vcpu, gpa, op);
         if (start.NoFault)
-            return new AccessResult(null, new FaultOutcome(FaultResult.AlreadyMapped, Errno.None, start.CoveringLeaf, default, DecisionPath.SpuriousSameLeaf));
+            return new AccessResult(null, new FaultOutcome(FaultResult.AlreadyMapped, Errno.None, start.CoveringLeaf, default, DecisionPath.NoFault));
         var answer = start.NeedsPfn(_vms[vm].IpaBits) ? ResolvePfn(start) : MmPfnAnswer.None;
         var record = KvmFaultPath.Complete(_vms[vm], Policy, start, answer, memcacheTopUpFails);
         Apply(VmStream(vm), [new Stage2FaultResolved(record)]);
