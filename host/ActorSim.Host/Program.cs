@@ -7,7 +7,7 @@ namespace ActorSim.Host;
 /// commands come with the actors, persistence and host issues and say they are not built yet (exit 2).</summary>
 public static class Program
 {
-    private static readonly string[] Planned = ["scenario", "replay", "export", "import", "explain", "bench", "runs"];
+    private static readonly string[] Planned = ["replay", "export", "import", "explain", "bench", "runs"];
 
     public static int Main(string[] args)
     {
@@ -18,10 +18,14 @@ public static class Program
                 Console.WriteLine("usage: actorsim <command> [options]");
                 Console.WriteLine("  run [--kernel 6.8|6.9|6.17] [--no-fwb] [--no-dic]");
                 Console.WriteLine("            stub main job: a VFIO BAR and RAM faulted in-process under each rule set");
+                Console.WriteLine("  scenario [--deterministic] FILE...");
+                Console.WriteLine("            run scenario files through the actors (exit 0 all pass, 1 a check failed, 2 bad file)");
                 Console.WriteLine("  version   print the version");
                 Console.WriteLine("  kernels   list the modelled rule sets and what each decides for a VFIO BAR");
                 Console.WriteLine($"  not built yet: {string.Join(", ", Planned)}");
                 return 0;
+            case "scenario":
+                return ScenarioCommand.Execute(args[1..]).GetAwaiter().GetResult();
             case "run":
                 return StubRun.Execute(args[1..]);
             case "version":

@@ -1,0 +1,52 @@
+using ActorSim.Domain;
+using Akka.Actor;
+using Akka.Persistence;
+
+namespace ActorSim.Actors;
+
+/// <summary>A persistent actor that owns one decider's state: it persists the events a Decide
+/// returned, folds each into its state with the decider's Evolve, publishes it on the EventStream,
+/// and recovers by folding its journal. Subclasses stay thin: messages in, Decide, persist, tell.</summary>
+public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
+{
+    protected DeciderActor(string persistenceId, TState initial)
+    {
+        PersistenceId = persistenceId;
+        State = initial;
+        Recover<IDomainEvent>(e => State = Evolve(State, e));
+    }
+
+    public override string PersistenceId { get; }
+    protected TState State { get; private set; }
+    protected abstract TState Evolve(TState state, IDomainEvent e);
+
+    /// <summary>Persists the events in one journal write, applies and publishes each, then runs
+    /// <paramref name="then"/> (also when there is nothing to persist).</summary>
+    protected void PersistEvents(IReadOnlyList<IDomainEvent> events, Action then)
+    {
+        if (events.Count == 0)
+        {
+            then();
+            return;
+        }
+        var left = events.Count;
+        PersistAll(events, e =>
+        {
+            Apply(e);
+            if (--left == 0) then();
+        });
+    }
+
+    /// <summary>Persists one event, applies and publishes it, then runs <paramref name="then"/>.</summary>
+    protected void PersistEvent(IDomainEvent e, Action then) => Persist(e, x =>
+    {
+        Apply(x);
+        then();
+    });
+
+    private void Apply(IDomainEvent e)
+    {
+        State = Evolve(State, e);
+        Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
+    }
+}

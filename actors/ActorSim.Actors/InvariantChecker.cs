@@ -1,0 +1,69 @@
+using ActorSim.Domain;
+using ActorSim.Domain.Invariants;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using ActorSim.Domain.Vfio;
+using Akka.Actor;
+
+namespace ActorSim.Actors;
+
+/// <summary>Watches every persisted event (EventStream), folds them into a replica of the whole host
+/// (mm, devices, VMs) and checks kernel-model.md §7 after each one: the event predicates on the event,
+/// the state predicates on the replica. A violation is published as <see cref="InvariantViolated"/>
+/// with the sequence number of the offending event, and kept for <see cref="GetViolations"/>.</summary>
+public sealed class InvariantChecker : ReceiveActor
+{
+    private readonly KernelPolicy _policy;
+    private readonly Dictionary<string, string> _streamToDevice = [];
+    private readonly Dictionary<string, string> _streamToVm = [];
+    private readonly Dictionary<string, VfioDevice> _devices = [];
+    private readonly Dictionary<string, KvmVm> _vms = [];
+    private readonly List<InvariantViolated> _violations = [];
+    private readonly HashSet<string> _reported = [];
+    private AddressSpace _mm;
+    private readonly string _mmStream;
+    private long _seq;
+
+    /// <param name="devices">persistence id → initial device.</param>
+    /// <param name="vms">persistence id → initial VM.</param>
+    public InvariantChecker(KernelPolicy policy, string mmStream, IReadOnlyDictionary<string, VfioDevice> devices, IReadOnlyDictionary<string, KvmVm> vms)
+    {
+        _policy = policy;
+        _mmStream = mmStream;
+        _mm = AddressSpace.Empty(policy.WordSize);
+        foreach (var (stream, d) in devices) { _streamToDevice[stream] = d.Name; _devices[d.Name] = d; }
+        foreach (var (stream, v) in vms) { _streamToVm[stream] = v.Name; _vms[v.Name] = v; }
+        Receive<DomainEventPublished>(OnEvent);
+        Receive<GetViolations>(_ => Sender.Tell(new Violations([.. _violations], _seq)));
+    }
+
+    public static Props Props(KernelPolicy policy, string mmStream, IReadOnlyDictionary<string, VfioDevice> devices, IReadOnlyDictionary<string, KvmVm> vms) =>
+        Akka.Actor.Props.Create(() => new InvariantChecker(policy, mmStream, devices, vms));
+
+    protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DomainEventPublished));
+    protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
+
+    private void OnEvent(DomainEventPublished p)
+    {
+        var seq = ++_seq;
+        Fold(p.Stream, p.Event);
+        foreach (var v in Invariants.CheckEvent(p.Event)) Report(seq, p.Stream, v);
+        foreach (var v in Invariants.CheckState(new SystemView(_policy, _mm, _devices, _vms)))
+            if (_reported.Add(v.ToString())) Report(seq, p.Stream, v); // a lasting bad state is reported once
+    }
+
+    private void Report(long seq, string stream, Violation v)
+    {
+        var e = new InvariantViolated(seq, stream, v);
+        _violations.Add(e);
+        Context.System.EventStream.Publish(e);
+    }
+
+    private void Fold(string stream, IDomainEvent e)
+    {
+        if (stream == _mmStream) _mm = AddressSpaceDecider.Evolve(_mm, e);
+        else if (_streamToDevice.TryGetValue(stream, out var d)) _devices[d] = VfioDeviceDecider.Evolve(_devices[d], e);
+        else if (_streamToVm.TryGetValue(stream, out var v)) _vms[v] = KvmVmDecider.Evolve(_vms[v], e);
+    }
+}

@@ -1,0 +1,123 @@
+using ActorSim.Domain;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Simulation;
+using Akka.Actor;
+
+namespace ActorSim.Actors;
+
+/// <summary>One VM (KvmVm decider): memslots, the stage-2 table, mmu_invalidate_seq. A fault batch
+/// runs in the kernel's three phases: sample (KvmFaultPath.Begin, which reads mmu_invalidate_seq),
+/// one round trip to the mm for the pfns, then decide under "mmu_lock" (KvmFaultPath.Complete) with
+/// the state as it is when the answer arrives: an invalidation that ran in between makes the fault
+/// retry. A memslot change waits until no fault is in flight (the srcu synchronisation of
+/// kvm_set_memslot), and new faults wait behind it.</summary>
+public sealed class KvmActor : DeciderActor<KvmVm>
+{
+    private readonly KernelPolicy _policy;
+    private readonly IActorRef _mm;
+    private readonly Dictionary<long, (KvmFaultBatch Batch, FaultStart[] Starts, IActorRef ReplyTo)> _inFlight = [];
+    private bool _memslotChanging;
+    private long _nextMmBatch;
+
+    private sealed record VmasForMemslot(KvmSetMemslot Request, Domain.Mm.Vma[] Vmas, IActorRef ReplyTo);
+
+    public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm) : base(persistenceId, initial)
+    {
+        _policy = policy;
+        _mm = mm;
+        Command<KvmSetMemslot>(OnSetMemslot);
+        Command<VmasForMemslot>(OnVmasForMemslot);
+        Command<MmuInvalidateRangeStart>(m =>
+        {
+            var mm = Sender;
+            PersistEvents(KvmVmDecider.InvalidateRangeStart(State, m.Start, m.End).Events, () => mm.Tell(new MmuInvalidateAck(m.Id, State.Name)));
+        });
+        Command<MmuInvalidateRangeEnd>(m => PersistEvents(KvmVmDecider.InvalidateRangeEnd(State, m.Start, m.End).Events, () => { }));
+        Command<KvmFaultBatch>(OnFaultBatch);
+        Command<MmPfnBatchAnswer>(OnPfnAnswer);
+        Command<KvmGetLeaf>(m => Sender.Tell(new KvmLeaf(State.Stage2.Lookup(m.Gpa))));
+        Command<KvmGetState>(_ => Sender.Tell(State));
+    }
+
+    public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm) =>
+        Akka.Actor.Props.Create(() => new KvmActor(persistenceId, initial, policy, mm));
+
+    protected override KvmVm Evolve(KvmVm state, IDomainEvent e) => KvmVmDecider.Evolve(state, e);
+
+    private void OnSetMemslot(KvmSetMemslot m)
+    {
+        if (_memslotChanging || _inFlight.Count > 0)
+        {
+            _memslotChanging = true; // new faults now wait too, so the change is not starved
+            Stash.Stash();
+            return;
+        }
+        _memslotChanging = true;
+        var replyTo = Sender;
+        // kvm_arch_prepare_memory_region walks the VMAs of the range under mmap_read_lock.
+        _mm.Ask<MmVmas>(new MmGetVmas(m.Hva, m.Hva + m.Size), TimeSpan.FromSeconds(30))
+           .PipeTo(Self, success: v => new VmasForMemslot(m, v.Vmas, replyTo));
+    }
+
+    private void OnVmasForMemslot(VmasForMemslot v)
+    {
+        var m = v.Request;
+        var d = KvmVmDecider.SetUserMemoryRegion(State, _policy, m.Slot, m.Flags, m.Gpa, m.Size, m.Hva,
+            v.Vmas.Select(x => x.Snapshot()).ToArray());
+        void Done()
+        {
+            _memslotChanging = false;
+            Stash.UnstashAll();
+            v.ReplyTo.Tell(new KvmResult(d.Errno));
+        }
+        if (d.Succeeded) PersistEvents(d.Events, Done);
+        else Done();
+    }
+
+    private void OnFaultBatch(KvmFaultBatch b)
+    {
+        if (_memslotChanging)
+        {
+            Stash.Stash();
+            return;
+        }
+        var starts = b.Aborts.Select(a => KvmFaultPath.Begin(State, a.Vcpu, a.Gpa, a.Op)).ToArray();
+        var needMm = starts.Where(s => s.NeedsPfn(State.IpaBits)).ToArray();
+        var id = ++_nextMmBatch;
+        _inFlight[id] = (b, starts, Sender);
+        if (needMm.Length == 0) OnPfnAnswer(new MmPfnBatchAnswer(id, []));
+        else _mm.Tell(new MmFaultInPfnBatch(id, needMm), Self);
+    }
+
+    /// <summary>Phase 3: decide each fault against the state as it is now, each seeing the leaves the
+    /// earlier ones of the batch installed; persist the batch in one write; answer the batcher.</summary>
+    private void OnPfnAnswer(MmPfnBatchAnswer a)
+    {
+        if (!_inFlight.Remove(a.BatchId, out var f)) return;
+        var working = State;
+        var results = new AccessResult[f.Starts.Length];
+        var events = new List<IDomainEvent>();
+        var next = 0;
+        for (var i = 0; i < f.Starts.Length; i++)
+        {
+            var start = f.Starts[i];
+            if (start.NoFault)
+            {
+                results[i] = new AccessResult(null, new FaultOutcome(FaultResult.AlreadyMapped, Errno.None, start.CoveringLeaf, default, DecisionPath.NoFault));
+                continue;
+            }
+            var answer = start.NeedsPfn(working.IpaBits) ? a.Answers[next++] : MmPfnAnswer.None;
+            var record = KvmFaultPath.Complete(working, _policy, start, answer);
+            var e = new Stage2FaultResolved(record);
+            working = KvmVmDecider.Evolve(working, e);
+            events.Add(e);
+            results[i] = new AccessResult(record, record.Outcome);
+        }
+        PersistEvents(events, () =>
+        {
+            f.ReplyTo.Tell(new KvmFaultBatchResult(f.Batch.BatchId, results));
+            if (_inFlight.Count == 0 && _memslotChanging) Stash.UnstashAll();
+        });
+    }
+}

@@ -1,0 +1,191 @@
+using ActorSim.Domain;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using Akka.Actor;
+
+namespace ActorSim.Actors;
+
+/// <summary>The VMM process's mm: VMAs and user PTEs (AddressSpace decider). It runs the MMU
+/// notifier: before a change that can remove or downgrade PTEs it sends
+/// <see cref="MmuInvalidateRangeStart"/> to every subscribed VM and waits for all acks
+/// (invalidate_range_start is synchronous in the kernel), then changes the PTEs, then sends
+/// <see cref="MmuInvalidateRangeEnd"/>. KVM's pfn lookups go through here; a PFNMAP VMA without a PTE
+/// asks its driver's fault handler. While one operation is under way (waiting for acks or a
+/// driver) other requests wait in the stash, as they would on mmap_lock.</summary>
+public sealed class MmActor : DeciderActor<AddressSpace>
+{
+    private readonly KernelPolicy _policy;
+    private readonly SortedDictionary<string, IActorRef> _subscribers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _devices = new(StringComparer.Ordinal);
+    private long _nextInvalidateId;
+
+    // The operation under way: events still to persist in order, acks still awaited, what to do after.
+    private Queue<IDomainEvent>? _work;
+    private int _acksPending;
+    private long _invalidateId;
+    private Action? _afterWork;
+
+    // A fault batch under way: faults still to resolve, answers so far, the events they produced.
+    private FaultBatchInProgress? _batch;
+
+    private sealed class FaultBatchInProgress(MmFaultInPfnBatch request, IActorRef replyTo)
+    {
+        public MmFaultInPfnBatch Request { get; } = request;
+        public IActorRef ReplyTo { get; } = replyTo;
+        public AddressSpace Working = AddressSpace.Empty();
+        public int Next;
+        public readonly List<MmPfnAnswer> Answers = [];
+        public readonly List<IDomainEvent> Events = [];
+        public FaultStart? Waiting;
+        public VmaSnapshot? WaitingVma;
+        public ulong WaitingPfnHva;
+    }
+
+    public MmActor(string persistenceId, KernelPolicy policy) : base(persistenceId, AddressSpace.Empty(policy.WordSize))
+    {
+        _policy = policy;
+        Ready();
+    }
+
+    public static Props Props(string persistenceId, KernelPolicy policy) =>
+        Akka.Actor.Props.Create(() => new MmActor(persistenceId, policy));
+
+    protected override AddressSpace Evolve(AddressSpace state, IDomainEvent e) => AddressSpaceDecider.Evolve(state, e);
+
+    private void Ready()
+    {
+        Command<MmRegisterDevice>(m => { _devices[m.Name] = m.Vfio; Sender.Tell(new MmResult(Errno.None)); });
+        Command<MmSubscribeNotifier>(m => { _subscribers[m.Vm] = m.Kvm; Sender.Tell(new MmResult(Errno.None)); });
+        Command<MmGetVmas>(m => Sender.Tell(new MmVmas(State.VmasIntersecting(m.Start, m.End).ToArray())));
+        Command<MmInstallVma>(m => RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, m.Template), Sender, mapped: true));
+        Command<MmMapRam>(m =>
+        {
+            var err = AddressSpaceDecider.CheckMmapArgs(m.FixedHva, m.Length, 0);
+            if (err != Errno.None) { Sender.Tell(new MmResult(err)); return; }
+            var flags = AddressSpaceDecider.CalcVmFlags(Prot.Read | Prot.Write, shared: false, anonymous: true);
+            var t = new VmaTemplate(m.Length, flags, 0, MairIndex.MT_NORMAL, VmaBacking.Anonymous(0), false);
+            RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, t), Sender, mapped: true);
+        });
+        Command<MmMunmap>(m => RunDecision(AddressSpaceDecider.Munmap(State, m.Addr, m.Length), Sender, mapped: false));
+        Command<MmMprotect>(m => RunDecision(AddressSpaceDecider.Mprotect(State, m.Addr, m.Length, m.Prot), Sender, mapped: false));
+        Command<MmZapMappingRange>(m => RunDecision(AddressSpaceDecider.ZapMappingRange(State, m.Device, m.Regions.ToHashSet()), Sender, mapped: false));
+        Command<MmFaultInPfnBatch>(m =>
+        {
+            _batch = new FaultBatchInProgress(m, Sender) { Working = State };
+            BecomeStacked(Busy);
+            ContinueBatch();
+        });
+        // Late acks of an operation that finished are ignored.
+        Command<MmuInvalidateAck>(_ => { });
+    }
+
+    /// <summary>While an operation waits for notifier acks or a driver's fault answer.</summary>
+    private void Busy()
+    {
+        Command<MmuInvalidateAck>(a =>
+        {
+            if (a.Id != _invalidateId || _acksPending == 0) return;
+            if (--_acksPending == 0) Step();
+        });
+        Command<DriverFaultAnswer>(OnDriverAnswer);
+        Command<MmRegisterDevice>(m => { _devices[m.Name] = m.Vfio; Sender.Tell(new MmResult(Errno.None)); });
+        CommandAny(_ => Stash.Stash());
+    }
+
+    private void RunDecision(Decision d, IActorRef replyTo, bool mapped)
+    {
+        if (!d.Succeeded)
+        {
+            replyTo.Tell(new MmResult(d.Errno));
+            return;
+        }
+        var hva = mapped ? d.Events.OfType<VmaMapped>().Single().Vma.Start : 0;
+        _work = new Queue<IDomainEvent>(d.Events);
+        _afterWork = () => replyTo.Tell(new MmResult(Errno.None, hva));
+        BecomeStacked(Busy);
+        Step();
+    }
+
+    /// <summary>Persists the next event of the operation; a notifier start waits for every VM's ack.</summary>
+    private void Step()
+    {
+        if (_work is null || _work.Count == 0)
+        {
+            var after = _afterWork;
+            _work = null;
+            _afterWork = null;
+            UnbecomeStacked();
+            Stash.UnstashAll();
+            after?.Invoke();
+            return;
+        }
+        var e = _work.Dequeue();
+        PersistEvent(e, () =>
+        {
+            switch (e)
+            {
+                case MmuNotifierInvalidateRangeStart s when _subscribers.Count > 0:
+                    _invalidateId = ++_nextInvalidateId;
+                    _acksPending = _subscribers.Count;
+                    foreach (var kvm in _subscribers.Values) kvm.Tell(new MmuInvalidateRangeStart(_invalidateId, s.Start, s.End));
+                    return; // Step() again when the last ack arrives
+                case MmuNotifierInvalidateRangeEnd x:
+                    foreach (var kvm in _subscribers.Values) kvm.Tell(new MmuInvalidateRangeEnd(_invalidateId, x.Start, x.End));
+                    break;
+            }
+            Step();
+        });
+    }
+
+    private void ContinueBatch()
+    {
+        var b = _batch!;
+        var faults = b.Request.Faults;
+        while (b.Next < faults.Length)
+        {
+            var f = faults[b.Next];
+            var step = KvmFaultPath.ResolvePfn(b.Working, f, out var vma, out var pfnHva);
+            if (step.NeedsDriverFault is { } dv)
+            {
+                if (dv.Backing.Device is { } dev && _devices.TryGetValue(dev, out var vfio))
+                {
+                    b.Waiting = f;
+                    b.WaitingVma = vma;
+                    b.WaitingPfnHva = pfnHva;
+                    vfio.Tell(new VfioMmapFault(dv.Start, dv.End, pfnHva));
+                    return; // resumes in OnDriverAnswer
+                }
+                step = AddressSpaceDecider.CompleteFaultIn(b.Working, pfnHva, DriverFaultAnswer.SigBus);
+            }
+            Record(b, step, vma, pfnHva);
+        }
+        _batch = null;
+        PersistEvents(b.Events, () =>
+        {
+            b.ReplyTo.Tell(new MmPfnBatchAnswer(b.Request.BatchId, [.. b.Answers]));
+            UnbecomeStacked();
+            Stash.UnstashAll();
+        });
+    }
+
+    private static void Record(FaultBatchInProgress b, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
+    {
+        foreach (var e in step.Events)
+        {
+            b.Working = AddressSpaceDecider.Evolve(b.Working, e);
+            b.Events.Add(e);
+        }
+        b.Answers.Add(new MmPfnAnswer(vma, pfnHva, step.Lookup));
+        b.Next++;
+    }
+
+    private void OnDriverAnswer(DriverFaultAnswer answer)
+    {
+        if (_batch is not { Waiting: not null } b) return;
+        var step = AddressSpaceDecider.CompleteFaultIn(b.Working, b.WaitingPfnHva, answer);
+        Record(b, step, b.WaitingVma, b.WaitingPfnHva);
+        b.Waiting = null;
+        ContinueBatch();
+    }
+}

@@ -1,0 +1,85 @@
+using ActorSim.Domain;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using ActorSim.Domain.Simulation;
+using ActorSim.Domain.Vfio;
+using Akka.Actor;
+
+namespace ActorSim.Actors;
+
+// The messages the actors exchange, named after what the kernel's subsystems ask of each other.
+// All immutable records. Replies carry the kernel's errno (Errno.None on success).
+
+/// <summary>Every persisted domain event, published on the EventStream after it is persisted and
+/// applied, with the stream (persistence id) it belongs to.</summary>
+public sealed record DomainEventPublished(string Stream, IDomainEvent Event);
+
+// ---- VMM -> VFIO ----
+/// <summary>mmap(2) of a VFIO device region by the VMM.</summary>
+public sealed record VfioMmapRegion(int Region, ulong Offset, ulong Length, bool Shared, Prot Prot, ulong? FixedHva);
+public sealed record VfioMmapResult(Errno Errno, ulong Hva);
+/// <summary>Config write to PCI_COMMAND.MEMORY.</summary>
+public sealed record VfioSetMemory(bool Enabled);
+/// <summary>VFIO_DEVICE_RESET.</summary>
+public sealed record VfioReset;
+/// <summary>A power-state change (D3hot entry zaps).</summary>
+public sealed record VfioSetPower(PciPowerState State);
+public sealed record VfioResult(Errno Errno);
+
+// ---- mm -> VFIO ----
+/// <summary>The mm faults on a VFIO BAR mapping without a PTE: the driver's vm_ops->fault.</summary>
+public sealed record VfioMmapFault(ulong VmaStart, ulong VmaEnd, ulong Hva);
+
+// ---- VFIO / VMM -> mm ----
+public sealed record MmRegisterDevice(string Name, IActorRef Vfio);
+/// <summary>Install a VMA the driver's mmap prepared (MAP_FIXED when FixedHva is set).</summary>
+public sealed record MmInstallVma(ulong? FixedHva, VmaTemplate Template);
+/// <summary>A private anonymous mapping (guest RAM).</summary>
+public sealed record MmMapRam(ulong Length, ulong? FixedHva);
+public sealed record MmMunmap(ulong Addr, ulong Length);
+public sealed record MmMprotect(ulong Addr, ulong Length, Prot Prot);
+/// <summary>unmap_mapping_range over the device's BAR file ranges.</summary>
+public sealed record MmZapMappingRange(string Device, int[] Regions);
+public sealed record MmResult(Errno Errno, ulong Hva = 0);
+/// <summary>KVM subscribes to the MMU notifier (mmu_notifier_register).</summary>
+public sealed record MmSubscribeNotifier(string Vm, IActorRef Kvm);
+public sealed record MmGetVmas(ulong Start, ulong End);
+public sealed record MmVmas(Vma[] Vmas);
+/// <summary>KVM resolves the pfns of a batch of faults in one round trip (hva_to_pfn for each).</summary>
+public sealed record MmFaultInPfnBatch(long BatchId, FaultStart[] Faults);
+public sealed record MmPfnBatchAnswer(long BatchId, MmPfnAnswer[] Answers);
+
+// ---- mm -> KVM: the MMU notifier ----
+public sealed record MmuInvalidateRangeStart(long Id, ulong Start, ulong End);
+public sealed record MmuInvalidateRangeEnd(long Id, ulong Start, ulong End);
+/// <summary>KVM has unmapped the range: the mm may change the PTEs.</summary>
+public sealed record MmuInvalidateAck(long Id, string Vm);
+
+// ---- VMM -> KVM ----
+/// <summary>KVM_SET_USER_MEMORY_REGION (size 0 deletes).</summary>
+public sealed record KvmSetMemslot(int Slot, MemslotFlags Flags, ulong Gpa, ulong Size, ulong Hva);
+public sealed record KvmResult(Errno Errno);
+/// <summary>Read the leaf that maps gpa (for expectations and explain).</summary>
+public sealed record KvmGetLeaf(ulong Gpa);
+public sealed record KvmLeaf(Stage2Leaf? Leaf);
+public sealed record KvmGetState;
+
+// ---- vCPU -> batcher -> KVM ----
+/// <summary>A guest access that may fault at stage 2.</summary>
+public sealed record GuestAbort(long Id, int Vcpu, ulong Gpa, AccessOp Op, IActorRef ReplyTo);
+/// <summary>The batcher's inbox is full: try again later (back-pressure).</summary>
+public sealed record GuestAbortRejected(long Id);
+public sealed record GuestAbortCompleted(long Id, AccessResult Result);
+public sealed record KvmFaultBatch(long BatchId, GuestAbort[] Aborts);
+public sealed record KvmFaultBatchResult(long BatchId, AccessResult[] Results);
+
+// ---- driver -> vCPU ----
+/// <summary>Run one guest access on this vCPU; the reply is <see cref="VcpuAccessDone"/>.</summary>
+public sealed record VcpuRunAccess(ulong Gpa, AccessOp Op);
+public sealed record VcpuAccessDone(ulong Gpa, AccessOp Op, AccessResult Result);
+
+// ---- invariant checker ----
+public sealed record InvariantViolated(long Seq, string Stream, Domain.Invariants.Violation Violation);
+public sealed record GetViolations;
+public sealed record Violations(InvariantViolated[] Items, long EventsChecked);

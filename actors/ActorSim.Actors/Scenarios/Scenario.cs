@@ -1,0 +1,44 @@
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using ActorSim.Domain.Vfio;
+
+namespace ActorSim.Actors.Scenarios;
+
+/// <summary>A scenario file that is not valid: where (file, line, field) and why.</summary>
+public sealed class ScenarioFormatException(string file, int line, string field, string message)
+    : Exception($"{file}:{line}: {field}: {message}")
+{
+    public string File { get; } = file;
+    public int Line { get; } = line;
+    public string Field { get; } = field;
+}
+
+/// <summary>A parsed scenario (shared/docs/scenario-format.md).</summary>
+public sealed record Scenario(string File, string Name, KernelPolicy Policy, ulong? Seed,
+    IReadOnlyList<DeviceSpec> Devices, IReadOnlyList<VmSpec> Vms, IReadOnlyList<Step> Steps);
+
+public sealed record DeviceSpec(string Name, VfioDriver Driver, IReadOnlyList<RegionSpec> Regions, int Line);
+public sealed record VmSpec(string Name, ulong RamGpa, ulong RamSize, bool HasRam, int Line);
+
+/// <summary>One step; <paramref name="Number"/> counts from 1 in file order.</summary>
+public abstract record Step(int Number, int Line);
+public sealed record MmapStep(int Number, int Line, string Name, string Device, int Region, ulong Offset, ulong Size, bool Shared, Prot Prot, ulong? Hva) : Step(Number, Line);
+public sealed record MemslotStep(int Number, int Line, string Vm, int Slot, ulong Gpa, ulong Size, string Backing, MemslotFlags Flags) : Step(Number, Line);
+public sealed record AccessStep(int Number, int Line, string Vm, int Vcpu, ulong Gpa, AccessOp Op, MemType S1, bool Retry) : Step(Number, Line);
+public sealed record DeviceStep(int Number, int Line, string Device, bool? Memory, bool Reset, PciPowerState? Power) : Step(Number, Line);
+public sealed record MunmapStep(int Number, int Line, string Name, ulong? Offset, ulong? Size) : Step(Number, Line);
+public sealed record MprotectStep(int Number, int Line, string Name, Prot Prot, ulong? Offset, ulong? Size) : Step(Number, Line);
+public sealed record DeleteMemslotStep(int Number, int Line, string Vm, int Slot) : Step(Number, Line);
+
+/// <summary>An expectation; <c>Errno.None</c> in an errno field means "result: ok".</summary>
+public abstract record Expect(int Number, int Line) : Step(Number, Line);
+public sealed record ExpectMmap(int Number, int Line, string Name, Errno Errno) : Expect(Number, Line);
+public sealed record ExpectMemslot(int Number, int Line, string Vm, int Slot, Errno Errno) : Expect(Number, Line);
+public sealed record ExpectVma(int Number, int Line, string Name, VmFlags Flags, VmFlags NotFlags, string? Smaps) : Expect(Number, Line);
+public sealed record ExpectAccess(int Number, int Line, FaultResult Result, Errno? Errno) : Expect(Number, Line);
+/// <param name="S2">null: "unmapped".</param>
+public sealed record ExpectStage2(int Number, int Line, string Vm, ulong Gpa, MemType? S2, byte? MemAttr, bool? Xn, bool? Writable, MemType? Effective) : Expect(Number, Line);
+public sealed record ExpectInvariants(int Number, int Line) : Expect(Number, Line);
+/// <summary>Added key: the errno of the step just before (device, munmap, mprotect, delete-memslot).</summary>
+public sealed record ExpectLastStep(int Number, int Line, Errno Errno) : Expect(Number, Line);

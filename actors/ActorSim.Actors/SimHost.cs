@@ -1,0 +1,112 @@
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Vfio;
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace ActorSim.Actors;
+
+public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null)
+{
+    public TimeSpan Timeout => AskTimeout ?? TimeSpan.FromSeconds(30);
+}
+
+/// <summary>The actors of one simulated host — one VMM process (its mm), its VFIO devices, its VMs
+/// with their batchers and vCPUs, and the invariant checker — addressed by name. Persistence ids are
+/// "{run}/mm-vmm", "{run}/vfio-NAME", "{run}/kvm-NAME": every per-device and per-VM actor keeps all
+/// its state in its own stream, so it could run as a sharded entity keyed by that name.</summary>
+public sealed class SimHost
+{
+    private readonly ActorSystem _system;
+    private readonly SimHostOptions _options;
+    private readonly Dictionary<string, IActorRef> _devices = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _vms = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _batchers = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string, int), IActorRef> _vcpus = [];
+
+    private SimHost(ActorSystem system, string runId, KernelPolicy policy, SimHostOptions options)
+    {
+        _system = system;
+        RunId = runId;
+        Policy = policy;
+        _options = options;
+    }
+
+    public string RunId { get; }
+    public KernelPolicy Policy { get; }
+    public IActorRef Mm { get; private set; } = ActorRefs.Nobody;
+    public IActorRef Checker { get; private set; } = ActorRefs.Nobody;
+    public IActorRef Device(string name) => _devices[name];
+    public IActorRef Vm(string name) => _vms[name];
+    public IActorRef Batcher(string vm) => _batchers[vm];
+    public TimeSpan Timeout => _options.Timeout;
+
+    public string MmStream => $"{RunId}/mm-vmm";
+    public string DeviceStream(string name) => $"{RunId}/vfio-{name}";
+    public string VmStream(string name) => $"{RunId}/kvm-{name}";
+
+    /// <summary>HOCON for the actors: the in-memory journal (the Marten journal replaces it through
+    /// configuration), and in deterministic mode one dispatcher thread for every actor and the journal.</summary>
+    public static Config BaseConfig(bool deterministic)
+    {
+        var hocon = """
+            akka.loglevel = WARNING
+            akka.stdout-loglevel = WARNING
+            akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.local"
+            akka.persistence.snapshot-store.local.dir = "snapshots"
+            """;
+        if (deterministic)
+            hocon += """
+
+                akka.actor.default-dispatcher {
+                  type = ForkJoinDispatcher
+                  throughput = 1000
+                  dedicated-thread-pool { thread-count = 1, threadtype = background }
+                }
+                akka.actor.internal-dispatcher = ${akka.actor.default-dispatcher}
+                akka.persistence.journal.inmem.plugin-dispatcher = "akka.actor.default-dispatcher"
+                akka.persistence.dispatchers.default-plugin-dispatcher = ${akka.actor.default-dispatcher}
+                akka.persistence.dispatchers.default-replay-dispatcher = ${akka.actor.default-dispatcher}
+                akka.persistence.dispatchers.default-stream-dispatcher = ${akka.actor.default-dispatcher}
+                """;
+        return ConfigurationFactory.ParseString(hocon);
+    }
+
+    /// <summary>Creates the actors and wires them (devices registered with the mm, VMs subscribed to
+    /// its notifier) before anything runs.</summary>
+    public static async Task<SimHost> StartAsync(ActorSystem system, string runId, KernelPolicy policy,
+        IReadOnlyList<VfioDevice> devices, IReadOnlyList<KvmVm> vms, SimHostOptions? options = null)
+    {
+        var h = new SimHost(system, runId, policy, options ?? new SimHostOptions());
+        var safe = Uri.EscapeDataString(runId);
+        h.Checker = system.ActorOf(InvariantChecker.Props(policy, h.MmStream,
+            devices.ToDictionary(d => h.DeviceStream(d.Name)), vms.ToDictionary(v => h.VmStream(v.Name))), $"checker-{safe}");
+        await h.Checker.Ask<Violations>(new GetViolations(), h.Timeout); // subscribed before any event
+        h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy), $"mm-{safe}");
+        foreach (var d in devices)
+        {
+            var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm), $"vfio-{safe}-{d.Name}");
+            h._devices[d.Name] = vfio;
+            await h.Mm.Ask<MmResult>(new MmRegisterDevice(d.Name, vfio), h.Timeout);
+        }
+        foreach (var v in vms)
+        {
+            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm), $"kvm-{safe}-{v.Name}");
+            h._vms[v.Name] = kvm;
+            h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity), $"batcher-{safe}-{v.Name}");
+            await h.Mm.Ask<MmResult>(new MmSubscribeNotifier(v.Name, kvm), h.Timeout);
+        }
+        return h;
+    }
+
+    /// <summary>The vCPU actor (created on first use).</summary>
+    public IActorRef Vcpu(string vm, int index)
+    {
+        if (!_vcpus.TryGetValue((vm, index), out var v))
+            _vcpus[(vm, index)] = v = _system.ActorOf(VcpuActor.Props(index, _batchers[vm]), $"vcpu-{Uri.EscapeDataString(RunId)}-{vm}-{index}");
+        return v;
+    }
+
+    public Task<T> Ask<T>(IActorRef target, object message) => target.Ask<T>(message, Timeout);
+}
