@@ -1,0 +1,104 @@
+using ActorSim.Actors.Scenarios;
+using ActorSim.Domain.Kernel;
+
+namespace ActorSim.Actors.Tests;
+
+/// <summary>Invalid scenario files: the error names the file, the line and the field.</summary>
+public class ScenarioParserTests
+{
+    private const string Head = """
+        name: t
+        kernel: "6.9"
+        devices:
+          - name: gpu0
+            driver: vfio-pci
+            bars: [ { index: 0, size: 16MiB } ]
+        vms:
+          - name: vm1
+        steps:
+
+        """;
+
+    private static ScenarioFormatException Bad(string text) =>
+        Assert.Throws<ScenarioFormatException>(() => ScenarioParser.Parse(text, "t.yaml"));
+
+    [Theory]
+    [InlineData("  - mmap: { name: m, device: gpu0, region: 0, size: 4KiB, colour: red }", 10, "mmap.colour")]
+    [InlineData("  - mmap: { name: m, device: gpu9, region: 0, size: 4KiB }", 10, "mmap.device")]
+    [InlineData("  - mmap: { name: m, device: gpu0, region: 0, size: 4 KB }", 10, "mmap.size")]
+    [InlineData("  - mmap: { name: m, device: gpu0, region: 0, size: 0xZZ }", 10, "mmap.size")]
+    [InlineData("  - mmap: { name: m, device: gpu0, region: usemem, size: 4KiB }", 10, "mmap.region")]
+    [InlineData("  - munmap: { name: nothing }", 10, "munmap.name")]
+    [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: fetch }", 10, "access.op")]
+    [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: read, s1: Normal-XX }", 10, "access.s1")]
+    [InlineData("  - expect: { vm: vm1, gpa: 0x1000, s2: Normal-NC, memattr: 0x10 }", 10, "expect.memattr")]
+    [InlineData("  - expect: { access: last, result: error }", 10, "expect.errno")]
+    [InlineData("  - expect: { mmap: nothing, result: ok }", 10, "expect.mmap")]
+    [InlineData("  - expect: { access: last, result: mapped, vm: vm1 }", 10, "expect.vm")]
+    [InlineData("  - teleport: { vm: vm1 }", 10, "steps[]")]
+    [InlineData("  - device: { name: gpu0 }", 10, "device")]
+    [InlineData("  - memslot: { vm: vm1, slot: 1, gpa: 0x0, size: 4KiB, backing: nowhere }", 10, "memslot.backing")]
+    public void A_bad_step_names_its_line_and_field(string step, int line, string field)
+    {
+        var e = Bad(Head + step + "\n");
+        Assert.Equal(("t.yaml", line, field), (e.File, e.Line, e.Field));
+        Assert.StartsWith($"t.yaml:{line}: {field}: ", e.Message);
+    }
+
+    [Fact]
+    public void Duplicate_names_are_errors()
+    {
+        Assert.Equal("mmap.name", Bad(Head + "  - mmap: { name: m, device: gpu0, region: 0, size: 4KiB }\n  - mmap: { name: m, device: gpu0, region: 0, size: 4KiB }\n").Field);
+        var e = Bad("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n  - name: vm1\n");
+        Assert.Equal(("vms[].name", 5), (e.Field, e.Line));
+    }
+
+    [Theory]
+    [InlineData("kernel: \"6.9\"\n", "name", 1)]
+    [InlineData("name: t\nkernel: \"5.10\"\n", "kernel", 2)]
+    [InlineData("name: t\nkernel: \"6.9\"\ncolour: red\n", "scenario.colour", 3)]
+    [InlineData("name: t\nkernel: \"6.9\"\nword-size: 32\nvms:\n  - name: vm1\n", "word-size", 3)]
+    [InlineData("name: t\nkernel: \"6.9\"\nword-size: 16\n", "word-size", 3)]
+    [InlineData("name: t\nkernel: \"6.9\"\ncpu: { fwb: maybe }\n", "cpu.fwb", 3)]
+    [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: d, driver: vfio-gpu }\n", "driver", 4)]
+    [InlineData("name: t\nkernel: \"6.9\"\nsteps: [ { mmap: { name: x\n", "yaml", 4)] // unclosed: found at the end of the input
+    [InlineData("- just\n- a list\n", "document", 1)]
+    public void Bad_top_level_input_names_its_line_and_field(string text, string field, int line)
+    {
+        var e = Bad(text);
+        Assert.Equal((field, line), (e.Field, e.Line));
+    }
+
+    [Theory]
+    [InlineData("4096", 4096UL)]
+    [InlineData("0x1000", 4096UL)]
+    [InlineData("4KiB", 4096UL)]
+    [InlineData("2MiB", 2UL << 20)]
+    [InlineData("1GiB", 1UL << 30)]
+    [InlineData("0x8000_0000", 0x8000_0000UL)]
+    public void Numbers_are_integers_hex_or_sizes(string text, ulong value)
+    {
+        Assert.True(ScenarioParser.TryNumber(text, out var v));
+        Assert.Equal(value, v);
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("1.5")]
+    [InlineData("4kib")]
+    [InlineData("0x")]
+    [InlineData("99999999999999999999GiB")]
+    public void Non_numbers_are_refused(string text) => Assert.False(ScenarioParser.TryNumber(text, out _));
+
+    [Fact]
+    public void A_full_scenario_parses_with_its_defaults()
+    {
+        var s = ScenarioParser.Parse(Head + "  - mmap: { name: m, device: gpu0, region: 0, size: 4KiB }\n  - access: { vm: vm1, gpa: 0x1000, op: write }\n", "t.yaml");
+        Assert.Equal(new CpuFeatures(true, true), s.Policy.Cpu);
+        var mmap = Assert.IsType<MmapStep>(s.Steps[0]);
+        Assert.True(mmap.Shared);
+        Assert.Equal(Domain.Mm.Prot.Read | Domain.Mm.Prot.Write, mmap.Prot);
+        var access = Assert.IsType<AccessStep>(s.Steps[1]);
+        Assert.Equal((0, MemType.NormalWB, true, 11), (access.Vcpu, access.S1, access.Retry, access.Line));
+    }
+}
