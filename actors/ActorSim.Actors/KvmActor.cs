@@ -17,7 +17,8 @@ public sealed class KvmActor : DeciderActor<KvmVm>
     private readonly KernelPolicy _policy;
     private readonly IActorRef _mm;
     private readonly Dictionary<long, (KvmFaultBatch Batch, FaultStart[] Starts, IActorRef ReplyTo)> _inFlight = [];
-    private bool _memslotChanging;
+    private bool _memslotInProgress; // a memslot change is waiting for the mm's VMAs
+    private bool _memslotWaiting;    // a memslot change waits for faults in flight; new faults wait behind it
     private long _nextMmBatch;
 
     private sealed record VmasForMemslot(KvmSetMemslot Request, Domain.Mm.Vma[] Vmas, IActorRef ReplyTo);
@@ -47,13 +48,13 @@ public sealed class KvmActor : DeciderActor<KvmVm>
 
     private void OnSetMemslot(KvmSetMemslot m)
     {
-        if (_memslotChanging || _inFlight.Count > 0)
+        if (_memslotInProgress || _inFlight.Count > 0)
         {
-            _memslotChanging = true; // new faults now wait too, so the change is not starved
+            _memslotWaiting = true; // new faults now wait too, so the change is not starved
             Stash.Stash();
             return;
         }
-        _memslotChanging = true;
+        _memslotInProgress = true;
         var replyTo = Sender;
         // kvm_arch_prepare_memory_region walks the VMAs of the range under mmap_read_lock.
         _mm.Ask<MmVmas>(new MmGetVmas(m.Hva, m.Hva + m.Size), TimeSpan.FromSeconds(30))
@@ -67,7 +68,8 @@ public sealed class KvmActor : DeciderActor<KvmVm>
             v.Vmas.Select(x => x.Snapshot()).ToArray());
         void Done()
         {
-            _memslotChanging = false;
+            _memslotInProgress = false;
+            _memslotWaiting = false;
             Stash.UnstashAll();
             v.ReplyTo.Tell(new KvmResult(d.Errno));
         }
@@ -77,7 +79,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
 
     private void OnFaultBatch(KvmFaultBatch b)
     {
-        if (_memslotChanging)
+        if (_memslotInProgress || _memslotWaiting)
         {
             Stash.Stash();
             return;
@@ -117,7 +119,11 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         PersistEvents(events, () =>
         {
             f.ReplyTo.Tell(new KvmFaultBatchResult(f.Batch.BatchId, results));
-            if (_inFlight.Count == 0 && _memslotChanging) Stash.UnstashAll();
+            if (_inFlight.Count == 0 && _memslotWaiting)
+            {
+                _memslotWaiting = false; // re-set by the memslot change itself if it must wait again
+                Stash.UnstashAll();
+            }
         });
     }
 }
