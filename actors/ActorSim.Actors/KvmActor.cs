@@ -21,14 +21,14 @@ public sealed class KvmActor : DeciderActor<KvmVm>
     private bool _memslotWaiting;    // a memslot change waits for faults in flight; new faults wait behind it
     private long _nextMmBatch;
 
-    private sealed record VmasForMemslot(KvmSetMemslot Request, Domain.Mm.Vma[] Vmas, IActorRef ReplyTo);
+    private (KvmSetMemslot Request, IActorRef ReplyTo)? _memslotRequest;
 
     public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm) : base(persistenceId, initial)
     {
         _policy = policy;
         _mm = mm;
         Command<KvmSetMemslot>(OnSetMemslot);
-        Command<VmasForMemslot>(OnVmasForMemslot);
+        Command<MmVmas>(OnVmasForMemslot);
         Command<MmuInvalidateRangeStart>(m =>
         {
             var mm = Sender;
@@ -55,17 +55,19 @@ public sealed class KvmActor : DeciderActor<KvmVm>
             return;
         }
         _memslotInProgress = true;
-        var replyTo = Sender;
-        // kvm_arch_prepare_memory_region walks the VMAs of the range under mmap_read_lock.
-        _mm.Ask<MmVmas>(new MmGetVmas(m.Hva, m.Hva + m.Size), TimeSpan.FromSeconds(30))
-           .PipeTo(Self, success: v => new VmasForMemslot(m, v.Vmas, replyTo));
+        _memslotRequest = (m, Sender);
+        // kvm_arch_prepare_memory_region walks the VMAs of the range under mmap_read_lock. A plain
+        // Tell, not Ask/PipeTo, so the order of messages never depends on thread-pool timing.
+        _mm.Tell(new MmGetVmas(m.Hva, m.Hva + m.Size), Self);
     }
 
-    private void OnVmasForMemslot(VmasForMemslot v)
+    private void OnVmasForMemslot(MmVmas vmas)
     {
+        if (_memslotRequest is not { } v) return;
+        _memslotRequest = null;
         var m = v.Request;
         var d = KvmVmDecider.SetUserMemoryRegion(State, _policy, m.Slot, m.Flags, m.Gpa, m.Size, m.Hva,
-            v.Vmas.Select(x => x.Snapshot()).ToArray());
+            vmas.Vmas.Select(x => x.Snapshot()).ToArray());
         void Done()
         {
             _memslotInProgress = false;

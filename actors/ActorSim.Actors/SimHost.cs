@@ -33,6 +33,7 @@ public sealed class SimHost
     }
 
     public string RunId { get; }
+    public ActorSystem System => _system;
     public KernelPolicy Policy { get; }
     public IActorRef Mm { get; private set; } = ActorRefs.Nobody;
     public IActorRef Checker { get; private set; } = ActorRefs.Nobody;

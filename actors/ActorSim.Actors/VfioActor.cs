@@ -18,8 +18,10 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
     private readonly IActorRef _mm;
     private bool _zapStopsDecoding;
 
-    private sealed record MmapInstalled(MmResult Result, IActorRef ReplyTo);
-    private sealed record ZapDone(IReadOnlyList<IDomainEvent> Events, IActorRef ReplyTo);
+    // Requests to the mm awaiting its MmResult. The mm finishes requests from one sender in order,
+    // so replies come back in the order they were asked (no Ask/PipeTo: a continuation on the thread
+    // pool would make the order of messages depend on timing).
+    private readonly Queue<Action<MmResult>> _mmReplies = new();
 
     public VfioActor(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm) : base(persistenceId, initial)
     {
@@ -37,7 +39,7 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
     {
         Command<VfioMmapRegion>(OnMmap);
         Command<VfioMmapFault>(OnFault);
-        Command<MmapInstalled>(m => m.ReplyTo.Tell(new VfioMmapResult(m.Result.Errno, m.Result.Hva)));
+        Command<MmResult>(r => _mmReplies.Dequeue()(r));
         Command<VfioSetMemory>(m => Change(VfioDeviceDecider.SetMemoryEnabled(State, m.Enabled)));
         Command<VfioReset>(_ => Change(VfioDeviceDecider.Reset(State)));
         Command<VfioSetPower>(m => Change(VfioDeviceDecider.SetPowerState(State, m.State)));
@@ -48,14 +50,7 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
     private void Zapping()
     {
         Command<VfioMmapFault>(OnFault);
-        Command<MmapInstalled>(m => m.ReplyTo.Tell(new VfioMmapResult(m.Result.Errno, m.Result.Hva)));
-        Command<ZapDone>(z => PersistEvents(z.Events, () =>
-        {
-            _zapStopsDecoding = false;
-            UnbecomeStacked();
-            Stash.UnstashAll();
-            z.ReplyTo.Tell(new VfioResult(Errno.None));
-        }));
+        Command<MmResult>(r => _mmReplies.Dequeue()(r));
         CommandAny(_ => Stash.Stash());
     }
 
@@ -68,9 +63,7 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
         err = VfioDeviceDecider.Mmap(State, _policy, new VfioMmapRequest(m.Region, m.Offset, m.Length, flags), out var template, out var events);
         if (err != Errno.None) { replyTo.Tell(new VfioMmapResult(err, 0)); return; }
         // The region is requested (first mmap of a BAR) before the VMA is installed, as in the kernel.
-        PersistEvents(events, () =>
-            _mm.Ask<MmResult>(new MmInstallVma(m.FixedHva, template!), TimeSpan.FromSeconds(30))
-               .PipeTo(Self, success: r => new MmapInstalled(r, replyTo)));
+        PersistEvents(events, () => AskMm(new MmInstallVma(m.FixedHva, template!), r => replyTo.Tell(new VfioMmapResult(r.Errno, r.Hva))));
     }
 
     private void OnFault(VfioMmapFault f) =>
@@ -91,7 +84,18 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
         var after = d.Events.Aggregate(State, VfioDeviceDecider.Evolve);
         _zapStopsDecoding = !after.MemoryDecodes;
         BecomeStacked(Zapping);
-        _mm.Ask<MmResult>(new MmZapMappingRange(State.Name, [.. zap.Regions]), TimeSpan.FromSeconds(30))
-           .PipeTo(Self, success: _ => new ZapDone(d.Events, replyTo));
+        AskMm(new MmZapMappingRange(State.Name, [.. zap.Regions]), _ => PersistEvents(d.Events, () =>
+        {
+            _zapStopsDecoding = false;
+            UnbecomeStacked();
+            Stash.UnstashAll();
+            replyTo.Tell(new VfioResult(Errno.None));
+        }));
+    }
+
+    private void AskMm(object request, Action<MmResult> onReply)
+    {
+        _mmReplies.Enqueue(onReply);
+        _mm.Tell(request, Self);
     }
 }

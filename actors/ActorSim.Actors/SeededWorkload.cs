@@ -1,0 +1,141 @@
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using ActorSim.Domain.Vfio;
+using Akka.Actor;
+
+namespace ActorSim.Actors;
+
+/// <summary>A seeded guest workload: a host with vfio-pci GPUs and NICs (several BARs), a
+/// vfio-platform device and RAM, several VMs mapping all of it, and rounds in which every vCPU makes
+/// one access at once while, now and then, a device's memory is disabled or re-enabled or it is
+/// reset. Every random choice comes from the seed; a round waits for all its accesses.</summary>
+public sealed class SeededWorkload
+{
+    private const ulong MiB = 1UL << 20;
+    private const ulong RamGpa = 0x4000_0000UL;
+    private const ulong RamSize = 64 * MiB;
+    private readonly Random _rng;
+    private readonly SimHost _host;
+    private readonly int _vms;
+    private readonly int _vcpus;
+    private readonly List<(ulong Gpa, ulong Size, string? Device)> _windows = [];
+    private readonly HashSet<string> _disabled = [];
+
+    public long Accesses { get; private set; }
+    public Dictionary<FaultResult, long> Results { get; } = [];
+
+    private SeededWorkload(SimHost host, int seed, int vms, int vcpus)
+    {
+        _host = host;
+        _rng = new Random(seed);
+        _vms = vms;
+        _vcpus = vcpus;
+    }
+
+    public static IReadOnlyList<VfioDevice> Devices() =>
+    [
+        DeviceLayout.Build("gpu0", VfioDriver.VfioPci, 0, [new RegionSpec(0, 16 * MiB, BarType.Mem64, true), new RegionSpec(2, 2 * MiB, BarType.Mem64, true), new RegionSpec(4, 64 * 1024, BarType.Mem32, false)]),
+        DeviceLayout.Build("nic0", VfioDriver.VfioPci, 1, [new RegionSpec(0, 1 * MiB, BarType.Mem64, false), new RegionSpec(2, 256, BarType.Io, false)]),
+        DeviceLayout.Build("plat0", VfioDriver.VfioPlatform, 0, [new RegionSpec(0, 64 * 1024, BarType.Mem32, false)]),
+    ];
+
+    public static IReadOnlyList<KvmVm> Vms(int count) => Enumerable.Range(1, count).Select(i => KvmVm.Create($"vm{i}")).ToArray();
+
+    /// <summary>Maps RAM and every device region into every VM.</summary>
+    public static async Task<SeededWorkload> SetUpAsync(SimHost host, int seed, int vms, int vcpus)
+    {
+        var w = new SeededWorkload(host, seed, vms, vcpus);
+        var maps = new List<(ulong Hva, ulong Size, string? Device)>();
+        foreach (var (dev, region, size) in new[] { ("gpu0", 0, 16 * MiB), ("gpu0", 2, 2 * MiB), ("gpu0", 4, 64 * 1024UL), ("nic0", 0, 1 * MiB), ("plat0", 0, 64 * 1024UL) })
+        {
+            var r = await host.Ask<VfioMmapResult>(host.Device(dev), new VfioMmapRegion(region, 0, size, true, Prot.Read | Prot.Write, null));
+            if (r.Errno != Errno.None) throw new InvalidOperationException($"workload mmap {dev}/{region}: -{r.Errno}");
+            maps.Add((r.Hva, size, dev));
+        }
+        var gpa = 0x80_0000_0000UL;
+        var layout = new List<(ulong Gpa, ulong Hva, ulong Size, string? Device)>();
+        foreach (var (hva, size, dev) in maps)
+        {
+            layout.Add((gpa, hva, size, dev));
+            gpa += Math.Max(size, 2 * MiB) * 2;
+        }
+        for (var v = 1; v <= vms; v++)
+        {
+            var vm = host.Vm($"vm{v}");
+            var ram = await host.Ask<MmResult>(host.Mm, new MmMapRam(RamSize, null));
+            await host.Ask<KvmResult>(vm, new KvmSetMemslot(0, MemslotFlags.None, RamGpa, RamSize, ram.Hva));
+            var slot = 1;
+            foreach (var (g, hva, size, _) in layout)
+                await host.Ask<KvmResult>(vm, new KvmSetMemslot(slot++, MemslotFlags.None, g, PageGeometry.PageAlign(size), hva));
+        }
+        w._windows.Add((RamGpa, RamSize, null));
+        foreach (var (g, _, size, dev) in layout) w._windows.Add((g, PageGeometry.PageAlign(size), dev));
+        return w;
+    }
+
+    /// <summary>One round: every vCPU of every VM makes one access, all at once; sometimes a device
+    /// state change runs concurrently with them. The choices are made here, from the seed; a driver
+    /// actor sends them all from inside the actor system, so in deterministic mode the interleaving
+    /// does not depend on when this thread gets to run.</summary>
+    public async Task RoundAsync()
+    {
+        var accesses = new List<(IActorRef Vcpu, VcpuRunAccess Access)>();
+        for (var v = 1; v <= _vms; v++)
+            for (var c = 0; c < _vcpus; c++)
+            {
+                var (g, size, _) = _windows[_rng.Next(_windows.Count)];
+                var gpa = g + (ulong)_rng.NextInt64((long)(size / PageGeometry.PageSize)) * PageGeometry.PageSize;
+                var op = _rng.Next(50) == 0 ? AccessOp.Exec : _rng.Next(3) == 0 ? AccessOp.Write : AccessOp.Read;
+                accesses.Add((_host.Vcpu($"vm{v}", c), new VcpuRunAccess(gpa, op)));
+            }
+        (IActorRef, object)? change = null;
+        if (_rng.Next(20) == 0)
+        {
+            var dev = _rng.Next(2) == 0 ? "gpu0" : "nic0";
+            object msg = _disabled.Contains(dev) ? new VfioSetMemory(true) : _rng.Next(2) == 0 ? new VfioSetMemory(false) : new VfioReset();
+            if (msg is VfioSetMemory m) { if (m.Enabled) _disabled.Remove(dev); else _disabled.Add(dev); }
+            change = (_host.Device(dev), msg);
+        }
+        _driver ??= _host.System.ActorOf(Props.Create(() => new RoundDriver()));
+        var done = await _driver.Ask<RoundDriver.Done>(new RoundDriver.Run([.. accesses], change), _host.Timeout);
+        foreach (var r in done.Results)
+        {
+            Accesses++;
+            Results[r.Result.Outcome.Result] = Results.GetValueOrDefault(r.Result.Outcome.Result) + 1;
+        }
+    }
+
+    private IActorRef? _driver;
+
+    /// <summary>Sends a round's messages and collects the replies.</summary>
+    private sealed class RoundDriver : ReceiveActor
+    {
+        public sealed record Run((IActorRef Vcpu, VcpuRunAccess Access)[] Accesses, (IActorRef Device, object Message)? Change);
+        public sealed record Done(VcpuAccessDone[] Results);
+
+        private IActorRef _replyTo = ActorRefs.Nobody;
+        private readonly List<VcpuAccessDone> _results = [];
+        private int _waiting;
+
+        public RoundDriver()
+        {
+            Receive<Run>(r =>
+            {
+                _replyTo = Sender;
+                _results.Clear();
+                _waiting = r.Accesses.Length + (r.Change is null ? 0 : 1);
+                foreach (var (vcpu, access) in r.Accesses) vcpu.Tell(access);
+                if (r.Change is { } c) c.Device.Tell(c.Message);
+                if (_waiting == 0) _replyTo.Tell(new Done([]));
+            });
+            Receive<VcpuAccessDone>(d => { _results.Add(d); Finish(); });
+            Receive<VfioResult>(_ => Finish());
+        }
+
+        private void Finish()
+        {
+            if (--_waiting == 0) _replyTo.Tell(new Done([.. _results]));
+        }
+    }
+}
