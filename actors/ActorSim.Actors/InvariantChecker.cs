@@ -5,14 +5,17 @@ using ActorSim.Domain.Kvm;
 using ActorSim.Domain.Mm;
 using ActorSim.Domain.Vfio;
 using Akka.Actor;
+using Akka.Persistence;
 
 namespace ActorSim.Actors;
 
 /// <summary>Watches every persisted event (EventStream), folds them into a replica of the whole host
 /// (mm, devices, VMs) and checks kernel-model.md §7 after each one: the event predicates on the event,
-/// the state predicates on the replica. A violation is published as <see cref="InvariantViolated"/>
-/// with the sequence number of the offending event, and kept for <see cref="GetViolations"/>.</summary>
-public sealed class InvariantChecker : ReceiveActor
+/// the state predicates on the replica. A violation is an event of its own
+/// (<see cref="InvariantViolationDetected"/>, persisted in the checker's stream) carrying the sequence
+/// number of the offending event; it is also published as <see cref="InvariantViolated"/> and kept for
+/// <see cref="GetViolations"/>. Its own events are not re-checked.</summary>
+public sealed class InvariantChecker : ReceivePersistentActor
 {
     private readonly KernelPolicy _policy;
     private readonly Dictionary<string, string> _streamToDevice = [];
@@ -27,19 +30,23 @@ public sealed class InvariantChecker : ReceiveActor
 
     /// <param name="devices">persistence id → initial device.</param>
     /// <param name="vms">persistence id → initial VM.</param>
-    public InvariantChecker(KernelPolicy policy, string mmStream, IReadOnlyDictionary<string, VfioDevice> devices, IReadOnlyDictionary<string, KvmVm> vms)
+    public override string PersistenceId { get; }
+
+    public InvariantChecker(string persistenceId, KernelPolicy policy, string mmStream, IReadOnlyDictionary<string, VfioDevice> devices, IReadOnlyDictionary<string, KvmVm> vms)
     {
+        PersistenceId = persistenceId;
         _policy = policy;
         _mmStream = mmStream;
         _mm = AddressSpace.Empty(policy.WordSize);
         foreach (var (stream, d) in devices) { _streamToDevice[stream] = d.Name; _devices[d.Name] = d; }
         foreach (var (stream, v) in vms) { _streamToVm[stream] = v.Name; _vms[v.Name] = v; }
-        Receive<DomainEventPublished>(OnEvent);
-        Receive<GetViolations>(_ => Sender.Tell(new Violations([.. _violations], _seq)));
+        Command<DomainEventPublished>(p => { if (p.Stream != PersistenceId) OnEvent(p); });
+        Command<GetViolations>(_ => Sender.Tell(new Violations([.. _violations], _seq)));
+        Recover<InvariantViolationDetected>(e => _violations.Add(new InvariantViolated(e.Seq, e.Stream, new Violation(e.Invariant, e.Detail))));
     }
 
-    public static Props Props(KernelPolicy policy, string mmStream, IReadOnlyDictionary<string, VfioDevice> devices, IReadOnlyDictionary<string, KvmVm> vms) =>
-        Akka.Actor.Props.Create(() => new InvariantChecker(policy, mmStream, devices, vms));
+    public static Props Props(string persistenceId, KernelPolicy policy, string mmStream, IReadOnlyDictionary<string, VfioDevice> devices, IReadOnlyDictionary<string, KvmVm> vms) =>
+        Akka.Actor.Props.Create(() => new InvariantChecker(persistenceId, policy, mmStream, devices, vms));
 
     protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DomainEventPublished));
     protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
@@ -57,7 +64,11 @@ public sealed class InvariantChecker : ReceiveActor
     {
         var e = new InvariantViolated(seq, stream, v);
         _violations.Add(e);
-        Context.System.EventStream.Publish(e);
+        Persist(new InvariantViolationDetected(seq, stream, v.Invariant, v.Detail), x =>
+        {
+            Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, x));
+            Context.System.EventStream.Publish(e);
+        });
     }
 
     private void Fold(string stream, IDomainEvent e)

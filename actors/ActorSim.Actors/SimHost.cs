@@ -81,7 +81,7 @@ public sealed class SimHost
     {
         var h = new SimHost(system, runId, policy, options ?? new SimHostOptions());
         var safe = Uri.EscapeDataString(runId);
-        h.Checker = system.ActorOf(InvariantChecker.Props(policy, h.MmStream,
+        h.Checker = system.ActorOf(InvariantChecker.Props($"{runId}/invariants", policy, h.MmStream,
             devices.ToDictionary(d => h.DeviceStream(d.Name)), vms.ToDictionary(v => h.VmStream(v.Name))), $"checker-{safe}");
         await h.Checker.Ask<Violations>(new GetViolations(), h.Timeout); // subscribed before any event
         h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy), $"mm-{safe}");

@@ -249,7 +249,7 @@ public class InvariantCheckerActorTests() : Akka.TestKit.Xunit2.TestKit(SimHost.
     [Fact]
     public async Task A_violating_event_is_reported_with_its_sequence_number()
     {
-        var checker = Sys.ActorOf(InvariantChecker.Props(Policy("6.9"), "r/mm-vmm", new Dictionary<string, Domain.Vfio.VfioDevice>(),
+        var checker = Sys.ActorOf(InvariantChecker.Props("r/invariants", Policy("6.9"), "r/mm-vmm", new Dictionary<string, Domain.Vfio.VfioDevice>(),
             new Dictionary<string, KvmVm> { ["r/kvm-vm1"] = KvmVm.Create("vm1") }));
         await checker.Ask<Violations>(new GetViolations());
         Sys.EventStream.Subscribe(TestActor, typeof(InvariantViolated));
@@ -265,5 +265,9 @@ public class InvariantCheckerActorTests() : Akka.TestKit.Xunit2.TestKit(SimHost.
         Assert.Equal((2L, "r/kvm-vm1"), (v.Seq, v.Stream));
         // The leaf it installed has no user mapping behind it either (the checker has no mm events).
         Assert.Contains((await checker.Ask<Violations>(new GetViolations())).Items, x => x.Violation.Invariant == "I4");
+        // The violation is an event of its own, in the checker's stream.
+        Sys.EventStream.Subscribe(TestActor, typeof(DomainEventPublished));
+        Sys.EventStream.Publish(new DomainEventPublished("r/kvm-vm1", new Stage2FaultResolved(new DecisionRecord(inputs with { Gpa = BarGpa + 0x1000 }, broken))));
+        FishForMessage<DomainEventPublished>(x => x.Stream == "r/invariants" && x.Event is Domain.Invariants.InvariantViolationDetected { Invariant: "I5", Seq: 3 });
     }
 }

@@ -2,8 +2,9 @@ using ActorSim.Actors.Scenarios;
 
 namespace ActorSim.Actors.Tests;
 
-/// <summary>Every scenario file in scenarios/ runs through the actors as a test of its own.</summary>
-public class ScenarioFilesTests
+/// <summary>Every scenario file in scenarios/ runs through the actors, in the TestKit's actor system,
+/// as a test of its own.</summary>
+public class ScenarioFilesTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConfig(false))
 {
     private static string Dir => Path.Combine(AppContext.BaseDirectory, "scenarios");
 
@@ -18,9 +19,9 @@ public class ScenarioFilesTests
     [MemberData(nameof(Files))]
     public async Task Scenario_file_passes(string file)
     {
-        var r = await ScenarioRunner.RunAsync(ScenarioParser.ParseFile(Path.Combine(Dir, file)));
-        Assert.NotEmpty(r.Results);
-        Assert.True(r.Passed, string.Join("\n", r.Results.Where(x => !x.Passed)));
+        var results = await ScenarioRunner.RunAsync(Sys, ScenarioParser.ParseFile(Path.Combine(Dir, file)), runId: file);
+        Assert.NotEmpty(results);
+        Assert.True(results.All(x => x.Passed), string.Join("\n", results.Where(x => !x.Passed)));
     }
 
     [Fact]

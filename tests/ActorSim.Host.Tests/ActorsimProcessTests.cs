@@ -61,3 +61,92 @@ public class ActorsimProcessTests
         Assert.Contains("kernels", output);
     }
 }
+
+/// <summary><c>actorsim scenario</c> as a process: exit 0 / 1 / 2 and what it prints.</summary>
+public class ScenarioCommandTests
+{
+    private static string Write(string name, string text)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"actorsim-tests-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "actorsim.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(120_000), "actorsim did not exit within 120 s");
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private const string Good = """
+        name: good
+        kernel: "6.9"
+        devices:
+          - name: gpu0
+            driver: vfio-pci
+            bars: [ { index: 0, size: 16MiB } ]
+        vms:
+          - name: vm1
+        steps:
+          - mmap: { name: bar0, device: gpu0, region: 0, size: 16MiB }
+          - memslot: { vm: vm1, slot: 1, gpa: 0x8000000000, size: 16MiB, backing: bar0 }
+          - access: { vm: vm1, gpa: 0x8000001000, op: read }
+          - expect: { vm: vm1, gpa: 0x8000001000, s2: Normal-NC }
+          - expect: { invariants: hold }
+        """;
+
+    [Fact]
+    public void A_passing_scenario_prints_a_line_per_expectation_and_exits_0()
+    {
+        var (exit, output, _) = Run("scenario", Write("good.yaml", Good));
+        Assert.Equal(0, exit);
+        Assert.Contains("pass step 4 (line 13): vm1 gpa 0x8000001000: s2 Normal-NC", output);
+        Assert.Contains("pass step 5 (line 14): invariants hold", output);
+    }
+
+    [Fact]
+    public void A_failing_expectation_exits_1_and_names_its_step()
+    {
+        var (exit, output, _) = Run("scenario", Write("fails.yaml", Good.Replace("kernel: \"6.9\"", "kernel: \"6.8\"")));
+        Assert.Equal(1, exit);
+        Assert.Contains("FAIL step 4 (line 13)", output);
+        Assert.Contains("got s2 Device-nGnRE", output);
+    }
+
+    [Theory]
+    [InlineData("colour", "  - mmap: { name: bar0, device: gpu0, region: 0, size: 16MiB, colour: red }", "10: mmap.colour")]
+    [InlineData("name", "  - mmap: { name: bar0, device: gpu9, region: 0, size: 16MiB }", "10: mmap.device: unknown name 'gpu9'")]
+    [InlineData("number", "  - mmap: { name: bar0, device: gpu0, region: 0, size: 16 megs }", "10: mmap.size")]
+    public void An_invalid_file_exits_2_naming_file_line_and_field(string tag, string badStep, string where)
+    {
+        var text = Good.Replace("  - mmap: { name: bar0, device: gpu0, region: 0, size: 16MiB }", badStep);
+        var path = Write($"bad-{tag}.yaml", text);
+        var (exit, output, err) = Run("scenario", Write("good.yaml", Good), path);
+        Assert.Equal(2, exit);
+        Assert.Contains($"{path}:{where}", err);
+        Assert.DoesNotContain("pass", output); // an invalid file runs nothing
+    }
+
+    [Fact]
+    public void A_missing_file_exits_2() => Assert.Equal(2, Run("scenario", "/nonexistent/x.yaml").Exit);
+
+    [Fact]
+    public void The_shipped_scenarios_all_pass_through_the_cli()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "ActorSim.sln"))) dir = Path.GetDirectoryName(dir)!;
+        var files = Directory.GetFiles(Path.Combine(dir, "scenarios"), "*.yaml").Order().ToArray();
+        var (exit, output, err) = Run(["scenario", .. files]);
+        Assert.True(exit == 0, output + err);
+        Assert.Contains($"{files.Length} scenarios passed, 0 failed", output);
+    }
+}
