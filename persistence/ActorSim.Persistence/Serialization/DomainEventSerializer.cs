@@ -1,0 +1,149 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using ActorSim.Domain;
+using ActorSim.Domain.Invariants;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using ActorSim.Domain.Vfio;
+
+namespace ActorSim.Persistence.Serialization;
+
+/// <summary>Domain events as JSON (System.Text.Json) under stable type aliases with a schema version.
+/// The alias, not the C# type name, is what is stored: renaming a type does not change it. camelCase
+/// fields, 64-bit numbers as "0x…" hex strings, VM flags as lists of VM_* names, enums by name.
+/// An older schema version is upcast (JSON → JSON) before it is read.</summary>
+public static class DomainEventSerializer
+{
+    private sealed record Registration(Type Type, string Alias, int Version, IReadOnlyDictionary<int, Func<JsonObject, JsonObject>> Upcasters);
+
+    private static readonly Registration[] Registrations =
+    [
+        Reg<VmaMapped>("vma_mapped"),
+        Reg<VmaRangeUnmapped>("vma_range_unmapped"),
+        Reg<VmaProtectionChanged>("vma_protection_changed"),
+        Reg<UserPtesPopulated>("user_ptes_populated"),
+        Reg<UserPtesZapped>("user_ptes_zapped"),
+        Reg<MmuNotifierInvalidateRangeStart>("mmu_notifier_invalidate_range_start"),
+        Reg<MmuNotifierInvalidateRangeEnd>("mmu_notifier_invalidate_range_end"),
+        Reg<VfioBarRequested>("vfio_bar_requested"),
+        Reg<VfioMemoryToggled>("vfio_memory_toggled"),
+        Reg<VfioPowerStateChanged>("vfio_power_state_changed"),
+        Reg<VfioDeviceReset>("vfio_device_reset"),
+        Reg<VfioBarsZapRequested>("vfio_bars_zap_requested"),
+        // v2 added the VMAs that intersected the slot when it was set (for invariant I8 and explain);
+        // a v1 event reads as "no VMAs recorded".
+        Reg<MemslotSet>("memslot_set", version: 2, new Dictionary<int, Func<JsonObject, JsonObject>>
+        {
+            [1] = o => { o["vmas"] ??= new JsonArray(); return o; },
+        }),
+        Reg<MemslotDeleted>("memslot_deleted"),
+        Reg<Stage2RangeUnmapped>("stage2_range_unmapped"),
+        Reg<MmuInvalidateBegan>("mmu_invalidate_began"),
+        Reg<MmuInvalidateEnded>("mmu_invalidate_ended"),
+        Reg<Stage2FaultResolved>("stage2_fault_resolved"),
+        Reg<InvariantViolationDetected>("invariant_violation_detected"),
+    ];
+
+    private static Registration Reg<T>(string alias, int version = 1, IReadOnlyDictionary<int, Func<JsonObject, JsonObject>>? upcasters = null) where T : IDomainEvent =>
+        new(typeof(T), alias, version, upcasters ?? new Dictionary<int, Func<JsonObject, JsonObject>>());
+
+    private static readonly Dictionary<Type, Registration> ByType = Registrations.ToDictionary(r => r.Type);
+    private static readonly Dictionary<string, Registration> ByAlias = Registrations.ToDictionary(r => r.Alias, StringComparer.Ordinal);
+
+    public static JsonSerializerOptions Options { get; } = CreateOptions();
+
+    private static JsonSerializerOptions CreateOptions()
+    {
+        var o = new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+            DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+            RespectNullableAnnotations = false,
+            IgnoreReadOnlyProperties = true, // computed properties (Vma.Length, Memslot.EndGpa, ...) are not data
+            UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        };
+        o.Converters.Add(new HexUInt64Converter());
+        o.Converters.Add(new VmFlagsConverter());
+        o.Converters.Add(new PageRangeSetConverter());
+        o.Converters.Add(new JsonStringEnumConverter());
+        o.MakeReadOnly(populateMissingResolver: true);
+        return o;
+    }
+
+    public static IReadOnlyCollection<string> Aliases => ByAlias.Keys;
+    public static bool IsDomainEvent(object o) => o is IDomainEvent && ByType.ContainsKey(o.GetType());
+    public static string AliasOf(Type t) => ByType.TryGetValue(t, out var r) ? r.Alias : throw new ArgumentException($"{t.Name} has no event alias");
+    public static int VersionOf(string alias) => ByAlias[alias].Version;
+    public static bool IsKnownAlias(string alias) => ByAlias.ContainsKey(alias);
+
+    public static JsonElement ToJson(IDomainEvent e) => JsonSerializer.SerializeToElement(e, e.GetType(), Options);
+
+    /// <summary>Reads an event stored under <paramref name="alias"/> at schema <paramref name="version"/>.</summary>
+    public static IDomainEvent FromJson(string alias, int version, JsonElement data)
+    {
+        if (!ByAlias.TryGetValue(alias, out var r)) throw new JsonException($"unknown event type '{alias}'");
+        if (version > r.Version) throw new JsonException($"{alias} schema version {version} is newer than this build knows ({r.Version})");
+        if (version < r.Version)
+        {
+            var node = JsonNode.Parse(data.GetRawText()) as JsonObject ?? throw new JsonException($"{alias}: data is not an object");
+            for (var v = version; v < r.Version; v++)
+                node = r.Upcasters.TryGetValue(v, out var up) ? up(node) : throw new JsonException($"{alias}: no upcaster from schema version {v}");
+            return (IDomainEvent)node.Deserialize(r.Type, Options)!;
+        }
+        return (IDomainEvent)data.Deserialize(r.Type, Options)!;
+    }
+
+    private sealed class HexUInt64Converter : JsonConverter<ulong>
+    {
+        public override ulong Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            if (reader.TokenType == JsonTokenType.Number) return reader.GetUInt64();
+            var s = reader.GetString() ?? throw new JsonException("null where a number was expected");
+            if (s.StartsWith("0x", StringComparison.Ordinal) && ulong.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v)) return v;
+            throw new JsonException($"'{s}' is not a 0x hex number");
+        }
+
+        public override void Write(Utf8JsonWriter writer, ulong value, JsonSerializerOptions options) =>
+            writer.WriteStringValue($"0x{value:x}");
+    }
+
+    private sealed class VmFlagsConverter : JsonConverter<VmFlags>
+    {
+        public override VmFlags Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException("VM flags are a list of VM_* names");
+            var f = VmFlags.VM_NONE;
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                var name = reader.GetString() ?? "";
+                if (VmFlagBits.TryParse(name, out var bit)) f |= bit;
+                else if (name.StartsWith("0x", StringComparison.Ordinal) && ulong.TryParse(name.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var raw)) f |= (VmFlags)raw;
+                else throw new JsonException($"unknown VM flag '{name}'");
+            }
+            return f;
+        }
+
+        public override void Write(Utf8JsonWriter writer, VmFlags value, JsonSerializerOptions options)
+        {
+            writer.WriteStartArray();
+            foreach (var n in VmFlagBits.Names(value)) writer.WriteStringValue(n);
+            writer.WriteEndArray();
+        }
+    }
+
+    private sealed class PageRangeSetConverter : JsonConverter<PageRangeSet>
+    {
+        public override PageRangeSet Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            var ranges = JsonSerializer.Deserialize<ulong[][]>(ref reader, options) ?? [];
+            return ranges.Aggregate(PageRangeSet.Empty, (s, r) => r.Length == 2 ? s.Add(r[0], r[1]) : throw new JsonException("a range is [start, end]"));
+        }
+
+        public override void Write(Utf8JsonWriter writer, PageRangeSet value, JsonSerializerOptions options) =>
+            JsonSerializer.Serialize(writer, value.Ranges.Select(r => new[] { r.Start, r.End }).ToArray(), options);
+    }
+}
