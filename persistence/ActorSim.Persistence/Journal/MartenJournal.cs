@@ -1,0 +1,205 @@
+using System.Collections.Immutable;
+using System.Threading.Channels;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Persistence;
+using Akka.Persistence.Journal;
+using Marten;
+
+namespace ActorSim.Persistence.Journal;
+
+/// <summary>An Akka.Persistence journal on Marten (PostgreSQL): one string-keyed Marten event stream
+/// per persistenceId, stream version = sequence number, Quick append mode.
+/// <para><b>Writes.</b> Each <c>WriteMessagesAsync</c> call (one persistent actor's batch of
+/// AtomicWrites) is serialized first: an AtomicWrite whose payload cannot be serialized is
+/// <i>rejected</i> (its slot in the result list holds the exception) and the others go on. The
+/// accepted writes of many calls — of many actors — are merged into one session and one
+/// SaveChanges (one database round trip), up to <c>max-events-per-commit</c> events, one append per
+/// stream with the expected version, so each AtomicWrite is all-or-nothing and a stale writer fails.
+/// If a merged commit fails, each call of it is retried alone, so one conflicting writer does not
+/// fail the others. A call whose commit fails (a concurrent writer on its persistenceId, a lost
+/// connection) <i>fails</i>: its task faults and the actor stops, as Akka expects for write
+/// failures.</para>
+/// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
+/// highest sequence number never goes down; replay skips deleted ones.</para></summary>
+public sealed class MartenJournal : AsyncWriteJournal
+{
+    private readonly DocumentStore _store;
+    private readonly PayloadCodec _codec;
+    private readonly Channel<PendingCall> _queue = Channel.CreateUnbounded<PendingCall>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
+    private readonly int _maxEventsPerCommit;
+
+    private sealed record StreamAppend(string PersistenceId, long LastSequenceNr, List<JournalEntry> Entries);
+
+    private sealed class PendingCall(List<StreamAppend> appends, Exception?[] results)
+    {
+        public List<StreamAppend> Appends { get; } = appends;
+        public Exception?[] Results { get; } = results;
+        public int EventCount { get; } = appends.Sum(a => a.Entries.Count);
+        public TaskCompletionSource<IImmutableList<Exception?>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    public MartenJournal(Config config)
+    {
+        var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : MartenStores.ConnectionStringFromEnvironment();
+        _store = MartenStores.Get(cs, config.GetString("schema", MartenStores.DefaultSchema));
+        _maxEventsPerCommit = Math.Max(1, config.GetInt("max-events-per-commit", 1000));
+        _codec = new PayloadCodec(Context.System.Serialization);
+        _writer = Task.Run(WriteLoop);
+    }
+
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    {
+        var writes = messages.ToArray();
+        var results = new Exception?[writes.Length];
+        var appends = new List<StreamAppend>();
+        for (var i = 0; i < writes.Length; i++)
+        {
+            try
+            {
+                var reprs = (IImmutableList<IPersistentRepresentation>)writes[i].Payload;
+                var entries = reprs.Select(ToEntry).ToList();
+                appends.Add(new StreamAppend(writes[i].PersistenceId, writes[i].HighestSequenceNr, entries));
+            }
+            catch (Exception e)
+            {
+                // Rejected: the payload is not written and the actor goes on. Its sequence numbers
+                // are taken by placeholders so that stream version = sequence number holds.
+                results[i] = e;
+                appends.Add(new StreamAppend(writes[i].PersistenceId, writes[i].HighestSequenceNr,
+                    Enumerable.Range(0, (int)(writes[i].HighestSequenceNr - writes[i].LowestSequenceNr + 1))
+                        .Select(_ => new JournalEntry { Rejected = true }).ToList()));
+            }
+        }
+        var call = new PendingCall(appends, results);
+        if (!_queue.Writer.TryWrite(call)) throw new InvalidOperationException("journal is stopping");
+        return call.Done.Task;
+    }
+
+    private JournalEntry ToEntry(IPersistentRepresentation p)
+    {
+        var payload = p.Payload;
+        var tags = Array.Empty<string>();
+        if (payload is Tagged t)
+        {
+            tags = [.. t.Tags];
+            payload = t.Payload;
+        }
+        _codec.Encode(payload, out var type, out var version, out var data, out var serializerId, out var manifest, out var bytes);
+        return new JournalEntry
+        {
+            Type = type, SchemaVersion = version, Data = data, SerializerId = serializerId, Manifest = manifest, Bytes = bytes,
+            Tags = tags, WriterGuid = p.WriterGuid ?? "", Timestamp = p.Timestamp,
+        };
+    }
+
+    private async Task WriteLoop()
+    {
+        var reader = _queue.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            var batch = new List<PendingCall>();
+            var events = 0;
+            while (events < _maxEventsPerCommit && reader.TryRead(out var call))
+            {
+                batch.Add(call);
+                events += call.EventCount;
+            }
+            try
+            {
+                await Commit(batch).ConfigureAwait(false);
+                foreach (var c in batch) c.Done.TrySetResult(c.Results.ToImmutableList());
+            }
+            catch (Exception) when (batch.Count > 1)
+            {
+                foreach (var c in batch)
+                {
+                    try
+                    {
+                        await Commit([c]).ConfigureAwait(false);
+                        c.Done.TrySetResult(c.Results.ToImmutableList());
+                    }
+                    catch (Exception e)
+                    {
+                        c.Done.TrySetException(e);
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                batch[0].Done.TrySetException(e);
+            }
+        }
+    }
+
+    /// <summary>One session, one append per stream (merging every AtomicWrite of that stream in the
+    /// batch, in order), one SaveChanges.</summary>
+    private async Task Commit(List<PendingCall> calls)
+    {
+        await using var session = _store.LightweightSession();
+        var byStream = new Dictionary<string, (long Last, List<object> Entries)>(StringComparer.Ordinal);
+        var order = new List<string>();
+        foreach (var a in calls.SelectMany(c => c.Appends))
+        {
+            if (!byStream.TryGetValue(a.PersistenceId, out var s))
+            {
+                s = (0, []);
+                order.Add(a.PersistenceId);
+            }
+            s.Entries.AddRange(a.Entries);
+            byStream[a.PersistenceId] = (a.LastSequenceNr, s.Entries);
+        }
+        foreach (var pid in order)
+        {
+            var (last, entries) = byStream[pid];
+            session.Events.Append(pid, last, entries.ToArray());
+        }
+        await session.SaveChangesAsync().ConfigureAwait(false);
+    }
+
+    public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
+        Action<IPersistentRepresentation> recoveryCallback)
+    {
+        if (max <= 0 || toSequenceNr < fromSequenceNr) return;
+        await using var session = _store.QuerySession();
+        var deletedTo = (await session.LoadAsync<JournalMetadata>(persistenceId).ConfigureAwait(false))?.DeletedTo ?? 0;
+        var from = Math.Max(fromSequenceNr, deletedTo + 1);
+        if (from > toSequenceNr) return;
+        var events = await session.Events.FetchStreamAsync(persistenceId, version: toSequenceNr == long.MaxValue ? 0 : toSequenceNr, fromVersion: from).ConfigureAwait(false);
+        long n = 0;
+        foreach (var e in events)
+        {
+            if (e.Version < from || e.Version > toSequenceNr) continue;
+            var entry = (JournalEntry)e.Data;
+            if (entry.Rejected) continue;
+            if (n++ >= max) break;
+            var payload = _codec.Decode(entry.Type, entry.SchemaVersion, entry.Data, entry.SerializerId, entry.Manifest, entry.Bytes);
+            recoveryCallback(new Persistent(payload, e.Version, persistenceId, entry.Manifest ?? entry.Type ?? "", false, ActorRefs.NoSender, entry.WriterGuid, entry.Timestamp));
+        }
+    }
+
+    public override async Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
+    {
+        await using var session = _store.QuerySession();
+        var state = await session.Events.FetchStreamStateAsync(persistenceId).ConfigureAwait(false);
+        return state?.Version ?? 0;
+    }
+
+    protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
+    {
+        var highest = await ReadHighestSequenceNrAsync(persistenceId, 0, cancellationToken).ConfigureAwait(false);
+        await using var session = _store.LightweightSession();
+        var meta = await session.LoadAsync<JournalMetadata>(persistenceId).ConfigureAwait(false) ?? new JournalMetadata { Id = persistenceId };
+        meta.DeletedTo = Math.Max(meta.DeletedTo, Math.Min(toSequenceNr, highest));
+        session.Store(meta);
+        await session.SaveChangesAsync().ConfigureAwait(false);
+    }
+
+    protected override void PostStop()
+    {
+        _queue.Writer.TryComplete();
+        _writer.Wait(TimeSpan.FromSeconds(30));
+        base.PostStop();
+    }
+}

@@ -1,0 +1,79 @@
+using Akka.Configuration;
+using Akka.Persistence;
+using Akka.Persistence.Snapshot;
+using Marten;
+
+namespace ActorSim.Persistence.Journal;
+
+/// <summary>Akka.Persistence snapshot store on Marten documents: one document per
+/// (persistenceId, sequenceNr) — saving the same sequence number again overwrites it. Load picks the
+/// newest snapshot within the criteria's sequence and timestamp bounds.</summary>
+public sealed class MartenSnapshotStore : SnapshotStore
+{
+    private readonly DocumentStore _store;
+    private readonly Akka.Serialization.Serialization _serialization;
+
+    public MartenSnapshotStore(Config config)
+    {
+        var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : MartenStores.ConnectionStringFromEnvironment();
+        _store = MartenStores.Get(cs, config.GetString("schema", MartenStores.DefaultSchema));
+        _serialization = Context.System.Serialization;
+    }
+
+    private static IQueryable<SnapshotDocument> Matching(IQueryable<SnapshotDocument> q, string pid, SnapshotSelectionCriteria c)
+    {
+        // Plain locals: Marten's LINQ provider does not translate ?? inside the expression.
+        var max = c.MaxSequenceNr;
+        var min = c.MinSequenceNr;
+        var maxTs = c.MaxTimeStamp.Ticks;
+        var minTs = (c.MinTimestamp ?? DateTime.MinValue).Ticks;
+        return q.Where(x => x.PersistenceId == pid && x.SequenceNr <= max && x.SequenceNr >= min && x.TimestampTicks <= maxTs && x.TimestampTicks >= minTs);
+    }
+
+    protected override async Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
+    {
+        await using var session = _store.QuerySession();
+        var doc = await Matching(session.Query<SnapshotDocument>(), persistenceId, criteria)
+            .OrderByDescending(x => x.SequenceNr).FirstOrDefaultAsync(cancellationToken).ConfigureAwait(false);
+        if (doc is null) return null;
+        var snapshot = _serialization.Deserialize(Convert.FromBase64String(doc.Bytes), doc.SerializerId, doc.Manifest ?? "");
+        return new SelectedSnapshot(new SnapshotMetadata(persistenceId, doc.SequenceNr, new DateTime(doc.TimestampTicks, DateTimeKind.Utc)), snapshot);
+    }
+
+    protected override async Task SaveAsync(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken)
+    {
+        var ser = _serialization.FindSerializerFor(snapshot);
+        var doc = new SnapshotDocument
+        {
+            Id = $"{metadata.PersistenceId}/{metadata.SequenceNr}",
+            PersistenceId = metadata.PersistenceId,
+            SequenceNr = metadata.SequenceNr,
+            TimestampTicks = metadata.Timestamp.Ticks,
+            SerializerId = ser.Identifier,
+            Manifest = Akka.Serialization.Serialization.ManifestFor(ser, snapshot),
+            Bytes = Convert.ToBase64String(ser.ToBinary(snapshot)),
+        };
+        await using var session = _store.LightweightSession();
+        session.Store(doc);
+        await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    protected override async Task DeleteAsync(SnapshotMetadata metadata, CancellationToken cancellationToken)
+    {
+        await using var session = _store.LightweightSession();
+        session.Delete<SnapshotDocument>($"{metadata.PersistenceId}/{metadata.SequenceNr}");
+        await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    protected override async Task DeleteAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
+    {
+        await using var session = _store.LightweightSession();
+        var max = criteria.MaxSequenceNr;
+        var min = criteria.MinSequenceNr;
+        var maxTs = criteria.MaxTimeStamp.Ticks;
+        var minTs = (criteria.MinTimestamp ?? DateTime.MinValue).Ticks;
+        session.DeleteWhere<SnapshotDocument>(x => x.PersistenceId == persistenceId && x.SequenceNr <= max && x.SequenceNr >= min &&
+                                                    x.TimestampTicks <= maxTs && x.TimestampTicks >= minTs);
+        await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,46 @@
+using System.Text.Json;
+
+namespace ActorSim.Persistence.Journal;
+
+/// <summary>One journal entry as a Marten event: the event's stream is the persistenceId and its
+/// stream version the sequence number. A domain event is stored as JSON under its alias and schema
+/// version; anything else (Akka internals, test payloads) through Akka's serialization, base64.</summary>
+public sealed class JournalEntry
+{
+    /// <summary>Domain event alias (stage2_fault_resolved, …), or null for an Akka-serialized payload.</summary>
+    public string? Type { get; set; }
+    public int SchemaVersion { get; set; }
+    public JsonElement? Data { get; set; }
+    public int SerializerId { get; set; }
+    public string? Manifest { get; set; }
+    public string? Bytes { get; set; }
+    public string[] Tags { get; set; } = [];
+    public string WriterGuid { get; set; } = "";
+    /// <summary>IPersistentRepresentation.Timestamp as written.</summary>
+    public long Timestamp { get; set; }
+    /// <summary>A placeholder for a rejected write's sequence number (its payload could not be
+    /// serialized): it keeps stream version = sequence number and is never replayed.</summary>
+    public bool Rejected { get; set; }
+}
+
+/// <summary>Per persistenceId: messages up to DeletedTo are deleted (DeleteMessagesTo). Events are
+/// not removed, so the highest sequence number never goes down.</summary>
+public sealed class JournalMetadata
+{
+    public string Id { get; set; } = "";
+    public long DeletedTo { get; set; }
+}
+
+/// <summary>One snapshot; Id is "persistenceId/sequenceNr", so saving the same sequence number again
+/// overwrites it.</summary>
+public sealed class SnapshotDocument
+{
+    public string Id { get; set; } = "";
+    public string PersistenceId { get; set; } = "";
+    public long SequenceNr { get; set; }
+    /// <summary>UTC ticks (a plain number: no time-zone conversion on the way in or out).</summary>
+    public long TimestampTicks { get; set; }
+    public int SerializerId { get; set; }
+    public string? Manifest { get; set; }
+    public string Bytes { get; set; } = "";
+}

@@ -1,0 +1,35 @@
+using Akka.Configuration;
+
+namespace ActorSim.Persistence;
+
+/// <summary>HOCON for the Marten journal and snapshot store, plugin ids
+/// <c>akka.persistence.journal.marten</c> and <c>akka.persistence.snapshot-store.marten</c>, made the
+/// defaults. The connection string is taken from <paramref name="connectionString"/>, else from
+/// ACTORSIM_DB when the plugin starts.</summary>
+public static class MartenPersistence
+{
+    public const string JournalPluginId = "akka.persistence.journal.marten";
+    public const string SnapshotPluginId = "akka.persistence.snapshot-store.marten";
+
+    public static Config Config(string? connectionString = null, string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000)
+    {
+        var cs = (connectionString ?? "").Replace("\\", "\\\\").Replace("\"", "\\\"");
+        return ConfigurationFactory.ParseString($$"""
+            akka.persistence.journal.plugin = "{{JournalPluginId}}"
+            akka.persistence.snapshot-store.plugin = "{{SnapshotPluginId}}"
+            akka.persistence.journal.marten {
+              class = "ActorSim.Persistence.Journal.MartenJournal, ActorSim.Persistence"
+              plugin-dispatcher = "akka.actor.default-dispatcher"
+              connection-string = "{{cs}}"
+              schema = "{{schema}}"
+              max-events-per-commit = {{maxEventsPerCommit}}
+            }
+            akka.persistence.snapshot-store.marten {
+              class = "ActorSim.Persistence.Journal.MartenSnapshotStore, ActorSim.Persistence"
+              plugin-dispatcher = "akka.actor.default-dispatcher"
+              connection-string = "{{cs}}"
+              schema = "{{schema}}"
+            }
+            """);
+    }
+}
