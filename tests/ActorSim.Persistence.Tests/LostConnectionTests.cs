@@ -1,0 +1,89 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Persistence;
+using Npgsql;
+
+namespace ActorSim.Persistence.Tests;
+
+/// <summary>A loopback TCP forwarder to PostgreSQL that the test can cut, as a network failure would.</summary>
+public sealed class CuttableProxy : IDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly List<TcpClient> _clients = [];
+    private readonly int _targetPort;
+    private readonly CancellationTokenSource _cts = new();
+
+    public CuttableProxy(int targetPort)
+    {
+        _targetPort = targetPort;
+        _listener.Start();
+        _ = Task.Run(AcceptLoop);
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    private async Task AcceptLoop()
+    {
+        while (!_cts.IsCancellationRequested)
+        {
+            TcpClient inbound;
+            try { inbound = await _listener.AcceptTcpClientAsync(_cts.Token); }
+            catch (Exception) { return; }
+            var outbound = new TcpClient();
+            await outbound.ConnectAsync(IPAddress.Loopback, _targetPort);
+            lock (_clients) { _clients.Add(inbound); _clients.Add(outbound); }
+            _ = Pump(inbound.GetStream(), outbound.GetStream());
+            _ = Pump(outbound.GetStream(), inbound.GetStream());
+        }
+    }
+
+    private async Task Pump(Stream from, Stream to)
+    {
+        try { await from.CopyToAsync(to, _cts.Token); }
+        catch (Exception) { /* cut */ }
+    }
+
+    /// <summary>Closes every connection and stops accepting new ones.</summary>
+    public void Cut()
+    {
+        _cts.Cancel();
+        _listener.Stop();
+        lock (_clients) foreach (var c in _clients) c.Close();
+    }
+
+    public void Dispose() => Cut();
+}
+
+public sealed class LostConnectionTests(SchemaFixture schema) : IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task A_lost_connection_fails_the_whole_write_call()
+    {
+        var real = new NpgsqlConnectionStringBuilder(PostgresSchema.ConnectionString);
+        using var proxy = new CuttableProxy(real.Port);
+        var viaProxy = new NpgsqlConnectionStringBuilder(PostgresSchema.ConnectionString) { Port = proxy.Port, Pooling = true, Timeout = 3, CommandTimeout = 5 }.ConnectionString;
+        using var sys = ActorSystem.Create("lost", PostgresSchema.AkkaConfig(schema.Name, viaProxy));
+        var journal = Akka.Persistence.Persistence.Instance.Apply(sys).JournalFor(null);
+        var probe = new Akka.TestKit.Xunit2.TestKit(sys);
+
+        AtomicWrite W(long seq) => new(new Persistent($"e-{seq}", seq, "lost-pid", "", false, ActorRefs.NoSender, "w"));
+        journal.Tell(new WriteMessages([W(1)], probe.TestActor, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>(TimeSpan.FromSeconds(30));
+        probe.ExpectMsg<WriteMessageSuccess>();
+
+        proxy.Cut();
+        journal.Tell(new WriteMessages([W(2), W(3)], probe.TestActor, 1));
+        var failed = probe.ExpectMsg<WriteMessagesFailed>(TimeSpan.FromSeconds(30));
+        Assert.Equal(2, failed.WriteCount);
+        probe.ExpectMsg<WriteMessageFailure>(m => m.Persistent.SequenceNr == 2);
+        probe.ExpectMsg<WriteMessageFailure>(m => m.Persistent.SequenceNr == 3);
+
+        // Nothing of the failed call was written.
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"select count(*) from {schema.Name}.mt_events where stream_id = 'lost-pid'", conn);
+        Assert.Equal(1L, (long)(await cmd.ExecuteScalarAsync())!);
+        await sys.Terminate();
+    }
+}
