@@ -9,11 +9,22 @@ namespace ActorSim.Actors;
 /// and recovers by folding its journal. Subclasses stay thin: messages in, Decide, persist, tell.</summary>
 public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
 {
-    protected DeciderActor(string persistenceId, TState initial)
+    private readonly int _snapshotEvery;
+    private long _sinceSnapshot;
+
+    /// <param name="snapshotEvery">Save the state as a snapshot every this many events (0: never);
+    /// recovery then starts from the newest snapshot.</param>
+    protected DeciderActor(string persistenceId, TState initial, int snapshotEvery = 0)
     {
         PersistenceId = persistenceId;
         State = initial;
+        _snapshotEvery = snapshotEvery;
+        Recover<SnapshotOffer>(o => State = (TState)o.Snapshot);
         Recover<IDomainEvent>(e => State = Evolve(State, e));
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(_ => { });
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
     }
 
     public override string PersistenceId { get; }
@@ -48,5 +59,10 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
     {
         State = Evolve(State, e);
         Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
+        if (_snapshotEvery > 0 && ++_sinceSnapshot >= _snapshotEvery)
+        {
+            _sinceSnapshot = 0;
+            SaveSnapshot(State!);
+        }
     }
 }

@@ -23,7 +23,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
 
     private (KvmSetMemslot Request, IActorRef ReplyTo)? _memslotRequest;
 
-    public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm) : base(persistenceId, initial)
+    public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) : base(persistenceId, initial, snapshotEvery)
     {
         _policy = policy;
         _mm = mm;
@@ -41,8 +41,8 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         Command<KvmGetState>(_ => Sender.Tell(State));
     }
 
-    public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm) =>
-        Akka.Actor.Props.Create(() => new KvmActor(persistenceId, initial, policy, mm));
+    public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) =>
+        Akka.Actor.Props.Create(() => new KvmActor(persistenceId, initial, policy, mm, snapshotEvery));
 
     protected override KvmVm Evolve(KvmVm state, IDomainEvent e) => KvmVmDecider.Evolve(state, e);
 

@@ -42,14 +42,14 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public ulong WaitingPfnHva;
     }
 
-    public MmActor(string persistenceId, KernelPolicy policy) : base(persistenceId, AddressSpace.Empty(policy.WordSize))
+    public MmActor(string persistenceId, KernelPolicy policy, int snapshotEvery = 0) : base(persistenceId, AddressSpace.Empty(policy.WordSize), snapshotEvery)
     {
         _policy = policy;
         Ready();
     }
 
-    public static Props Props(string persistenceId, KernelPolicy policy) =>
-        Akka.Actor.Props.Create(() => new MmActor(persistenceId, policy));
+    public static Props Props(string persistenceId, KernelPolicy policy, int snapshotEvery = 0) =>
+        Akka.Actor.Props.Create(() => new MmActor(persistenceId, policy, snapshotEvery));
 
     protected override AddressSpace Evolve(AddressSpace state, IDomainEvent e) => AddressSpaceDecider.Evolve(state, e);
 
@@ -58,6 +58,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         Command<MmRegisterDevice>(m => { _devices[m.Name] = m.Vfio; Sender.Tell(new MmResult(Errno.None)); });
         Command<MmSubscribeNotifier>(m => { _subscribers[m.Vm] = m.Kvm; Sender.Tell(new MmResult(Errno.None)); });
         Command<MmGetVmas>(m => Sender.Tell(new MmVmas(State.VmasIntersecting(m.Start, m.End).ToArray())));
+        Command<MmGetState>(_ => Sender.Tell(State));
         Command<MmInstallVma>(m => RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, m.Template), Sender, mapped: true));
         Command<MmMapRam>(m =>
         {

@@ -26,6 +26,8 @@ public sealed record VfioReset;
 /// <summary>A power-state change (D3hot entry zaps).</summary>
 public sealed record VfioSetPower(PciPowerState State);
 public sealed record VfioResult(Errno Errno);
+/// <summary>Read the device's state (tests, explain).</summary>
+public sealed record VfioGetState;
 
 // ---- mm -> VFIO ----
 /// <summary>The mm faults on a VFIO BAR mapping without a PTE: the driver's vm_ops->fault.</summary>
@@ -45,6 +47,8 @@ public sealed record MmResult(Errno Errno, ulong Hva = 0);
 /// <summary>KVM subscribes to the MMU notifier (mmu_notifier_register).</summary>
 public sealed record MmSubscribeNotifier(string Vm, IActorRef Kvm);
 public sealed record MmGetVmas(ulong Start, ulong End);
+/// <summary>Read the whole address space (tests, explain).</summary>
+public sealed record MmGetState;
 public sealed record MmVmas(Vma[] Vmas);
 /// <summary>KVM resolves the pfns of a batch of faults in one round trip (hva_to_pfn for each).</summary>
 public sealed record MmFaultInPfnBatch(long BatchId, FaultStart[] Faults);

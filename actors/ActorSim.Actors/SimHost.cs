@@ -6,7 +6,8 @@ using Akka.Configuration;
 
 namespace ActorSim.Actors;
 
-public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null)
+/// <param name="SnapshotEvery">Decider actors save a snapshot every this many events (0: never).</param>
+public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int SnapshotEvery = 0)
 {
     public TimeSpan Timeout => AskTimeout ?? TimeSpan.FromSeconds(30);
 }
@@ -84,16 +85,16 @@ public sealed class SimHost
         h.Checker = system.ActorOf(InvariantChecker.Props($"{runId}/invariants", policy, h.MmStream,
             devices.ToDictionary(d => h.DeviceStream(d.Name)), vms.ToDictionary(v => h.VmStream(v.Name))), $"checker-{safe}");
         await h.Checker.Ask<Violations>(new GetViolations(), h.Timeout); // subscribed before any event
-        h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy), $"mm-{safe}");
+        h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy, h._options.SnapshotEvery), $"mm-{safe}");
         foreach (var d in devices)
         {
-            var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm), $"vfio-{safe}-{d.Name}");
+            var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm, h._options.SnapshotEvery), $"vfio-{safe}-{d.Name}");
             h._devices[d.Name] = vfio;
             await h.Mm.Ask<MmResult>(new MmRegisterDevice(d.Name, vfio), h.Timeout);
         }
         foreach (var v in vms)
         {
-            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm), $"kvm-{safe}-{v.Name}");
+            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, h._options.SnapshotEvery), $"kvm-{safe}-{v.Name}");
             h._vms[v.Name] = kvm;
             h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity), $"batcher-{safe}-{v.Name}");
             await h.Mm.Ask<MmResult>(new MmSubscribeNotifier(v.Name, kvm), h.Timeout);

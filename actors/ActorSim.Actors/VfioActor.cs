@@ -23,15 +23,15 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
     // pool would make the order of messages depend on timing).
     private readonly Queue<Action<MmResult>> _mmReplies = new();
 
-    public VfioActor(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm) : base(persistenceId, initial)
+    public VfioActor(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) : base(persistenceId, initial, snapshotEvery)
     {
         _policy = policy;
         _mm = mm;
         Ready();
     }
 
-    public static Props Props(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm) =>
-        Akka.Actor.Props.Create(() => new VfioActor(persistenceId, initial, policy, mm));
+    public static Props Props(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) =>
+        Akka.Actor.Props.Create(() => new VfioActor(persistenceId, initial, policy, mm, snapshotEvery));
 
     protected override VfioDevice Evolve(VfioDevice state, IDomainEvent e) => VfioDeviceDecider.Evolve(state, e);
 
@@ -43,6 +43,7 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
         Command<VfioSetMemory>(m => Change(VfioDeviceDecider.SetMemoryEnabled(State, m.Enabled)));
         Command<VfioReset>(_ => Change(VfioDeviceDecider.Reset(State)));
         Command<VfioSetPower>(m => Change(VfioDeviceDecider.SetPowerState(State, m.State)));
+        Command<VfioGetState>(_ => Sender.Tell(State));
     }
 
     /// <summary>While the mm zaps: faults still get answers (the mm may be waiting on one), other

@@ -24,6 +24,13 @@ public static class MartenPersistence
               schema = "{{schema}}"
               max-events-per-commit = {{maxEventsPerCommit}}
             }
+            akka.actor.serializers.actorsim-domain = "ActorSim.Persistence.Serialization.AkkaDomainSerializer, ActorSim.Persistence"
+            akka.actor.serialization-bindings {
+              "ActorSim.Domain.IDomainEvent, ActorSim.Domain" = actorsim-domain
+              "ActorSim.Domain.Mm.AddressSpace, ActorSim.Domain" = actorsim-domain
+              "ActorSim.Domain.Vfio.VfioDevice, ActorSim.Domain" = actorsim-domain
+              "ActorSim.Domain.Kvm.KvmVm, ActorSim.Domain" = actorsim-domain
+            }
             akka.persistence.snapshot-store.marten {
               class = "ActorSim.Persistence.Journal.MartenSnapshotStore, ActorSim.Persistence"
               plugin-dispatcher = "akka.actor.default-dispatcher"

@@ -51,6 +51,36 @@ public static class DomainEventSerializer
     private static Registration Reg<T>(string alias, int version = 1, IReadOnlyDictionary<int, Func<JsonObject, JsonObject>>? upcasters = null) where T : IDomainEvent =>
         new(typeof(T), alias, version, upcasters ?? new Dictionary<int, Func<JsonObject, JsonObject>>());
 
+    /// <summary>Decider states, for snapshots.</summary>
+    private static readonly (Type Type, string Alias)[] States =
+    [
+        (typeof(AddressSpace), "state_address_space"),
+        (typeof(VfioDevice), "state_vfio_device"),
+        (typeof(KvmVm), "state_kvm_vm"),
+    ];
+
+    public static bool IsState(object o) => States.Any(s => s.Type == o.GetType());
+
+    /// <summary>A domain event or decider state as (alias@version, UTF-8 JSON).</summary>
+    public static (string Manifest, byte[] Bytes) ToBinary(object o)
+    {
+        if (o is IDomainEvent e && ByType.TryGetValue(e.GetType(), out var r))
+            return ($"{r.Alias}@{r.Version}", JsonSerializer.SerializeToUtf8Bytes(e, e.GetType(), Options));
+        var st = States.FirstOrDefault(s => s.Type == o.GetType());
+        if (st.Type is null) throw new ArgumentException($"{o.GetType().Name} is not a domain event or decider state");
+        return (st.Alias, JsonSerializer.SerializeToUtf8Bytes(o, st.Type, Options));
+    }
+
+    public static object FromBinary(string manifest, byte[] bytes)
+    {
+        var at = manifest.IndexOf('@');
+        if (at > 0)
+            return FromJson(manifest[..at], int.Parse(manifest[(at + 1)..], CultureInfo.InvariantCulture), JsonDocument.Parse(bytes).RootElement);
+        var st = States.FirstOrDefault(s => s.Alias == manifest);
+        if (st.Type is null) throw new JsonException($"unknown manifest '{manifest}'");
+        return JsonSerializer.Deserialize(bytes, st.Type, Options)!;
+    }
+
     private static readonly Dictionary<Type, Registration> ByType = Registrations.ToDictionary(r => r.Type);
     private static readonly Dictionary<string, Registration> ByAlias = Registrations.ToDictionary(r => r.Alias, StringComparer.Ordinal);
 
@@ -69,6 +99,7 @@ public static class DomainEventSerializer
         o.Converters.Add(new HexUInt64Converter());
         o.Converters.Add(new VmFlagsConverter());
         o.Converters.Add(new PageRangeSetConverter());
+        o.Converters.Add(new Stage2TableConverter());
         o.Converters.Add(new JsonStringEnumConverter());
         o.MakeReadOnly(populateMissingResolver: true);
         return o;
@@ -133,6 +164,15 @@ public static class DomainEventSerializer
             foreach (var n in VmFlagBits.Names(value)) writer.WriteStringValue(n);
             writer.WriteEndArray();
         }
+    }
+
+    private sealed class Stage2TableConverter : JsonConverter<Stage2Table>
+    {
+        public override Stage2Table Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            (JsonSerializer.Deserialize<Stage2Leaf[]>(ref reader, options) ?? []).Aggregate(Stage2Table.Empty, (t, l) => t.Install(l));
+
+        public override void Write(Utf8JsonWriter writer, Stage2Table value, JsonSerializerOptions options) =>
+            JsonSerializer.Serialize(writer, value.Leaves.ToArray(), options);
     }
 
     private sealed class PageRangeSetConverter : JsonConverter<PageRangeSet>
