@@ -31,6 +31,13 @@ public static class MartenPersistence
               "ActorSim.Domain.Vfio.VfioDevice, ActorSim.Domain" = actorsim-domain
               "ActorSim.Domain.Kvm.KvmVm, ActorSim.Domain" = actorsim-domain
             }
+            akka.persistence.query.journal.marten {
+              class = "ActorSim.Persistence.Query.MartenReadJournalProvider, ActorSim.Persistence"
+              connection-string = "{{cs}}"
+              schema = "{{schema}}"
+              refresh-interval = 100ms
+              page-size = 1000
+            }
             akka.persistence.snapshot-store.marten {
               class = "ActorSim.Persistence.Journal.MartenSnapshotStore, ActorSim.Persistence"
               plugin-dispatcher = "akka.actor.default-dispatcher"
