@@ -49,6 +49,10 @@ public static class MartenStores
             o.Events.AddEventType<JournalEntry>();
             o.Schema.For<JournalMetadata>();
             o.Schema.For<SnapshotDocument>().Index(x => x.PersistenceId);
+            o.Schema.For<ReadSide.DecisionRow>().Index(x => x.Run).Index(x => x.GpaPage);
+            o.Schema.For<ReadSide.ViolationRow>().Index(x => x.Run);
+            o.Schema.For<ReadSide.RunInfo>();
+            o.Projections.Add<ReadSide.DecisionProjection>(JasperFx.Events.Projections.ProjectionLifecycle.Inline);
             o.DisableNpgsqlLogging = true;
         });
         store.Storage.ApplyAllConfiguredChangesToDatabaseAsync().GetAwaiter().GetResult();

@@ -1,0 +1,73 @@
+using ActorSim.Domain.Invariants;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Stage2;
+using ActorSim.Persistence.Journal;
+using ActorSim.Persistence.Serialization;
+using JasperFx.Events;
+using Marten;
+using Marten.Events.Projections;
+
+namespace ActorSim.Persistence.ReadSide;
+
+/// <summary>Inline Marten projection over the journal: a <see cref="DecisionRow"/> per stage-2 fault
+/// decision and a <see cref="ViolationRow"/> per invariant violation, written in the same transaction
+/// as the append. Rows are insert-only (one per event), so many events of a run in one commit never
+/// race on a shared document. The run is the persistence id's prefix ("RUN/kvm-vm1").</summary>
+public sealed partial class DecisionProjection : EventProjection
+{
+    public static string RunOf(string persistenceId)
+    {
+        var slash = persistenceId.LastIndexOf('/');
+        return slash < 0 ? "" : persistenceId[..slash];
+    }
+
+    public void Project(IEvent<JournalEntry> e, IDocumentOperations ops)
+    {
+        var entry = e.Data;
+        if (entry.Rejected || entry.Type is null || e.StreamKey is null || entry.Data is not { } data) return;
+        var run = RunOf(e.StreamKey);
+        if (entry.Type == "stage2_fault_resolved")
+        {
+            var d = ((Stage2FaultResolved)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data)).Decision;
+            var o = d.Outcome;
+            string? memType = o.Leaf is { } leaf && MemAttr.TypeOf(leaf.MemAttr, d.Inputs.Policy.Cpu.Fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : null;
+            ops.Store(new DecisionRow
+            {
+                Id = $"{e.StreamKey}/{e.Version}", Run = run, Vm = d.Inputs.Vm, Vcpu = d.Inputs.Vcpu,
+                Gpa = (long)d.Inputs.Gpa, GpaPage = (long)(d.Inputs.Gpa & ~0xFFFUL), Op = d.Inputs.Op.ToString(),
+                Result = o.Result.ToString(), Path = o.Path.ToString(), Errno = o.Errno == Errno.None ? null : o.Errno.ToString(),
+                MemType = memType, GlobalSeq = e.Sequence, Stream = e.StreamKey, Version = e.Version,
+            });
+        }
+        else if (entry.Type == "invariant_violation_detected")
+        {
+            var v = (InvariantViolationDetected)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data);
+            ops.Store(new ViolationRow
+            {
+                Id = $"{e.StreamKey}/{e.Version}", Run = run, Invariant = v.Invariant, Detail = v.Detail,
+                OffendingSeq = v.Seq, OffendingStream = v.Stream,
+            });
+        }
+    }
+}
+
+/// <summary>The summary of a run from the projected rows and the event table.</summary>
+public static class RunSummaries
+{
+    public static async Task<RunSummary> ForRunAsync(IQuerySession session, string run, CancellationToken ct = default)
+    {
+        var prefix = run + "/";
+        var rows = await session.Query<DecisionRow>().Where(d => d.Run == run).Select(d => new { d.Result, d.MemType }).ToListAsync(ct);
+        return new RunSummary
+        {
+            Id = run,
+            Events = await session.Events.QueryAllRawEvents().Where(e => e.StreamKey!.StartsWith(prefix)).CountAsync(ct),
+            Decisions = rows.Count,
+            ByResult = rows.GroupBy(r => r.Result).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (long)g.Count()),
+            ByMemType = rows.Where(r => r.MemType is not null).GroupBy(r => r.MemType!).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (long)g.Count()),
+            Errors = rows.Count(r => r.Result == nameof(FaultResult.Error)),
+            InvariantViolations = await session.Query<ViolationRow>().Where(v => v.Run == run).CountAsync(ct),
+        };
+    }
+}

@@ -1,0 +1,64 @@
+namespace ActorSim.Persistence.ReadSide;
+
+/// <summary>One stage-2 fault decision, for the decision history of a run / VM / GPA page (explain).
+/// Id: "persistenceId/version".</summary>
+public sealed class DecisionRow
+{
+    public string Id { get; set; } = "";
+    public string Run { get; set; } = "";
+    public string Vm { get; set; } = "";
+    public int Vcpu { get; set; }
+    /// <summary>The faulting IPA aligned down to 4 KiB.</summary>
+    public long GpaPage { get; set; }
+    public long Gpa { get; set; }
+    public string Op { get; set; } = "";
+    public string Result { get; set; } = "";
+    public string Path { get; set; } = "";
+    public string? Errno { get; set; }
+    /// <summary>Stage-2 memory type of the leaf afterwards (Device-nGnRE, Normal-NC, Normal-WB), if any.</summary>
+    public string? MemType { get; set; }
+    public long GlobalSeq { get; set; }
+    public string Stream { get; set; } = "";
+    public long Version { get; set; }
+}
+
+/// <summary>An invariant violation found during a run. Id: "persistenceId/version".</summary>
+public sealed class ViolationRow
+{
+    public string Id { get; set; } = "";
+    public string Run { get; set; } = "";
+    public string Invariant { get; set; } = "";
+    public string Detail { get; set; } = "";
+    /// <summary>Global sequence number (as the checker counted) of the offending event.</summary>
+    public long OffendingSeq { get; set; }
+    public string OffendingStream { get; set; } = "";
+}
+
+/// <summary>Counts for a run, computed from the projected rows and the event table
+/// (<see cref="RunSummaries"/>).</summary>
+public sealed class RunSummary
+{
+    public string Id { get; set; } = "";
+    public long Events { get; set; }
+    public long Decisions { get; set; }
+    public Dictionary<string, long> ByResult { get; set; } = [];
+    public Dictionary<string, long> ByMemType { get; set; } = [];
+    public long Errors { get; set; }
+    public long InvariantViolations { get; set; }
+    public string InvariantStatus => InvariantViolations == 0 ? "hold" : "violated";
+}
+
+/// <summary>What a run was started with, so it can be reproduced. Written by the host.</summary>
+public sealed class RunInfo
+{
+    public string Id { get; set; } = "";
+    public long Seed { get; set; }
+    public string Kernel { get; set; } = "";
+    public bool Fwb { get; set; }
+    public bool Dic { get; set; }
+    public int WordSize { get; set; } = 64;
+    public string? Scenario { get; set; }
+    public string? Commit { get; set; }
+    public DateTimeOffset Started { get; set; }
+    public DateTimeOffset? Ended { get; set; }
+}
