@@ -11,9 +11,10 @@ public static class MartenPersistence
     public const string JournalPluginId = "akka.persistence.journal.marten";
     public const string SnapshotPluginId = "akka.persistence.snapshot-store.marten";
 
-    public static Config Config(string? connectionString = null, string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000)
+    public static Config Config(string? connectionString = null, string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000, string? dataSource = null)
     {
-        var cs = (connectionString ?? "").Replace("\\", "\\\\").Replace("\"", "\\\"");
+        var cs = Quote(connectionString);
+        var ds = Quote(dataSource);
         return ConfigurationFactory.ParseString($$"""
             akka.persistence.journal.plugin = "{{JournalPluginId}}"
             akka.persistence.snapshot-store.plugin = "{{SnapshotPluginId}}"
@@ -21,6 +22,7 @@ public static class MartenPersistence
               class = "ActorSim.Persistence.Journal.MartenJournal, ActorSim.Persistence"
               plugin-dispatcher = "akka.actor.default-dispatcher"
               connection-string = "{{cs}}"
+              data-source = "{{ds}}"
               schema = "{{schema}}"
               max-events-per-commit = {{maxEventsPerCommit}}
             }
@@ -34,6 +36,7 @@ public static class MartenPersistence
             akka.persistence.query.journal.marten {
               class = "ActorSim.Persistence.Query.MartenReadJournalProvider, ActorSim.Persistence"
               connection-string = "{{cs}}"
+              data-source = "{{ds}}"
               schema = "{{schema}}"
               refresh-interval = 100ms
               page-size = 1000
@@ -42,8 +45,11 @@ public static class MartenPersistence
               class = "ActorSim.Persistence.Journal.MartenSnapshotStore, ActorSim.Persistence"
               plugin-dispatcher = "akka.actor.default-dispatcher"
               connection-string = "{{cs}}"
+              data-source = "{{ds}}"
               schema = "{{schema}}"
             }
             """);
     }
+
+    private static string Quote(string? s) => (s ?? "").Replace("\\", "\\\\").Replace("\"", "\\\"");
 }

@@ -13,6 +13,25 @@ namespace ActorSim.Persistence;
 public static class MartenStores
 {
     private static readonly ConcurrentDictionary<(string, string), Lazy<DocumentStore>> Stores = new();
+    private static readonly ConcurrentDictionary<string, NpgsqlDataSource> DataSources = new(StringComparer.Ordinal);
+
+    /// <summary>Makes an NpgsqlDataSource known to the plugins under <paramref name="name"/> (HOCON
+    /// <c>data-source = "name"</c>), for hosts that build their own.</summary>
+    public static void RegisterDataSource(string name, NpgsqlDataSource dataSource) => DataSources[name] = dataSource;
+
+    /// <summary>The store a plugin's HOCON points at: <c>data-source</c>, else <c>connection-string</c>,
+    /// else ACTORSIM_DB.</summary>
+    public static DocumentStore FromConfig(Akka.Configuration.Config config)
+    {
+        var schema = config.GetString("schema", DefaultSchema);
+        if (config.GetString("data-source", "") is { Length: > 0 } name)
+        {
+            if (!DataSources.TryGetValue(name, out var ds)) throw new InvalidOperationException($"no NpgsqlDataSource registered as '{name}'");
+            return Stores.GetOrAdd(("datasource:" + name, schema), _ => new Lazy<DocumentStore>(() => Create(o => o.Connection(ds), schema))).Value;
+        }
+        var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : ConnectionStringFromEnvironment();
+        return Get(cs, schema);
+    }
 
     public const string DefaultSchema = "actorsim";
 
@@ -37,11 +56,13 @@ public static class MartenStores
     public static DocumentStore Get(string connectionString, string schema = DefaultSchema) =>
         Stores.GetOrAdd((connectionString, schema), k => new Lazy<DocumentStore>(() => Create(k.Item1, k.Item2))).Value;
 
-    public static DocumentStore Create(string connectionString, string schema)
+    public static DocumentStore Create(string connectionString, string schema) => Create(o => o.Connection(connectionString), schema);
+
+    private static DocumentStore Create(Action<StoreOptions> connection, string schema)
     {
         var store = DocumentStore.For(o =>
         {
-            o.Connection(connectionString);
+            connection(o);
             o.DatabaseSchemaName = schema;
             o.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
             o.Events.StreamIdentity = StreamIdentity.AsString;

@@ -42,8 +42,7 @@ public sealed class MartenJournal : AsyncWriteJournal
 
     public MartenJournal(Config config)
     {
-        var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : MartenStores.ConnectionStringFromEnvironment();
-        _store = MartenStores.Get(cs, config.GetString("schema", MartenStores.DefaultSchema));
+        _store = MartenStores.FromConfig(config);
         _maxEventsPerCommit = Math.Max(1, config.GetInt("max-events-per-commit", 1000));
         _codec = new PayloadCodec(Context.System.Serialization);
         _writer = Task.Run(WriteLoop);

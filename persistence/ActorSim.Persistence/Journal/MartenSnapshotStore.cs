@@ -15,8 +15,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
 
     public MartenSnapshotStore(Config config)
     {
-        var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : MartenStores.ConnectionStringFromEnvironment();
-        _store = MartenStores.Get(cs, config.GetString("schema", MartenStores.DefaultSchema));
+        _store = MartenStores.FromConfig(config);
         _serialization = Context.System.Serialization;
     }
 

@@ -24,8 +24,7 @@ public sealed class MartenReadJournal : IReadJournal, IEventsByPersistenceIdQuer
 
     public MartenReadJournal(ExtendedActorSystem system, Config config)
     {
-        var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : MartenStores.ConnectionStringFromEnvironment();
-        _store = MartenStores.Get(cs, config.GetString("schema", MartenStores.DefaultSchema));
+        _store = MartenStores.FromConfig(config);
         _codec = new PayloadCodec(system.Serialization);
         _refresh = config.GetTimeSpan("refresh-interval", TimeSpan.FromMilliseconds(200));
         _pageSize = Math.Max(1, config.GetInt("page-size", 1000));
