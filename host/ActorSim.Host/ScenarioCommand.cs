@@ -1,20 +1,40 @@
 using ActorSim.Actors.Scenarios;
+using ActorSim.Domain.Kernel;
 
 namespace ActorSim.Host;
 
-/// <summary><c>actorsim scenario FILE...</c>: runs each file through the actors; one line per
-/// expectation; exit 0 if all pass, 1 if any fails, 2 if a file is invalid (file:line: field: why).</summary>
+/// <summary><c>actorsim scenario FILE...</c>: runs each file through the actors and the journal (the
+/// Marten journal on PostgreSQL when --db or ACTORSIM_DB gives a database, else in memory, or in memory
+/// with --in-memory); one line per expectation; exit 0 if all pass, 1 if any fails, 2 if a file is
+/// invalid (file:line: field: why), 3 if the database cannot be reached.</summary>
 public static class ScenarioCommand
 {
     public static async Task<int> Execute(string[] args)
     {
-        var deterministic = args.Contains("--deterministic");
-        var files = args.Where(a => a != "--deterministic").ToArray();
-        if (files.Length == 0 || files.Any(f => f.StartsWith('-')))
+        var deterministic = false;
+        var inMemory = false;
+        string? db = null;
+        var files = new List<string>();
+        for (var i = 0; i < args.Length; i++)
         {
-            Console.Error.WriteLine("actorsim scenario: usage: actorsim scenario [--deterministic] FILE...");
+            switch (args[i])
+            {
+                case "--deterministic": deterministic = true; break;
+                case "--in-memory": inMemory = true; break;
+                case "--db" when i + 1 < args.Length: db = args[++i]; break;
+                case var a when a.StartsWith('-'):
+                    Console.Error.WriteLine($"actorsim scenario: unknown option '{a}' (usage: actorsim scenario [--deterministic] [--db CONN | --in-memory] FILE...)");
+                    return 2;
+                default: files.Add(args[i]); break;
+            }
+        }
+        if (files.Count == 0)
+        {
+            Console.Error.WriteLine("actorsim scenario: usage: actorsim scenario [--deterministic] [--db CONN | --in-memory] FILE...");
             return 2;
         }
+        var cs = inMemory ? null : Database.ConnectionString(db);
+        if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
         // Parse every file first: an invalid file runs nothing.
         var scenarios = new List<Scenario>();
         foreach (var f in files)
@@ -32,8 +52,17 @@ public static class ScenarioCommand
         var failed = 0;
         foreach (var s in scenarios)
         {
+            var runId = Database.NewRunId(s.Name);
             Console.WriteLine($"scenario {s.Name} ({s.File}, kernel {s.Policy})");
-            var r = await ScenarioRunner.RunAsync(s, deterministic, line => Console.WriteLine($"  {line}"));
+            Console.WriteLine($"run: {runId} ({(cs is null ? "in-memory journal" : $"journal {Persistence.MartenStores.Describe(cs)}")})");
+            if (cs is not null)
+                await Database.RecordRunAsync(cs, new Persistence.ReadSide.RunInfo
+                {
+                    Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic,
+                    WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
+                });
+            var journal = cs is null ? null : Persistence.MartenPersistence.Config(cs);
+            var r = await ScenarioRunner.RunAsync(s, journal, runId, deterministic, line => Console.WriteLine($"  {line}"));
             var bad = r.Results.Count(x => !x.Passed);
             Console.WriteLine($"  {(bad == 0 ? "passed" : "FAILED")}: {r.Results.Count - bad} of {r.Results.Count} expectations, {r.Events.Count} events");
             if (bad > 0) failed++;

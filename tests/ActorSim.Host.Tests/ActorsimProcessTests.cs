@@ -150,3 +150,24 @@ public class ScenarioCommandTests
         Assert.Contains($"{files.Length} scenarios passed, 0 failed", output);
     }
 }
+
+public class DatabaseErrorTests
+{
+    [Fact]
+    public void An_unreachable_database_exits_3_naming_the_address_and_never_the_password()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "actorsim.dll");
+        var dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "ActorSim.sln"))) dir = Path.GetDirectoryName(dir)!;
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { dll, "scenario", "--db", "Host=127.0.0.1;Port=1;Username=u;Password=TopSecret123;Database=x",
+                     Path.Combine(dir, "scenarios", "o01-vfio-bar-normal-nc.yaml") }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(3, p.ExitCode);
+        Assert.Contains("127.0.0.1:1", stderr.Result);
+        Assert.DoesNotContain("TopSecret123", stderr.Result + stdout.Result);
+    }
+}

@@ -39,12 +39,18 @@ public sealed class ScenarioRunner
 
     /// <summary>Runs <paramref name="s"/> in a new actor system (in-memory journal) and returns every
     /// expectation line and the events in the order they were persisted.</summary>
-    public static async Task<ScenarioRunResult> RunAsync(Scenario s, bool deterministic = false, Action<ExpectationResult>? onLine = null)
+    public static Task<ScenarioRunResult> RunAsync(Scenario s, bool deterministic = false, Action<ExpectationResult>? onLine = null) =>
+        RunAsync(s, journal: null, runId: s.Name, deterministic, onLine);
+
+    /// <param name="journal">Configuration of the journal (e.g. the Marten one) over the in-memory default.</param>
+    public static async Task<ScenarioRunResult> RunAsync(Scenario s, Akka.Configuration.Config? journal, string runId, bool deterministic = false, Action<ExpectationResult>? onLine = null)
     {
-        using var system = ActorSystem.Create("actorsim", SimHost.BaseConfig(deterministic));
+        var config = SimHost.BaseConfig(deterministic);
+        if (journal is not null) config = journal.WithFallback(config);
+        using var system = ActorSystem.Create("actorsim", config);
         var recorder = system.ActorOf(Props.Create(() => new EventRecorder()), "recorder");
         await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));
-        var results = await RunAsync(system, s, runId: s.Name, onLine);
+        var results = await RunAsync(system, s, runId, onLine);
         var events = await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));
         await system.Terminate();
         return new ScenarioRunResult(s, results, events.Items);
