@@ -154,7 +154,7 @@ public class ScenarioCommandTests
 public class DatabaseErrorTests
 {
     [Fact]
-    public void An_unreachable_database_exits_3_naming_the_address_and_never_the_password()
+    public async Task An_unreachable_database_exits_3_naming_the_address_and_never_the_password()
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "actorsim.dll");
         var dir = AppContext.BaseDirectory;
@@ -165,9 +165,10 @@ public class DatabaseErrorTests
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(60_000));
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(3, p.ExitCode);
-        Assert.Contains("127.0.0.1:1", stderr.Result);
-        Assert.DoesNotContain("TopSecret123", stderr.Result + stdout.Result);
+        var err = await stderr;
+        Assert.Contains("127.0.0.1:1", err);
+        Assert.DoesNotContain("TopSecret123", err + await stdout);
     }
 }
