@@ -1,33 +1,63 @@
 using ActorSim.Domain.Kernel;
+using ActorSim.Host.Commands;
 
 namespace ActorSim.Host;
 
-/// <summary>The <c>actorsim</c> command. So far <c>run</c> is a stub main job that drives the domain
-/// model in-process (no actors, no database yet); <c>version</c> and <c>kernels</c> work; the other
-/// commands come with the actors, persistence and host issues and say they are not built yet (exit 2).</summary>
+/// <summary>The <c>actorsim</c> command. Exit codes: 0 success, 1 a check failed, 2 bad input or
+/// usage, 3 infrastructure (database unreachable).</summary>
 public static class Program
 {
-    private static readonly string[] Planned = ["replay", "export", "import", "explain", "bench", "runs"];
+    private const string Usage = """
+        usage: actorsim <command> [options]
+          run       [--duration 30s] [--seed N] [--kernel 6.8|6.9|6.17] [--no-fwb] [--no-dic] [--vms N] [--vcpus N]
+                    [--deterministic] [--db CONN | --in-memory] [--snapshot-every N] [--scenario FILE]
+                    a seeded long-running simulation through the actors, every event persisted
+          scenario  [--deterministic] [--db CONN | --in-memory] FILE...
+                    run scenario files; exit 0 all pass, 1 a check failed, 2 bad file
+          runs      [--json] [--db CONN]                      list recorded runs
+          replay    (--run ID | --file FILE) [--verify] [--kernel K] [--fwb|--no-fwb] [--dic|--no-dic] [--json]
+                    re-derive every decision; with --kernel/--fwb/--dic re-decide and report what changes
+          export    --run ID -o FILE                          write a run as JSON Lines
+          import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
+          explain   --run ID --vm NAME --gpa ADDR             why a guest page has its memory type
+          kernels                                             the modelled rule sets
+          version
+        the database is --db, else ACTORSIM_DB (scripts/pg.sh url gives the local one)
+        """;
 
     public static int Main(string[] args)
     {
+        try
+        {
+            return Dispatch(args).GetAwaiter().GetResult();
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"actorsim {e.Message}");
+            return 2;
+        }
+        catch (Actors.Scenarios.ScenarioFormatException e)
+        {
+            Console.Error.WriteLine($"actorsim: {e.Message}");
+            return 2;
+        }
+        catch (Npgsql.NpgsqlException e)
+        {
+            Console.Error.WriteLine($"actorsim: database error: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            return 3;
+        }
+    }
+
+    private static async Task<int> Dispatch(string[] args)
+    {
         var cmd = args.Length == 0 ? "--help" : args[0];
+        var rest = args.Length == 0 ? [] : args[1..];
+        if (rest.Contains("--help") || rest.Contains("-h")) cmd = "--help";
         switch (cmd)
         {
             case "--help" or "-h" or "help":
-                Console.WriteLine("usage: actorsim <command> [options]");
-                Console.WriteLine("  run [--kernel 6.8|6.9|6.17] [--no-fwb] [--no-dic]");
-                Console.WriteLine("            stub main job: a VFIO BAR and RAM faulted in-process under each rule set");
-                Console.WriteLine("  scenario [--deterministic] FILE...");
-                Console.WriteLine("            run scenario files through the actors (exit 0 all pass, 1 a check failed, 2 bad file)");
-                Console.WriteLine("  version   print the version");
-                Console.WriteLine("  kernels   list the modelled rule sets and what each decides for a VFIO BAR");
-                Console.WriteLine($"  not built yet: {string.Join(", ", Planned)}");
+                Console.WriteLine(Usage);
                 return 0;
-            case "scenario":
-                return ScenarioCommand.Execute(args[1..]).GetAwaiter().GetResult();
-            case "run":
-                return StubRun.Execute(args[1..]);
             case "version":
                 Console.WriteLine($"actorsim {typeof(Program).Assembly.GetName().Version}");
                 return 0;
@@ -38,10 +68,15 @@ public static class Program
                     Console.WriteLine($"{label,-5} VFIO BAR mmap adds: {string.Join(" ", VmFlagBits.Names(p.AllowAnyUncachedFlag).DefaultIfEmpty("(no VM_ALLOW_ANY_UNCACHED)"))}");
                 }
                 return 0;
+            case "run": return await RunCommand.Execute(rest);
+            case "scenario": return await ScenarioCommand.Execute(rest);
+            case "runs": return await DataCommands.Runs(rest);
+            case "export": return await DataCommands.Export(rest);
+            case "import": return await DataCommands.Import(rest);
+            case "replay": return await DataCommands.Replay(rest);
+            case "explain": return await ExplainCommand.Execute(rest);
             default:
-                Console.Error.WriteLine(Planned.Contains(cmd)
-                    ? $"actorsim: '{cmd}' is not built yet"
-                    : $"actorsim: unknown command '{cmd}' (try --help)");
+                Console.Error.WriteLine($"actorsim: unknown command '{cmd}' (try --help)");
                 return 2;
         }
     }

@@ -21,6 +21,9 @@ public sealed class JournalEntry
     /// <summary>A placeholder for a rejected write's sequence number (its payload could not be
     /// serialized): it keeps stream version = sequence number and is never replayed.</summary>
     public bool Rejected { get; set; }
+    /// <summary>For an imported run: the event's seq in the file it came from, so an export gives the
+    /// file's global order back (an import appends stream by stream in one transaction).</summary>
+    public long LogSeq { get; set; }
 }
 
 /// <summary>Per persistenceId: messages up to DeletedTo are deleted (DeleteMessagesTo). Events are

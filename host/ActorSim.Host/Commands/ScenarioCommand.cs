@@ -1,7 +1,7 @@
 using ActorSim.Actors.Scenarios;
 using ActorSim.Domain.Kernel;
 
-namespace ActorSim.Host;
+namespace ActorSim.Host.Commands;
 
 /// <summary><c>actorsim scenario FILE...</c>: runs each file through the actors and the journal (the
 /// Marten journal on PostgreSQL when --db or ACTORSIM_DB gives a database, else in memory, or in memory

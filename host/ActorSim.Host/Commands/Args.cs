@@ -1,0 +1,49 @@
+namespace ActorSim.Host.Commands;
+
+/// <summary>A small option parser: --name value, --flag; anything unknown is a usage error (exit 2).</summary>
+public sealed class Args
+{
+    private readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
+    public List<string> Positional { get; } = [];
+
+    public static Args Parse(string command, string[] args, string[] flags, string[] valued)
+    {
+        var a = new Args();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var s = args[i];
+            if (flags.Contains(s)) a._options[s] = null;
+            else if (valued.Contains(s))
+            {
+                if (i + 1 >= args.Length) throw new UsageException($"{command}: {s} needs a value");
+                a._options[s] = args[++i];
+            }
+            else if (s.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"{command}: unknown option '{s}'");
+            else a.Positional.Add(s);
+        }
+        return a;
+    }
+
+    public bool Has(string name) => _options.ContainsKey(name);
+    public string? Get(string name) => _options.TryGetValue(name, out var v) ? v : null;
+
+    public long GetLong(string command, string name, long fallback)
+    {
+        var v = Get(name);
+        if (v is null) return fallback;
+        return long.TryParse(v, out var n) ? n : throw new UsageException($"{command}: {name} '{v}' is not a number");
+    }
+
+    /// <summary>Durations like 30s, 5m, 2h, 500ms.</summary>
+    public TimeSpan GetDuration(string command, string name, TimeSpan fallback)
+    {
+        var v = Get(name);
+        if (v is null) return fallback;
+        foreach (var (suffix, unit) in new[] { ("ms", TimeSpan.FromMilliseconds(1)), ("s", TimeSpan.FromSeconds(1)), ("m", TimeSpan.FromMinutes(1)), ("h", TimeSpan.FromHours(1)) })
+            if (v.EndsWith(suffix, StringComparison.Ordinal) && double.TryParse(v[..^suffix.Length], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0)
+                return unit * n;
+        throw new UsageException($"{command}: {name} '{v}' is not a duration (30s, 5m, 2h)");
+    }
+}
+
+public sealed class UsageException(string message) : Exception(message);

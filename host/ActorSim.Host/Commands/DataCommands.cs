@@ -1,0 +1,151 @@
+using System.Text.Json;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Simulation;
+using ActorSim.Persistence;
+using ActorSim.Persistence.EventLog;
+
+namespace ActorSim.Host.Commands;
+
+/// <summary>runs, export, import, replay: the recorded side of the host.</summary>
+public static class DataCommands
+{
+    private static async Task<Marten.DocumentStore?> Store(Args a)
+    {
+        var cs = Database.ConnectionString(a.Get("--db"));
+        if (cs is null) throw new UsageException("no database: give --db or set ACTORSIM_DB");
+        if (!await Database.ReachableAsync(cs)) return null;
+        return MartenStores.Get(cs);
+    }
+
+    public static async Task<int> Runs(string[] args)
+    {
+        var a = Args.Parse("runs", args, ["--json"], ["--db"]);
+        if (await Store(a) is not { } store) return 3;
+        var runs = await RunLog.RunsAsync(store);
+        if (a.Has("--json"))
+        {
+            Console.WriteLine(JsonSerializer.Serialize(runs, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+            return 0;
+        }
+        Console.WriteLine($"{"run",-48} {"kernel",-6} {"fwb",-3} {"dic",-3} {"seed",-10} {"started",-20} scenario");
+        foreach (var r in runs)
+            Console.WriteLine($"{r.Id,-48} {r.Kernel,-6} {(r.Fwb ? 1 : 0),-3} {(r.Dic ? 1 : 0),-3} {r.Seed,-10} {r.Started:yyyy-MM-dd HH:mm:ss} {r.Scenario}");
+        return 0;
+    }
+
+    public static async Task<int> Export(string[] args)
+    {
+        var a = Args.Parse("export", args, [], ["--db", "--run", "-o"]);
+        var run = a.Get("--run") ?? throw new UsageException("export: --run ID is required");
+        var output = a.Get("-o") ?? throw new UsageException("export: -o FILE is required");
+        if (await Store(a) is not { } store) return 3;
+        var info = await RunLog.InfoAsync(store, run);
+        var events = new List<RunEvent>();
+        await foreach (var e in RunLog.ReadAsync(store, run)) events.Add(e);
+        if (info is null && events.Count == 0) { Console.Error.WriteLine($"export: no run '{run}'"); return 2; }
+        info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = FirstPolicy(events)?.RuleSet.Label() ?? "6.9", Fwb = FirstPolicy(events)?.Cpu.Fwb ?? true, Dic = FirstPolicy(events)?.Cpu.Dic ?? true };
+        var tmp = output + ".tmp";
+        await using (var f = File.Create(tmp)) await EventLogFile.WriteAsync(f, EventLogHeader.FromRunInfo(info, events.Count), events);
+        File.Move(tmp, output, overwrite: true);
+        Console.WriteLine($"exported {events.Count} events of run {run} to {output}");
+        return 0;
+    }
+
+    private static KernelPolicy? FirstPolicy(IEnumerable<RunEvent> events) =>
+        events.Select(e => e.Event).OfType<Domain.Kvm.Stage2FaultResolved>().FirstOrDefault()?.Decision.Inputs.Policy;
+
+    public static async Task<int> Import(string[] args)
+    {
+        var a = Args.Parse("import", args, [], ["--db", "--as"]);
+        if (a.Positional.Count != 1) throw new UsageException("import: usage: actorsim import FILE [--as NEW_ID]");
+        var file = a.Positional[0];
+        if (!File.Exists(file)) { Console.Error.WriteLine($"import: {file}: no such file"); return 2; }
+        EventLogHeader header;
+        List<RunEvent> events;
+        try
+        {
+            (header, events) = EventLogFile.Read(file);
+        }
+        catch (EventLogFormatException e)
+        {
+            Console.Error.WriteLine($"import: {e.Message}");
+            return 2;
+        }
+        if (await Store(a) is not { } store) return 3;
+        var id = a.Get("--as") ?? header.Run;
+        if (await RunLog.RunExistsAsync(store, id))
+        {
+            Console.Error.WriteLine($"import: run '{id}' exists already (use --as NEW_ID)");
+            return 2;
+        }
+        await RunLog.WriteAsync(store, header.ToRunInfo(id), events);
+        Console.WriteLine($"imported {events.Count} events as run {id}");
+        return 0;
+    }
+
+    public static async Task<int> Replay(string[] args)
+    {
+        var a = Args.Parse("replay", args, ["--verify", "--json", "--fwb", "--no-fwb", "--dic", "--no-dic"], ["--db", "--run", "--file", "--kernel"]);
+        if (a.Has("--run") == a.Has("--file")) throw new UsageException("replay: give exactly one of --run ID or --file FILE");
+        RuleSet? kernel = null;
+        if (a.Get("--kernel") is { } k)
+        {
+            if (!RuleSets.TryParse(k, out var rs)) throw new UsageException($"replay: --kernel '{k}' is not 6.8, 6.9 or 6.17");
+            kernel = rs;
+        }
+        bool? fwb = a.Has("--fwb") ? true : a.Has("--no-fwb") ? false : null;
+        bool? dic = a.Has("--dic") ? true : a.Has("--no-dic") ? false : null;
+        Func<KernelPolicy, KernelPolicy>? redecide = kernel is null && fwb is null && dic is null ? null
+            : p => p with { RuleSet = kernel ?? p.RuleSet, Cpu = new CpuFeatures(fwb ?? p.Cpu.Fwb, dic ?? p.Cpu.Dic) };
+        var replay = new Replay(redecide);
+
+        IAsyncEnumerable<RunEvent> events;
+        if (a.Get("--file") is { } file)
+        {
+            if (!File.Exists(file)) { Console.Error.WriteLine($"replay: {file}: no such file"); return 2; }
+            try { events = EventLogFile.Read(file).Events.ToAsyncEnumerable(); }
+            catch (EventLogFormatException e) { Console.Error.WriteLine($"replay: {e.Message}"); return 2; }
+        }
+        else
+        {
+            if (await Store(a) is not { } store) return 3;
+            events = RunLog.ReadAsync(store, a.Get("--run")!);
+        }
+        var verify = a.Has("--verify");
+        await foreach (var e in events)
+        {
+            replay.Apply(e.Seq, e.Stream, e.Event);
+            if (verify && replay.FirstMismatch is { } m)
+            {
+                Console.WriteLine($"MISMATCH at seq {m.Seq} ({m.Stream}):");
+                Console.WriteLine($"  recorded:   {m.Recorded}");
+                Console.WriteLine($"  recomputed: {m.Recomputed}");
+                return 1;
+            }
+        }
+        if (replay.Events == 0) { Console.Error.WriteLine("replay: the run has no events"); return 2; }
+        var groups = replay.Changes.GroupBy(c => (c.Before, c.After)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key.Before, StringComparer.Ordinal)
+            .Select(g => new { before = g.Key.Before, after = g.Key.After, count = g.Count() }).ToArray();
+        if (a.Has("--json"))
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                events = replay.Events, decisions = replay.Decisions, mismatches = replay.Mismatches,
+                changed = replay.Changes.Count, changes = groups,
+                examples = replay.Changes.Take(10).Select(c => new { seq = c.Seq, stream = c.Stream, vm = c.Vm, gpa = $"0x{c.Gpa:x}", op = c.Op.ToString(), before = c.Before, after = c.After }),
+            }));
+        }
+        else
+        {
+            Console.WriteLine($"replayed {replay.Events} events, {replay.Decisions} decisions: " +
+                              (replay.Mismatches == 0 ? "every decision reproduces" : $"{replay.Mismatches} do not reproduce (first at seq {replay.FirstMismatch!.Seq})"));
+            if (redecide is not null)
+            {
+                Console.WriteLine($"re-decided under {(kernel is { } r ? r.Label() : "the recorded rule set")}{(fwb is { } f ? $" fwb={(f ? 1 : 0)}" : "")}{(dic is { } d ? $" dic={(d ? 1 : 0)}" : "")}: {replay.Changes.Count} of {replay.Decisions} decisions change");
+                foreach (var g in groups) Console.WriteLine($"  {g.count,8}  {g.before} -> {g.after}");
+                foreach (var c in replay.Changes.Take(5)) Console.WriteLine($"  e.g. seq {c.Seq} {c.Vm} gpa 0x{c.Gpa:x} {c.Op}: {c.Before} -> {c.After}");
+            }
+        }
+        return replay.Mismatches == 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using ActorSim.Actors;
+using ActorSim.Actors.Scenarios;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Persistence;
+using ActorSim.Persistence.ReadSide;
+using Akka.Actor;
+
+namespace ActorSim.Host.Commands;
+
+/// <summary><c>actorsim run</c>: a long-running simulation. A seeded workload (VMs × vCPUs over
+/// vfio-pci GPUs and NICs, a vfio-platform device and RAM, with memory disable/enable and resets) runs
+/// through the actors for --duration, every event persisted (Marten when a database is configured).
+/// Prints "run: ID" first, a progress line every second, and a summary. Ctrl-C / SIGTERM drain: the
+/// round in flight finishes and is persisted before the process exits 0.</summary>
+public static class RunCommand
+{
+    private sealed class Counter : ReceiveActor
+    {
+        public sealed record Get;
+        private long _events;
+        public Counter()
+        {
+            Receive<DomainEventPublished>(_ => _events++);
+            Receive<Get>(_ => Sender.Tell(_events));
+        }
+        protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DomainEventPublished));
+    }
+
+    public static async Task<int> Execute(string[] args)
+    {
+        var a = Args.Parse("run", args, ["--fwb", "--no-fwb", "--dic", "--no-dic", "--deterministic", "--in-memory"],
+            ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every"]);
+        var duration = a.GetDuration("run", "--duration", TimeSpan.FromSeconds(30));
+        var seed = (int)a.GetLong("run", "--seed", 1);
+        var kernelLabel = a.Get("--kernel") ?? "6.9";
+        if (!RuleSets.TryParse(kernelLabel, out var rules)) throw new UsageException($"run: --kernel '{kernelLabel}' is not 6.8, 6.9 or 6.17");
+        var policy = new KernelPolicy(rules, new CpuFeatures(!a.Has("--no-fwb"), !a.Has("--no-dic")));
+        var vms = (int)a.GetLong("run", "--vms", 2);
+        var vcpus = (int)a.GetLong("run", "--vcpus", 4);
+        if (vms is < 1 or > 64 || vcpus is < 1 or > 64) throw new UsageException("run: --vms and --vcpus are 1..64");
+        if (a.Positional.Count > 0) throw new UsageException($"run: unexpected '{a.Positional[0]}'");
+
+        if (a.Get("--scenario") is { } file)
+        {
+            return await ScenarioCommand.Execute([.. a.Has("--in-memory") ? new[] { "--in-memory" } : [], .. a.Get("--db") is { } d ? new[] { "--db", d } : [], file]);
+        }
+
+        var cs = a.Has("--in-memory") ? null : Database.ConnectionString(a.Get("--db"));
+        if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
+        var runId = Database.NewRunId("run");
+        Console.WriteLine($"run: {runId}");
+        Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {duration.TotalSeconds:0}s, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
+        var info = new RunInfo
+        {
+            Id = runId, Seed = seed, Kernel = rules.Label(), Fwb = policy.Cpu.Fwb, Dic = policy.Cpu.Dic, WordSize = 64,
+            Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
+        };
+        if (cs is not null) await Database.RecordRunAsync(cs, info);
+
+        var config = SimHost.BaseConfig(a.Has("--deterministic"));
+        if (cs is not null) config = MartenPersistence.Config(cs).WithFallback(config);
+        using var system = ActorSystem.Create("actorsim", config);
+        var counter = system.ActorOf(Props.Create(() => new Counter()), "counter");
+        var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
+            new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0)));
+        var workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
+
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+
+        var clock = Stopwatch.StartNew();
+        var nextReport = TimeSpan.FromSeconds(1);
+        long lastAccesses = 0;
+        var lastReport = TimeSpan.Zero;
+        while (clock.Elapsed < duration && !stop.IsCancellationRequested)
+        {
+            await workload.RoundAsync(); // a round in flight always completes: nothing acknowledged is lost
+            if (clock.Elapsed >= nextReport)
+            {
+                var now = clock.Elapsed;
+                var rate = (workload.Accesses - lastAccesses) / Math.Max(0.001, (now - lastReport).TotalSeconds);
+                (lastAccesses, lastReport) = (workload.Accesses, now);
+                nextReport = now + TimeSpan.FromSeconds(1);
+                Console.WriteLine($"  t={now.TotalSeconds,5:0}s accesses={workload.Accesses,-9} {rate,8:0}/s {Results(workload)} events={await counter.Ask<long>(new Counter.Get()),-9} invariants={await Invariants(host)}");
+            }
+        }
+        var events = await counter.Ask<long>(new Counter.Get());
+        var violations = (await host.Ask<Violations>(host.Checker, new GetViolations())).Items;
+        await system.Terminate(); // the journal writes what is queued before it stops
+        if (cs is not null)
+        {
+            info.Ended = DateTimeOffset.UtcNow;
+            await Database.RecordRunAsync(cs, info);
+        }
+        var secs = clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"summary: run {runId}{(stop.IsCancellationRequested ? " (stopped early, drained)" : "")}");
+        Console.WriteLine($"  {workload.Accesses} guest accesses in {secs:0.0}s ({workload.Accesses / Math.Max(secs, 0.001):0}/s), {events} events persisted");
+        Console.WriteLine($"  outcomes: {Results(workload)}");
+        Console.WriteLine($"  invariants: {(violations.Length == 0 ? "hold" : $"{violations.Length} violated, first: {violations[0].Violation} at event {violations[0].Seq}")}");
+        return violations.Length == 0 ? 0 : 1;
+    }
+
+    private static string Results(SeededWorkload w) =>
+        string.Join(" ", Enum.GetValues<FaultResult>().Where(r => w.Results.ContainsKey(r)).Select(r => $"{r}={w.Results[r]}"));
+
+    private static async Task<string> Invariants(SimHost h) =>
+        (await h.Ask<Violations>(h.Checker, new GetViolations())).Items.Length == 0 ? "hold" : "VIOLATED";
+}

@@ -1,0 +1,225 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ActorSim.Domain;
+using ActorSim.Domain.Kernel;
+using ActorSim.Persistence.ReadSide;
+using ActorSim.Persistence.Serialization;
+
+namespace ActorSim.Persistence.EventLog;
+
+/// <summary>A bad event-log file: where (file:line) and which field.</summary>
+public sealed class EventLogFormatException(string file, int line, string field, string message)
+    : Exception($"{file}:{line}: {field}: {message}")
+{
+    public int Line { get; } = line;
+    public string Field { get; } = field;
+}
+
+/// <summary>The header of an event-log file (shared/docs/event-log-format.md).</summary>
+public sealed record EventLogHeader(string Run, string Kernel, bool Fwb, bool Dic, int WordSize, long Seed, string? Scenario, string? Commit, long Events)
+{
+    public RunInfo ToRunInfo(string id) => new()
+    {
+        Id = id, Seed = Seed, Kernel = Kernel, Fwb = Fwb, Dic = Dic, WordSize = WordSize, Scenario = Scenario, Commit = Commit,
+        Started = DateTimeOffset.UnixEpoch,
+    };
+
+    public static EventLogHeader FromRunInfo(RunInfo r, long events) => new(r.Id, r.Kernel, r.Fwb, r.Dic, r.WordSize, r.Seed, r.Scenario, r.Commit, events);
+}
+
+/// <summary>Writes and reads event logs as JSON Lines: line 1 the header, then one event per line in
+/// global order. Reading validates everything and names file:line and field on the first error;
+/// lines longer than <see cref="MaxLineBytes"/> are refused without being read into memory.</summary>
+public static class EventLogFile
+{
+    public const string Format = "actorsim-event-log";
+    public const int FormatVersion = 1;
+    public const int MaxLineBytes = 16 << 20;
+    private static readonly JsonWriterOptions WriterOptions = new() { Indented = false };
+
+    public static string Time(long ticks) => new DateTime(ticks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture);
+
+    public static async Task WriteAsync(Stream output, EventLogHeader header, IReadOnlyList<RunEvent> events)
+    {
+        await using var w = new StreamWriter(output, new UTF8Encoding(false)) { NewLine = "\n" };
+        await w.WriteAsync(HeaderLine(header with { Events = events.Count }));
+        await w.WriteAsync('\n');
+        foreach (var e in events)
+        {
+            await w.WriteAsync(EventLine(e));
+            await w.WriteAsync('\n');
+        }
+    }
+
+    public static string HeaderLine(EventLogHeader h)
+    {
+        var buf = new MemoryStream();
+        using (var j = new Utf8JsonWriter(buf, WriterOptions))
+        {
+            j.WriteStartObject();
+            j.WriteString("format", Format);
+            j.WriteNumber("version", FormatVersion);
+            j.WriteString("run", h.Run);
+            j.WriteString("kernel", h.Kernel);
+            j.WriteStartObject("cpu");
+            j.WriteBoolean("fwb", h.Fwb);
+            j.WriteBoolean("dic", h.Dic);
+            j.WriteEndObject();
+            j.WriteNumber("wordSize", h.WordSize);
+            j.WriteNumber("seed", h.Seed);
+            if (h.Scenario is null) j.WriteNull("scenario"); else j.WriteString("scenario", h.Scenario);
+            if (h.Commit is null) j.WriteNull("commit"); else j.WriteString("commit", h.Commit);
+            j.WriteNumber("events", h.Events);
+            j.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buf.ToArray());
+    }
+
+    public static string EventLine(RunEvent e)
+    {
+        var buf = new MemoryStream();
+        using (var j = new Utf8JsonWriter(buf, WriterOptions))
+        {
+            j.WriteStartObject();
+            j.WriteNumber("seq", e.Seq);
+            j.WriteString("stream", e.Stream);
+            j.WriteNumber("version", e.Version);
+            j.WriteString("type", e.Type);
+            j.WriteString("time", Time(e.TimestampTicks));
+            j.WritePropertyName("data");
+            DomainEventSerializer.ToJson(e.Event).WriteTo(j);
+            j.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buf.ToArray());
+    }
+
+    /// <summary>Reads and validates a whole file. Throws <see cref="EventLogFormatException"/> at the
+    /// first problem.</summary>
+    public static (EventLogHeader Header, List<RunEvent> Events) Read(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var lines = ReadLines(stream, path).GetEnumerator();
+        if (!lines.MoveNext()) throw new EventLogFormatException(path, 1, "header", "empty file");
+        var header = ParseHeader(path, lines.Current.Text);
+        var events = new List<RunEvent>();
+        var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+        while (lines.MoveNext())
+        {
+            var (lineNo, text) = lines.Current;
+            events.Add(ParseEvent(path, lineNo, text, events.Count + 1, versions));
+        }
+        if (header.Events != events.Count)
+            throw new EventLogFormatException(path, 1, "events", $"header says {header.Events} events, the file has {events.Count}");
+        return (header, events);
+    }
+
+    /// <summary>Lines without their "\n"; a last line without one is truncated; an over-long line is
+    /// refused as soon as it passes the limit.</summary>
+    private static IEnumerable<(int Line, string Text)> ReadLines(Stream s, string path)
+    {
+        var buf = new MemoryStream();
+        var lineNo = 1;
+        int b;
+        while ((b = s.ReadByte()) >= 0)
+        {
+            if (b == '\n')
+            {
+                yield return (lineNo++, Encoding.UTF8.GetString(buf.GetBuffer(), 0, (int)buf.Length));
+                buf.SetLength(0);
+                continue;
+            }
+            if (buf.Length >= MaxLineBytes) throw new EventLogFormatException(path, lineNo, "line", $"longer than {MaxLineBytes} bytes");
+            buf.WriteByte((byte)b);
+        }
+        if (buf.Length > 0) throw new EventLogFormatException(path, lineNo, "line", "truncated (no end of line)");
+    }
+
+    private static JsonElement Object(string path, int line, string text)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new EventLogFormatException(path, line, "line", "not a JSON object");
+            return doc.RootElement.Clone();
+        }
+        catch (JsonException e)
+        {
+            throw new EventLogFormatException(path, line, "json", $"malformed JSON ({e.Message.Split('.')[0]})");
+        }
+    }
+
+    private static void OnlyKeys(string path, int line, JsonElement o, params string[] keys)
+    {
+        foreach (var p in o.EnumerateObject())
+            if (!keys.Contains(p.Name)) throw new EventLogFormatException(path, line, p.Name, "unknown field");
+        foreach (var k in keys)
+            if (!o.TryGetProperty(k, out _)) throw new EventLogFormatException(path, line, k, "missing");
+    }
+
+    private static EventLogHeader ParseHeader(string path, string text)
+    {
+        var h = Object(path, 1, text);
+        OnlyKeys(path, 1, h, "format", "version", "run", "kernel", "cpu", "wordSize", "seed", "scenario", "commit", "events");
+        if (h.GetProperty("format").ValueKind != JsonValueKind.String || h.GetProperty("format").GetString() != Format)
+            throw new EventLogFormatException(path, 1, "format", $"not \"{Format}\"");
+        var version = Int(path, 1, h, "version");
+        if (version > FormatVersion) throw new EventLogFormatException(path, 1, "version", $"format version {version} is newer than this build reads ({FormatVersion})");
+        if (version < 1) throw new EventLogFormatException(path, 1, "version", "must be 1");
+        var kernel = Str(path, 1, h, "kernel");
+        if (!RuleSets.TryParse(kernel, out _)) throw new EventLogFormatException(path, 1, "kernel", $"unknown rule set '{kernel}'");
+        var cpu = h.GetProperty("cpu");
+        if (cpu.ValueKind != JsonValueKind.Object) throw new EventLogFormatException(path, 1, "cpu", "not an object");
+        OnlyKeys(path, 1, cpu, "fwb", "dic");
+        var word = Int(path, 1, h, "wordSize");
+        if (word is not (32 or 64)) throw new EventLogFormatException(path, 1, "wordSize", "must be 32 or 64");
+        return new EventLogHeader(Str(path, 1, h, "run"), kernel, Bool(path, 1, cpu, "fwb"), Bool(path, 1, cpu, "dic"), (int)word,
+            Int(path, 1, h, "seed"), NullableStr(path, 1, h, "scenario"), NullableStr(path, 1, h, "commit"), Int(path, 1, h, "events"));
+    }
+
+    private static RunEvent ParseEvent(string path, int line, string text, long expectedSeq, Dictionary<string, long> versions)
+    {
+        var o = Object(path, line, text);
+        OnlyKeys(path, line, o, "seq", "stream", "version", "type", "time", "data");
+        var seq = Int(path, line, o, "seq");
+        if (seq != expectedSeq) throw new EventLogFormatException(path, line, "seq", seq < expectedSeq ? $"{seq} repeats or goes back (expected {expectedSeq})" : $"gap: {seq} after {expectedSeq - 1}");
+        var stream = Str(path, line, o, "stream");
+        if (stream.Length == 0 || stream.Contains('/')) throw new EventLogFormatException(path, line, "stream", "empty or contains '/'");
+        var version = Int(path, line, o, "version");
+        var expectedVersion = versions.GetValueOrDefault(stream) + 1;
+        if (version != expectedVersion) throw new EventLogFormatException(path, line, "version", $"{stream} version {version}, expected {expectedVersion}");
+        versions[stream] = version;
+        var type = Str(path, line, o, "type");
+        if (!DomainEventSerializer.IsKnownAlias(type)) throw new EventLogFormatException(path, line, "type", $"unknown event type '{type}'");
+        var time = Str(path, line, o, "time");
+        if (!DateTime.TryParseExact(time, "O", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var t))
+            throw new EventLogFormatException(path, line, "time", $"'{time}' is not an ISO 8601 time");
+        IDomainEvent e;
+        try
+        {
+            e = DomainEventSerializer.FromJson(type, DomainEventSerializer.VersionOf(type), o.GetProperty("data"));
+        }
+        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException or NotSupportedException or FormatException)
+        {
+            throw new EventLogFormatException(path, line, "data", ex.Message.Split('\n')[0]);
+        }
+        return new RunEvent(seq, stream, version, e, t.Ticks);
+    }
+
+    private static string Str(string path, int line, JsonElement o, string k) =>
+        o.GetProperty(k) is { ValueKind: JsonValueKind.String } v ? v.GetString()! : throw new EventLogFormatException(path, line, k, "not a string");
+
+    private static string? NullableStr(string path, int line, JsonElement o, string k) =>
+        o.GetProperty(k).ValueKind == JsonValueKind.Null ? null : Str(path, line, o, k);
+
+    private static long Int(string path, int line, JsonElement o, string k) =>
+        o.GetProperty(k) is { ValueKind: JsonValueKind.Number } v && v.TryGetInt64(out var n) ? n : throw new EventLogFormatException(path, line, k, "not an integer");
+
+    private static bool Bool(string path, int line, JsonElement o, string k) =>
+        o.GetProperty(k).ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new EventLogFormatException(path, line, k, "not true or false"),
+        };
+}
