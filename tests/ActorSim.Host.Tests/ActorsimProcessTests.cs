@@ -20,31 +20,33 @@ public class ActorsimProcessTests
     }
 
     [Fact]
-    public void Run_prints_Normal_NC_for_the_BAR_under_6_9_and_Device_under_6_8()
+    public void Kernels_lists_the_rule_sets_and_the_flag_each_sets()
     {
-        var (exit, output, _) = Run("run");
+        var (exit, output, _) = Run("kernels");
         Assert.Equal(0, exit);
-        var blocks = output.Split("kernel ");
-        Assert.Contains("s2=Device-nGnRE", blocks.Single(b => b.StartsWith("6.8 ")));
-        Assert.Contains("s2=Normal-NC", blocks.Single(b => b.StartsWith("6.9 ")));
-        Assert.Equal(3, output.Split("invariants: hold").Length - 1);
+        Assert.Contains("6.8   VFIO BAR mmap adds: (no VM_ALLOW_ANY_UNCACHED)", output);
+        Assert.Contains("6.9   VFIO BAR mmap adds: VM_ALLOW_ANY_UNCACHED", output);
     }
 
     [Fact]
-    public void Run_with_one_kernel_runs_only_that_rule_set()
+    public void Run_in_memory_for_a_second_prints_its_id_and_a_summary()
     {
-        var (exit, output, _) = Run("run", "--kernel", "6.17", "--no-fwb");
-        Assert.Equal(0, exit);
-        Assert.Contains("kernel 6.17 fwb=0", output);
-        Assert.DoesNotContain("kernel 6.9", output);
-        Assert.Contains("memattr=0x5", output); // Normal-NC without FWB is still 0x5
+        var (exit, output, err) = Run("run", "--in-memory", "--duration", "1s", "--kernel", "6.17", "--no-fwb", "--vms", "1", "--vcpus", "2");
+        Assert.True(exit == 0, output + err);
+        Assert.StartsWith("run: run-", output);
+        Assert.Contains("kernel 6.17 fwb=0 dic=1", output);
+        Assert.Contains("invariants: hold", output);
     }
 
     [Theory]
     [InlineData("bogus")]
     [InlineData("run", "--kernel", "5.10")]
     [InlineData("run", "--frobnicate")]
+    [InlineData("run", "--duration", "soon")]
     [InlineData("replay")]
+    [InlineData("replay", "--run", "x", "--file", "y")]
+    [InlineData("export", "--run", "x")]
+    [InlineData("explain", "--vm", "vm1")]
     public void Bad_usage_exits_2_with_a_message_on_stderr(params string[] args)
     {
         var (exit, _, err) = Run(args);

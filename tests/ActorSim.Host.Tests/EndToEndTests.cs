@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace ActorSim.Host.Tests;
+
+/// <summary>The built actorsim against the local PostgreSQL (ACTORSIM_DB, set by scripts/test.sh):
+/// run → export → replay, tampering, re-deciding under 6.8, import of a bad file.</summary>
+public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
+{
+    private readonly RecordedRun _run;
+    public EndToEndTests(RecordedRun run) => _run = run;
+
+    public static (int Exit, string Out, string Err) Actorsim(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "actorsim.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("actorsim did not exit"); }
+        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
+    }
+
+    /// <summary>One short recorded run (6.9), exported once, shared by the tests.</summary>
+    public sealed class RecordedRun
+    {
+        public string Id { get; }
+        public string File { get; }
+        public string RunOutput { get; }
+
+        public RecordedRun()
+        {
+            Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
+            var (exit, output, err) = Actorsim("run", "--duration", "3s", "--seed", "5", "--vms", "2", "--vcpus", "3");
+            Assert.True(exit == 0, output + err);
+            RunOutput = output;
+            Id = Regex.Match(output, "^run: (\\S+)", RegexOptions.Multiline).Groups[1].Value;
+            Assert.NotEmpty(Id);
+            File = Path.Combine(Path.GetTempPath(), $"{Id}.jsonl");
+            var ex = Actorsim("export", "--run", Id, "-o", File);
+            Assert.True(ex.Exit == 0, ex.Out + ex.Err);
+        }
+    }
+
+    [Fact]
+    public void Run_prints_its_id_first_progress_and_a_summary_with_invariants_holding()
+    {
+        var lines = _run.RunOutput.Split('\n');
+        Assert.StartsWith("run: ", lines[0]);
+        Assert.Contains(lines, l => l.StartsWith("summary: run "));
+        Assert.Contains(lines, l => l.Trim() == "invariants: hold");
+    }
+
+    [Fact]
+    public void Export_follows_the_contract_and_every_decision_verifies_from_file_and_database()
+    {
+        var lines = File.ReadAllLines(_run.File);
+        using var header = JsonDocument.Parse(lines[0]);
+        Assert.Equal("actorsim-event-log", header.RootElement.GetProperty("format").GetString());
+        Assert.Equal(lines.Length - 1, header.RootElement.GetProperty("events").GetInt64());
+        Assert.Contains(lines, l => l.Contains("\"type\":\"stage2_fault_resolved\""));
+        var fromFile = Actorsim("replay", "--file", _run.File, "--verify");
+        Assert.True(fromFile.Exit == 0, fromFile.Out + fromFile.Err);
+        Assert.Contains("every decision reproduces", fromFile.Out);
+        var fromDb = Actorsim("replay", "--run", _run.Id, "--verify");
+        Assert.Equal(0, fromDb.Exit);
+    }
+
+    [Fact]
+    public void A_tampered_decision_fails_verification_at_its_seq()
+    {
+        var lines = File.ReadAllLines(_run.File);
+        var i = Array.FindIndex(lines, l => l.Contains("\"type\":\"stage2_fault_resolved\"") && l.Contains("\"result\":\"Mapped\"") && l.Contains("\"memAttr\"") == false && l.Contains("\"path\":\"MapLeaf\""));
+        Assert.True(i > 0);
+        lines[i] = lines[i].Replace("\"path\":\"MapLeaf\"", "\"path\":\"SpuriousSameLeaf\"");
+        var tampered = Path.Combine(Path.GetTempPath(), $"{_run.Id}-tampered.jsonl");
+        File.WriteAllText(tampered, string.Join("\n", lines) + "\n");
+        var (exit, output, _) = Actorsim("replay", "--file", tampered, "--verify");
+        Assert.Equal(1, exit);
+        var seq = JsonDocument.Parse(lines[i]).RootElement.GetProperty("seq").GetInt64();
+        Assert.Contains($"MISMATCH at seq {seq} ", output);
+        Assert.Contains("recorded:", output);
+        Assert.Contains("recomputed:", output);
+    }
+
+    [Fact]
+    public void Replaying_a_6_9_run_under_6_8_changes_exactly_the_Normal_NC_decisions_to_Device_nGnRE()
+    {
+        var (exit, output, err) = Actorsim("replay", "--file", _run.File, "--kernel", "6.8", "--json");
+        Assert.True(exit == 0, output + err);
+        using var r = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        var changes = r.RootElement.GetProperty("changes").EnumerateArray().ToArray();
+        Assert.NotEmpty(changes);
+        Assert.All(changes, c =>
+        {
+            Assert.EndsWith("Normal-NC", c.GetProperty("before").GetString());
+            Assert.EndsWith("Device-nGnRE", c.GetProperty("after").GetString());
+        });
+        // The decisions that left a Normal-NC leaf (MemAttr 5 in descriptor bits 5:2), read from the file.
+        var nc = 0;
+        foreach (var l in File.ReadLines(_run.File).Skip(1).Where(l => l.Contains("\"type\":\"stage2_fault_resolved\"")))
+        {
+            using var e = JsonDocument.Parse(l);
+            var leaf = e.RootElement.GetProperty("data").GetProperty("decision").GetProperty("outcome").GetProperty("leaf");
+            if (leaf.ValueKind == JsonValueKind.Null) continue;
+            var desc = Convert.ToUInt64(leaf.GetProperty("descriptor").GetString()![2..], 16);
+            if (((desc >> 2) & 0xF) == 5) nc++;
+        }
+        Assert.True(nc > 0);
+        Assert.Equal(nc, r.RootElement.GetProperty("changed").GetInt64());
+        Assert.Equal(nc, changes.Sum(c => c.GetProperty("count").GetInt64()));
+    }
+
+    [Fact]
+    public void Export_import_export_is_byte_identical()
+    {
+        var copy = _run.Id + "-copy";
+        Assert.Equal(0, Actorsim("import", _run.File, "--as", copy).Exit);
+        var again = Path.Combine(Path.GetTempPath(), $"{copy}.jsonl");
+        Assert.Equal(0, Actorsim("export", "--run", copy, "-o", again).Exit);
+        var original = File.ReadAllText(_run.File);
+        Assert.Equal(original.Replace($"\"run\":\"{_run.Id}\"", $"\"run\":\"{copy}\""), File.ReadAllText(again));
+        Assert.Equal(2, Actorsim("import", _run.File, "--as", copy).Exit); // the run exists: refused
+    }
+
+    [Fact]
+    public void Importing_a_truncated_file_exits_2_names_the_line_and_writes_nothing()
+    {
+        var lines = File.ReadAllLines(_run.File);
+        var truncated = Path.Combine(Path.GetTempPath(), $"{_run.Id}-truncated.jsonl");
+        File.WriteAllText(truncated, string.Join("\n", lines.Take(20)) + "\n" + lines[20][..(lines[20].Length / 2)]);
+        var id = _run.Id + "-trunc";
+        var (exit, _, err) = Actorsim("import", truncated, "--as", id);
+        Assert.Equal(2, exit);
+        Assert.Contains($"{truncated}:21: ", err);
+        Assert.Equal(2, Actorsim("export", "--run", id, "-o", truncated + ".out").Exit); // no such run
+        Assert.DoesNotContain(id, Actorsim("runs").Out);
+    }
+
+    [Fact]
+    public void A_gap_in_seq_is_refused_with_file_line_and_field()
+    {
+        var lines = File.ReadAllLines(_run.File).ToList();
+        lines.RemoveAt(5);
+        var gap = Path.Combine(Path.GetTempPath(), $"{_run.Id}-gap.jsonl");
+        File.WriteAllText(gap, string.Join("\n", lines) + "\n");
+        var (exit, _, err) = Actorsim("import", gap, "--as", _run.Id + "-gap");
+        Assert.Equal(2, exit);
+        Assert.Contains($"{gap}:6: seq: gap", err);
+    }
+
+    [Fact]
+    public void Explain_tells_the_chain_behind_a_page()
+    {
+        var line = File.ReadLines(_run.File).First(l => l.Contains("\"type\":\"stage2_fault_resolved\"") && l.Contains("\"path\":\"MapLeaf\"") && l.Contains("VM_ALLOW_ANY_UNCACHED"));
+        using var d = JsonDocument.Parse(line);
+        var inputs = d.RootElement.GetProperty("data").GetProperty("decision").GetProperty("inputs");
+        var (exit, output, err) = Actorsim("explain", "--run", _run.Id, "--vm", inputs.GetProperty("vm").GetString()!, "--gpa", inputs.GetProperty("gpa").GetString()!);
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("memslot: slot", output);
+        Assert.Contains("mapping: VMA", output);
+        Assert.Contains("VM_ALLOW_ANY_UNCACHED", output);
+        Assert.Contains("fault: seq", output);
+        Assert.Contains("device memory maps Normal-NC", output);
+    }
+
+    [Fact]
+    public void Runs_lists_the_recorded_run_as_json()
+    {
+        var (exit, output, _) = Actorsim("runs", "--json");
+        Assert.Equal(0, exit);
+        using var runs = JsonDocument.Parse(output);
+        Assert.Contains(runs.RootElement.EnumerateArray(), r => r.GetProperty("id").GetString() == _run.Id && r.GetProperty("kernel").GetString() == "6.9");
+    }
+}
