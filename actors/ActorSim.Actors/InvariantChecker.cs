@@ -42,6 +42,15 @@ public sealed class InvariantChecker : ReceivePersistentActor
         foreach (var (stream, v) in vms) { _streamToVm[stream] = v.Name; _vms[v.Name] = v; }
         Command<DomainEventPublished>(p => { if (p.Stream != PersistenceId) OnEvent(p); });
         Command<GetViolations>(_ => Sender.Tell(new Violations([.. _violations], _seq)));
+        Command<CheckerWarmUp>(w =>
+        {
+            foreach (var p in w.Events)
+            {
+                _seq++;
+                Fold(p.Stream, p.Event);
+            }
+            Sender.Tell(new Violations([.. _violations], _seq));
+        });
         Recover<InvariantViolationDetected>(e => _violations.Add(new InvariantViolated(e.Seq, e.Stream, new Violation(e.Invariant, e.Detail))));
     }
 

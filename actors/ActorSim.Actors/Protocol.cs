@@ -86,4 +86,7 @@ public sealed record VcpuAccessDone(ulong Gpa, AccessOp Op, AccessResult Result)
 // ---- invariant checker ----
 public sealed record InvariantViolated(long Seq, string Stream, Domain.Invariants.Violation Violation);
 public sealed record GetViolations;
+/// <summary>Fold events already in the journal into the checker's replica without checking them
+/// (a resumed run).</summary>
+public sealed record CheckerWarmUp(DomainEventPublished[] Events);
 public sealed record Violations(InvariantViolated[] Items, long EventsChecked);

@@ -21,6 +21,28 @@ public sealed class SeededWorkload
     private readonly int _vcpus;
     private readonly List<(ulong Gpa, ulong Size, string? Device)> _windows = [];
     private readonly HashSet<string> _disabled = [];
+    /// <summary>nic0's BAR is mapped MAP_FIXED here, so munmap/mmap churn (and a resumed run) find it.</summary>
+    public const ulong NicHva = 0x7e00_0000_0000UL;
+    private const ulong NicSize = 1 * MiB;
+
+    /// <summary>The device mappings: device, region, size, fixed hva (or null: placed by the mm).</summary>
+    private static readonly (string Device, int Region, ulong Size, ulong? Hva)[] Mappings =
+    [
+        ("gpu0", 0, 16 * MiB, null), ("gpu0", 2, 2 * MiB, null), ("gpu0", 4, 64 * 1024UL, null), ("nic0", 0, NicSize, NicHva), ("plat0", 0, 64 * 1024UL, null),
+    ];
+
+    /// <summary>Guest-physical windows: RAM, then each mapping at its own 2 MiB-aligned GPA.</summary>
+    private static List<(ulong Gpa, ulong Size, string? Device)> Windows()
+    {
+        var windows = new List<(ulong, ulong, string?)> { (RamGpa, RamSize, null) };
+        var gpa = 0x80_0000_0000UL;
+        foreach (var m in Mappings)
+        {
+            windows.Add((gpa, PageGeometry.PageAlign(m.Size), m.Device));
+            gpa += Math.Max(m.Size, 2 * MiB) * 2;
+        }
+        return windows;
+    }
 
     public long Accesses { get; private set; }
     public Dictionary<FaultResult, long> Results { get; } = [];
@@ -46,31 +68,34 @@ public sealed class SeededWorkload
     public static async Task<SeededWorkload> SetUpAsync(SimHost host, int seed, int vms, int vcpus)
     {
         var w = new SeededWorkload(host, seed, vms, vcpus);
-        var maps = new List<(ulong Hva, ulong Size, string? Device)>();
-        foreach (var (dev, region, size) in new[] { ("gpu0", 0, 16 * MiB), ("gpu0", 2, 2 * MiB), ("gpu0", 4, 64 * 1024UL), ("nic0", 0, 1 * MiB), ("plat0", 0, 64 * 1024UL) })
+        w._windows.AddRange(Windows());
+        var hvas = new List<ulong>();
+        foreach (var m in Mappings)
         {
-            var r = await host.Ask<VfioMmapResult>(host.Device(dev), new VfioMmapRegion(region, 0, size, true, Prot.Read | Prot.Write, null));
-            if (r.Errno != Errno.None) throw new InvalidOperationException($"workload mmap {dev}/{region}: -{r.Errno}");
-            maps.Add((r.Hva, size, dev));
-        }
-        var gpa = 0x80_0000_0000UL;
-        var layout = new List<(ulong Gpa, ulong Hva, ulong Size, string? Device)>();
-        foreach (var (hva, size, dev) in maps)
-        {
-            layout.Add((gpa, hva, size, dev));
-            gpa += Math.Max(size, 2 * MiB) * 2;
+            var r = await host.Ask<VfioMmapResult>(host.Device(m.Device), new VfioMmapRegion(m.Region, 0, m.Size, true, Prot.Read | Prot.Write, m.Hva));
+            if (r.Errno != Errno.None) throw new InvalidOperationException($"workload mmap {m.Device}/{m.Region}: -{r.Errno}");
+            hvas.Add(r.Hva);
         }
         for (var v = 1; v <= vms; v++)
         {
             var vm = host.Vm($"vm{v}");
             var ram = await host.Ask<MmResult>(host.Mm, new MmMapRam(RamSize, null));
             await host.Ask<KvmResult>(vm, new KvmSetMemslot(0, MemslotFlags.None, RamGpa, RamSize, ram.Hva));
-            var slot = 1;
-            foreach (var (g, hva, size, _) in layout)
-                await host.Ask<KvmResult>(vm, new KvmSetMemslot(slot++, MemslotFlags.None, g, PageGeometry.PageAlign(size), hva));
+            for (var i = 0; i < Mappings.Length; i++)
+                await host.Ask<KvmResult>(vm, new KvmSetMemslot(i + 1, MemslotFlags.None, w._windows[i + 1].Gpa, w._windows[i + 1].Size, hvas[i]));
         }
-        w._windows.Add((RamGpa, RamSize, null));
-        foreach (var (g, _, size, dev) in layout) w._windows.Add((g, PageGeometry.PageAlign(size), dev));
+        return w;
+    }
+
+    /// <summary>Continues a run whose actors recovered from the journal: the mappings and memslots are
+    /// there already (nic0 is mapped again if a churn was cut off in the middle).</summary>
+    public static async Task<SeededWorkload> ResumeAsync(SimHost host, int seed, int vms, int vcpus)
+    {
+        var w = new SeededWorkload(host, seed, vms, vcpus);
+        w._windows.AddRange(Windows());
+        var mm = await host.Ask<MmVmas>(host.Mm, new MmGetVmas(NicHva, NicHva + NicSize));
+        if (mm.Vmas.Length == 0)
+            await host.Ask<VfioMmapResult>(host.Device("nic0"), new VfioMmapRegion(0, 0, NicSize, true, Prot.Read | Prot.Write, NicHva));
         return w;
     }
 
@@ -90,7 +115,13 @@ public sealed class SeededWorkload
                 accesses.Add((_host.Vcpu($"vm{v}", c), new VcpuRunAccess(gpa, op)));
             }
         (IActorRef, object)? change = null;
-        if (_rng.Next(20) == 0)
+        RoundDriver.Churn? churn = null;
+        if (_rng.Next(40) == 0)
+        {
+            // munmap/mmap churn: nic0's BAR goes away (MMU notifier) and comes back at the same hva.
+            churn = new RoundDriver.Churn(_host.Mm, NicHva, NicSize, _host.Device("nic0"));
+        }
+        else if (_rng.Next(20) == 0)
         {
             var dev = _rng.Next(2) == 0 ? "gpu0" : "nic0";
             object msg = _disabled.Contains(dev) ? new VfioSetMemory(true) : _rng.Next(2) == 0 ? new VfioSetMemory(false) : new VfioReset();
@@ -98,7 +129,7 @@ public sealed class SeededWorkload
             change = (_host.Device(dev), msg);
         }
         _driver ??= _host.System.ActorOf(Props.Create(() => new RoundDriver()));
-        var done = await _driver.Ask<RoundDriver.Done>(new RoundDriver.Run([.. accesses], change), _host.Timeout);
+        var done = await _driver.Ask<RoundDriver.Done>(new RoundDriver.Run([.. accesses], change, churn), _host.Timeout);
         foreach (var r in done.Results)
         {
             Accesses++;
@@ -111,7 +142,9 @@ public sealed class SeededWorkload
     /// <summary>Sends a round's messages and collects the replies.</summary>
     private sealed class RoundDriver : ReceiveActor
     {
-        public sealed record Run((IActorRef Vcpu, VcpuRunAccess Access)[] Accesses, (IActorRef Device, object Message)? Change);
+        public sealed record Run((IActorRef Vcpu, VcpuRunAccess Access)[] Accesses, (IActorRef Device, object Message)? Change, Churn? Churn);
+        public sealed record Churn(IActorRef Mm, ulong Hva, ulong Size, IActorRef Vfio);
+        private Churn? _churn;
         public sealed record Done(VcpuAccessDone[] Results);
 
         private IActorRef _replyTo = ActorRefs.Nobody;
@@ -124,13 +157,20 @@ public sealed class SeededWorkload
             {
                 _replyTo = Sender;
                 _results.Clear();
-                _waiting = r.Accesses.Length + (r.Change is null ? 0 : 1);
+                _waiting = r.Accesses.Length + (r.Change is null ? 0 : 1) + (r.Churn is null ? 0 : 1);
+                _churn = r.Churn;
                 foreach (var (vcpu, access) in r.Accesses) vcpu.Tell(access);
                 if (r.Change is { } c) c.Device.Tell(c.Message);
+                if (r.Churn is { } ch) ch.Mm.Tell(new MmMunmap(ch.Hva, ch.Size));
                 if (_waiting == 0) _replyTo.Tell(new Done([]));
             });
             Receive<VcpuAccessDone>(d => { _results.Add(d); Finish(); });
             Receive<VfioResult>(_ => Finish());
+            Receive<MmResult>(_ =>
+            {
+                if (_churn is { } ch) ch.Vfio.Tell(new VfioMmapRegion(0, 0, ch.Size, true, Prot.Read | Prot.Write, ch.Hva));
+            });
+            Receive<VfioMmapResult>(_ => Finish());
         }
 
         private void Finish()

@@ -32,7 +32,7 @@ public static class RunCommand
     public static async Task<int> Execute(string[] args)
     {
         var a = Args.Parse("run", args, ["--fwb", "--no-fwb", "--dic", "--no-dic", "--deterministic", "--in-memory"],
-            ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every"]);
+            ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every", "--resume"]);
         var duration = a.GetDuration("run", "--duration", TimeSpan.FromSeconds(30));
         var seed = (int)a.GetLong("run", "--seed", 1);
         var kernelLabel = a.Get("--kernel") ?? "6.9";
@@ -50,13 +50,25 @@ public static class RunCommand
 
         var cs = a.Has("--in-memory") ? null : Database.ConnectionString(a.Get("--db"));
         if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
-        var runId = Database.NewRunId("run");
-        Console.WriteLine($"run: {runId}");
+        var resume = a.Get("--resume");
+        RunInfo? previous = null;
+        if (resume is not null)
+        {
+            if (cs is null) throw new UsageException("run: --resume needs a database (--db or ACTORSIM_DB)");
+            previous = await Persistence.EventLog.RunLog.InfoAsync(MartenStores.Get(cs), resume);
+            if (previous is null || previous.Vms == 0) { Console.Error.WriteLine($"actorsim run: no resumable run '{resume}'"); return 2; }
+            RuleSets.TryParse(previous.Kernel, out rules);
+            policy = new KernelPolicy(rules, new CpuFeatures(previous.Fwb, previous.Dic));
+            (vms, vcpus) = (previous.Vms, previous.Vcpus);
+            seed = (int)previous.Seed + 1; // the continuation draws new choices
+        }
+        var runId = resume ?? Database.NewRunId("run");
+        Console.WriteLine($"run: {runId}{(resume is null ? "" : " (resumed)")}");
         Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {duration.TotalSeconds:0}s, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
-        var info = new RunInfo
+        var info = previous ?? new RunInfo
         {
             Id = runId, Seed = seed, Kernel = rules.Label(), Fwb = policy.Cpu.Fwb, Dic = policy.Cpu.Dic, WordSize = 64,
-            Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
+            Vms = vms, Vcpus = vcpus, Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
         };
         if (cs is not null) await Database.RecordRunAsync(cs, info);
 
@@ -66,7 +78,18 @@ public static class RunCommand
         var counter = system.ActorOf(Props.Create(() => new Counter()), "counter");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
             new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0)));
-        var workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
+        SeededWorkload workload;
+        if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
+        else
+        {
+            // The actors recovered their state from the journal; the checker's replica is rebuilt from it too.
+            var history = new List<DomainEventPublished>();
+            await foreach (var e in Persistence.EventLog.RunLog.ReadAsync(MartenStores.Get(cs!), runId))
+                history.Add(new DomainEventPublished($"{runId}/{e.Stream}", e.Event));
+            await host.Ask<Violations>(host.Checker, new CheckerWarmUp([.. history]));
+            Console.WriteLine($"  resumed after {history.Count} events");
+            workload = await SeededWorkload.ResumeAsync(host, seed, vms, vcpus);
+        }
 
         using var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };

@@ -57,6 +57,9 @@ public sealed class RunInfo
     public bool Fwb { get; set; }
     public bool Dic { get; set; }
     public int WordSize { get; set; } = 64;
+    /// <summary>Workload shape of an <c>actorsim run</c> (0 for scenarios and imports).</summary>
+    public int Vms { get; set; }
+    public int Vcpus { get; set; }
     public string? Scenario { get; set; }
     public string? Commit { get; set; }
     public DateTimeOffset Started { get; set; }
