@@ -23,8 +23,11 @@ public sealed class KvmActor : DeciderActor<KvmVm>
 
     private (KvmSetMemslot Request, IActorRef ReplyTo)? _memslotRequest;
 
-    public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) : base(persistenceId, initial, snapshotEvery)
+    private readonly bool _skipInvalidateRetry;
+
+    public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) : base(persistenceId, initial, snapshotEvery)
     {
+        _skipInvalidateRetry = testFault == "skip-invalidate-retry";
         _policy = policy;
         _mm = mm;
         Command<KvmSetMemslot>(OnSetMemslot);
@@ -41,8 +44,8 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         Command<KvmGetState>(_ => Sender.Tell(State));
     }
 
-    public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) =>
-        Akka.Actor.Props.Create(() => new KvmActor(persistenceId, initial, policy, mm, snapshotEvery));
+    public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) =>
+        Akka.Actor.Props.Create(() => new KvmActor(persistenceId, initial, policy, mm, snapshotEvery, testFault));
 
     protected override KvmVm Evolve(KvmVm state, IDomainEvent e) => KvmVmDecider.Evolve(state, e);
 
@@ -113,6 +116,13 @@ public sealed class KvmActor : DeciderActor<KvmVm>
             }
             var answer = start.NeedsPfn(working.IpaBits) ? a.Answers[next++] : MmPfnAnswer.None;
             var record = KvmFaultPath.Complete(working, _policy, start, answer);
+            if (_skipInvalidateRetry && record.Outcome.Path == DecisionPath.InvalidateRetry)
+            {
+                // TEST FAULT: act as a kernel without the mmu_invalidate_retry check would, keeping the
+                // real inputs. The checker must report this (I5, and usually I4).
+                var broken = record.Inputs with { SeqAtLock = record.Inputs.SampledSeq, InProgressAtLock = 0 };
+                record = record with { Outcome = KvmHandleGuestAbort.Decide(broken) };
+            }
             var e = new Stage2FaultResolved(record);
             working = KvmVmDecider.Evolve(working, e);
             events.Add(e);

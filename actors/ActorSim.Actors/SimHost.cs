@@ -7,7 +7,9 @@ using Akka.Configuration;
 namespace ActorSim.Actors;
 
 /// <param name="SnapshotEvery">Decider actors save a snapshot every this many events (0: never).</param>
-public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int SnapshotEvery = 0)
+/// <param name="TestFault">Test-only fault switch that breaks a kernel mechanism on purpose, to prove
+/// the invariant checker catches it: "skip-invalidate-retry" installs faults that should have retried.</param>
+public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int SnapshotEvery = 0, string? TestFault = null)
 {
     public TimeSpan Timeout => AskTimeout ?? TimeSpan.FromSeconds(30);
 }
@@ -94,7 +96,7 @@ public sealed class SimHost
         }
         foreach (var v in vms)
         {
-            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, h._options.SnapshotEvery), $"kvm-{safe}-{v.Name}");
+            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, h._options.SnapshotEvery, h._options.TestFault), $"kvm-{safe}-{v.Name}");
             h._vms[v.Name] = kvm;
             h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity), $"batcher-{safe}-{v.Name}");
             await h.Mm.Ask<MmResult>(new MmSubscribeNotifier(v.Name, kvm), h.Timeout);

@@ -77,7 +77,8 @@ public static class RunCommand
         using var system = ActorSystem.Create("actorsim", config);
         var counter = system.ActorOf(Props.Create(() => new Counter()), "counter");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
-            new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0)));
+            new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0),
+                TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
         SeededWorkload workload;
         if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
         else

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Soak test (not in CI): runs the host for DURATION (default 10m) on the local database and samples
+# its resident memory every 10 s. After a warm-up (first third), RSS must stay within 10 % of its
+# post-warm-up median. Prints the samples and a verdict; exit 1 if the bound is broken.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+duration=${1:-10m}
+scripts/pg.sh start >/dev/null
+export ACTORSIM_DB=${ACTORSIM_DB:-$(scripts/pg.sh url)}
+dotnet build host/ActorSim.Host -c Release -nologo -v q >/dev/null
+out=$(mktemp)
+dotnet host/ActorSim.Host/bin/Release/net10.0/actorsim.dll run --duration "$duration" --seed 42 >"$out" 2>&1 &
+pid=$!
+samples=()
+t=0
+while kill -0 $pid 2>/dev/null; do
+  sleep 10; t=$((t + 10))
+  rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || true)
+  [ -n "$rss" ] || break
+  samples+=("$rss")
+  echo "t=${t}s rss=$((rss / 1024)) MiB"
+done
+wait $pid || true
+tail -4 "$out"
+n=${#samples[@]}
+[ "$n" -ge 6 ] || { echo "soak: too few samples ($n)"; exit 1; }
+warm=$((n / 3))
+after=("${samples[@]:$warm}")
+median=$(printf '%s\n' "${after[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+max=$(printf '%s\n' "${after[@]}" | sort -n | tail -1)
+min=$(printf '%s\n' "${after[@]}" | sort -n | head -1)
+echo "after warm-up: median $((median / 1024)) MiB, min $((min / 1024)) MiB, max $((max / 1024)) MiB over $((n - warm)) samples"
+awk -v m="$median" -v hi="$max" -v lo="$min" 'BEGIN { if (hi > m * 1.10 || lo < m * 0.90) { print "soak: RSS moved more than 10 %"; exit 1 } else print "soak: RSS within 10 %" }'
