@@ -42,6 +42,11 @@ public sealed class ScenarioParser
         {
             throw new ScenarioFormatException(file, (int)e.Start.Line, "yaml", e.InnerException?.Message ?? e.Message);
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or KeyNotFoundException or NotSupportedException)
+        {
+            // YamlDotNet throws these for some malformed documents (e.g. an alias to no anchor).
+            throw new ScenarioFormatException(file, 1, "yaml", $"malformed YAML ({e.Message})");
+        }
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
             throw new ScenarioFormatException(file, 1, "document", "a scenario is one YAML mapping");
         return new ScenarioParser(file).ParseRoot(root);

@@ -152,7 +152,7 @@ public static class EventLogFile
     private static void OnlyKeys(string path, int line, JsonElement o, params string[] keys)
     {
         foreach (var p in o.EnumerateObject())
-            if (!keys.Contains(p.Name)) throw new EventLogFormatException(path, line, p.Name, "unknown field");
+            if (!keys.Contains(p.Name)) throw new EventLogFormatException(path, line, p.Name.Length == 0 ? "\"\"" : p.Name, "unknown field");
         foreach (var k in keys)
             if (!o.TryGetProperty(k, out _)) throw new EventLogFormatException(path, line, k, "missing");
     }
