@@ -11,7 +11,8 @@ public static class MartenPersistence
     public const string JournalPluginId = "akka.persistence.journal.marten";
     public const string SnapshotPluginId = "akka.persistence.snapshot-store.marten";
 
-    public static Config Config(string? connectionString = null, string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000, string? dataSource = null)
+    public static Config Config(string? connectionString = null, string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000, string? dataSource = null,
+        TimeSpan? outageLimit = null)
     {
         var cs = Quote(connectionString);
         var ds = Quote(dataSource);
@@ -25,6 +26,7 @@ public static class MartenPersistence
               data-source = "{{ds}}"
               schema = "{{schema}}"
               max-events-per-commit = {{maxEventsPerCommit}}
+              outage-limit = {{(long)(outageLimit ?? TimeSpan.FromSeconds(60)).TotalMilliseconds}}ms
             }
             akka.actor.serializers.actorsim-domain = "ActorSim.Persistence.Serialization.AkkaDomainSerializer, ActorSim.Persistence"
             akka.actor.serialization-bindings {

@@ -16,8 +16,8 @@ public static class PostgresSchema
     public static string NewName(string prefix) =>
         $"{prefix}_{Environment.ProcessId}_{Interlocked.Increment(ref _counter)}_{Environment.TickCount64 % 100000}".ToLowerInvariant();
 
-    public static Config AkkaConfig(string schema, string? connectionString = null) =>
-        MartenPersistence.Config(connectionString ?? ConnectionString, schema)
+    public static Config AkkaConfig(string schema, string? connectionString = null, TimeSpan? outageLimit = null) =>
+        MartenPersistence.Config(connectionString ?? ConnectionString, schema, outageLimit: outageLimit)
             .WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING"));
 
     public static void Drop(string schema)

@@ -32,7 +32,9 @@ public static class RunCommand
     public static async Task<int> Execute(string[] args)
     {
         var a = Args.Parse("run", args, ["--fwb", "--no-fwb", "--dic", "--no-dic", "--deterministic", "--in-memory"],
-            ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every", "--resume"]);
+            ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every", "--resume", "--outage-limit"]);
+        var outageLimit = a.GetDuration("run", "--outage-limit",
+            Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } ol ? new Args().GetDurationFrom(ol) : TimeSpan.FromSeconds(60));
         var duration = a.GetDuration("run", "--duration", TimeSpan.FromSeconds(30));
         var seed = (int)a.GetLong("run", "--seed", 1);
         var kernelLabel = a.Get("--kernel") ?? "6.9";
@@ -73,11 +75,13 @@ public static class RunCommand
         if (cs is not null) await Database.RecordRunAsync(cs, info);
 
         var config = SimHost.BaseConfig(a.Has("--deterministic"));
-        if (cs is not null) config = MartenPersistence.Config(cs).WithFallback(config);
+        if (cs is not null) config = MartenPersistence.Config(cs, outageLimit: outageLimit).WithFallback(config);
         using var system = ActorSystem.Create("actorsim", config);
         var counter = system.ActorOf(Props.Create(() => new Counter()), "counter");
+        var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(Props.Create(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
-            new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0),
+            new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0), AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
                 TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
         SeededWorkload workload;
         if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
@@ -102,7 +106,17 @@ public static class RunCommand
         var lastReport = TimeSpan.Zero;
         while (clock.Elapsed < duration && !stop.IsCancellationRequested)
         {
-            await workload.RoundAsync(); // a round in flight always completes: nothing acknowledged is lost
+            // A round in flight always completes (nothing acknowledged is lost), unless the database
+            // stays away past the outage limit.
+            var round = workload.RoundAsync();
+            if (await Task.WhenAny(round, unavailable.Task) != round)
+            {
+                var u = await unavailable.Task;
+                Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(cs!)} unreachable for {u.After.TotalSeconds:0}s (limit {outageLimit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database");
+                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+                return 3;
+            }
+            await round;
             if (clock.Elapsed >= nextReport)
             {
                 var now = clock.Elapsed;
@@ -126,6 +140,24 @@ public static class RunCommand
         Console.WriteLine($"  outcomes: {Results(workload)}");
         Console.WriteLine($"  invariants: {(violations.Length == 0 ? "hold" : $"{violations.Length} violated, first: {violations[0].Violation} at event {violations[0].Seq}")}");
         return violations.Length == 0 ? 0 : 1;
+    }
+
+    /// <summary>Prints outage news from the journal and signals when the outage passed the limit.</summary>
+    private sealed class OutageWatch : ReceiveActor
+    {
+        public OutageWatch(TaskCompletionSource<Persistence.Journal.JournalUnavailable> unavailable, TimeSpan limit)
+        {
+            Receive<Persistence.Journal.JournalOutage>(o => Console.WriteLine($"  database unreachable ({o.Error}): writes wait, vCPUs slow down (limit {limit.TotalSeconds:0}s)"));
+            Receive<Persistence.Journal.JournalAvailable>(_ => Console.WriteLine("  database back: writes go through"));
+            Receive<Persistence.Journal.JournalUnavailable>(u => unavailable.TrySetResult(u));
+        }
+
+        protected override void PreStart()
+        {
+            Context.System.EventStream.Subscribe(Self, typeof(Persistence.Journal.JournalOutage));
+            Context.System.EventStream.Subscribe(Self, typeof(Persistence.Journal.JournalAvailable));
+            Context.System.EventStream.Subscribe(Self, typeof(Persistence.Journal.JournalUnavailable));
+        }
     }
 
     private static string Results(SeededWorkload w) =>

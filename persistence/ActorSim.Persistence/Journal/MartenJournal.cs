@@ -22,6 +22,13 @@ namespace ActorSim.Persistence.Journal;
 /// failures.</para>
 /// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
 /// highest sequence number never goes down; replay skips deleted ones.</para></summary>
+/// <summary>Published when the journal starts riding out a database outage.</summary>
+public sealed record JournalOutage(string Error);
+/// <summary>Published when writes go through again after an outage.</summary>
+public sealed record JournalAvailable;
+/// <summary>Published when an outage lasted past the journal's outage-limit: writes now fail.</summary>
+public sealed record JournalUnavailable(TimeSpan After, string Error);
+
 public sealed class MartenJournal : AsyncWriteJournal
 {
     private readonly DocumentStore _store;
@@ -29,6 +36,8 @@ public sealed class MartenJournal : AsyncWriteJournal
     private readonly Channel<PendingCall> _queue = Channel.CreateUnbounded<PendingCall>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
     private readonly int _maxEventsPerCommit;
+    private readonly TimeSpan _outageLimit;
+    private readonly Akka.Event.EventStream _events;
 
     private sealed record StreamAppend(string PersistenceId, long LastSequenceNr, List<JournalEntry> Entries);
 
@@ -44,6 +53,8 @@ public sealed class MartenJournal : AsyncWriteJournal
     {
         _store = MartenStores.FromConfig(config);
         _maxEventsPerCommit = Math.Max(1, config.GetInt("max-events-per-commit", 1000));
+        _outageLimit = config.GetTimeSpan("outage-limit", TimeSpan.FromSeconds(60));
+        _events = Context.System.EventStream;
         _codec = new PayloadCodec(Context.System.Serialization);
         _writer = Task.Run(WriteLoop);
     }
@@ -107,7 +118,7 @@ public sealed class MartenJournal : AsyncWriteJournal
             }
             try
             {
-                await Commit(batch).ConfigureAwait(false);
+                await CommitRidingOutOutages(batch).ConfigureAwait(false);
                 foreach (var c in batch) c.Done.TrySetResult(c.Results.ToImmutableList());
             }
             catch (Exception) when (batch.Count > 1)
@@ -130,6 +141,57 @@ public sealed class MartenJournal : AsyncWriteJournal
                 batch[0].Done.TrySetException(e);
             }
         }
+    }
+
+    /// <summary>Commits; while the database is unreachable (a transient Npgsql error, not a conflict),
+    /// retries with backoff for up to <c>outage-limit</c>. The calls of the batch — and, behind them,
+    /// the actors and vCPUs waiting for their acks — wait meanwhile: back-pressure, not buffering without
+    /// end. Past the limit the batch fails and <see cref="JournalUnavailable"/> is published.</summary>
+    private async Task CommitRidingOutOutages(List<PendingCall> batch)
+    {
+        var started = DateTime.UtcNow;
+        var delay = TimeSpan.FromMilliseconds(100);
+        var announced = false;
+        while (true)
+        {
+            try
+            {
+                await Commit(batch).ConfigureAwait(false);
+                if (announced) _events.Publish(new JournalAvailable());
+                return;
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                if (DateTime.UtcNow - started > _outageLimit)
+                {
+                    _events.Publish(new JournalUnavailable(DateTime.UtcNow - started, e.GetType().Name));
+                    throw;
+                }
+                if (!announced) _events.Publish(new JournalOutage(e.GetType().Name));
+                announced = true;
+                await Task.Delay(delay).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2000));
+            }
+        }
+    }
+
+    /// <summary>A lost or refused connection, not a rejected statement (a conflict is not transient).</summary>
+    public static bool IsTransient(Exception e)
+    {
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            switch (x)
+            {
+                case Npgsql.PostgresException pg:
+                    // 08: connection exception, 57P: operator intervention (shutdown), 53: insufficient resources
+                    return pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState.StartsWith("53", StringComparison.Ordinal);
+                case Npgsql.NpgsqlException:
+                    return true;
+                case System.Net.Sockets.SocketException or TimeoutException or IOException:
+                    return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>One session, one append per stream (merging every AtomicWrite of that stream in the
