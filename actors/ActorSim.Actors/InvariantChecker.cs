@@ -65,7 +65,19 @@ public sealed class InvariantChecker : ReceivePersistentActor
         var seq = ++_seq;
         Fold(p.Stream, p.Event);
         foreach (var v in Invariants.CheckEvent(p.Event)) Report(seq, p.Stream, v);
-        foreach (var v in Invariants.CheckState(new SystemView(_policy, _mm, _devices, _vms)))
+        // State predicates, incrementally: every leaf after an event that can take something away
+        // from a mapping, else only the leaf a fault just installed (Invariants.NeedsFullCheck).
+        var view = new SystemView(_policy, _mm, _devices, _vms);
+        IReadOnlyList<Violation> state;
+        if (Invariants.NeedsFullCheck(p.Event)) state = Invariants.CheckState(view);
+        else if (p.Event is Stage2FaultResolved { Decision.Outcome.Leaf: { } leaf } f && _vms.TryGetValue(f.Decision.Inputs.Vm, out var vm) && vm.Stage2.Lookup(leaf.Gpa) is { } now)
+        {
+            var found = new List<Violation>();
+            Invariants.CheckLeaf(view, vm, now, found);
+            state = found;
+        }
+        else state = [];
+        foreach (var v in state)
             if (_reported.Add(v.ToString())) Report(seq, p.Stream, v); // a lasting bad state is reported once
     }
 

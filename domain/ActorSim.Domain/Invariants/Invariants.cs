@@ -24,60 +24,69 @@ public static class Invariants
     public static IReadOnlyList<Violation> CheckState(SystemView v)
     {
         var found = new List<Violation>();
-        var fwb = v.Policy.Cpu.Fwb;
         foreach (var vm in v.Vms.Values)
-        {
             foreach (var leaf in vm.Stage2.Leaves)
-            {
-                var where = $"vm {vm.Name} gpa 0x{leaf.Gpa:x} L{leaf.Level}";
-                var type = MemAttr.TypeOf(leaf.MemAttr, fwb);
-                // I3: exactly one memory type, one that KVM produces.
-                if (type is null) { found.Add(new("I3", $"{where}: MemAttr 0x{leaf.MemAttr:x} is not a KVM stage-2 type")); continue; }
-                // I1: Device / Normal-NC leaves are never executable.
-                if (type != S2Type.Normal && leaf.Executable) found.Add(new("I1", $"{where}: {type} leaf is executable"));
-                var devicePfn = !PhysMap.PfnIsMapMemory(leaf.Pfn);
-                // I10 (6.8/6.9): device pfns map Device or Normal-NC, RAM maps Normal.
-                if (v.Policy.RuleSet != RuleSet.V6_17 && devicePfn != (type != S2Type.Normal))
-                    found.Add(new("I10", $"{where}: pfn 0x{leaf.Pfn:x} ({(devicePfn ? "device" : "RAM")}) mapped {type}"));
-                // I9 (6.17): cacheable device memory only with FWB and DIC.
-                if (type == S2Type.Normal && devicePfn && !(v.Policy.RuleSet == RuleSet.V6_17 && v.Policy.SupportsCacheablePfnmap))
-                    found.Add(new("I9", $"{where}: device pfn 0x{leaf.Pfn:x} mapped cacheable under {v.Policy}"));
-                // I6: no device memory mapped while its device does not decode memory.
-                if (DeviceOf(v, leaf.Pfn) is { } dev && dev.Driver != VfioDriver.VfioPlatform && !dev.MemoryDecodes)
-                    found.Add(new("I6", $"{where}: maps {dev.Name} while its memory is disabled"));
-
-                var slot = vm.SlotFor(leaf.Gpa);
-                if (slot is null || !slot.ContainsGpa(leaf.EndGpa - 1))
-                {
-                    found.Add(new("I4", $"{where}: no memslot holds the whole leaf"));
-                    continue;
-                }
-                var hva = slot.GpaToHva(leaf.Gpa);
-                var vma = v.Mm.VmaLookup(hva);
-                // I4: the user mapping the leaf came from is still there: the VMA at the block's first
-                // page, and its PTE pointing at the same pfn. (Not the whole block: get_vma_page_shift
-                // tests ALIGN(hva, size) <= vm_end, which an already aligned hva passes, so the kernel
-                // can map a block that runs past vm_end.)
-                if (vma is null)
-                    found.Add(new("I4", $"{where}: no VMA at hva 0x{hva:x}"));
-                else if (!vma.Ptes.Contains(hva) || vma.PfnOf(hva) != leaf.Pfn)
-                    found.Add(new("I4", $"{where}: user PTE at hva 0x{hva:x} is gone or points elsewhere"));
-                else
-                {
-                    // I2: a Normal-NC leaf comes from a VMA with VM_ALLOW_ANY_UNCACHED over device memory.
-                    if (type == S2Type.NormalNC && (!vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || !devicePfn || v.Policy.RuleSet == RuleSet.V6_8))
-                        found.Add(new("I2", $"{where}: Normal-NC without VM_ALLOW_ANY_UNCACHED on a device pfn"));
-                    // I11: writable leaf => writable user mapping and writable slot.
-                    if (leaf.Writable && (!vma.PteWritable || slot.ReadOnly))
-                        found.Add(new("I11", $"{where}: writable leaf over a read-only mapping or slot"));
-                }
-            }
-        }
+                CheckLeaf(v, vm, leaf, found);
         // I12: the flag is VM_NONE on 32-bit.
         if (v.Policy.WordSize == WordSize.Bits32)
             foreach (var vma in v.Mm.Vmas.Where(x => ((ulong)x.Flags & (1UL << 39)) != 0))
                 found.Add(new("I12", $"VMA 0x{vma.Start:x} has bit 39 on a 32-bit kernel"));
         return found;
+    }
+
+    /// <summary>Can this event break a state predicate of a leaf it did not install? Only changes that
+    /// take something away from a mapping can: unmapping, downgrading or zapping user PTEs, a device that
+    /// stops decoding, a memslot deleted or moved. (Adding PTEs, VMAs or leaves, and removing leaves,
+    /// cannot.) A checker re-checks every leaf after these, and only the new leaf after a fault.</summary>
+    public static bool NeedsFullCheck(IDomainEvent e) => e is VmaRangeUnmapped or VmaProtectionChanged or UserPtesZapped
+        or VfioMemoryToggled { Enabled: false } or VfioPowerStateChanged or MemslotDeleted or MemslotSet { Change: MemslotChange.Move or MemslotChange.FlagsOnly };
+
+    /// <summary>The state predicates of one leaf (I1–I4, I6, I9–I11).</summary>
+    public static void CheckLeaf(SystemView v, KvmVm vm, Stage2Leaf leaf, List<Violation> found)
+    {
+        var fwb = v.Policy.Cpu.Fwb;
+        var where = $"vm {vm.Name} gpa 0x{leaf.Gpa:x} L{leaf.Level}";
+        var type = MemAttr.TypeOf(leaf.MemAttr, fwb);
+        // I3: exactly one memory type, one that KVM produces.
+        if (type is null) { found.Add(new("I3", $"{where}: MemAttr 0x{leaf.MemAttr:x} is not a KVM stage-2 type")); return; }
+        // I1: Device / Normal-NC leaves are never executable.
+        if (type != S2Type.Normal && leaf.Executable) found.Add(new("I1", $"{where}: {type} leaf is executable"));
+        var devicePfn = !PhysMap.PfnIsMapMemory(leaf.Pfn);
+        // I10 (6.8/6.9): device pfns map Device or Normal-NC, RAM maps Normal.
+        if (v.Policy.RuleSet != RuleSet.V6_17 && devicePfn != (type != S2Type.Normal))
+            found.Add(new("I10", $"{where}: pfn 0x{leaf.Pfn:x} ({(devicePfn ? "device" : "RAM")}) mapped {type}"));
+        // I9 (6.17): cacheable device memory only with FWB and DIC.
+        if (type == S2Type.Normal && devicePfn && !(v.Policy.RuleSet == RuleSet.V6_17 && v.Policy.SupportsCacheablePfnmap))
+            found.Add(new("I9", $"{where}: device pfn 0x{leaf.Pfn:x} mapped cacheable under {v.Policy}"));
+        // I6: no device memory mapped while its device does not decode memory.
+        if (DeviceOf(v, leaf.Pfn) is { } dev && dev.Driver != VfioDriver.VfioPlatform && !dev.MemoryDecodes)
+            found.Add(new("I6", $"{where}: maps {dev.Name} while its memory is disabled"));
+
+        var slot = vm.SlotFor(leaf.Gpa);
+        if (slot is null || !slot.ContainsGpa(leaf.EndGpa - 1))
+        {
+            found.Add(new("I4", $"{where}: no memslot holds the whole leaf"));
+            return;
+        }
+        var hva = slot.GpaToHva(leaf.Gpa);
+        var vma = v.Mm.VmaLookup(hva);
+        // I4: the user mapping the leaf came from is still there: the VMA at the block's first
+        // page, and its PTE pointing at the same pfn. (Not the whole block: get_vma_page_shift
+        // tests ALIGN(hva, size) <= vm_end, which an already aligned hva passes, so the kernel
+        // can map a block that runs past vm_end.)
+        if (vma is null)
+            found.Add(new("I4", $"{where}: no VMA at hva 0x{hva:x}"));
+        else if (!vma.Ptes.Contains(hva) || vma.PfnOf(hva) != leaf.Pfn)
+            found.Add(new("I4", $"{where}: user PTE at hva 0x{hva:x} is gone or points elsewhere"));
+        else
+        {
+            // I2: a Normal-NC leaf comes from a VMA with VM_ALLOW_ANY_UNCACHED over device memory.
+            if (type == S2Type.NormalNC && (!vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || !devicePfn || v.Policy.RuleSet == RuleSet.V6_8))
+                found.Add(new("I2", $"{where}: Normal-NC without VM_ALLOW_ANY_UNCACHED on a device pfn"));
+            // I11: writable leaf => writable user mapping and writable slot.
+            if (leaf.Writable && (!vma.PteWritable || slot.ReadOnly))
+                found.Add(new("I11", $"{where}: writable leaf over a read-only mapping or slot"));
+        }
     }
 
     public static IReadOnlyList<Violation> CheckEvent(IDomainEvent e)

@@ -7,6 +7,7 @@ using ActorSim.Domain.Kvm;
 using ActorSim.Persistence;
 using ActorSim.Persistence.ReadSide;
 using Akka.Actor;
+using Spectre.Console;
 
 namespace ActorSim.Host.Commands;
 
@@ -101,31 +102,60 @@ public static class RunCommand
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
 
         var clock = Stopwatch.StartNew();
-        var nextReport = TimeSpan.FromSeconds(1);
-        long lastAccesses = 0;
-        var lastReport = TimeSpan.Zero;
-        while (clock.Elapsed < duration && !stop.IsCancellationRequested)
+        // The loop: rounds until the duration is over or a stop is asked for; a progress report every second.
+        async Task<int?> Loop(Action<Progress> report)
         {
-            // A round in flight always completes (nothing acknowledged is lost), unless the database
-            // stays away past the outage limit.
-            var round = workload.RoundAsync();
-            if (await Task.WhenAny(round, unavailable.Task) != round)
+            var nextReport = TimeSpan.FromSeconds(1);
+            long lastAccesses = 0;
+            var lastReport = TimeSpan.Zero;
+            while (clock.Elapsed < duration && !stop.IsCancellationRequested)
             {
-                var u = await unavailable.Task;
-                Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(cs!)} unreachable for {u.After.TotalSeconds:0}s (limit {outageLimit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database");
-                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
-                return 3;
+                // A round in flight always completes (nothing acknowledged is lost), unless the database
+                // stays away past the outage limit.
+                var round = workload.RoundAsync();
+                if (await Task.WhenAny(round, unavailable.Task) != round)
+                {
+                    var u = await unavailable.Task;
+                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(cs!)} unreachable for {u.After.TotalSeconds:0}s (limit {outageLimit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database");
+                    await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+                    return 3;
+                }
+                await round;
+                if (clock.Elapsed >= nextReport)
+                {
+                    var now = clock.Elapsed;
+                    var rate = (workload.Accesses - lastAccesses) / Math.Max(0.001, (now - lastReport).TotalSeconds);
+                    (lastAccesses, lastReport) = (workload.Accesses, now);
+                    nextReport = now + TimeSpan.FromSeconds(1);
+                    report(new Progress(now, workload.Accesses, rate, Results(workload), await counter.Ask<long>(new Counter.Get()), await Invariants(host)));
+                }
             }
-            await round;
-            if (clock.Elapsed >= nextReport)
-            {
-                var now = clock.Elapsed;
-                var rate = (workload.Accesses - lastAccesses) / Math.Max(0.001, (now - lastReport).TotalSeconds);
-                (lastAccesses, lastReport) = (workload.Accesses, now);
-                nextReport = now + TimeSpan.FromSeconds(1);
-                Console.WriteLine($"  t={now.TotalSeconds,5:0}s accesses={workload.Accesses,-9} {rate,8:0}/s {Results(workload)} events={await counter.Ask<long>(new Counter.Get()),-9} invariants={await Invariants(host)}");
-            }
+            return null;
         }
+
+        int? early;
+        if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("CI") is { Length: > 0 })
+        {
+            early = await Loop(p => Console.WriteLine($"  t={p.Elapsed.TotalSeconds,5:0}s accesses={p.Accesses,-9} {p.Rate,8:0}/s {p.Results} events={p.Events,-9} invariants={p.Invariants}"));
+        }
+        else
+        {
+            // A live view on a terminal (Spectre.Console).
+            var table = new Spectre.Console.Table().AddColumns("time", "accesses", "faults/s", "outcomes", "events persisted", "invariants");
+            table.AddRow("0s", "0", "-", "-", "0", "hold");
+            early = null;
+            await Spectre.Console.AnsiConsole.Live(table).StartAsync(async ctx =>
+            {
+                early = await Loop(p =>
+                {
+                    table.UpdateCell(0, 0, $"{p.Elapsed.TotalSeconds:0}s").UpdateCell(0, 1, $"{p.Accesses}").UpdateCell(0, 2, $"{p.Rate:0}")
+                        .UpdateCell(0, 3, p.Results).UpdateCell(0, 4, $"{p.Events}")
+                        .UpdateCell(0, 5, p.Invariants == "hold" ? "[green]hold[/]" : "[red]VIOLATED[/]");
+                    ctx.Refresh();
+                });
+            });
+        }
+        if (early is { } code) return code;
         var events = await counter.Ask<long>(new Counter.Get());
         var violations = (await host.Ask<Violations>(host.Checker, new GetViolations())).Items;
         await system.Terminate(); // the journal writes what is queued before it stops
@@ -141,6 +171,8 @@ public static class RunCommand
         Console.WriteLine($"  invariants: {(violations.Length == 0 ? "hold" : $"{violations.Length} violated, first: {violations[0].Violation} at event {violations[0].Seq}")}");
         return violations.Length == 0 ? 0 : 1;
     }
+
+    private sealed record Progress(TimeSpan Elapsed, long Accesses, double Rate, string Results, long Events, string Invariants);
 
     /// <summary>Prints outage news from the journal and signals when the outage passed the limit.</summary>
     private sealed class OutageWatch : ReceiveActor
