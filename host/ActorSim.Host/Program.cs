@@ -20,6 +20,8 @@ public static class Program
           export    --run ID -o FILE                          write a run as JSON Lines
           import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
           explain   --run ID --vm NAME --gpa ADDR             why a guest page has its memory type
+          bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N]
+                    the fault path side by side (see docs/BENCHMARKS.md)
           kernels                                             the modelled rule sets
           version
         the database is --db, else ACTORSIM_DB (scripts/pg.sh url gives the local one)
@@ -75,6 +77,7 @@ public static class Program
             case "import": return await DataCommands.Import(rest);
             case "replay": return await DataCommands.Replay(rest);
             case "explain": return await ExplainCommand.Execute(rest);
+            case "bench": return await BenchCommand.Execute(rest);
             default:
                 Console.Error.WriteLine($"actorsim: unknown command '{cmd}' (try --help)");
                 return 2;

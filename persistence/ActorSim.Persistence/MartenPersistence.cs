@@ -27,6 +27,12 @@ public static class MartenPersistence
               schema = "{{schema}}"
               max-events-per-commit = {{maxEventsPerCommit}}
               outage-limit = {{(long)(outageLimit ?? TimeSpan.FromSeconds(60)).TotalMilliseconds}}ms
+              # A write may wait out an outage: the breaker must not time it out first.
+              circuit-breaker {
+                max-failures = 10
+                call-timeout = {{(long)((outageLimit ?? TimeSpan.FromSeconds(60)) + TimeSpan.FromSeconds(60)).TotalMilliseconds}}ms
+                reset-timeout = 30s
+              }
             }
             akka.actor.serializers.actorsim-domain = "ActorSim.Persistence.Serialization.AkkaDomainSerializer, ActorSim.Persistence"
             akka.actor.serialization-bindings {

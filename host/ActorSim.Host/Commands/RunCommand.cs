@@ -120,7 +120,16 @@ public static class RunCommand
                     await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
                     return 3;
                 }
-                await round;
+                try
+                {
+                    await round;
+                }
+                catch (AskTimeoutException)
+                {
+                    Console.Error.WriteLine($"actorsim: the simulation stopped answering (a journal write failed: see the log above); what was acknowledged is in the {(cs is null ? "journal" : "database")}");
+                    await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+                    return 3;
+                }
                 if (clock.Elapsed >= nextReport)
                 {
                     var now = clock.Elapsed;

@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Text.Json;
+using ActorSim.Actors;
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Simulation;
+using ActorSim.Domain.Stage2;
+using ActorSim.Persistence;
+using ActorSim.Persistence.EventLog;
+using Akka.Actor;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace ActorSim.Host.Commands;
+
+/// <summary><c>actorsim bench</c>: the fault path side by side in one process — batched vs one fault
+/// per batch, in memory and on the Marten journal — plus the COPY ceiling, replay rates, fault latency
+/// and memory per mapped page. Medians of several repetitions; a table, and with --json one JSON
+/// object on the last line.</summary>
+public static class BenchCommand
+{
+    private const ulong RamGpa = 0x4000_0000UL;
+    private const ulong RamSize = 4UL << 30; // 1 M pages per VM: every access faults on a fresh page
+
+    /// <summary>Closed loop for one vCPU: the next access as soon as the last one is answered.</summary>
+    private sealed class Loop : ReceiveActor
+    {
+        public sealed record Start(DateTime Until);
+        public sealed record Result(long Faults, long[] LatencyTicks);
+        private readonly IActorRef _vcpu;
+        private ulong _next;
+        private readonly ulong _end;
+        private long _count;
+        private long _sent;
+        private DateTime _until;
+        private IActorRef _replyTo = ActorRefs.Nobody;
+        private readonly List<long> _latency = [];
+
+        public Loop(IActorRef vcpu, ulong start, ulong end)
+        {
+            _vcpu = vcpu;
+            _next = start;
+            _end = end;
+            Receive<Start>(s => { _until = s.Until; _replyTo = Sender; Send(); });
+            Receive<VcpuAccessDone>(d =>
+            {
+                _count++;
+                _latency.Add(Stopwatch.GetTimestamp() - _sent);
+                if (DateTime.UtcNow >= _until || _next >= _end) _replyTo.Tell(new Result(_count, [.. _latency]));
+                else Send();
+            });
+        }
+
+        private void Send()
+        {
+            _sent = Stopwatch.GetTimestamp();
+            _vcpu.Tell(new VcpuRunAccess(_next, AccessOp.Read));
+            _next += PageGeometry.PageSize;
+        }
+    }
+
+    private sealed record PipelineResult(double FaultsPerSecond, long[] Latency);
+
+    private static async Task<PipelineResult> Pipeline(string? connectionString, int maxBatch, int vms, int vcpus, TimeSpan duration)
+    {
+        var config = SimHost.BaseConfig(false);
+        if (connectionString is not null) config = MartenPersistence.Config(connectionString, schema: "bench").WithFallback(config);
+        using var system = ActorSystem.Create("bench", config);
+        var run = $"bench-{Guid.NewGuid():N}";
+        var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch));
+        var loops = new List<IActorRef>();
+        for (var v = 1; v <= vms; v++)
+        {
+            var ram = await host.Ask<MmResult>(host.Mm, new MmMapRam(RamSize, null));
+            await host.Ask<KvmResult>(host.Vm($"vm{v}"), new KvmSetMemslot(0, MemslotFlags.None, RamGpa, RamSize, ram.Hva));
+            var share = RamSize / (ulong)vcpus;
+            for (var c = 0; c < vcpus; c++)
+            {
+                var start = RamGpa + (ulong)c * share;
+                var vcpu = host.Vcpu($"vm{v}", c);
+                loops.Add(system.ActorOf(Props.Create(() => new Loop(vcpu, start, start + share))));
+            }
+        }
+        var clock = Stopwatch.StartNew();
+        var until = DateTime.UtcNow + duration;
+        var results = await Task.WhenAll(loops.Select(l => l.Ask<Loop.Result>(new Loop.Start(until), duration + TimeSpan.FromMinutes(2))));
+        var seconds = clock.Elapsed.TotalSeconds;
+        await system.Terminate();
+        return new PipelineResult(results.Sum(r => r.Faults) / seconds, [.. results.SelectMany(r => r.LatencyTicks)]);
+    }
+
+    private static double Median(IEnumerable<double> xs)
+    {
+        var a = xs.OrderBy(x => x).ToArray();
+        return a.Length == 0 ? 0 : a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
+    }
+
+    private static double PercentileMicros(long[] ticks, double p)
+    {
+        if (ticks.Length == 0) return 0;
+        var sorted = (long[])ticks.Clone();
+        Array.Sort(sorted);
+        var i = (int)Math.Min(sorted.Length - 1, Math.Ceiling(p / 100 * sorted.Length) - 1);
+        return sorted[Math.Max(0, i)] * 1e6 / Stopwatch.Frequency;
+    }
+
+    /// <summary>Decision records of a short run of the composed deciders, as stored events.</summary>
+    private static List<RunEvent> SampleDecisions(int count)
+    {
+        var k = new SyncKernel(KernelPolicy.Of("6.9"));
+        k.AddDevice(Domain.Vfio.DeviceLayout.Build("gpu0", Domain.Vfio.VfioDriver.VfioPci, 0, [new Domain.Vfio.RegionSpec(0, 1UL << 30, Domain.Vfio.BarType.Mem64, true)]));
+        k.AddVm(KvmVm.Create("vm1"));
+        k.MmapRam(4UL << 30, null, out var ram);
+        k.SetMemslot("vm1", 0, MemslotFlags.None, RamGpa, 4UL << 30, ram);
+        for (var i = 0; i < count; i++) k.Access("vm1", i % 4, RamGpa + (ulong)i * PageGeometry.PageSize, AccessOp.Read);
+        return k.Log.Select((e, i) => new RunEvent(i + 1, "kvm-vm1", 0, e.Event, 0)).Where(e => e.Event is Stage2FaultResolved).ToList();
+    }
+
+    private static async Task<double> CopyCeiling(string cs, List<RunEvent> decisions)
+    {
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using (var c = new NpgsqlCommand("create unlogged table if not exists bench_copy (seq bigint, stream text, data jsonb); truncate bench_copy", conn)) await c.ExecuteNonQueryAsync();
+        var rows = decisions.Select(d => Persistence.Serialization.DomainEventSerializer.ToJson(d.Event).GetRawText()).ToArray();
+        var clock = Stopwatch.StartNew();
+        await using (var w = await conn.BeginBinaryImportAsync("copy bench_copy (seq, stream, data) from stdin (format binary)"))
+        {
+            for (var i = 0; i < rows.Length; i++)
+            {
+                await w.StartRowAsync();
+                await w.WriteAsync((long)i, NpgsqlDbType.Bigint);
+                await w.WriteAsync("kvm-vm1", NpgsqlDbType.Text);
+                await w.WriteAsync(rows[i], NpgsqlDbType.Jsonb);
+            }
+            await w.CompleteAsync();
+        }
+        return rows.Length / clock.Elapsed.TotalSeconds;
+    }
+
+    private static double ReplayRate(IReadOnlyList<RunEvent> events)
+    {
+        var clock = Stopwatch.StartNew();
+        var r = new Replay();
+        foreach (var e in events) r.Apply(e.Seq, e.Stream, e.Event);
+        return r.Decisions / clock.Elapsed.TotalSeconds;
+    }
+
+    private static double BytesPerMappedPage(int pages)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var before = GC.GetTotalMemory(true);
+        var t = Stage2Table.Empty;
+        var attr = new Stage2Attr(S2Type.Normal, 6, true, true, false, 0);
+        for (var i = 0; i < pages; i++)
+        {
+            var gpa = RamGpa + (ulong)i * PageGeometry.PageSize;
+            t = t.Install(new Stage2Leaf(gpa, 3, KvmPgtableProt.KVM_PGTABLE_PROT_R, Stage2Descriptor.Encode(0x80000UL + (ulong)i, 3, attr)));
+        }
+        var after = GC.GetTotalMemory(true);
+        GC.KeepAlive(t);
+        return (after - before) / (double)pages;
+    }
+
+    public static async Task<int> Execute(string[] args)
+    {
+        var a = Args.Parse("bench", args, ["--quick", "--json"], ["--db", "--reps", "--vms", "--vcpus"]);
+        var quick = a.Has("--quick");
+        var reps = (int)a.GetLong("bench", "--reps", 3);
+        var vms = (int)a.GetLong("bench", "--vms", 2);
+        var vcpus = (int)a.GetLong("bench", "--vcpus", 8);
+        var span = quick ? TimeSpan.FromSeconds(3) : TimeSpan.FromSeconds(10);
+        var cs = Database.ConnectionString(a.Get("--db"));
+        if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
+
+        var cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() : null;
+        Console.WriteLine($"actorsim bench — {Environment.ProcessorCount} cores, {cpu ?? "unknown CPU"}, {vms} VMs x {vcpus} vCPUs, {span.TotalSeconds:0}s x {reps} reps, medians");
+
+        var inmemBatched = new List<double>(); var inmemSingle = new List<double>();
+        var durBatched = new List<double>(); var durSingle = new List<double>();
+        var latencies = new List<long>();
+        for (var r = 0; r < reps; r++)
+        {
+            var b = await Pipeline(null, 256, vms, vcpus, span);
+            inmemBatched.Add(b.FaultsPerSecond);
+            latencies.AddRange(b.Latency);
+            inmemSingle.Add((await Pipeline(null, 1, vms, vcpus, span)).FaultsPerSecond);
+            if (cs is not null)
+            {
+                durBatched.Add((await Pipeline(cs, 256, vms, vcpus, span)).FaultsPerSecond);
+                durSingle.Add((await Pipeline(cs, 1, vms, vcpus, span)).FaultsPerSecond);
+            }
+        }
+        var decisions = SampleDecisions(quick ? 50_000 : 200_000);
+        var copy = new List<double>();
+        if (cs is not null) for (var r = 0; r < reps; r++) copy.Add(await CopyCeiling(cs, decisions));
+        var replayFile = new List<double>();
+        var file = Path.Combine(Path.GetTempPath(), $"bench-{Environment.ProcessId}.jsonl");
+        await using (var f = File.Create(file)) await EventLogFile.WriteAsync(f, new EventLogHeader("bench", "6.9", true, true, 64, 0, null, null, decisions.Count), decisions);
+        for (var r = 0; r < reps; r++)
+        {
+            var clock = Stopwatch.StartNew();
+            var (_, events) = EventLogFile.Read(file);
+            var rp = new Replay();
+            foreach (var e in events) rp.Apply(e.Seq, e.Stream, e.Event);
+            replayFile.Add(rp.Decisions / clock.Elapsed.TotalSeconds);
+        }
+        File.Delete(file);
+        var replayMemory = Median(Enumerable.Range(0, reps).Select(_ => ReplayRate(decisions)));
+        var bytesPerPage = BytesPerMappedPage(quick ? 200_000 : 1_000_000);
+
+        var m = new Dictionary<string, double?>
+        {
+            ["inmem_faults_per_s"] = Median(inmemBatched),
+            ["inmem_unbatched_faults_per_s"] = Median(inmemSingle),
+            ["durable_decisions_per_s"] = cs is null ? null : Median(durBatched),
+            ["durable_unbatched_decisions_per_s"] = cs is null ? null : Median(durSingle),
+            ["batched_over_unbatched"] = cs is null ? null : Median(durBatched) / Math.Max(1e-9, Median(durSingle)),
+            ["inmem_batched_over_unbatched"] = Median(inmemBatched) / Math.Max(1e-9, Median(inmemSingle)),
+            ["journal_over_akka_sql"] = null, // the Akka.Persistence.Sql peer is not measured yet
+            ["copy_ceiling_rows_per_s"] = cs is null ? null : Median(copy),
+            ["durable_over_copy_ceiling"] = cs is null ? null : Median(durBatched) / Math.Max(1e-9, Median(copy)),
+            ["replay_file_decisions_per_s"] = Median(replayFile),
+            ["replay_memory_decisions_per_s"] = replayMemory,
+            ["replay_db_decisions_per_s"] = null, // not measured yet
+            ["p50_fault_latency_us"] = PercentileMicros([.. latencies], 50),
+            ["p99_fault_latency_us"] = PercentileMicros([.. latencies], 99),
+            ["p999_fault_latency_us"] = PercentileMicros([.. latencies], 99.9),
+            ["bytes_per_mapped_page"] = bytesPerPage,
+        };
+        foreach (var (k, v) in m) Console.WriteLine($"  {k,-36} {(v is null ? "not measured" : v.Value.ToString(v.Value < 100 ? "0.00" : "0", System.Globalization.CultureInfo.InvariantCulture))}");
+        if (a.Has("--json")) Console.WriteLine(JsonSerializer.Serialize(m));
+        return 0;
+    }
+}
