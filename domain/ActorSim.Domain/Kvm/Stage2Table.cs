@@ -35,13 +35,29 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
         return ReferenceEquals(d, _leaves) ? this : new Stage2Table(d);
     }
 
+    /// <summary>The table without every leaf overlapping [start, end). Probes the candidate keys (each
+    /// page, PMD and PUD base of the range) when that is fewer than the leaves, else scans.</summary>
     private ImmutableSortedDictionary<ulong, Stage2Leaf> Without(ulong start, ulong end)
     {
         List<ulong>? doomed = null;
-        foreach (var (gpa, leaf) in _leaves)
+        var pages = (end - start + PageSize - 1) / PageSize;
+        if (pages <= (ulong)_leaves.Count)
         {
-            if (gpa >= end) break;
-            if (leaf.EndGpa > start) (doomed ??= []).Add(gpa);
+            void Probe(ulong key, int level)
+            {
+                if (_leaves.TryGetValue(key, out var l) && l.Level == level && l.EndGpa > start && l.Gpa < end) (doomed ??= []).Add(key);
+            }
+            for (var g = AlignDown(start, PudSize); g < end; g += PudSize) Probe(g, 1);
+            for (var g = AlignDown(start, PmdSize); g < end; g += PmdSize) Probe(g, 2);
+            for (var g = AlignDown(start, PageSize); g < end; g += PageSize) Probe(g, 3);
+        }
+        else
+        {
+            foreach (var (gpa, leaf) in _leaves)
+            {
+                if (gpa >= end) break;
+                if (leaf.EndGpa > start) (doomed ??= []).Add(gpa);
+            }
         }
         return doomed is null ? _leaves : _leaves.RemoveRange(doomed);
     }

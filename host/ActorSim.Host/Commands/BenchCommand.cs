@@ -113,7 +113,7 @@ public static class BenchCommand
         k.MmapRam(4UL << 30, null, out var ram);
         k.SetMemslot("vm1", 0, MemslotFlags.None, RamGpa, 4UL << 30, ram);
         for (var i = 0; i < count; i++) k.Access("vm1", i % 4, RamGpa + (ulong)i * PageGeometry.PageSize, AccessOp.Read);
-        return k.Log.Select((e, i) => new RunEvent(i + 1, "kvm-vm1", 0, e.Event, 0)).Where(e => e.Event is Stage2FaultResolved).ToList();
+        return k.Log.Select(e => e.Event).OfType<Stage2FaultResolved>().Select((e, i) => new RunEvent(i + 1, "kvm-vm1", i + 1, e, 0)).ToList();
     }
 
     private static async Task<double> CopyCeiling(string cs, List<RunEvent> decisions)
