@@ -27,7 +27,7 @@ public static class MartenStores
         if (config.GetString("data-source", "") is { Length: > 0 } name)
         {
             if (!DataSources.TryGetValue(name, out var ds)) throw new InvalidOperationException($"no NpgsqlDataSource registered as '{name}'");
-            return Stores.GetOrAdd(("datasource:" + name, schema), _ => new Lazy<DocumentStore>(() => Create(o => o.Connection(ds), schema))).Value;
+            return Stores.GetOrAdd(("datasource:" + name, schema), _ => new Lazy<DocumentStore>(() => Create(o => o.Connection(ds), schema, ds.CreateConnection))).Value;
         }
         var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : ConnectionStringFromEnvironment();
         return Get(cs, schema);
@@ -56,9 +56,10 @@ public static class MartenStores
     public static DocumentStore Get(string connectionString, string schema = DefaultSchema) =>
         Stores.GetOrAdd((connectionString, schema), k => new Lazy<DocumentStore>(() => Create(k.Item1, k.Item2))).Value;
 
-    public static DocumentStore Create(string connectionString, string schema) => Create(o => o.Connection(connectionString), schema);
+    public static DocumentStore Create(string connectionString, string schema) =>
+        Create(o => o.Connection(connectionString), schema, () => new NpgsqlConnection(connectionString));
 
-    private static DocumentStore Create(Action<StoreOptions> connection, string schema)
+    private static DocumentStore Create(Action<StoreOptions> connection, string schema, Func<NpgsqlConnection> lockConnection)
     {
         var store = DocumentStore.For(o =>
         {
@@ -76,7 +77,27 @@ public static class MartenStores
             o.Projections.Add<ReadSide.DecisionProjection>(JasperFx.Events.Projections.ProjectionLifecycle.Inline);
             o.DisableNpgsqlLogging = true;
         });
-        store.Storage.ApplyAllConfiguredChangesToDatabaseAsync().GetAwaiter().GetResult();
+        // Several processes may start on a fresh database at once: create the schema under an advisory
+        // lock so they do not race on CREATE TABLE / CREATE FUNCTION.
+        using (var conn = lockConnection())
+        {
+            conn.Open();
+            using (var l = new NpgsqlCommand("select pg_advisory_lock(hashtext(@s))", conn))
+            {
+                l.Parameters.AddWithValue("s", "actorsim-schema:" + schema);
+                l.ExecuteNonQuery();
+            }
+            try
+            {
+                store.Storage.ApplyAllConfiguredChangesToDatabaseAsync().GetAwaiter().GetResult();
+            }
+            finally
+            {
+                using var u = new NpgsqlCommand("select pg_advisory_unlock(hashtext(@s))", conn);
+                u.Parameters.AddWithValue("s", "actorsim-schema:" + schema);
+                u.ExecuteNonQuery();
+            }
+        }
         return store;
     }
 }

@@ -23,7 +23,7 @@ public class CrashRecoveryTests
         while (DateTime.UtcNow < deadline)
         {
             var line = await p.StandardOutput.ReadLineAsync();
-            Assert.NotNull(line);
+            if (line is null) Assert.Fail($"actorsim run ended early (exit {(p.WaitForExit(5000) ? p.ExitCode : -1)}): {await p.StandardError.ReadToEndAsync()}");
             if (line.StartsWith("run: ")) runId = line[5..].Trim();
             if (line.Contains(" accesses=")) lastProgress = line;
             if (lastProgress is not null && Regex.Match(lastProgress, "t=\\s*(\\d+)s").Groups[1].Value is var t && int.Parse(t) >= 3) break;

@@ -45,7 +45,7 @@ public class DatabaseOutageTests
         while (true)
         {
             var line = await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-            Assert.NotNull(line);
+            if (line is null) Assert.Fail($"actorsim run ended early: {await p.StandardError.ReadToEndAsync()}");
             lines.Add(line);
             if (line.StartsWith("run: ")) runId = line[5..].Trim();
             if (Regex.Match(line, "t=\\s*(\\d+)s") is { Success: true } m && int.Parse(m.Groups[1].Value) >= seconds) return runId!;
