@@ -33,7 +33,12 @@ public static class RunCommand
     public static async Task<int> Execute(string[] args)
     {
         var a = Args.Parse("run", args, ["--fwb", "--no-fwb", "--dic", "--no-dic", "--deterministic", "--in-memory"],
-            ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every", "--resume", "--outage-limit"]);
+            ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every", "--resume", "--outage-limit",
+             "--rounds", "--run-id", "--export"]);
+        // --rounds N stops after N rounds instead of a duration (a deterministic run's length must not
+        // depend on the wall clock); --export FILE writes the events this process persisted, in order.
+        var rounds = a.GetLong("run", "--rounds", long.MaxValue);
+        var exportFile = a.Get("--export");
         var outageLimit = a.GetDuration("run", "--outage-limit",
             Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } ol ? new Args().GetDurationFrom(ol) : TimeSpan.FromSeconds(60));
         var duration = a.GetDuration("run", "--duration", TimeSpan.FromSeconds(30));
@@ -65,7 +70,8 @@ public static class RunCommand
             (vms, vcpus) = (previous.Vms, previous.Vcpus);
             seed = (int)previous.Seed + 1; // the continuation draws new choices
         }
-        var runId = resume ?? Database.NewRunId("run");
+        var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
+        if (runId.Contains('/')) throw new UsageException("run: a run id cannot contain '/'");
         Console.WriteLine($"run: {runId}{(resume is null ? "" : " (resumed)")}");
         Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {duration.TotalSeconds:0}s, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
         var info = previous ?? new RunInfo
@@ -79,6 +85,8 @@ public static class RunCommand
         if (cs is not null) config = MartenPersistence.Config(cs, outageLimit: outageLimit).WithFallback(config);
         using var system = ActorSystem.Create("actorsim", config);
         var counter = system.ActorOf(Props.Create(() => new Counter()), "counter");
+        var recorder = exportFile is null ? null : system.ActorOf(Props.Create(() => new Actors.Scenarios.EventRecorder()), "recorder");
+        if (recorder is not null) await recorder.Ask<Actors.Scenarios.EventRecorder.Events>(new Actors.Scenarios.EventRecorder.Get());
         var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(Props.Create(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
@@ -108,7 +116,7 @@ public static class RunCommand
             var nextReport = TimeSpan.FromSeconds(1);
             long lastAccesses = 0;
             var lastReport = TimeSpan.Zero;
-            while (clock.Elapsed < duration && !stop.IsCancellationRequested)
+            for (long n = 0; n < rounds && (rounds != long.MaxValue || clock.Elapsed < duration) && !stop.IsCancellationRequested; n++)
             {
                 // A round in flight always completes (nothing acknowledged is lost), unless the database
                 // stays away past the outage limit.
@@ -166,6 +174,21 @@ public static class RunCommand
         }
         if (early is { } code) return code;
         var events = await counter.Ask<long>(new Counter.Get());
+        if (recorder is not null)
+        {
+            // Streams lose the run prefix; versions count per stream; time is not recorded (0) so that a
+            // deterministic run exports the same bytes twice.
+            var recorded = (await recorder.Ask<Actors.Scenarios.EventRecorder.Events>(new Actors.Scenarios.EventRecorder.Get())).Items;
+            var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+            var log = recorded.Select((e, i) =>
+            {
+                var stream = e.Stream[(e.Stream.IndexOf('/') + 1)..];
+                versions[stream] = versions.GetValueOrDefault(stream) + 1;
+                return new Persistence.EventLog.RunEvent(i + 1, stream, versions[stream], e.Event, 0);
+            }).ToList();
+            await using var output = File.Create(exportFile!);
+            await Persistence.EventLog.EventLogFile.WriteAsync(output, Persistence.EventLog.EventLogHeader.FromRunInfo(info, log.Count) with { Commit = null }, log);
+        }
         var violations = (await host.Ask<Violations>(host.Checker, new GetViolations())).Items;
         await system.Terminate(); // the journal writes what is queued before it stops
         if (cs is not null)
