@@ -5,19 +5,7 @@ namespace ActorSim.Host.Tests;
 /// <summary>The built <c>actorsim</c> run as a process: exit codes and what it prints.</summary>
 public class ActorsimProcessTests
 {
-    private static (int Exit, string Out, string Err) Run(params string[] args)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "actorsim.dll");
-        Assert.True(File.Exists(dll), $"actorsim.dll not found next to the tests ({dll})");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(60_000), "actorsim did not exit within 60 s");
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int Exit, string Out, string Err) Run(params string[] args) => Cli.Run(args);
 
     [Fact]
     public void Kernels_lists_the_rule_sets_and_the_flag_each_sets()
@@ -76,18 +64,7 @@ public class ScenarioCommandTests
         return path;
     }
 
-    private static (int Exit, string Out, string Err) Run(params string[] args)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "actorsim.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(120_000), "actorsim did not exit within 120 s");
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int Exit, string Out, string Err) Run(params string[] args) => Cli.Run(args);
 
     private const string Good = """
         name: good
@@ -144,9 +121,7 @@ public class ScenarioCommandTests
     [Fact]
     public void The_shipped_scenarios_all_pass_through_the_cli()
     {
-        var dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "ActorSim.sln"))) dir = Path.GetDirectoryName(dir)!;
-        var files = Directory.GetFiles(Path.Combine(dir, "scenarios"), "*.yaml").Order().ToArray();
+        var files = Directory.GetFiles(Path.Combine(Cli.Repo, "scenarios"), "*.yaml").Order().ToArray();
         var (exit, output, err) = Run(["scenario", .. files]);
         Assert.True(exit == 0, output + err);
         Assert.Contains($"{files.Length} scenarios passed, 0 failed", output);
@@ -158,13 +133,8 @@ public class DatabaseErrorTests
     [Fact]
     public async Task An_unreachable_database_exits_3_naming_the_address_and_never_the_password()
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "actorsim.dll");
-        var dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "ActorSim.sln"))) dir = Path.GetDirectoryName(dir)!;
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { dll, "scenario", "--db", "Host=127.0.0.1;Port=1;Username=u;Password=TopSecret123;Database=x",
-                     Path.Combine(dir, "scenarios", "o01-vfio-bar-normal-nc.yaml") }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
+        using var p = Cli.Start(null, "scenario", "--db", "Host=127.0.0.1;Port=1;Username=u;Password=TopSecret123;Database=x",
+            Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml"));
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));

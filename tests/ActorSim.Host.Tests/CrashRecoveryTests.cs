@@ -13,10 +13,7 @@ public class CrashRecoveryTests
     public async Task A_run_killed_with_SIGKILL_resumes_with_every_acknowledged_decision_in_the_log()
     {
         Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "actorsim.dll"), "run", "--duration", "120s", "--seed", "21", "--vms", "2", "--vcpus", "4" })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
+        using var p = Cli.Start(null, "run", "--duration", "120s", "--seed", "21", "--vms", "2", "--vcpus", "4");
         string? runId = null;
         string? lastProgress = null;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);

@@ -13,30 +13,14 @@ public class DatabaseOutageCollection;
 [Collection("database outage")]
 public class DatabaseOutageTests
 {
-    private static string Repo()
-    {
-        var dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "ActorSim.sln"))) dir = Path.GetDirectoryName(dir)!;
-        return dir;
-    }
-
     private static void Pg(string verb)
     {
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(Repo(), "scripts", "pg.sh"));
+        psi.ArgumentList.Add(Path.Combine(Cli.Repo, "scripts", "pg.sh"));
         foreach (var a in verb.Split(' ')) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         p.WaitForExit(120_000);
         Assert.True(p.ExitCode == 0, $"pg.sh {verb}: {p.StandardError.ReadToEnd()}");
-    }
-
-    private static Process Start(Dictionary<string, string>? env, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "actorsim.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? []) psi.Environment[k] = v;
-        return Process.Start(psi)!;
     }
 
     private static async Task<string> WaitForProgress(Process p, List<string> lines, int seconds)
@@ -56,7 +40,7 @@ public class DatabaseOutageTests
     public async Task A_10_second_outage_is_ridden_out_and_nothing_acknowledged_is_lost()
     {
         var lines = new List<string>();
-        using var p = Start(null, "run", "--duration", "25s", "--seed", "31", "--vms", "2", "--vcpus", "3");
+        using var p = Cli.Start(null, "run", "--duration", "25s", "--seed", "31", "--vms", "2", "--vcpus", "3");
         var runId = await WaitForProgress(p, lines, 2);
         Pg("stop");
         try
@@ -85,7 +69,7 @@ public class DatabaseOutageTests
     public async Task An_outage_past_the_limit_exits_3_with_the_address_and_no_password()
     {
         var lines = new List<string>();
-        using var p = Start(new() { ["ACTORSIM_OUTAGE_LIMIT"] = "4s" }, "run", "--duration", "120s", "--seed", "32", "--vms", "1", "--vcpus", "2");
+        using var p = Cli.Start(new Dictionary<string, string> { ["ACTORSIM_OUTAGE_LIMIT"] = "4s" }, "run", "--duration", "120s", "--seed", "32", "--vms", "1", "--vcpus", "2");
         await WaitForProgress(p, lines, 1);
         Pg("stop");
         try

@@ -11,17 +11,7 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     private readonly RecordedRun _run;
     public EndToEndTests(RecordedRun run) => _run = run;
 
-    public static (int Exit, string Out, string Err) Actorsim(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "actorsim.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("actorsim did not exit"); }
-        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
-    }
+    public static (int Exit, string Out, string Err) Actorsim(params string[] args) => Cli.Run(args);
 
     /// <summary>One short recorded run (6.9), exported once, shared by the tests.</summary>
     public sealed class RecordedRun

@@ -1,0 +1,40 @@
+using System.Diagnostics;
+
+namespace ActorSim.Host.Tests;
+
+/// <summary>Runs the built actorsim as a process, and finds the repository.</summary>
+public static class Cli
+{
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "actorsim.dll");
+
+    public static string Repo
+    {
+        get
+        {
+            var dir = AppContext.BaseDirectory;
+            while (!File.Exists(Path.Combine(dir, "ActorSim.sln"))) dir = Path.GetDirectoryName(dir)!;
+            return dir;
+        }
+    }
+
+    /// <summary>Starts actorsim with its output redirected (for tests that read it as it comes).</summary>
+    public static Process Start(IReadOnlyDictionary<string, string>? env, params string[] args)
+    {
+        Assert.True(File.Exists(Dll), $"actorsim.dll not found next to the tests ({Dll})");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        return Process.Start(psi)!;
+    }
+
+    /// <summary>Runs actorsim to the end (3 minutes at most) and returns its exit code and output.</summary>
+    public static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        using var p = Start(null, args);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("actorsim did not exit within 3 minutes"); }
+        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
+    }
+}
