@@ -208,6 +208,21 @@ public static class BenchCommand
         }
         File.Delete(file);
         var replayMemory = Median(Enumerable.Range(0, reps).Select(_ => ReplayRate(decisions)));
+        var replayDb = new List<double>();
+        if (cs is not null)
+        {
+            // The same decisions as a run in the database, read back in global order and replayed.
+            var store = MartenStores.Get(cs, "bench");
+            var run = $"bench-replay-{Guid.NewGuid():N}";
+            await RunLog.WriteAsync(store, new Persistence.ReadSide.RunInfo { Id = run, Kernel = "6.9", Fwb = true, Dic = true }, decisions);
+            for (var r = 0; r < reps; r++)
+            {
+                var clock = Stopwatch.StartNew();
+                var rp = new Replay();
+                await foreach (var e in RunLog.ReadAsync(store, run)) rp.Apply(e.Seq, e.Stream, e.Event);
+                replayDb.Add(rp.Decisions / clock.Elapsed.TotalSeconds);
+            }
+        }
         var bytesPerPage = BytesPerMappedPage(quick ? 200_000 : 1_000_000);
 
         var m = new Dictionary<string, double?>
@@ -223,7 +238,7 @@ public static class BenchCommand
             ["durable_over_copy_ceiling"] = cs is null ? null : Median(durBatched) / Math.Max(1e-9, Median(copy)),
             ["replay_file_decisions_per_s"] = Median(replayFile),
             ["replay_memory_decisions_per_s"] = replayMemory,
-            ["replay_db_decisions_per_s"] = null, // not measured yet
+            ["replay_db_decisions_per_s"] = cs is null ? null : Median(replayDb),
             ["p50_fault_latency_us"] = PercentileMicros([.. latencies], 50),
             ["p99_fault_latency_us"] = PercentileMicros([.. latencies], 99),
             ["p999_fault_latency_us"] = PercentileMicros([.. latencies], 99.9),
