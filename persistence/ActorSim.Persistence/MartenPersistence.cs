@@ -34,13 +34,6 @@ public static class MartenPersistence
                 reset-timeout = 30s
               }
             }
-            akka.actor.serializers.actorsim-domain = "ActorSim.Persistence.Serialization.AkkaDomainSerializer, ActorSim.Persistence"
-            akka.actor.serialization-bindings {
-              "ActorSim.Domain.IDomainEvent, ActorSim.Domain" = actorsim-domain
-              "ActorSim.Domain.Mm.AddressSpace, ActorSim.Domain" = actorsim-domain
-              "ActorSim.Domain.Vfio.VfioDevice, ActorSim.Domain" = actorsim-domain
-              "ActorSim.Domain.Kvm.KvmVm, ActorSim.Domain" = actorsim-domain
-            }
             akka.persistence.query.journal.marten {
               class = "ActorSim.Persistence.Query.MartenReadJournalProvider, ActorSim.Persistence"
               connection-string = "{{cs}}"
@@ -56,8 +49,19 @@ public static class MartenPersistence
               data-source = "{{ds}}"
               schema = "{{schema}}"
             }
-            """);
+            """).WithFallback(SerializerConfig);
     }
+
+    /// <summary>The domain's Akka serializer for events and decider states, for any journal.</summary>
+    public static Config SerializerConfig { get; } = ConfigurationFactory.ParseString("""
+        akka.actor.serializers.actorsim-domain = "ActorSim.Persistence.Serialization.AkkaDomainSerializer, ActorSim.Persistence"
+        akka.actor.serialization-bindings {
+          "ActorSim.Domain.IDomainEvent, ActorSim.Domain" = actorsim-domain
+          "ActorSim.Domain.Mm.AddressSpace, ActorSim.Domain" = actorsim-domain
+          "ActorSim.Domain.Vfio.VfioDevice, ActorSim.Domain" = actorsim-domain
+          "ActorSim.Domain.Kvm.KvmVm, ActorSim.Domain" = actorsim-domain
+        }
+        """);
 
     private static string Quote(string? s) => (s ?? "").Replace("\\", "\\\\").Replace("\"", "\\\"");
 }

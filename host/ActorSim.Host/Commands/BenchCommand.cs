@@ -61,10 +61,33 @@ public static class BenchCommand
 
     private sealed record PipelineResult(double FaultsPerSecond, long[] Latency);
 
-    private static async Task<PipelineResult> Pipeline(string? connectionString, int maxBatch, int vms, int vcpus, TimeSpan duration)
+    /// <summary>Akka.Persistence.Sql (linq2db) on the same PostgreSQL, as the peer journal.</summary>
+    private static Akka.Configuration.Config AkkaSqlConfig(string cs)
+    {
+        var q = cs.Replace("\\", "\\\\").Replace("\"", "\\\"");
+        return Akka.Configuration.ConfigurationFactory.ParseString($$"""
+            akka.persistence.journal.plugin = "akka.persistence.journal.sql"
+            akka.persistence.journal.sql {
+              class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
+              connection-string = "{{q}}"
+              provider-name = "PostgreSQL.15"
+              auto-initialize = true
+            }
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.sql"
+            akka.persistence.snapshot-store.sql {
+              class = "Akka.Persistence.Sql.Snapshot.SqlSnapshotStore, Akka.Persistence.Sql"
+              connection-string = "{{q}}"
+              provider-name = "PostgreSQL.15"
+              auto-initialize = true
+            }
+            """).WithFallback(MartenPersistence.SerializerConfig);
+    }
+
+    private static async Task<PipelineResult> Pipeline(string? connectionString, int maxBatch, int vms, int vcpus, TimeSpan duration, bool akkaSql = false)
     {
         var config = SimHost.BaseConfig(false);
-        if (connectionString is not null) config = MartenPersistence.Config(connectionString, schema: "bench").WithFallback(config);
+        if (connectionString is not null)
+            config = (akkaSql ? AkkaSqlConfig(connectionString) : MartenPersistence.Config(connectionString, schema: "bench")).WithFallback(config);
         using var system = ActorSystem.Create("bench", config);
         var run = $"bench-{Guid.NewGuid():N}";
         var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch));
@@ -178,7 +201,7 @@ public static class BenchCommand
         Console.WriteLine($"actorsim bench — {Environment.ProcessorCount} cores, {cpu ?? "unknown CPU"}, {vms} VMs x {vcpus} vCPUs, {span.TotalSeconds:0}s x {reps} reps, medians");
 
         var inmemBatched = new List<double>(); var inmemSingle = new List<double>();
-        var durBatched = new List<double>(); var durSingle = new List<double>();
+        var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();
         var latencies = new List<long>();
         for (var r = 0; r < reps; r++)
         {
@@ -190,6 +213,7 @@ public static class BenchCommand
             {
                 durBatched.Add((await Pipeline(cs, 256, vms, vcpus, span)).FaultsPerSecond);
                 durSingle.Add((await Pipeline(cs, 1, vms, vcpus, span)).FaultsPerSecond);
+                akkaSql.Add((await Pipeline(cs, 256, vms, vcpus, span, akkaSql: true)).FaultsPerSecond);
             }
         }
         var decisions = SampleDecisions(quick ? 50_000 : 200_000);
@@ -233,7 +257,8 @@ public static class BenchCommand
             ["durable_unbatched_decisions_per_s"] = cs is null ? null : Median(durSingle),
             ["batched_over_unbatched"] = cs is null ? null : Median(durBatched) / Math.Max(1e-9, Median(durSingle)),
             ["inmem_batched_over_unbatched"] = Median(inmemBatched) / Math.Max(1e-9, Median(inmemSingle)),
-            ["journal_over_akka_sql"] = null, // the Akka.Persistence.Sql peer is not measured yet
+            ["akka_sql_decisions_per_s"] = cs is null ? null : Median(akkaSql),
+            ["journal_over_akka_sql"] = cs is null ? null : Median(durBatched) / Math.Max(1e-9, Median(akkaSql)),
             ["copy_ceiling_rows_per_s"] = cs is null ? null : Median(copy),
             ["durable_over_copy_ceiling"] = cs is null ? null : Median(durBatched) / Math.Max(1e-9, Median(copy)),
             ["replay_file_decisions_per_s"] = Median(replayFile),

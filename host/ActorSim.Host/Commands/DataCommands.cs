@@ -83,6 +83,12 @@ public static class DataCommands
         return 0;
     }
 
+    private static async IAsyncEnumerable<T> AsAsync<T>(IEnumerable<T> items)
+    {
+        foreach (var x in items) yield return x;
+        await Task.CompletedTask;
+    }
+
     public static async Task<int> Replay(string[] args)
     {
         var a = Args.Parse("replay", args, ["--verify", "--json", "--fwb", "--no-fwb", "--dic", "--no-dic"], ["--db", "--run", "--file", "--kernel"]);
@@ -103,7 +109,7 @@ public static class DataCommands
         if (a.Get("--file") is { } file)
         {
             if (!File.Exists(file)) { Console.Error.WriteLine($"replay: {file}: no such file"); return 2; }
-            try { events = EventLogFile.Read(file).Events.ToAsyncEnumerable(); }
+            try { events = AsAsync(EventLogFile.Read(file).Events); }
             catch (EventLogFormatException e) { Console.Error.WriteLine($"replay: {e.Message}"); return 2; }
         }
         else
