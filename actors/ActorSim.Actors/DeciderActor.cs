@@ -48,6 +48,35 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
         });
     }
 
+    /// <summary>Like <see cref="PersistEvents"/> for a caller that has already folded the events into
+    /// <paramref name="after"/> while deciding (a fault batch evolves a working state fault by fault):
+    /// the events are published one by one, and the state becomes <paramref name="after"/> once they
+    /// are all persisted, instead of being folded a second time. The actor takes no other command
+    /// while a persist is under way, so State is still the state the caller started from.</summary>
+    protected void PersistEvolved(IReadOnlyList<IDomainEvent> events, TState after, Action then)
+    {
+        if (events.Count == 0)
+        {
+            then();
+            return;
+        }
+        var left = events.Count;
+        var snapshot = false;
+        PersistAll(events, e =>
+        {
+            Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
+            if (_snapshotEvery > 0 && ++_sinceSnapshot >= _snapshotEvery)
+            {
+                _sinceSnapshot = 0;
+                snapshot = true;
+            }
+            if (--left > 0) return;
+            State = after;
+            if (snapshot) SaveSnapshot(State!);
+            then();
+        });
+    }
+
     /// <summary>Persists one event, applies and publishes it, then runs <paramref name="then"/>.</summary>
     protected void PersistEvent(IDomainEvent e, Action then) => Persist(e, x =>
     {

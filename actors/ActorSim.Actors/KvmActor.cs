@@ -128,7 +128,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
             events.Add(e);
             results[i] = new AccessResult(record, record.Outcome);
         }
-        PersistEvents(events, () =>
+        PersistEvolved(events, working, () =>
         {
             f.ReplyTo.Tell(new KvmFaultBatchResult(f.Batch.BatchId, results));
             if (_inFlight.Count == 0 && _memslotWaiting)

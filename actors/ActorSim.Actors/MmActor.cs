@@ -162,7 +162,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             Record(b, step, vma, pfnHva);
         }
         _batch = null;
-        PersistEvents(b.Events, () =>
+        PersistEvolved(b.Events, b.Working, () =>
         {
             b.ReplyTo.Tell(new MmPfnBatchAnswer(b.Request.BatchId, [.. b.Answers]));
             UnbecomeStacked();

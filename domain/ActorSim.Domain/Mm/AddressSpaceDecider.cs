@@ -218,8 +218,22 @@ public static class AddressSpaceDecider
         return vmas.Insert(i, vma);
     }
 
-    private static ImmutableArray<Vma> Map(ImmutableArray<Vma> vmas, ulong start, ulong end, Func<Vma, Vma> f) =>
-        vmas.Select(v => v.Start < end && start < v.End ? f(v) : v).ToImmutableArray();
+    /// <summary>The VMAs with <paramref name="f"/> applied to those intersecting [start, end): a binary
+    /// search for the first, then only those are replaced (this runs for every populated PTE).</summary>
+    private static ImmutableArray<Vma> Map(ImmutableArray<Vma> vmas, ulong start, ulong end, Func<Vma, Vma> f)
+    {
+        int lo = 0, hi = vmas.Length;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (vmas[mid].End <= start) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo >= vmas.Length || vmas[lo].Start >= end) return vmas;
+        var b = vmas.ToBuilder();
+        for (var i = lo; i < vmas.Length && vmas[i].Start < end; i++) b[i] = f(vmas[i]);
+        return b.MoveToImmutable();
+    }
 
     /// <summary>Splits VMAs at start and end (__split_vma); the parts inside [start, end) are dropped
     /// (keepInside null) or transformed.</summary>

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 
 namespace ActorSim.Domain.Mm;
 
@@ -13,30 +14,54 @@ public sealed class PageRangeSet : IEquatable<PageRangeSet>
 
     public bool IsEmpty => Ranges.Length == 0;
 
-    public bool Contains(ulong addr)
+    /// <summary>The index of the first range whose End is after <paramref name="addr"/> (or at it, when
+    /// <paramref name="orAt"/>). The ranges are sorted and disjoint, so their Ends increase too.</summary>
+    private int FirstEndingAfter(ulong addr, bool orAt = false)
     {
-        foreach (var (s, e) in Ranges)
+        int lo = 0, hi = Ranges.Length;
+        while (lo < hi)
         {
-            if (addr < s) return false;
-            if (addr < e) return true;
+            var mid = (lo + hi) >>> 1;
+            var e = Ranges[mid].End;
+            if (e < addr || (e == addr && !orAt)) lo = mid + 1;
+            else hi = mid;
         }
-        return false;
+        return lo;
     }
 
-    public bool Overlaps(ulong start, ulong end) => Ranges.Any(r => r.Start < end && start < r.End);
+    public bool Contains(ulong addr)
+    {
+        var i = FirstEndingAfter(addr);
+        return i < Ranges.Length && Ranges[i].Start <= addr;
+    }
 
+    public bool Overlaps(ulong start, ulong end)
+    {
+        if (start >= end) return false;
+        var i = FirstEndingAfter(start);
+        return i < Ranges.Length && Ranges[i].Start < end;
+    }
+
+    /// <summary>Adds [start, end), merging the ranges it overlaps or touches: a binary search and one
+    /// copy of the array (faults populate PTEs one page at a time, so this is on the fault path).</summary>
     public PageRangeSet Add(ulong start, ulong end)
     {
         if (start >= end) return this;
-        var b = ImmutableArray.CreateBuilder<(ulong, ulong)>();
-        foreach (var (s, e) in Ranges)
+        var first = FirstEndingAfter(start, orAt: true); // the first range that ends at or after start may touch it
+        var last = first;
+        while (last < Ranges.Length && Ranges[last].Start <= end)
         {
-            if (e < start || s > end) { b.Add((s, e)); continue; }
-            start = Math.Min(start, s);
-            end = Math.Max(end, e);
+            start = Math.Min(start, Ranges[last].Start);
+            end = Math.Max(end, Ranges[last].End);
+            last++;
         }
-        b.Add((start, end));
-        return new PageRangeSet(b.OrderBy(r => r.Item1).ToImmutableArray());
+        if (last - first == 1 && Ranges[first] == (start, end)) return this;
+        var merged = new (ulong, ulong)[Ranges.Length - (last - first) + 1];
+        var span = Ranges.AsSpan();
+        span[..first].CopyTo(merged);
+        merged[first] = (start, end);
+        span[last..].CopyTo(merged.AsSpan(first + 1));
+        return new PageRangeSet(ImmutableCollectionsMarshal.AsImmutableArray(merged));
     }
 
     public PageRangeSet Remove(ulong start, ulong end)
