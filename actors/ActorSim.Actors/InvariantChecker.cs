@@ -70,13 +70,15 @@ public sealed class InvariantChecker : ReceivePersistentActor
         var view = new SystemView(_policy, _mm, _devices, _vms);
         IReadOnlyList<Violation> state;
         if (Invariants.NeedsFullCheck(p.Event)) state = Invariants.CheckState(view);
-        else if (p.Event is Stage2FaultResolved { Decision.Outcome.Leaf: { } leaf } f && _vms.TryGetValue(f.Decision.Inputs.Vm, out var vm) && vm.Stage2.Lookup(leaf.Gpa) is { } now)
+        else
         {
+            // The leaves the event's decisions installed, as they stand after the whole event.
             var found = new List<Violation>();
-            Invariants.CheckLeaf(view, vm, now, found);
+            foreach (var d in DecisionEvents.Of(p.Event))
+                if (d.Outcome.Leaf is { } leaf && _vms.TryGetValue(d.Inputs.Vm, out var vm) && vm.Stage2.Lookup(leaf.Gpa) is { } now)
+                    Invariants.CheckLeaf(view, vm, now, found);
             state = found;
         }
-        else state = [];
         foreach (var v in state)
             if (_reported.Add(v.ToString())) Report(seq, p.Stream, v); // a lasting bad state is reported once
     }

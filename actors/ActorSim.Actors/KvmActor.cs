@@ -104,7 +104,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         if (!_inFlight.Remove(a.BatchId, out var f)) return;
         var working = State;
         var results = new AccessResult[f.Starts.Length];
-        var events = new List<IDomainEvent>();
+        var decisions = new List<DecisionRecord>(f.Starts.Length);
         var next = 0;
         for (var i = 0; i < f.Starts.Length; i++)
         {
@@ -123,11 +123,12 @@ public sealed class KvmActor : DeciderActor<KvmVm>
                 var broken = record.Inputs with { SeqAtLock = record.Inputs.SampledSeq, InProgressAtLock = 0 };
                 record = record with { Outcome = KvmHandleGuestAbort.Decide(broken) };
             }
-            var e = new Stage2FaultResolved(record);
-            working = KvmVmDecider.Evolve(working, e);
-            events.Add(e);
+            working = KvmVmDecider.Evolve(working, new Stage2FaultResolved(record));
+            decisions.Add(record);
             results[i] = new AccessResult(record, record.Outcome);
         }
+        // One event for the batch's decisions: one journal entry, one row, one message to the checker.
+        IDomainEvent[] events = decisions.Count == 0 ? [] : [DecisionEvents.For([.. decisions])];
         PersistEvolved(events, working, () =>
         {
             f.ReplyTo.Tell(new KvmFaultBatchResult(f.Batch.BatchId, results));

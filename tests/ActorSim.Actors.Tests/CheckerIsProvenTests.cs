@@ -4,9 +4,10 @@ using ActorSim.Domain.Kvm;
 namespace ActorSim.Actors.Tests;
 
 /// <summary>The invariant checker is not vacuous: with a test-only fault switch that skips the
-/// mmu_invalidate_retry check, a seeded concurrent run installs stale leaves, and the checker reports
-/// the violation with the sequence number of the offending event, within the run.</summary>
-public class CheckerIsProvenTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConfig(false))
+/// mmu_invalidate_retry check, a seeded run installs stale leaves, and the checker reports
+/// the violation with the sequence number of the offending event, within the run. Deterministic mode
+/// (one dispatcher thread): the same interleaving, so the same races, on every machine and load.</summary>
+public class CheckerIsProvenTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConfig(true))
 {
     private async Task<(Violations Found, long Retries)> Run(string? fault, string runId)
     {

@@ -37,4 +37,18 @@ public static class Cli
         if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("actorsim did not exit within 3 minutes"); }
         return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
     }
+
+    /// <summary>Every decision record in an exported event log, in file order: the one of a
+    /// stage2_fault_resolved line and each of a stage2_faults_resolved (batch) line, as JSON.</summary>
+    public static IEnumerable<System.Text.Json.JsonElement> Decisions(string file)
+    {
+        foreach (var l in File.ReadLines(file).Skip(1))
+        {
+            if (!l.Contains("\"type\":\"stage2_fault")) continue;
+            using var e = System.Text.Json.JsonDocument.Parse(l);
+            var data = e.RootElement.GetProperty("data");
+            if (data.TryGetProperty("decision", out var one)) yield return one.Clone();
+            else foreach (var d in data.GetProperty("decisions").EnumerateArray()) yield return d.Clone();
+        }
+    }
 }

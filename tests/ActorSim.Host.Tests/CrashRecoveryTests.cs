@@ -47,10 +47,9 @@ public class CrashRecoveryTests
         Assert.True(verify.Exit == 0, verify.Out);
 
         var decided = 0L;
-        foreach (var l in File.ReadLines(file).Skip(1).Where(l => l.Contains("\"type\":\"stage2_fault_resolved\"")))
+        foreach (var d in Cli.Decisions(file))
         {
-            using var d = JsonDocument.Parse(l);
-            var r = d.RootElement.GetProperty("data").GetProperty("decision").GetProperty("outcome").GetProperty("result").GetString();
+            var r = d.GetProperty("outcome").GetProperty("result").GetString();
             if (r is "Mapped" or "Retry" or "GuestAbort" or "MmioExit" or "Error") decided++;
         }
         Assert.True(decided >= acknowledged, $"{acknowledged} acknowledged before the kill, {decided} in the log");

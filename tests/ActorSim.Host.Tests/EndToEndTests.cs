@@ -90,10 +90,9 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         });
         // The decisions that left a Normal-NC leaf (MemAttr 5 in descriptor bits 5:2), read from the file.
         var nc = 0;
-        foreach (var l in File.ReadLines(_run.File).Skip(1).Where(l => l.Contains("\"type\":\"stage2_fault_resolved\"")))
+        foreach (var d in Cli.Decisions(_run.File))
         {
-            using var e = JsonDocument.Parse(l);
-            var leaf = e.RootElement.GetProperty("data").GetProperty("decision").GetProperty("outcome").GetProperty("leaf");
+            var leaf = d.GetProperty("outcome").GetProperty("leaf");
             if (leaf.ValueKind == JsonValueKind.Null) continue;
             var desc = Convert.ToUInt64(leaf.GetProperty("descriptor").GetString()![2..], 16);
             if (((desc >> 2) & 0xF) == 5) nc++;

@@ -61,3 +61,21 @@ public sealed class ViolationProjectionTests(SchemaFixture schema) : Akka.TestKi
         Assert.Equal(("I5", 17L, "rs2/kvm-vm1"), (row.Invariant, row.OffendingSeq, row.OffendingStream));
     }
 }
+
+public sealed class BatchProjectionTests(SchemaFixture schema) : Akka.TestKit.Xunit2.TestKit(PostgresSchema.AkkaConfig(schema.Name)), IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task A_batch_event_projects_one_row_per_decision_in_order()
+    {
+        var batch = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultsResolved>().Single();
+        Assert.True(batch.Decisions.Length >= 2);
+        var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+        journal.Tell(new Akka.Persistence.WriteMessages([new Akka.Persistence.AtomicWrite(new Akka.Persistence.Persistent(batch, 1, "rs3/kvm-vm1", "", false, ActorRefs.NoSender, "w"))], TestActor, 1));
+        ExpectMsg<Akka.Persistence.WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        await using var session = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name).QuerySession();
+        var rows = await session.Query<DecisionRow>().Where(d => d.Run == "rs3").OrderBy(d => d.Index).ToListAsync();
+        Assert.Equal(batch.Decisions.Select((d, i) => ($"rs3/kvm-vm1/1/{i}", (long)d.Inputs.Gpa, d.Outcome.Result.ToString())),
+            rows.Select(r => (r.Id, r.Gpa, r.Result)));
+        Assert.Equal(batch.Decisions.Length, (await RunSummaries.ForRunAsync(session, "rs3")).Decisions);
+    }
+}

@@ -94,40 +94,46 @@ public static class Invariants
         switch (e)
         {
             case Stage2FaultResolved { Decision: var d }:
-            {
-                var found = new List<Violation>();
-                var o = d.Outcome;
-                var i = d.Inputs;
-                var at = $"vm {i.Vm} vcpu {i.Vcpu} gpa 0x{i.Gpa:x}";
-                // I13: -ENOEXEC and -EAGAIN never reach the VMM.
-                if (o.Result == FaultResult.Error && o.Errno is Errno.ENOEXEC or Errno.EAGAIN)
-                    found.Add(new("I13", $"{at}: -{o.Errno} returned to the VMM"));
-                if (o.Result is FaultResult.Mapped or FaultResult.PermissionsRelaxed)
-                {
-                    // I5: installed only if no invalidation ran since the sample.
-                    if (i.InProgressAtLock != 0 || i.SeqAtLock != i.SampledSeq)
-                        found.Add(new("I5", $"{at}: installed with seq {i.SampledSeq}->{i.SeqAtLock}, in progress {i.InProgressAtLock}"));
-                    var leaf = o.Leaf!.Value;
-                    var type = MemAttr.TypeOf(leaf.MemAttr, i.Policy.Cpu.Fwb);
-                    if (type is not S2Type.Normal && leaf.Executable)
-                        found.Add(new("I1", $"{at}: {type} leaf installed executable"));
-                    if (type == S2Type.NormalNC && (i.Vma is not { } vma || !vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || i.Pfn.IsMapMemory || i.Policy.RuleSet == RuleSet.V6_8))
-                        found.Add(new("I2", $"{at}: Normal-NC decided without VM_ALLOW_ANY_UNCACHED on a device pfn"));
-                    // I7: a permission relax never changes the memory type.
-                    if (o.Result == FaultResult.PermissionsRelaxed && i.ExistingLeaf is { } old && old.MemAttr != leaf.MemAttr)
-                        found.Add(new("I7", $"{at}: relax changed MemAttr 0x{old.MemAttr:x} -> 0x{leaf.MemAttr:x}"));
-                    // I11: no write permission from a read fault while dirty logging (RAM).
-                    if (i.Slot is { LoggingActive: true } && i.Op != AccessOp.Write && leaf.Writable && i.Pfn.IsMapMemory && o.Result == FaultResult.Mapped)
-                        found.Add(new("I11", $"{at}: read fault under dirty logging mapped writable"));
-                }
-                return found;
-            }
+                return CheckDecision(d);
+            case Stage2FaultsResolved b:
+                return b.Decisions.SelectMany(CheckDecision).ToList();
             case MemslotSet m when m.Slot.Flags.HasFlag(MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES) && m.Vmas.Any(x => x.Flags.Has(VmFlags.VM_PFNMAP)):
                 // I8: PFNMAP memslots never have dirty logging.
                 return [new("I8", $"vm {m.Vm} slot {m.Slot.Id}: dirty logging over a VM_PFNMAP VMA")];
             default:
                 return [];
         }
+    }
+
+    /// <summary>The predicates of one decision record (I1, I2, I5, I7, I11, I13).</summary>
+    private static List<Violation> CheckDecision(DecisionRecord d)
+    {
+        var found = new List<Violation>();
+        var o = d.Outcome;
+        var i = d.Inputs;
+        var at = $"vm {i.Vm} vcpu {i.Vcpu} gpa 0x{i.Gpa:x}";
+        // I13: -ENOEXEC and -EAGAIN never reach the VMM.
+        if (o.Result == FaultResult.Error && o.Errno is Errno.ENOEXEC or Errno.EAGAIN)
+            found.Add(new("I13", $"{at}: -{o.Errno} returned to the VMM"));
+        if (o.Result is FaultResult.Mapped or FaultResult.PermissionsRelaxed)
+        {
+            // I5: installed only if no invalidation ran since the sample.
+            if (i.InProgressAtLock != 0 || i.SeqAtLock != i.SampledSeq)
+                found.Add(new("I5", $"{at}: installed with seq {i.SampledSeq}->{i.SeqAtLock}, in progress {i.InProgressAtLock}"));
+            var leaf = o.Leaf!.Value;
+            var type = MemAttr.TypeOf(leaf.MemAttr, i.Policy.Cpu.Fwb);
+            if (type is not S2Type.Normal && leaf.Executable)
+                found.Add(new("I1", $"{at}: {type} leaf installed executable"));
+            if (type == S2Type.NormalNC && (i.Vma is not { } vma || !vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || i.Pfn.IsMapMemory || i.Policy.RuleSet == RuleSet.V6_8))
+                found.Add(new("I2", $"{at}: Normal-NC decided without VM_ALLOW_ANY_UNCACHED on a device pfn"));
+            // I7: a permission relax never changes the memory type.
+            if (o.Result == FaultResult.PermissionsRelaxed && i.ExistingLeaf is { } old && old.MemAttr != leaf.MemAttr)
+                found.Add(new("I7", $"{at}: relax changed MemAttr 0x{old.MemAttr:x} -> 0x{leaf.MemAttr:x}"));
+            // I11: no write permission from a read fault while dirty logging (RAM).
+            if (i.Slot is { LoggingActive: true } && i.Op != AccessOp.Write && leaf.Writable && i.Pfn.IsMapMemory && o.Result == FaultResult.Mapped)
+                found.Add(new("I11", $"{at}: read fault under dirty logging mapped writable"));
+        }
+        return found;
     }
 
     private static VfioDevice? DeviceOf(SystemView v, ulong pfn)

@@ -41,3 +41,27 @@ public sealed record MmuInvalidateBegan(string Vm, ulong HvaStart, ulong HvaEnd)
 public sealed record MmuInvalidateEnded(string Vm, ulong HvaStart, ulong HvaEnd) : IDomainEvent;
 /// <summary>A stage-2 fault decision with its inputs and outcome.</summary>
 public sealed record Stage2FaultResolved(DecisionRecord Decision) : IDomainEvent;
+
+/// <summary>The decisions of one fault batch, in the order they were made, as one event: the same as
+/// one <see cref="Stage2FaultResolved"/> per decision in that order, with one journal entry for the
+/// whole batch. Each record still carries its full inputs and outcome.</summary>
+public sealed record Stage2FaultsResolved(DecisionRecord[] Decisions) : IDomainEvent
+{
+    public bool Equals(Stage2FaultsResolved? other) => other is not null && Decisions.AsSpan().SequenceEqual(other.Decisions);
+    public override int GetHashCode() => Decisions.Length == 0 ? 0 : HashCode.Combine(Decisions.Length, Decisions[0]);
+}
+
+/// <summary>The stage-2 fault decisions an event holds: one, a batch's, or none.</summary>
+public static class DecisionEvents
+{
+    public static IReadOnlyList<DecisionRecord> Of(IDomainEvent e) => e switch
+    {
+        Stage2FaultResolved f => [f.Decision],
+        Stage2FaultsResolved b => b.Decisions,
+        _ => [],
+    };
+
+    /// <summary>The events for a batch's decisions: a batch of one is the plain event.</summary>
+    public static IDomainEvent For(DecisionRecord[] decisions) =>
+        decisions.Length == 1 ? new Stage2FaultResolved(decisions[0]) : new Stage2FaultsResolved(decisions);
+}

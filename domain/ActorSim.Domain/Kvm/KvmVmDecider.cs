@@ -94,9 +94,13 @@ public static class KvmVmDecider
             MmuInvalidateSeq = vm.MmuInvalidateSeq + 1,
             MmuInvalidateInProgress = vm.MmuInvalidateInProgress - 1,
         },
-        Stage2FaultResolved f when f.Decision.Inputs.Vm == vm.Name &&
-                                   f.Decision.Outcome is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf } =>
-            vm with { Stage2 = vm.Stage2.Install(leaf) },
+        Stage2FaultResolved f => Resolved(vm, f.Decision),
+        Stage2FaultsResolved b => b.Decisions.Aggregate(vm, Resolved),
         _ => vm,
     };
+
+    private static KvmVm Resolved(KvmVm vm, DecisionRecord d) =>
+        d.Inputs.Vm == vm.Name && d.Outcome is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf }
+            ? vm with { Stage2 = vm.Stage2.Install(leaf) }
+            : vm;
 }

@@ -43,26 +43,22 @@ public sealed class Replay
     public void Apply(long seq, string stream, IDomainEvent e)
     {
         Events++;
-        switch (e)
+        foreach (var d in DecisionEvents.Of(e))
         {
-            case Stage2FaultResolved { Decision: var d }:
+            Decisions++;
+            var recomputed = KvmHandleGuestAbort.Decide(d.Inputs);
+            if (recomputed != d.Outcome)
             {
-                Decisions++;
-                var recomputed = KvmHandleGuestAbort.Decide(d.Inputs);
-                if (recomputed != d.Outcome)
-                {
-                    Mismatches++;
-                    FirstMismatch ??= new ReplayMismatch(seq, stream, d.Outcome, recomputed);
-                }
-                if (Policy is { } p)
-                {
-                    var other = p(d.Inputs.Policy);
-                    var again = KvmHandleGuestAbort.Decide(d.Inputs with { Policy = other });
-                    var before = Describe(d.Outcome, d.Inputs.Policy.Cpu.Fwb);
-                    var after = Describe(again, other.Cpu.Fwb);
-                    if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after));
-                }
-                break;
+                Mismatches++;
+                FirstMismatch ??= new ReplayMismatch(seq, stream, d.Outcome, recomputed);
+            }
+            if (Policy is { } p)
+            {
+                var other = p(d.Inputs.Policy);
+                var again = KvmHandleGuestAbort.Decide(d.Inputs with { Policy = other });
+                var before = Describe(d.Outcome, d.Inputs.Policy.Cpu.Fwb);
+                var after = Describe(again, other.Cpu.Fwb);
+                if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after));
             }
         }
         // Fold: VM streams ("...kvm-NAME") into KvmVm, mm streams into AddressSpace.

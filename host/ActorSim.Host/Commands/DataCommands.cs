@@ -52,7 +52,7 @@ public static class DataCommands
     }
 
     private static KernelPolicy? FirstPolicy(IEnumerable<RunEvent> events) =>
-        events.Select(e => e.Event).OfType<Domain.Kvm.Stage2FaultResolved>().FirstOrDefault()?.Decision.Inputs.Policy;
+        events.SelectMany(e => Domain.Kvm.DecisionEvents.Of(e.Event)).FirstOrDefault()?.Inputs.Policy;
 
     public static async Task<int> Import(string[] args)
     {

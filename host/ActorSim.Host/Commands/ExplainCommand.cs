@@ -53,12 +53,15 @@ public static class ExplainCommand
         foreach (var e in events) replay.Apply(e.Seq, e.Stream, e.Event);
         yield return $"explain {vm} gpa 0x{gpa:x} ({events.Count} events)";
         var leaf = replay.Vms.TryGetValue(vm, out var state) ? state.Stage2.Lookup(gpa) : null;
-        var decisions = events.Where(e => e.Event is Stage2FaultResolved s && s.Decision.Inputs.Vm == vm &&
-                                          ((s.Decision.Inputs.Gpa & ~0xFFFUL) == page || s.Decision.Outcome.Leaf is { } l && l.Contains(gpa))).ToList();
-        var last = decisions.LastOrDefault(e => ((Stage2FaultResolved)e.Event).Decision.Outcome.Leaf is not null);
+        // Every decision about this page, with the event it came in (a batch event holds several).
+        var decisions = events.SelectMany(e => DecisionEvents.Of(e.Event).Select(d => (Event: e, Decision: d)))
+            .Where(x => x.Decision.Inputs.Vm == vm &&
+                        ((x.Decision.Inputs.Gpa & ~0xFFFUL) == page || x.Decision.Outcome.Leaf is { } l && l.Contains(gpa))).ToList();
+        var lastFound = decisions.LastOrDefault(x => x.Decision.Outcome.Leaf is not null);
+        var last = lastFound.Event;
         if (leaf is { } now)
         {
-            var fwb = last is null || ((Stage2FaultResolved)last.Event).Decision.Inputs.Policy.Cpu.Fwb;
+            var fwb = last is null || lastFound.Decision.Inputs.Policy.Cpu.Fwb;
             var type = MemAttr.TypeOf(now.MemAttr, fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : "?";
             yield return $"now: {type} (MemAttr 0x{now.MemAttr:x}), L{now.Level} leaf at gpa 0x{now.Gpa:x} -> pfn 0x{now.Pfn:x}, {(now.Writable ? "writable" : "read-only")}, {(now.Executable ? "executable" : "XN")}";
         }
@@ -70,7 +73,7 @@ public static class ExplainCommand
         }
         else
         {
-            var d = ((Stage2FaultResolved)last.Event).Decision;
+            var d = lastFound.Decision;
             var i = d.Inputs;
             if (i.Slot is { } slot)
             {
@@ -94,11 +97,8 @@ public static class ExplainCommand
                 : "RAM maps Normal write-back";
             yield return $"  decision: {d.Outcome.Result} via {d.Outcome.Path}, prot {d.Outcome.Prot}: {why}";
         }
-        foreach (var e in decisions.Where(x => x != last))
-        {
-            var o = ((Stage2FaultResolved)e.Event).Decision.Outcome;
-            yield return $"other fault: seq {e.Seq} {((Stage2FaultResolved)e.Event).Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {o}";
-        }
+        foreach (var (e, d) in decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision)))
+            yield return $"other fault: seq {e.Seq} {d.Inputs.Op.ToString().ToLowerInvariant()} -> {d.Outcome}";
         foreach (var e in events.Where(x => x.Event is Stage2RangeUnmapped u && u.Vm == vm && u.Gpa <= gpa && gpa < u.End))
         {
             var u = (Stage2RangeUnmapped)e.Event;

@@ -100,7 +100,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         return new JournalEntry
         {
             Type = type, SchemaVersion = version, Data = data, SerializerId = serializerId, Manifest = manifest, Bytes = bytes,
-            Tags = tags, WriterGuid = p.WriterGuid ?? "", Timestamp = p.Timestamp,
+            Tags = tags, WriterGuid = p.WriterGuid ?? "", Timestamp = p.Timestamp, Decoded = payload as ActorSim.Domain.IDomainEvent,
         };
     }
 

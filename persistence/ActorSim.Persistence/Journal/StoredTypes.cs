@@ -24,6 +24,11 @@ public sealed class JournalEntry
     /// <summary>For an imported run: the event's seq in the file it came from, so an export gives the
     /// file's global order back (an import appends stream by stream in one transaction).</summary>
     public long LogSeq { get; set; }
+    /// <summary>The domain event this entry was encoded from, in memory only (never stored): the inline
+    /// projection reads it instead of parsing <see cref="Data"/> back. Null for an entry read from the
+    /// database.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public ActorSim.Domain.IDomainEvent? Decoded { get; set; }
 }
 
 /// <summary>Per persistenceId: messages up to DeletedTo are deleted (DeleteMessagesTo). Events are

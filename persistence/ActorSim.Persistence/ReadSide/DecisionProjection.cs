@@ -27,22 +27,28 @@ public sealed partial class DecisionProjection : EventProjection
         var entry = e.Data;
         if (entry.Rejected || entry.Type is null || e.StreamKey is null || entry.Data is not { } data) return;
         var run = RunOf(e.StreamKey);
-        if (entry.Type == "stage2_fault_resolved")
+        if (entry.Type is "stage2_fault_resolved" or "stage2_faults_resolved")
         {
-            var d = ((Stage2FaultResolved)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data)).Decision;
-            var o = d.Outcome;
-            string? memType = o.Leaf is { } leaf && MemAttr.TypeOf(leaf.MemAttr, d.Inputs.Policy.Cpu.Fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : null;
-            ops.Store(new DecisionRow
+            var decisions = DecisionEvents.Of(entry.Decoded ?? DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data));
+            for (var i = 0; i < decisions.Count; i++)
             {
-                Id = $"{e.StreamKey}/{e.Version}", Run = run, Vm = d.Inputs.Vm, Vcpu = d.Inputs.Vcpu,
-                Gpa = (long)d.Inputs.Gpa, GpaPage = (long)(d.Inputs.Gpa & ~0xFFFUL), Op = d.Inputs.Op.ToString(),
-                Result = o.Result.ToString(), Path = o.Path.ToString(), Errno = o.Errno == Errno.None ? null : o.Errno.ToString(),
-                MemType = memType, GlobalSeq = e.Sequence, Stream = e.StreamKey, Version = e.Version,
-            });
+                var d = decisions[i];
+                var o = d.Outcome;
+                string? memType = o.Leaf is { } leaf && MemAttr.TypeOf(leaf.MemAttr, d.Inputs.Policy.Cpu.Fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : null;
+                ops.Store(new DecisionRow
+                {
+                    // A batch event's decisions are "stream/version/index".
+                    Id = entry.Type == "stage2_fault_resolved" ? $"{e.StreamKey}/{e.Version}" : $"{e.StreamKey}/{e.Version}/{i}",
+                    Run = run, Vm = d.Inputs.Vm, Vcpu = d.Inputs.Vcpu,
+                    Gpa = (long)d.Inputs.Gpa, GpaPage = (long)(d.Inputs.Gpa & ~0xFFFUL), Op = d.Inputs.Op.ToString(),
+                    Result = o.Result.ToString(), Path = o.Path.ToString(), Errno = o.Errno == Errno.None ? null : o.Errno.ToString(),
+                    MemType = memType, GlobalSeq = e.Sequence, Stream = e.StreamKey, Version = e.Version, Index = i,
+                });
+            }
         }
         else if (entry.Type == "invariant_violation_detected")
         {
-            var v = (InvariantViolationDetected)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data);
+            var v = (entry.Decoded as InvariantViolationDetected) ?? (InvariantViolationDetected)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data);
             ops.Store(new ViolationRow
             {
                 Id = $"{e.StreamKey}/{e.Version}", Run = run, Invariant = v.Invariant, Detail = v.Detail,

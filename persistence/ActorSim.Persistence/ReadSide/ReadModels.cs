@@ -1,7 +1,7 @@
 namespace ActorSim.Persistence.ReadSide;
 
 /// <summary>One stage-2 fault decision, for the decision history of a run / VM / GPA page (explain).
-/// Id: "persistenceId/version".</summary>
+/// Id: "persistenceId/version", or "persistenceId/version/index" for a decision of a batch event.</summary>
 public sealed class DecisionRow
 {
     public string Id { get; set; } = "";
@@ -20,6 +20,8 @@ public sealed class DecisionRow
     public long GlobalSeq { get; set; }
     public string Stream { get; set; } = "";
     public long Version { get; set; }
+    /// <summary>The decision's place in its event (0 unless the event is a batch).</summary>
+    public int Index { get; set; }
 }
 
 /// <summary>An invariant violation found during a run. Id: "persistenceId/version".</summary>

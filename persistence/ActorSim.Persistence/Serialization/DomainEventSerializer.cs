@@ -45,6 +45,7 @@ public static class DomainEventSerializer
         Reg<MmuInvalidateBegan>("mmu_invalidate_began"),
         Reg<MmuInvalidateEnded>("mmu_invalidate_ended"),
         Reg<Stage2FaultResolved>("stage2_fault_resolved"),
+        Reg<Stage2FaultsResolved>("stage2_faults_resolved"),
         Reg<InvariantViolationDetected>("invariant_violation_detected"),
     ];
 

@@ -1,0 +1,73 @@
+using ActorSim.Domain.Invariants;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Simulation;
+using Xunit;
+using static ActorSim.Domain.Tests.TestHosts;
+
+namespace ActorSim.Domain.Tests;
+
+/// <summary>A batch event (Stage2FaultsResolved) means exactly its decisions one after another: the
+/// same state, the same per-decision invariant findings, the same replay counts.</summary>
+public class BatchEventTests
+{
+    private static List<Stage2FaultResolved> Decisions(out SyncKernel k)
+    {
+        k = WithMappedBar(Policy("6.9"), out _);
+        // Each access in its own 2 MiB of the BAR (a block mapping covers the rest of its 2 MiB).
+        for (var i = 0; i < 6; i++) k.Access("vm1", i % 2, BarGpa + (ulong)i * 2 * MiB, i % 3 == 0 ? AccessOp.Write : AccessOp.Read);
+        for (var i = 0; i < 4; i++) k.Access("vm1", 0, RamGpa + (ulong)i * 0x1000, AccessOp.Write);
+        k.Access("vm1", 1, BarGpa + 7 * 2 * MiB, AccessOp.Exec); // a decision that maps nothing
+        return k.Log.Select(e => e.Event).OfType<Stage2FaultResolved>().ToList();
+    }
+
+    [Fact]
+    public void Folding_a_batch_gives_the_state_of_folding_its_decisions_one_by_one()
+    {
+        var singles = Decisions(out _);
+        Assert.True(singles.Count >= 10);
+        var start = KvmVm.Create("vm1");
+        var one = singles.Aggregate(start, (s, e) => KvmVmDecider.Evolve(s, e));
+        var batch = KvmVmDecider.Evolve(start, new Stage2FaultsResolved([.. singles.Select(s => s.Decision)]));
+        Assert.Equal(one, batch);
+        Assert.True(batch.Stage2.Count > 0);
+    }
+
+    [Fact]
+    public void A_batch_is_checked_decision_by_decision()
+    {
+        var singles = Decisions(out _);
+        // Break two decisions as a kernel without the retry check would: I5 for each.
+        var mapped = singles.Select((s, i) => (s, i)).Where(x => x.s.Decision.Outcome.Leaf is not null).Select(x => x.i).ToArray();
+        var broken = singles.Select((s, i) => i == mapped[1] || i == mapped[^1]
+            ? s.Decision with { Inputs = s.Decision.Inputs with { SeqAtLock = s.Decision.Inputs.SampledSeq + 1 } }
+            : s.Decision).ToArray();
+        var expected = broken.SelectMany(d => Invariants.Invariants.CheckEvent(new Stage2FaultResolved(d))).ToList();
+        Assert.Equal(2, expected.Count(v => v.Invariant == "I5"));
+        Assert.Equal(expected, Invariants.Invariants.CheckEvent(new Stage2FaultsResolved(broken)));
+    }
+
+    [Fact]
+    public void Replay_counts_and_verifies_every_decision_of_a_batch()
+    {
+        var singles = Decisions(out _);
+        var r = new Replay();
+        r.Apply(1, "r/kvm-vm1", new Stage2FaultsResolved([.. singles.Select(s => s.Decision)]));
+        Assert.Equal(singles.Count, r.Decisions);
+        Assert.Equal(0, r.Mismatches);
+        var tampered = singles.Select(s => s.Decision).ToArray();
+        var mapped = Array.FindIndex(tampered, d => d.Outcome.Leaf is not null);
+        tampered[mapped] = tampered[mapped] with { Outcome = tampered[mapped].Outcome with { Result = FaultResult.Retry } };
+        var r2 = new Replay();
+        r2.Apply(1, "r/kvm-vm1", new Stage2FaultsResolved(tampered));
+        Assert.Equal(1, r2.Mismatches);
+    }
+
+    [Fact]
+    public void A_batch_of_one_is_the_plain_event()
+    {
+        var d = Decisions(out _)[0].Decision;
+        Assert.IsType<Stage2FaultResolved>(DecisionEvents.For([d]));
+        Assert.IsType<Stage2FaultsResolved>(DecisionEvents.For([d, d]));
+        Assert.Equal([d, d], DecisionEvents.Of(DecisionEvents.For([d, d])));
+    }
+}
