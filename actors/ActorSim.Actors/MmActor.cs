@@ -26,16 +26,17 @@ public sealed class MmActor : DeciderActor<AddressSpace>
     private long _invalidateId;
     private Action? _afterWork;
 
-    // A fault batch under way: faults still to resolve, answers so far, the events they produced.
-    private FaultBatchInProgress? _batch;
+    // Fault batches (of every VM) that arrived while the mm was busy: taken together as one pass.
+    private readonly List<(MmFaultInPfnBatch Request, IActorRef ReplyTo)> _faultBatchesWaiting = [];
+    // The pass under way: its batches, the fault being resolved, answers so far, the events produced.
+    private FaultPass? _pass;
 
-    private sealed class FaultBatchInProgress(MmFaultInPfnBatch request, IActorRef replyTo)
+    private sealed class FaultPass(List<(MmFaultInPfnBatch Request, IActorRef ReplyTo)> batches, AddressSpace working)
     {
-        public MmFaultInPfnBatch Request { get; } = request;
-        public IActorRef ReplyTo { get; } = replyTo;
-        public AddressSpace Working = AddressSpace.Empty();
-        public int Next;
-        public readonly List<MmPfnAnswer> Answers = [];
+        public List<(MmFaultInPfnBatch Request, IActorRef ReplyTo)> Batches { get; } = batches;
+        public AddressSpace Working = working;
+        public int Batch, Next;
+        public readonly List<MmPfnAnswer>[] Answers = batches.Select(_ => new List<MmPfnAnswer>()).ToArray();
         public readonly List<IDomainEvent> Events = [];
         public FaultStart? Waiting;
         public VmaSnapshot? WaitingVma;
@@ -73,10 +74,10 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         Command<MmZapMappingRange>(m => RunDecision(AddressSpaceDecider.ZapMappingRange(State, m.Device, m.Regions.ToHashSet()), Sender, mapped: false));
         Command<MmFaultInPfnBatch>(m =>
         {
-            _batch = new FaultBatchInProgress(m, Sender) { Working = State };
-            BecomeStacked(Busy);
-            ContinueBatch();
+            _faultBatchesWaiting.Add((m, Sender));
+            StartFaultPass();
         });
+        Command<RunFaultPass>(_ => StartFaultPass());
         // Late acks of an operation that finished are ignored.
         Command<MmuInvalidateAck>(_ => { });
     }
@@ -90,6 +91,10 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             if (--_acksPending == 0) Step();
         });
         Command<DriverFaultAnswer>(OnDriverAnswer);
+        // Fault batches wait here rather than in the stash, so those of all VMs that came in meanwhile
+        // are resolved in one pass and written in one journal write when the mm is free again.
+        Command<MmFaultInPfnBatch>(m => _faultBatchesWaiting.Add((m, Sender)));
+        Command<RunFaultPass>(_ => { }); // Resume sends another when this operation ends
         Command<MmRegisterDevice>(m => { _devices[m.Name] = m.Vfio; Sender.Tell(new MmResult(Errno.None)); });
         CommandAny(_ => Stash.Stash());
     }
@@ -116,9 +121,8 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             var after = _afterWork;
             _work = null;
             _afterWork = null;
-            UnbecomeStacked();
-            Stash.UnstashAll();
             after?.Invoke();
+            Resume();
             return;
         }
         var e = _work.Dequeue();
@@ -139,54 +143,86 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         });
     }
 
-    private void ContinueBatch()
+    /// <summary>The mm is free again: the requests that waited go first, in their order; the fault
+    /// batches that came in meanwhile then run as one pass (a message to itself, behind them, so
+    /// neither starves the other).</summary>
+    private void Resume()
     {
-        var b = _batch!;
-        var faults = b.Request.Faults;
-        while (b.Next < faults.Length)
+        UnbecomeStacked();
+        Stash.UnstashAll();
+        if (_faultBatchesWaiting.Count > 0) Self.Tell(RunFaultPass.Instance);
+    }
+
+    private sealed class RunFaultPass
+    {
+        public static readonly RunFaultPass Instance = new();
+    }
+
+    /// <summary>Starts a pass over every fault batch waiting, if any (the mm must be free).</summary>
+    private void StartFaultPass()
+    {
+        if (_faultBatchesWaiting.Count == 0) return;
+        _pass = new FaultPass([.. _faultBatchesWaiting], State);
+        _faultBatchesWaiting.Clear();
+        BecomeStacked(Busy);
+        ContinuePass();
+    }
+
+    /// <summary>Resolves the pass's faults batch by batch (hva_to_pfn each; a PFNMAP VMA without a PTE
+    /// asks its driver and resumes in OnDriverAnswer), then persists all their PTE events in one write
+    /// and answers each batch.</summary>
+    private void ContinuePass()
+    {
+        var p = _pass!;
+        for (; p.Batch < p.Batches.Count; p.Batch++, p.Next = 0)
         {
-            var f = faults[b.Next];
-            var step = KvmFaultPath.ResolvePfn(b.Working, f, out var vma, out var pfnHva);
-            if (step.NeedsDriverFault is { } dv)
+            var faults = p.Batches[p.Batch].Request.Faults;
+            while (p.Next < faults.Length)
             {
-                if (dv.Backing.Device is { } dev && _devices.TryGetValue(dev, out var vfio))
+                var f = faults[p.Next];
+                var step = KvmFaultPath.ResolvePfn(p.Working, f, out var vma, out var pfnHva);
+                if (step.NeedsDriverFault is { } dv)
                 {
-                    b.Waiting = f;
-                    b.WaitingVma = vma;
-                    b.WaitingPfnHva = pfnHva;
-                    vfio.Tell(new VfioMmapFault(dv.Start, dv.End, pfnHva));
-                    return; // resumes in OnDriverAnswer
+                    if (dv.Backing.Device is { } dev && _devices.TryGetValue(dev, out var vfio))
+                    {
+                        p.Waiting = f;
+                        p.WaitingVma = vma;
+                        p.WaitingPfnHva = pfnHva;
+                        vfio.Tell(new VfioMmapFault(dv.Start, dv.End, pfnHva));
+                        return; // resumes in OnDriverAnswer
+                    }
+                    step = AddressSpaceDecider.CompleteFaultIn(p.Working, pfnHva, DriverFaultAnswer.SigBus);
                 }
-                step = AddressSpaceDecider.CompleteFaultIn(b.Working, pfnHva, DriverFaultAnswer.SigBus);
+                Record(p, step, vma, pfnHva);
             }
-            Record(b, step, vma, pfnHva);
         }
-        _batch = null;
-        PersistEvolved(b.Events, b.Working, () =>
+        _pass = null;
+        // One journal entry for the PTEs of the whole pass (AddressSpaceDecider.CoalescePopulated).
+        PersistEvolved(AddressSpaceDecider.CoalescePopulated(p.Events), p.Working, () =>
         {
-            b.ReplyTo.Tell(new MmPfnBatchAnswer(b.Request.BatchId, [.. b.Answers]));
-            UnbecomeStacked();
-            Stash.UnstashAll();
+            for (var i = 0; i < p.Batches.Count; i++)
+                p.Batches[i].ReplyTo.Tell(new MmPfnBatchAnswer(p.Batches[i].Request.BatchId, [.. p.Answers[i]]));
+            Resume();
         });
     }
 
-    private static void Record(FaultBatchInProgress b, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
+    private static void Record(FaultPass p, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
     {
         foreach (var e in step.Events)
         {
-            b.Working = AddressSpaceDecider.Evolve(b.Working, e);
-            b.Events.Add(e);
+            p.Working = AddressSpaceDecider.Evolve(p.Working, e);
+            p.Events.Add(e);
         }
-        b.Answers.Add(new MmPfnAnswer(vma, pfnHva, step.Lookup));
-        b.Next++;
+        p.Answers[p.Batch].Add(new MmPfnAnswer(vma, pfnHva, step.Lookup));
+        p.Next++;
     }
 
     private void OnDriverAnswer(DriverFaultAnswer answer)
     {
-        if (_batch is not { Waiting: not null } b) return;
-        var step = AddressSpaceDecider.CompleteFaultIn(b.Working, b.WaitingPfnHva, answer);
-        Record(b, step, b.WaitingVma, b.WaitingPfnHva);
-        b.Waiting = null;
-        ContinueBatch();
+        if (_pass is not { Waiting: not null } p) return;
+        var step = AddressSpaceDecider.CompleteFaultIn(p.Working, p.WaitingPfnHva, answer);
+        Record(p, step, p.WaitingVma, p.WaitingPfnHva);
+        p.Waiting = null;
+        ContinuePass();
     }
 }

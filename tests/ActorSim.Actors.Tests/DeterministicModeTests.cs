@@ -28,7 +28,7 @@ public class DeterministicModeTests
     {
         var a = await Run(7, deterministic: true);
         var b = await Run(7, deterministic: true);
-        Assert.True(a.Length > 500, $"only {a.Length} events");
+        Assert.True(a.Length > 300, $"only {a.Length} events"); // a fault batch is one event per stream
         Assert.Contains(a, e => e.Contains("MmuInvalidateBegan")); // the workload does race zaps against faults
         Assert.Equal(a.Length, b.Length);
         for (var i = 0; i < a.Length; i++) Assert.True(a[i] == b[i], $"event {i + 1} differs:\n{a[i]}\n{b[i]}");

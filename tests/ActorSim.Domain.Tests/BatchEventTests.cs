@@ -71,3 +71,22 @@ public class BatchEventTests
         Assert.Equal([d, d], DecisionEvents.Of(DecisionEvents.For([d, d])));
     }
 }
+
+public class PopulatedBatchTests
+{
+    [Fact]
+    public void Coalesced_PTE_events_give_the_same_address_space()
+    {
+        var k = WithGpuAndVm(Policy("6.9"), out _);
+        for (var i = 0; i < 8; i++) k.Access("vm1", 0, RamGpa + (ulong)(i * 3) * 0x1000, AccessOp.Write);
+        var mmEvents = k.Log.Where(e => e.Stream.Contains("mm")).Select(e => e.Event).ToList();
+        Assert.True(mmEvents.OfType<Mm.UserPtesPopulated>().Count() >= 8);
+        var coalesced = Mm.AddressSpaceDecider.CoalescePopulated(mmEvents);
+        Assert.True(coalesced.Count < mmEvents.Count);
+        Assert.Contains(coalesced, e => e is Mm.UserPtesPopulatedBatch);
+        var one = mmEvents.Aggregate(Mm.AddressSpace.Empty(), Mm.AddressSpaceDecider.Evolve);
+        var batch = coalesced.Aggregate(Mm.AddressSpace.Empty(), Mm.AddressSpaceDecider.Evolve);
+        Assert.Equal(one.Vmas.Select(v => v.Ptes.ToString()), batch.Vmas.Select(v => v.Ptes.ToString()));
+        Assert.Equal(one.Vmas.Length, batch.Vmas.Length);
+    }
+}

@@ -33,6 +33,7 @@ public class EventSerializationTests
         k.Munmap(bar, MiB);
         k.DeleteMemslot("vm1", 1);
         var events = k.Log.Select(e => e.Event).ToList();
+        events.Add(new UserPtesPopulatedBatch([.. events.OfType<UserPtesPopulated>().Select(p => new PteRange(p.Start, p.End))]));
         events.Add(new Stage2FaultsResolved([.. events.OfType<Stage2FaultResolved>().Select(f => f.Decision)]));
         events.Add(new Domain.Invariants.InvariantViolationDetected(3, "r/kvm-vm1", "I5", "example"));
         return events;

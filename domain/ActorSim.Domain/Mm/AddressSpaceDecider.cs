@@ -206,10 +206,37 @@ public static class AddressSpaceDecider
         {
             Vmas = Cut(s.Vmas, p.Start, p.End, v => v with { Flags = (v.Flags & ~Rwx) | ProtBits(p.Prot) }),
         },
-        UserPtesPopulated p => s with { Vmas = Map(s.Vmas, p.Start, p.End, v => v with { Ptes = v.Ptes.Add(Math.Max(p.Start, v.Start), Math.Min(p.End, v.End)) }) },
+        UserPtesPopulated p => Populated(s, p.Start, p.End),
+        UserPtesPopulatedBatch b => b.Ranges.Aggregate(s, (x, r) => Populated(x, r.Start, r.End)),
         UserPtesZapped z => s with { Vmas = Map(s.Vmas, z.Start, z.End, v => v with { Ptes = v.Ptes.Remove(z.Start, z.End) }) },
         _ => s,
     };
+
+    private static AddressSpace Populated(AddressSpace s, ulong start, ulong end) =>
+        s with { Vmas = Map(s.Vmas, start, end, v => v with { Ptes = v.Ptes.Add(Math.Max(start, v.Start), Math.Min(end, v.End)) }) };
+
+    /// <summary>The events of a pass over many faults, with each run of <see cref="UserPtesPopulated"/>
+    /// folded into one <see cref="UserPtesPopulatedBatch"/> (a run of one stays as it is): the same
+    /// state change in fewer journal entries.</summary>
+    public static List<IDomainEvent> CoalescePopulated(IReadOnlyList<IDomainEvent> events)
+    {
+        var result = new List<IDomainEvent>();
+        var run = new List<PteRange>();
+        void Flush()
+        {
+            if (run.Count == 1) result.Add(new UserPtesPopulated(run[0].Start, run[0].End));
+            else if (run.Count > 1) result.Add(new UserPtesPopulatedBatch([.. run]));
+            run.Clear();
+        }
+        foreach (var e in events)
+        {
+            if (e is UserPtesPopulated p) { run.Add(new PteRange(p.Start, p.End)); continue; }
+            Flush();
+            result.Add(e);
+        }
+        Flush();
+        return result;
+    }
 
     private static ImmutableArray<Vma> Insert(ImmutableArray<Vma> vmas, Vma vma)
     {

@@ -46,6 +46,14 @@ public sealed record VmaMapped(Vma Vma) : IDomainEvent;
 public sealed record VmaRangeUnmapped(ulong Start, ulong End) : IDomainEvent;
 public sealed record VmaProtectionChanged(ulong Start, ulong End, Prot Prot) : IDomainEvent;
 public sealed record UserPtesPopulated(ulong Start, ulong End) : IDomainEvent;
+public sealed record PteRange(ulong Start, ulong End);
+/// <summary>The PTEs one pass over fault batches populated, in order: the same as one
+/// <see cref="UserPtesPopulated"/> per range, as one journal entry.</summary>
+public sealed record UserPtesPopulatedBatch(PteRange[] Ranges) : IDomainEvent
+{
+    public bool Equals(UserPtesPopulatedBatch? other) => other is not null && Ranges.AsSpan().SequenceEqual(other.Ranges);
+    public override int GetHashCode() => Ranges.Length;
+}
 public sealed record UserPtesZapped(ulong Start, ulong End) : IDomainEvent;
 public sealed record MmuNotifierInvalidateRangeStart(ulong Start, ulong End, MmuNotifyEvent Event) : IDomainEvent;
 public sealed record MmuNotifierInvalidateRangeEnd(ulong Start, ulong End, MmuNotifyEvent Event) : IDomainEvent;

@@ -26,6 +26,7 @@ public static class DomainEventSerializer
         Reg<VmaRangeUnmapped>("vma_range_unmapped"),
         Reg<VmaProtectionChanged>("vma_protection_changed"),
         Reg<UserPtesPopulated>("user_ptes_populated"),
+        Reg<UserPtesPopulatedBatch>("user_ptes_populated_batch"),
         Reg<UserPtesZapped>("user_ptes_zapped"),
         Reg<MmuNotifierInvalidateRangeStart>("mmu_notifier_invalidate_range_start"),
         Reg<MmuNotifierInvalidateRangeEnd>("mmu_notifier_invalidate_range_end"),
