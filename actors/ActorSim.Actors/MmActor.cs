@@ -54,49 +54,53 @@ public sealed class MmActor : DeciderActor<AddressSpace>
 
     protected override AddressSpace Evolve(AddressSpace state, IDomainEvent e) => AddressSpaceDecider.Evolve(state, e);
 
+    /// <summary>An operation is under way (waiting for notifier acks, a driver's fault answer or its
+    /// journal write): other requests wait in the stash, as they would on mmap_lock. A flag rather
+    /// than Become: switching behaviour rebuilds the handler table, on every fault pass.</summary>
+    private bool _busy;
+
+    /// <summary>Stashes the request if the mm is busy; true if it did.</summary>
+    private bool WaitIfBusy()
+    {
+        if (!_busy) return false;
+        Stash.Stash();
+        return true;
+    }
+
     private void Ready()
     {
         Command<MmRegisterDevice>(m => { _devices[m.Name] = m.Vfio; Sender.Tell(new MmResult(Errno.None)); });
-        Command<MmSubscribeNotifier>(m => { _subscribers[m.Vm] = m.Kvm; Sender.Tell(new MmResult(Errno.None)); });
-        Command<MmGetVmas>(m => Sender.Tell(new MmVmas(State.VmasIntersecting(m.Start, m.End).ToArray())));
-        Command<MmGetState>(_ => Sender.Tell(State));
-        Command<MmInstallVma>(m => RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, m.Template), Sender, mapped: true));
+        Command<MmSubscribeNotifier>(m => { if (!WaitIfBusy()) { _subscribers[m.Vm] = m.Kvm; Sender.Tell(new MmResult(Errno.None)); } });
+        Command<MmGetVmas>(m => { if (!WaitIfBusy()) Sender.Tell(new MmVmas(State.VmasIntersecting(m.Start, m.End).ToArray())); });
+        Command<MmGetState>(_ => { if (!WaitIfBusy()) Sender.Tell(State); });
+        Command<MmInstallVma>(m => { if (!WaitIfBusy()) RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, m.Template), Sender, mapped: true); });
         Command<MmMapRam>(m =>
         {
+            if (WaitIfBusy()) return;
             var err = AddressSpaceDecider.CheckMmapArgs(m.FixedHva, m.Length, 0);
             if (err != Errno.None) { Sender.Tell(new MmResult(err)); return; }
             var flags = AddressSpaceDecider.CalcVmFlags(Prot.Read | Prot.Write, shared: false, anonymous: true);
             var t = new VmaTemplate(m.Length, flags, 0, MairIndex.MT_NORMAL, VmaBacking.Anonymous(0), false);
             RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, t), Sender, mapped: true);
         });
-        Command<MmMunmap>(m => RunDecision(AddressSpaceDecider.Munmap(State, m.Addr, m.Length), Sender, mapped: false));
-        Command<MmMprotect>(m => RunDecision(AddressSpaceDecider.Mprotect(State, m.Addr, m.Length, m.Prot), Sender, mapped: false));
-        Command<MmZapMappingRange>(m => RunDecision(AddressSpaceDecider.ZapMappingRange(State, m.Device, m.Regions.ToHashSet()), Sender, mapped: false));
+        Command<MmMunmap>(m => { if (!WaitIfBusy()) RunDecision(AddressSpaceDecider.Munmap(State, m.Addr, m.Length), Sender, mapped: false); });
+        Command<MmMprotect>(m => { if (!WaitIfBusy()) RunDecision(AddressSpaceDecider.Mprotect(State, m.Addr, m.Length, m.Prot), Sender, mapped: false); });
+        Command<MmZapMappingRange>(m => { if (!WaitIfBusy()) RunDecision(AddressSpaceDecider.ZapMappingRange(State, m.Device, m.Regions.ToHashSet()), Sender, mapped: false); });
+        // Fault batches wait in a list rather than in the stash, so those of all VMs that came in
+        // while the mm was busy are resolved in one pass and written in one journal write.
         Command<MmFaultInPfnBatch>(m =>
         {
             _faultBatchesWaiting.Add((m, Sender));
-            StartFaultPass();
+            if (!_busy) StartFaultPass();
         });
-        Command<RunFaultPass>(_ => StartFaultPass());
-        // Late acks of an operation that finished are ignored.
-        Command<MmuInvalidateAck>(_ => { });
-    }
-
-    /// <summary>While an operation waits for notifier acks or a driver's fault answer.</summary>
-    private void Busy()
-    {
+        Command<RunFaultPass>(_ => { if (!_busy) StartFaultPass(); }); // else Resume sends another
         Command<MmuInvalidateAck>(a =>
         {
-            if (a.Id != _invalidateId || _acksPending == 0) return;
+            // Late acks of an operation that finished are ignored.
+            if (!_busy || a.Id != _invalidateId || _acksPending == 0) return;
             if (--_acksPending == 0) Step();
         });
         Command<DriverFaultAnswer>(OnDriverAnswer);
-        // Fault batches wait here rather than in the stash, so those of all VMs that came in meanwhile
-        // are resolved in one pass and written in one journal write when the mm is free again.
-        Command<MmFaultInPfnBatch>(m => _faultBatchesWaiting.Add((m, Sender)));
-        Command<RunFaultPass>(_ => { }); // Resume sends another when this operation ends
-        Command<MmRegisterDevice>(m => { _devices[m.Name] = m.Vfio; Sender.Tell(new MmResult(Errno.None)); });
-        CommandAny(_ => Stash.Stash());
     }
 
     private void RunDecision(Decision d, IActorRef replyTo, bool mapped)
@@ -109,7 +113,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         var hva = mapped ? d.Events.OfType<VmaMapped>().Single().Vma.Start : 0;
         _work = new Queue<IDomainEvent>(d.Events);
         _afterWork = () => replyTo.Tell(new MmResult(Errno.None, hva));
-        BecomeStacked(Busy);
+        _busy = true;
         Step();
     }
 
@@ -148,7 +152,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
     /// neither starves the other).</summary>
     private void Resume()
     {
-        UnbecomeStacked();
+        _busy = false;
         Stash.UnstashAll();
         if (_faultBatchesWaiting.Count > 0) Self.Tell(RunFaultPass.Instance);
     }
@@ -164,7 +168,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         if (_faultBatchesWaiting.Count == 0) return;
         _pass = new FaultPass([.. _faultBatchesWaiting], State);
         _faultBatchesWaiting.Clear();
-        BecomeStacked(Busy);
+        _busy = true;
         ContinuePass();
     }
 
