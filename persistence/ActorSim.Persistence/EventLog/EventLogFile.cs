@@ -101,52 +101,70 @@ public static class EventLogFile
         using var stream = File.OpenRead(path);
         var lines = ReadLines(stream, path).GetEnumerator();
         if (!lines.MoveNext()) throw new EventLogFormatException(path, 1, "header", "empty file");
-        var header = ParseHeader(path, lines.Current.Text);
+        var header = ParseHeader(path, lines.Current.Bytes);
         var events = new List<RunEvent>();
         var versions = new Dictionary<string, long>(StringComparer.Ordinal);
         while (lines.MoveNext())
         {
-            var (lineNo, text) = lines.Current;
-            events.Add(ParseEvent(path, lineNo, text, events.Count + 1, versions));
+            var (lineNo, bytes) = lines.Current;
+            events.Add(ParseEvent(path, lineNo, bytes, events.Count + 1, versions));
         }
         if (header.Events != events.Count)
             throw new EventLogFormatException(path, 1, "events", $"header says {header.Events} events, the file has {events.Count}");
         return (header, events);
     }
 
-    /// <summary>Lines without their "\n"; a last line without one is truncated; an over-long line is
-    /// refused as soon as it passes the limit.</summary>
-    private static IEnumerable<(int Line, string Text)> ReadLines(Stream s, string path)
+    /// <summary>Lines (UTF-8, without their "\n"), read in blocks; a last line without one is
+    /// truncated; an over-long line is refused as soon as it passes the limit.</summary>
+    private static IEnumerable<(int Line, ReadOnlyMemory<byte> Bytes)> ReadLines(Stream s, string path)
     {
-        var buf = new MemoryStream();
+        var block = new byte[1 << 16];
+        var partial = new MemoryStream();
         var lineNo = 1;
-        int b;
-        while ((b = s.ReadByte()) >= 0)
+        int n;
+        while ((n = s.Read(block, 0, block.Length)) > 0)
         {
-            if (b == '\n')
+            var start = 0;
+            while (start < n)
             {
-                yield return (lineNo++, Encoding.UTF8.GetString(buf.GetBuffer(), 0, (int)buf.Length));
-                buf.SetLength(0);
-                continue;
+                var nl = Array.IndexOf(block, (byte)'\n', start, n - start);
+                var end = nl < 0 ? n : nl;
+                if (partial.Length + (end - start) > MaxLineBytes) throw new EventLogFormatException(path, lineNo, "line", $"longer than {MaxLineBytes} bytes");
+                if (nl < 0)
+                {
+                    partial.Write(block, start, end - start);
+                    break;
+                }
+                byte[] line;
+                if (partial.Length == 0) line = block.AsSpan(start, end - start).ToArray();
+                else
+                {
+                    partial.Write(block, start, end - start);
+                    line = partial.ToArray();
+                    partial.SetLength(0);
+                }
+                yield return (lineNo++, line);
+                start = nl + 1;
             }
-            if (buf.Length >= MaxLineBytes) throw new EventLogFormatException(path, lineNo, "line", $"longer than {MaxLineBytes} bytes");
-            buf.WriteByte((byte)b);
         }
-        if (buf.Length > 0) throw new EventLogFormatException(path, lineNo, "line", "truncated (no end of line)");
+        if (partial.Length > 0) throw new EventLogFormatException(path, lineNo, "line", "truncated (no end of line)");
     }
 
-    private static JsonElement Object(string path, int line, string text)
+    /// <summary>The line as a JSON document (the caller disposes it).</summary>
+    private static JsonDocument Object(string path, int line, ReadOnlyMemory<byte> bytes)
     {
+        JsonDocument doc;
         try
         {
-            using var doc = JsonDocument.Parse(text);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new EventLogFormatException(path, line, "line", "not a JSON object");
-            return doc.RootElement.Clone();
+            doc = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {
             throw new EventLogFormatException(path, line, "json", $"malformed JSON ({e.Message.Split('.')[0]})");
         }
+        if (doc.RootElement.ValueKind == JsonValueKind.Object) return doc;
+        doc.Dispose();
+        throw new EventLogFormatException(path, line, "line", "not a JSON object");
     }
 
     private static void OnlyKeys(string path, int line, JsonElement o, params string[] keys)
@@ -157,9 +175,10 @@ public static class EventLogFile
             if (!o.TryGetProperty(k, out _)) throw new EventLogFormatException(path, line, k, "missing");
     }
 
-    private static EventLogHeader ParseHeader(string path, string text)
+    private static EventLogHeader ParseHeader(string path, ReadOnlyMemory<byte> text)
     {
-        var h = Object(path, 1, text);
+        using var doc = Object(path, 1, text);
+        var h = doc.RootElement;
         OnlyKeys(path, 1, h, "format", "version", "run", "kernel", "cpu", "wordSize", "seed", "scenario", "commit", "events");
         if (h.GetProperty("format").ValueKind != JsonValueKind.String || h.GetProperty("format").GetString() != Format)
             throw new EventLogFormatException(path, 1, "format", $"not \"{Format}\"");
@@ -177,9 +196,10 @@ public static class EventLogFile
             Int(path, 1, h, "seed"), NullableStr(path, 1, h, "scenario"), NullableStr(path, 1, h, "commit"), Int(path, 1, h, "events"));
     }
 
-    private static RunEvent ParseEvent(string path, int line, string text, long expectedSeq, Dictionary<string, long> versions)
+    private static RunEvent ParseEvent(string path, int line, ReadOnlyMemory<byte> text, long expectedSeq, Dictionary<string, long> versions)
     {
-        var o = Object(path, line, text);
+        using var doc = Object(path, line, text);
+        var o = doc.RootElement;
         OnlyKeys(path, line, o, "seq", "stream", "version", "type", "time", "data");
         var seq = Int(path, line, o, "seq");
         if (seq != expectedSeq) throw new EventLogFormatException(path, line, "seq", seq < expectedSeq ? $"{seq} repeats or goes back (expected {expectedSeq})" : $"gap: {seq} after {expectedSeq - 1}");
