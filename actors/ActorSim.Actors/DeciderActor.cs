@@ -77,6 +77,34 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
         });
     }
 
+    /// <summary>Like <see cref="PersistEvolved"/>, but the events are published now, and written with
+    /// PersistAllAsync: the actor goes on taking messages (it must hold back, itself, whatever needs
+    /// the new state) and the write is handed to the journal when this message's handling ends. For a
+    /// reply that may go out before the events are durable, sent from a later message.</summary>
+    protected void PersistEvolvedPublishedNow(IReadOnlyList<IDomainEvent> events, TState after, Action then)
+    {
+        if (events.Count == 0)
+        {
+            then();
+            return;
+        }
+        foreach (var e in events) Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
+        var left = events.Count;
+        var snapshot = false;
+        PersistAllAsync(events, _ =>
+        {
+            if (_snapshotEvery > 0 && ++_sinceSnapshot >= _snapshotEvery)
+            {
+                _sinceSnapshot = 0;
+                snapshot = true;
+            }
+            if (--left > 0) return;
+            State = after;
+            if (snapshot) SaveSnapshot(State!);
+            then();
+        });
+    }
+
     /// <summary>Persists one event, applies and publishes it, then runs <paramref name="then"/>.</summary>
     protected void PersistEvent(IDomainEvent e, Action then) => Persist(e, x =>
     {

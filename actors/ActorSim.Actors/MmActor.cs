@@ -101,6 +101,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             if (--_acksPending == 0) Step();
         });
         Command<DriverFaultAnswer>(OnDriverAnswer);
+        Command<AnswerPass>(OnAnswerPass);
     }
 
     private void RunDecision(Decision d, IActorRef replyTo, bool mapped)
@@ -202,12 +203,24 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         }
         _pass = null;
         // One journal entry for the PTEs of the whole pass (AddressSpaceDecider.CoalescePopulated).
-        PersistEvolved(AddressSpaceDecider.CoalescePopulated(p.Events), p.Working, () =>
-        {
-            for (var i = 0; i < p.Batches.Count; i++)
-                p.Batches[i].ReplyTo.Tell(new MmPfnBatchAnswer(p.Batches[i].Request.BatchId, [.. p.Answers[i]]));
-            Resume();
-        });
+        // The mm stays busy until they are durable (its next pass starts from them), but the answers
+        // go out as soon as the write has been handed to the journal — from the next message, since
+        // the write leaves when this one's handling ends. The journal takes writes in the order they
+        // come and commits them in that order, so each VM's decisions, written after its answer
+        // arrives, land in the same commit as these PTEs or a later one: a batch waits for one commit,
+        // not two in sequence. The PTE events are published now, so the invariant checker sees them
+        // before the decisions that used them.
+        PersistEvolvedPublishedNow(AddressSpaceDecider.CoalescePopulated(p.Events), p.Working, Resume);
+        Self.Tell(new AnswerPass(p));
+    }
+
+    private sealed record AnswerPass(FaultPass Pass);
+
+    private void OnAnswerPass(AnswerPass a)
+    {
+        var p = a.Pass;
+        for (var i = 0; i < p.Batches.Count; i++)
+            p.Batches[i].ReplyTo.Tell(new MmPfnBatchAnswer(p.Batches[i].Request.BatchId, [.. p.Answers[i]]));
     }
 
     private static void Record(FaultPass p, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
