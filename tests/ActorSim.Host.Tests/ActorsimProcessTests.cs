@@ -17,6 +17,20 @@ public class ActorsimProcessTests
     }
 
     [Fact]
+    public void Bench_prints_a_json_line_with_every_key_the_issue_names_and_null_for_sections_not_run()
+    {
+        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--vms", "1", "--vcpus", "2", "--only", "memory", "--json");
+        Assert.True(exit == 0, output + err);
+        Assert.StartsWith("actorsim bench — ", output);
+        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        string[] keys = ["inmem_faults_per_s", "durable_decisions_per_s", "batched_over_unbatched", "journal_over_akka_sql",
+            "durable_over_copy_ceiling", "replay_file_decisions_per_s", "replay_db_decisions_per_s", "p99_fault_latency_us", "bytes_per_mapped_page"];
+        Assert.All(keys, k => Assert.True(j.RootElement.TryGetProperty(k, out _), $"no {k}"));
+        Assert.True(j.RootElement.GetProperty("bytes_per_mapped_page").GetDouble() > 0);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("inmem_faults_per_s").ValueKind); // --only memory
+    }
+
+    [Fact]
     public void Run_in_memory_for_a_second_prints_its_id_and_a_summary()
     {
         var (exit, output, err) = Run("run", "--in-memory", "--duration", "1s", "--kernel", "6.17", "--no-fwb", "--vms", "1", "--vcpus", "2");
@@ -35,6 +49,7 @@ public class ActorsimProcessTests
     [InlineData("replay", "--run", "x", "--file", "y")]
     [InlineData("export", "--run", "x")]
     [InlineData("explain", "--vm", "vm1")]
+    [InlineData("bench", "--only", "everything")]
     public void Bad_usage_exits_2_with_a_message_on_stderr(params string[] args)
     {
         var (exit, _, err) = Run(args);

@@ -202,7 +202,7 @@ public static class BenchCommand
         var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();
         var latencies = new List<long>();
         // One short unmeasured round first, so the JIT's tiering is not charged to the first figure.
-        await Pipeline(null, 256, vms, vcpus, TimeSpan.FromSeconds(1));
+        if (On("inmem") || On("durable") || On("akka-sql")) await Pipeline(null, 256, vms, vcpus, TimeSpan.FromSeconds(1));
         for (var r = 0; r < reps; r++)
         {
             if (On("inmem"))
