@@ -55,26 +55,8 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
     /// while a persist is under way, so State is still the state the caller started from.</summary>
     protected void PersistEvolved(IReadOnlyList<IDomainEvent> events, TState after, Action then)
     {
-        if (events.Count == 0)
-        {
-            then();
-            return;
-        }
-        var left = events.Count;
-        var snapshot = false;
-        PersistAll(events, e =>
-        {
-            Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
-            if (_snapshotEvery > 0 && ++_sinceSnapshot >= _snapshotEvery)
-            {
-                _sinceSnapshot = 0;
-                snapshot = true;
-            }
-            if (--left > 0) return;
-            State = after;
-            if (snapshot) SaveSnapshot(State!);
-            then();
-        });
+        if (events.Count == 0) then();
+        else PersistAll(events, OnPersisted(events.Count, after, publish: true, then));
     }
 
     /// <summary>Like <see cref="PersistEvolved"/>, but the events are published now, and written with
@@ -88,21 +70,25 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
             then();
             return;
         }
-        foreach (var e in events) Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
-        var left = events.Count;
+        foreach (var e in events) Publish(e);
+        PersistAllAsync(events, OnPersisted(events.Count, after, publish: false, then));
+    }
+
+    /// <summary>The handler for <paramref name="count"/> already-folded events: counts each towards
+    /// the next snapshot (publishing it if asked); after the last, State becomes
+    /// <paramref name="after"/>, a snapshot is saved if one fell due, and <paramref name="then"/> runs.</summary>
+    private Action<IDomainEvent> OnPersisted(int count, TState after, bool publish, Action then)
+    {
         var snapshot = false;
-        PersistAllAsync(events, _ =>
+        return e =>
         {
-            if (_snapshotEvery > 0 && ++_sinceSnapshot >= _snapshotEvery)
-            {
-                _sinceSnapshot = 0;
-                snapshot = true;
-            }
-            if (--left > 0) return;
+            if (publish) Publish(e);
+            snapshot |= SnapshotDue();
+            if (--count > 0) return;
             State = after;
             if (snapshot) SaveSnapshot(State!);
             then();
-        });
+        };
     }
 
     /// <summary>Persists one event, applies and publishes it, then runs <paramref name="then"/>.</summary>
@@ -115,11 +101,17 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
     private void Apply(IDomainEvent e)
     {
         State = Evolve(State, e);
-        Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
-        if (_snapshotEvery > 0 && ++_sinceSnapshot >= _snapshotEvery)
-        {
-            _sinceSnapshot = 0;
-            SaveSnapshot(State!);
-        }
+        Publish(e);
+        if (SnapshotDue()) SaveSnapshot(State!);
+    }
+
+    private void Publish(IDomainEvent e) => Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
+
+    /// <summary>Counts one persisted event; true every <c>snapshotEvery</c> events.</summary>
+    private bool SnapshotDue()
+    {
+        if (_snapshotEvery <= 0 || ++_sinceSnapshot < _snapshotEvery) return false;
+        _sinceSnapshot = 0;
+        return true;
     }
 }

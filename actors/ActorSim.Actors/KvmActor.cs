@@ -123,7 +123,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
                 var broken = record.Inputs with { SeqAtLock = record.Inputs.SampledSeq, InProgressAtLock = 0 };
                 record = record with { Outcome = KvmHandleGuestAbort.Decide(broken) };
             }
-            working = KvmVmDecider.Evolve(working, new Stage2FaultResolved(record));
+            working = KvmVmDecider.Resolved(working, record);
             decisions.Add(record);
             results[i] = new AccessResult(record, record.Outcome);
         }

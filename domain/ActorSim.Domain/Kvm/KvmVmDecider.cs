@@ -99,7 +99,8 @@ public static class KvmVmDecider
         _ => vm,
     };
 
-    private static KvmVm Resolved(KvmVm vm, DecisionRecord d) =>
+    /// <summary>The VM after one decision: its leaf installed if it mapped or relaxed one.</summary>
+    public static KvmVm Resolved(KvmVm vm, DecisionRecord d) =>
         d.Inputs.Vm == vm.Name && d.Outcome is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf }
             ? vm with { Stage2 = vm.Stage2.Install(leaf) }
             : vm;

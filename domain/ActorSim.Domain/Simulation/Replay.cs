@@ -43,8 +43,10 @@ public sealed class Replay
     public void Apply(long seq, string stream, IDomainEvent e)
     {
         Events++;
-        foreach (var d in DecisionEvents.Of(e))
+        var decisions = DecisionEvents.Of(e);
+        for (var i = 0; i < decisions.Count; i++)
         {
+            var d = decisions[i];
             Decisions++;
             var recomputed = KvmHandleGuestAbort.Decide(d.Inputs);
             if (recomputed != d.Outcome)
