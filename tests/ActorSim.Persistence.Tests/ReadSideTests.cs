@@ -34,6 +34,13 @@ public sealed class ReadSideTests(SchemaFixture schema) : IClassFixture<SchemaFi
         Assert.Equal(["Mapped:Normal-NC", "Error:", "Mapped:Normal-NC"], page.Select(d => $"{d.Result}:{d.MemType}"));
         Assert.Equal("EFAULT", page[1].Errno);
         Assert.Equal("PfnError", page[1].Path);
+        // Each row carries its event's global sequence number (Quick append assigns it in the database).
+        foreach (var row in page)
+        {
+            var ev = await session.Events.QueryAllRawEvents().SingleAsync(e => e.StreamKey == row.Stream && e.Version == row.Version);
+            Assert.Equal(ev.Sequence, row.GlobalSeq);
+        }
+        Assert.True(page[0].GlobalSeq > 0 && page[0].GlobalSeq < page[1].GlobalSeq && page[1].GlobalSeq < page[2].GlobalSeq, string.Join(",", page.Select(r => r.GlobalSeq)));
 
         var summary = await RunSummaries.ForRunAsync(session, "rs1");
         Assert.Equal(4, summary.Decisions);
@@ -76,6 +83,9 @@ public sealed class BatchProjectionTests(SchemaFixture schema) : Akka.TestKit.Xu
         var rows = await session.Query<DecisionRow>().Where(d => d.Run == "rs3").OrderBy(d => d.Index).ToListAsync();
         Assert.Equal(batch.Decisions.Select((d, i) => ($"rs3/kvm-vm1/1/{i}", (long)d.Inputs.Gpa, d.Outcome.Result.ToString())),
             rows.Select(r => (r.Id, r.Gpa, r.Result)));
+        var seq = (await session.Events.QueryAllRawEvents().SingleAsync(e => e.StreamKey == "rs3/kvm-vm1")).Sequence;
+        Assert.True(seq > 0);
+        Assert.All(rows, r => Assert.Equal(seq, r.GlobalSeq));
         Assert.Equal(batch.Decisions.Length, (await RunSummaries.ForRunAsync(session, "rs3")).Decisions);
     }
 }

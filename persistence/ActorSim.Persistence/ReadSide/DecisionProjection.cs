@@ -29,32 +29,52 @@ public sealed partial class DecisionProjection : EventProjection
         var run = RunOf(e.StreamKey);
         if (entry.Type is "stage2_fault_resolved" or "stage2_faults_resolved")
         {
-            var decisions = DecisionEvents.Of(entry.Decoded ?? DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data));
+            var decisions = DecisionEvents.Of(entry.Decoded ?? DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data.Element));
+            var rows = new DecisionRow[decisions.Count];
             for (var i = 0; i < decisions.Count; i++)
             {
                 var d = decisions[i];
                 var o = d.Outcome;
                 string? memType = o.Leaf is { } leaf && MemAttr.TypeOf(leaf.MemAttr, d.Inputs.Policy.Cpu.Fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : null;
-                ops.Store(new DecisionRow
+                rows[i] = new DecisionRow
                 {
                     // A batch event's decisions are "stream/version/index".
                     Id = entry.Type == "stage2_fault_resolved" ? $"{e.StreamKey}/{e.Version}" : $"{e.StreamKey}/{e.Version}/{i}",
                     Run = run, Vm = d.Inputs.Vm, Vcpu = d.Inputs.Vcpu,
                     Gpa = (long)d.Inputs.Gpa, GpaPage = (long)(d.Inputs.Gpa & ~0xFFFUL), Op = d.Inputs.Op.ToString(),
                     Result = o.Result.ToString(), Path = o.Path.ToString(), Errno = o.Errno == Errno.None ? null : o.Errno.ToString(),
-                    MemType = memType, GlobalSeq = e.Sequence, Stream = e.StreamKey, Version = e.Version, Index = i,
-                });
+                    MemType = memType, Stream = e.StreamKey, Version = e.Version, Index = i,
+                };
             }
+            StoreDecisionRows(ops, e.StreamKey, e.Version, rows);
         }
         else if (entry.Type == "invariant_violation_detected")
         {
-            var v = (entry.Decoded as InvariantViolationDetected) ?? (InvariantViolationDetected)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data);
+            var v = (entry.Decoded as InvariantViolationDetected) ?? (InvariantViolationDetected)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data.Element);
             ops.Store(new ViolationRow
             {
                 Id = $"{e.StreamKey}/{e.Version}", Run = run, Invariant = v.Invariant, Detail = v.Detail,
                 OffendingSeq = v.Seq, OffendingStream = v.Stream,
             });
         }
+    }
+
+    /// <summary>An event's decision rows as one statement. <c>GlobalSeq</c> is filled in by the database:
+    /// in Quick append mode the event's global sequence number is assigned by the append function in the
+    /// same batch, so <c>IEvent.Sequence</c> is still 0 when an inline projection runs (every row had 0
+    /// before). The append comes first in Marten's batch, so the event row is there to read.
+    /// The rows stay Marten documents (same table, JSON and indexes; read with Query&lt;DecisionRow&gt;).</summary>
+    private static void StoreDecisionRows(IDocumentOperations ops, string stream, long version, DecisionRow[] rows)
+    {
+        var options = ops.DocumentStore.Options;
+        var table = options.FindOrResolveDocumentType(typeof(DecisionRow)).TableName.QualifiedName;
+        var events = $"{options.Events.DatabaseSchemaName}.mt_events";
+        ops.QueueSqlCommand(
+            $"insert into {table} (id, data, mt_dotnet_type) " +
+            $"select r->>'Id', jsonb_set(r, '{{GlobalSeq}}', to_jsonb((select seq_id from {events} where stream_id = ? and version = ?))), ? " +
+            "from jsonb_array_elements(?::jsonb) r " +
+            "on conflict (id) do update set data = excluded.data, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = transaction_timestamp()",
+            stream, version, typeof(DecisionRow).FullName!, options.Serializer().ToJson(rows));
     }
 }
 
