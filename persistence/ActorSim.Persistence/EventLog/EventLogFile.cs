@@ -88,7 +88,7 @@ public static class EventLogFile
             j.WriteString("type", e.Type);
             j.WriteString("time", Time(e.TimestampTicks));
             j.WritePropertyName("data");
-            DomainEventSerializer.ToJson(e.Event).WriteTo(j);
+            DomainEventSerializer.WriteTo(j, e.Event);
             j.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buf.ToArray());

@@ -48,7 +48,7 @@ public static class RunLog
                 if (e.Data is not JournalEntry { Rejected: false, Type: { } type, Data: { } data } entry) continue;
                 // Akka leaves the representation's timestamp at 0; then the time Marten stored it is used.
                 var ticks = entry.Timestamp != 0 ? entry.Timestamp : e.Timestamp.UtcTicks;
-                var ev = new RunEvent(0, e.StreamKey![prefix.Length..], e.Version, DomainEventSerializer.FromJson(type, entry.SchemaVersion, data), ticks);
+                var ev = new RunEvent(0, e.StreamKey![prefix.Length..], e.Version, DomainEventSerializer.FromJson(type, entry.SchemaVersion, data.Element), ticks);
                 if (entry.LogSeq > 0) (imported ??= []).Add((entry.LogSeq, ev));
                 else yield return ev with { Seq = ++n };
             }
@@ -78,7 +78,7 @@ public static class RunLog
                 var alias = e.Type;
                 return (object)new JournalEntry
                 {
-                    Type = alias, SchemaVersion = DomainEventSerializer.VersionOf(alias), Data = DomainEventSerializer.ToJson(e.Event),
+                    Type = alias, SchemaVersion = DomainEventSerializer.VersionOf(alias), Data = new EventData(DomainEventSerializer.ToUtf8(e.Event)),
                     Timestamp = e.TimestampTicks, WriterGuid = "import", LogSeq = e.Seq,
                 };
             }).ToArray();

@@ -7,14 +7,14 @@ namespace ActorSim.Persistence.Journal;
 /// anything else through Akka's serialization (bytes as base64).</summary>
 public sealed class PayloadCodec(Akka.Serialization.Serialization serialization)
 {
-    public void Encode(object payload, out string? type, out int version, out System.Text.Json.JsonElement? data,
+    public void Encode(object payload, out string? type, out int version, out EventData? data,
         out int serializerId, out string? manifest, out string? bytes)
     {
         if (payload is IDomainEvent e && DomainEventSerializer.IsDomainEvent(e))
         {
             type = DomainEventSerializer.AliasOf(e.GetType());
             version = DomainEventSerializer.VersionOf(type);
-            data = DomainEventSerializer.ToJson(e);
+            data = new EventData(DomainEventSerializer.ToUtf8(e));
             serializerId = 0;
             manifest = null;
             bytes = null;
@@ -29,8 +29,8 @@ public sealed class PayloadCodec(Akka.Serialization.Serialization serialization)
         bytes = Convert.ToBase64String(ser.ToBinary(payload));
     }
 
-    public object Decode(string? type, int version, System.Text.Json.JsonElement? data, int serializerId, string? manifest, string? bytes) =>
+    public object Decode(string? type, int version, EventData? data, int serializerId, string? manifest, string? bytes) =>
         type is not null
-            ? DomainEventSerializer.FromJson(type, version, data ?? throw new InvalidOperationException($"{type} without data"))
+            ? DomainEventSerializer.FromJson(type, version, data?.Element ?? throw new InvalidOperationException($"{type} without data"))
             : serialization.Deserialize(Convert.FromBase64String(bytes ?? ""), serializerId, manifest ?? "");
 }

@@ -10,7 +10,7 @@ public sealed class JournalEntry
     /// <summary>Domain event alias (stage2_fault_resolved, …), or null for an Akka-serialized payload.</summary>
     public string? Type { get; set; }
     public int SchemaVersion { get; set; }
-    public JsonElement? Data { get; set; }
+    public EventData? Data { get; set; }
     public int SerializerId { get; set; }
     public string? Manifest { get; set; }
     public string? Bytes { get; set; }
@@ -29,6 +29,35 @@ public sealed class JournalEntry
     /// database.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public ActorSim.Domain.IDomainEvent? Decoded { get; set; }
+}
+
+/// <summary>A domain event's JSON in a journal entry. Written, it holds the UTF-8 bytes the event was
+/// serialized to once, and Marten copies them into the document as they are (no second serialization
+/// of the event, no parse into a JsonElement on the write path); read back, it holds the parsed element.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(EventDataConverter))]
+public sealed class EventData
+{
+    private readonly byte[]? _utf8;
+    private JsonElement? _element;
+
+    public EventData(byte[] utf8) => _utf8 = utf8;
+    public EventData(JsonElement element) => _element = element;
+
+    public JsonElement Element => _element ??= JsonElement.Parse(_utf8);
+
+    internal void WriteTo(Utf8JsonWriter writer)
+    {
+        if (_utf8 is not null) writer.WriteRawValue(_utf8, skipInputValidation: true);
+        else _element!.Value.WriteTo(writer);
+    }
+}
+
+internal sealed class EventDataConverter : System.Text.Json.Serialization.JsonConverter<EventData>
+{
+    public override EventData Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        new(JsonElement.ParseValue(ref reader));
+
+    public override void Write(Utf8JsonWriter writer, EventData value, JsonSerializerOptions options) => value.WriteTo(writer);
 }
 
 /// <summary>Per persistenceId: messages up to DeletedTo are deleted (DeleteMessagesTo). Events are

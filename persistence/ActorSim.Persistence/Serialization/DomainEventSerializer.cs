@@ -115,6 +115,11 @@ public static class DomainEventSerializer
 
     public static JsonElement ToJson(IDomainEvent e) => JsonSerializer.SerializeToElement(e, e.GetType(), Options);
 
+    /// <summary>The event's JSON as UTF-8 bytes (what <see cref="ToJson"/> holds, without parsing it back).</summary>
+    public static byte[] ToUtf8(IDomainEvent e) => JsonSerializer.SerializeToUtf8Bytes(e, e.GetType(), Options);
+
+    public static void WriteTo(Utf8JsonWriter writer, IDomainEvent e) => JsonSerializer.Serialize(writer, e, e.GetType(), Options);
+
     /// <summary>Reads an event stored under <paramref name="alias"/> at schema <paramref name="version"/>.</summary>
     public static IDomainEvent FromJson(string alias, int version, JsonElement data)
     {
