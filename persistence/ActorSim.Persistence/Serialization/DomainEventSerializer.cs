@@ -86,7 +86,23 @@ public static class DomainEventSerializer
     private static readonly Dictionary<Type, Registration> ByType = Registrations.ToDictionary(r => r.Type);
     private static readonly Dictionary<string, Registration> ByAlias = Registrations.ToDictionary(r => r.Alias, StringComparer.Ordinal);
 
-    public static JsonSerializerOptions Options { get; } = CreateOptions();
+    /// <summary>Every type through System.Text.Json's reflection-based converters (and ours for hex
+    /// numbers, VM flags, page sets, stage-2 tables, enums by name): the reference for what JSON means.
+    /// (Declared before <see cref="Options"/>: static initializers run in order.)</summary>
+    public static JsonSerializerOptions General { get; } = CreateOptions();
+
+    /// <summary>The serializer's options: <see cref="General"/> plus the hand-written reader of
+    /// decision records (<see cref="DecisionRecordConverter"/>), which falls back on General.</summary>
+    public static JsonSerializerOptions Options { get; } = WithFastReaders(General);
+
+
+    private static JsonSerializerOptions WithFastReaders(JsonSerializerOptions general)
+    {
+        var o = new JsonSerializerOptions(general);
+        o.Converters.Add(new DecisionRecordConverter(general));
+        o.MakeReadOnly(populateMissingResolver: true);
+        return o;
+    }
 
     private static JsonSerializerOptions CreateOptions()
     {
@@ -133,6 +149,15 @@ public static class DomainEventSerializer
             return (IDomainEvent)node.Deserialize(r.Type, Options)!;
         }
         return (IDomainEvent)data.Deserialize(r.Type, Options)!;
+    }
+
+    /// <summary>Reads an event of the current schema version of <paramref name="alias"/> from the
+    /// reader, which is on the data object's first token (event log lines carry no schema version: an
+    /// exported event is always at the current one).</summary>
+    public static IDomainEvent FromJson(string alias, ref Utf8JsonReader reader)
+    {
+        if (!ByAlias.TryGetValue(alias, out var r)) throw new JsonException($"unknown event type '{alias}'");
+        return (IDomainEvent)(JsonSerializer.Deserialize(ref reader, r.Type, Options) ?? throw new JsonException($"{alias}: data is null"));
     }
 
     private sealed class HexUInt64Converter : JsonConverter<ulong>

@@ -1,0 +1,95 @@
+using System.Text;
+using System.Text.Json;
+using ActorSim.Domain.Kvm;
+using ActorSim.Persistence.Serialization;
+
+namespace ActorSim.Persistence.Tests;
+
+/// <summary>The hand-written reader of decision records reads what the serializer writes and gives the
+/// same records as the general System.Text.Json path; on any other shape it steps aside, and the
+/// result (a record or an error) is the general path's.</summary>
+public class DecisionRecordReaderTests
+{
+    /// <summary>Decisions of every kind the sample run makes (device, RAM, errors, relaxed permissions),
+    /// plus decisions of a larger seeded run.</summary>
+    private static IReadOnlyList<DecisionRecord> Decisions()
+    {
+        var k = new Domain.Simulation.SyncKernel(Domain.Kernel.KernelPolicy.Of("6.17"));
+        k.AddDevice(Domain.Vfio.DeviceLayout.Build("gpu0", Domain.Vfio.VfioDriver.VfioPci, 0, [new Domain.Vfio.RegionSpec(0, 1UL << 24, Domain.Vfio.BarType.Mem64, true)]));
+        k.AddVm(KvmVm.Create("vm1"));
+        k.MmapDevice("gpu0", 0, 0, 1UL << 24, true, Domain.Mm.Prot.Read | Domain.Mm.Prot.Write, null, out var bar);
+        k.SetMemslot("vm1", 1, MemslotFlags.None, 0x80_0000_0000, 1UL << 24, bar);
+        var made = new List<DecisionRecord?>
+        {
+            k.Access("vm1", 0, 0x80_0000_1000, AccessOp.Write).Decision,
+            k.Access("vm1", 1, 0x80_0000_1000, AccessOp.Exec).Decision, // exec on a device: guest abort
+            k.Access("vm1", 2, 0x1000, AccessOp.Read).Decision, // no memslot: MMIO exit
+        };
+        k.SetDeviceMemory("gpu0", false);
+        made.Add(k.Access("vm1", 3, 0x80_0000_3000, AccessOp.Read).Decision); // memory disabled: -EFAULT
+        return [.. made.OfType<DecisionRecord>(), .. EventSerializationTests.SampleEvents().SelectMany(e => e is Stage2FaultResolved or Stage2FaultsResolved ? DecisionEvents.Of(e) : [])];
+    }
+
+    private static string Written(DecisionRecord d) => JsonSerializer.Serialize(d, DomainEventSerializer.General);
+
+    [Fact]
+    public void The_fast_path_reads_every_written_decision_as_the_general_path_does()
+    {
+        var decisions = Decisions();
+        Assert.True(decisions.Count >= 4);
+        Assert.Contains(decisions, d => d.Inputs.Slot is null);
+        Assert.Contains(decisions, d => d.Inputs.Vma is not null && d.Outcome.Leaf is null && d.Outcome.Errno != Domain.Kernel.Errno.None);
+        Assert.Contains(decisions, d => d.Outcome.Leaf is not null && d.Inputs.Vma is not null);
+        Assert.Contains(decisions, d => d.Inputs.ExistingLeaf is not null);
+        foreach (var d in decisions)
+        {
+            var json = Written(d);
+            Assert.True(DecisionRecordConverter.TryReadWritten(Encoding.UTF8.GetBytes(json), out var fast), json);
+            var general = JsonSerializer.Deserialize<DecisionRecord>(json, DomainEventSerializer.General)!;
+            Assert.Equal(general.Inputs, fast!.Inputs);
+            Assert.Equal(general.Outcome, fast.Outcome);
+            Assert.Equal(d.Inputs, fast.Inputs);
+            Assert.Equal(json, Written(fast));
+        }
+    }
+
+    public static TheoryData<string, string> Edits => new()
+    {
+        // field order changed
+        { "\"faultIsPerm\":false,\"faultLevel\":3", "\"faultLevel\":3,\"faultIsPerm\":false" },
+        { "{\"inputs\":", "{\"outcome\":null,\"inputs\":" },
+        // a number where a hex string is written (the general path reads both)
+        { "\"faultLevel\":3", "\"faultLevel\":\"3\"" },
+        { "\"sampledSeq\":\"0x0\"", "\"sampledSeq\":0" },
+        // an escape, an unknown name, an unknown field, a missing field
+        { "\"op\":\"Read\"", "\"op\":\"R\\u0065ad\"" },
+        { "\"op\":\"Read\"", "\"op\":\"Reed\"" },
+        { "\"memcacheTopUpFails\":false", "\"memcacheTopUpFails\":false,\"extra\":1" },
+        { "\"vmHasMte\":false,", "" },
+        { "\"gpa\":\"0x", "\"gpa\":\"0X" },
+        { "\"gpa\":\"0x", "\"gpa\":\"0x00000000000000000" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Edits))]
+    public void Any_other_shape_reads_as_the_general_path_reads_it(string from, string to)
+    {
+        var written = Written(Decisions().First(d => d.Inputs.Vma is not null && d.Inputs.Op == AccessOp.Read && d.Inputs.SampledSeq == 0 && !d.Inputs.FaultIsPerm && d.Inputs.FaultLevel == 3));
+        Assert.Contains(from, written);
+        var json = written.Replace(from, to);
+        Assert.False(DecisionRecordConverter.TryReadWritten(Encoding.UTF8.GetBytes(json), out _));
+        string Outcome(JsonSerializerOptions o)
+        {
+            try
+            {
+                var d = JsonSerializer.Deserialize<DecisionRecord>(json, o)!;
+                return "ok " + JsonSerializer.Serialize(d, DomainEventSerializer.General);
+            }
+            catch (JsonException e)
+            {
+                return "error " + e.Message;
+            }
+        }
+        Assert.Equal(Outcome(DomainEventSerializer.General), Outcome(DomainEventSerializer.Options));
+    }
+}
