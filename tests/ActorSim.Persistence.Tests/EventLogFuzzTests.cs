@@ -64,6 +64,59 @@ public class EventLogFuzzTests
         }, iter: 1500, threads: 1);
     }
 
+    /// <summary>What a line reads as: the event (as written back) or "rejected".</summary>
+    private static string Verdict(Func<RunEvent?> read)
+    {
+        try
+        {
+            return read() is { } e ? $"{e.Seq} {e.Stream} {e.Version} {e.TimestampTicks} {e.Type} {Serialization.DomainEventSerializer.ToJson(e.Event).GetRawText()}" : "declined";
+        }
+        catch (EventLogFormatException)
+        {
+            return "rejected";
+        }
+    }
+
+    [Fact]
+    public void The_one_pass_line_reader_reads_every_line_as_the_document_path_does_or_declines()
+    {
+        var lines = Good.Split('\n')[1..^1];
+        // Every written line is read by the one-pass reader, to the same event.
+        var versions = new Dictionary<string, long>();
+        var fast = new Dictionary<string, long>();
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(lines[i]);
+            var general = Verdict(() => EventLogFile.ParseEvent("f", i + 2, bytes, i + 1, versions));
+            Assert.Equal(general, Verdict(() => EventLogFile.TryParseWritten(bytes, i + 1, fast)));
+        }
+        // A mutated line: the one-pass reader declines it, or reads what the document path reads.
+        Gen.Select(Gen.Int[0, lines.Length - 1], Gen.Int[0, 3], Gen.Int[0, 1_000_000], Gen.Int[0, Tokens.Length - 1], Gen.Int[1, 12]).Sample((n, kind, at, token, len) =>
+        {
+            var text = lines[n];
+            var i = at % text.Length;
+            text = kind switch
+            {
+                0 => text.Remove(i, Math.Min(len, text.Length - i)),
+                1 => text.Insert(i, Tokens[token]),
+                2 => text.Replace("\"seq\":", "\"seq\" : "),
+                _ => text.Remove(i, Math.Min(1, text.Length - i)).Insert(i, Tokens[token]),
+            };
+            var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+            var seq = long.Parse(lines[n][7..lines[n].IndexOf(',')]);
+            var before = new Dictionary<string, long>();
+            foreach (var l in lines[..n])
+            {
+                var s = l[(l.IndexOf("\"stream\":\"", StringComparison.Ordinal) + 10)..];
+                s = s[..s.IndexOf('"')];
+                before[s] = before.GetValueOrDefault(s) + 1;
+            }
+            var fastVerdict = Verdict(() => EventLogFile.TryParseWritten(bytes, seq, new Dictionary<string, long>(before)));
+            if (fastVerdict != "declined")
+                Assert.Equal(Verdict(() => EventLogFile.ParseEvent("f", n + 2, bytes, seq, new Dictionary<string, long>(before))), fastVerdict);
+        }, iter: 3000, threads: 1);
+    }
+
     [Fact]
     public void A_line_past_the_limit_is_refused_without_reading_it_whole()
     {
