@@ -160,6 +160,21 @@ public static class DomainEventSerializer
         return (IDomainEvent)(JsonSerializer.Deserialize(ref reader, r.Type, Options) ?? throw new JsonException($"{alias}: data is null"));
     }
 
+    /// <summary>Reads an event stored under <paramref name="alias"/> at schema <paramref name="version"/>
+    /// from its UTF-8 JSON: at the current version straight from the bytes, an older one upcast first.</summary>
+    public static IDomainEvent FromUtf8(string alias, int version, ReadOnlySpan<byte> utf8)
+    {
+        if (!ByAlias.TryGetValue(alias, out var r) || version != r.Version)
+        {
+            using var doc = JsonDocument.Parse(utf8.ToArray());
+            return FromJson(alias, version, doc.RootElement);
+        }
+        var reader = new Utf8JsonReader(utf8);
+        reader.Read();
+        var e = FromJson(alias, ref reader);
+        return reader.Read() ? throw new JsonException($"{alias}: text after the event's JSON") : e;
+    }
+
     private sealed class HexUInt64Converter : JsonConverter<ulong>
     {
         public override ulong Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
