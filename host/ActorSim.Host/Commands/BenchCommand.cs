@@ -161,12 +161,12 @@ public static class BenchCommand
         return r.Decisions / clock.Elapsed.TotalSeconds;
     }
 
+    /// <summary>The memory a stage-2 table of <paramref name="pages"/> mapped pages holds: the heap with
+    /// the table alive minus the heap once only the table has been let go. (Measuring the heap before
+    /// and after building it counted whatever else the earlier sections left to collect: 31.9 and
+    /// 33.7 B/page after a full bench, 34.07 alone.)</summary>
     private static double BytesPerMappedPage(int pages)
     {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        var before = GC.GetTotalMemory(true);
         var t = Stage2Table.Empty;
         var attr = new Stage2Attr(S2Type.Normal, 6, true, true, false, 0);
         for (var i = 0; i < pages; i++)
@@ -174,9 +174,10 @@ public static class BenchCommand
             var gpa = RamGpa + (ulong)i * PageGeometry.PageSize;
             t = t.Install(new Stage2Leaf(gpa, 3, KvmPgtableProt.KVM_PGTABLE_PROT_R, Stage2Descriptor.Encode(0x80000UL + (ulong)i, 3, attr)));
         }
-        var after = GC.GetTotalMemory(true);
+        var with = GC.GetTotalMemory(forceFullCollection: true);
         GC.KeepAlive(t);
-        return (after - before) / (double)pages;
+        var without = GC.GetTotalMemory(forceFullCollection: true);
+        return (with - without) / (double)pages;
     }
 
     public static async Task<int> Execute(string[] args)
