@@ -56,8 +56,27 @@ public static class MartenStores
     public static DocumentStore Get(string connectionString, string schema = DefaultSchema) =>
         Stores.GetOrAdd((connectionString, schema), k => new Lazy<DocumentStore>(() => Create(k.Item1, k.Item2))).Value;
 
-    public static DocumentStore Create(string connectionString, string schema) =>
-        Create(o => o.Connection(connectionString), schema, () => new NpgsqlConnection(connectionString));
+    public static DocumentStore Create(string connectionString, string schema)
+    {
+        var cs = WithAutoPrepare(connectionString);
+        return Create(o => o.Connection(cs), schema, () => new NpgsqlConnection(cs));
+    }
+
+    /// <summary>Npgsql prepares a statement after its second use on a connection (unless the connection
+    /// string already says how): the journal sends the same few statements (Marten's quick append, the
+    /// projection's insert) thousands of times, and without it PostgreSQL parsed and planned each one
+    /// again — the pool's reset after each commit (DISCARD ALL) dropped even plpgsql's cached plans;
+    /// with prepared statements Npgsql resets without dropping them. Measured side by side (bench
+    /// --quick, 2 VMs x 8 vCPUs, three alternations): durable batched 1.8–2.3 k → 3.3–3.8 k decisions/s,
+    /// one-by-one 0.73–0.80 k → 1.13–1.54 k. A data source a host registers keeps its own settings.</summary>
+    public static string WithAutoPrepare(string connectionString)
+    {
+        var b = new NpgsqlConnectionStringBuilder(connectionString);
+        if (b.MaxAutoPrepare > 0) return connectionString;
+        b.MaxAutoPrepare = 32;
+        b.AutoPrepareMinUsages = 2;
+        return b.ConnectionString;
+    }
 
     private static DocumentStore Create(Action<StoreOptions> connection, string schema, Func<NpgsqlConnection> lockConnection)
     {

@@ -57,3 +57,15 @@ public class LocalPostgresTests
         await cmd.ExecuteNonQueryAsync();
     }
 }
+
+public class AutoPrepareTests
+{
+    [Fact]
+    public void The_stores_prepare_repeated_statements_unless_the_connection_string_says_otherwise()
+    {
+        var on = new Npgsql.NpgsqlConnectionStringBuilder(MartenStores.WithAutoPrepare("Host=h;Username=u;Password=p;Database=d"));
+        Assert.Equal((32, 2, "p"), (on.MaxAutoPrepare, on.AutoPrepareMinUsages, on.Password));
+        const string mine = "Host=h;Username=u;Password=p;Database=d;Max Auto Prepare=5";
+        Assert.Equal(mine, MartenStores.WithAutoPrepare(mine));
+    }
+}
