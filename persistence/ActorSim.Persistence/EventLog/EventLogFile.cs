@@ -169,17 +169,10 @@ public static class EventLogFile
 
     private static void OnlyKeys(string path, int line, JsonElement o, params string[] keys)
     {
-        // Names compared as UTF-8 in the document (no string per property): this ran for every line.
-        var seen = 0UL;
         foreach (var p in o.EnumerateObject())
-        {
-            var i = 0;
-            while (i < keys.Length && !p.NameEquals(keys[i])) i++;
-            if (i == keys.Length) throw new EventLogFormatException(path, line, p.Name.Length == 0 ? "\"\"" : p.Name, "unknown field");
-            seen |= 1UL << i;
-        }
-        for (var i = 0; i < keys.Length; i++)
-            if ((seen & (1UL << i)) == 0) throw new EventLogFormatException(path, line, keys[i], "missing");
+            if (!keys.Contains(p.Name)) throw new EventLogFormatException(path, line, p.Name.Length == 0 ? "\"\"" : p.Name, "unknown field");
+        foreach (var k in keys)
+            if (!o.TryGetProperty(k, out _)) throw new EventLogFormatException(path, line, k, "missing");
     }
 
     private static EventLogHeader ParseHeader(string path, ReadOnlyMemory<byte> text)

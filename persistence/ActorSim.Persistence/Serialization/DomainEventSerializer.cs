@@ -95,7 +95,6 @@ public static class DomainEventSerializer
     /// decision records (<see cref="DecisionRecordConverter"/>), which falls back on General.</summary>
     public static JsonSerializerOptions Options { get; } = WithFastReaders(General);
 
-
     private static JsonSerializerOptions WithFastReaders(JsonSerializerOptions general)
     {
         var o = new JsonSerializerOptions(general);
