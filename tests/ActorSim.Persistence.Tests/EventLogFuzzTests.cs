@@ -133,4 +133,53 @@ public class EventLogFuzzTests
         Assert.Equal((2, "line"), (e.Line, e.Field));
         File.Delete(path);
     }
+
+    /// <summary>A log longer than one decode chunk (2,048 lines), as many events of one stream.</summary>
+    private static string[] LongLog(int count)
+    {
+        var sample = EventSerializationTests.SampleEvents();
+        var events = Enumerable.Range(0, count).Select(i => new RunEvent(i + 1, "s" + (i % 3), i / 3 + 1, sample[i % sample.Count], 638_000_000_000_000_000L + i)).ToList();
+        var ms = new MemoryStream();
+        EventLogFile.WriteAsync(ms, new EventLogHeader("long", "6.9", true, true, 64, 7, null, null, events.Count), events).GetAwaiter().GetResult();
+        return System.Text.Encoding.UTF8.GetString(ms.ToArray()).Split('\n');
+    }
+
+    private static string WriteTemp(string name, IEnumerable<string> lines)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"{name}-{Environment.ProcessId}.jsonl");
+        File.WriteAllText(path, string.Join('\n', lines));
+        return path;
+    }
+
+    [Fact]
+    public void A_log_of_several_decode_chunks_reads_back_in_order()
+    {
+        var lines = LongLog(5000);
+        var (_, events) = EventLogFile.Read(WriteTemp("chunks", lines));
+        Assert.Equal(Enumerable.Range(1, 5000).Select(i => (long)i), events.Select(e => e.Seq));
+        // each event as the line-by-line document path reads it
+        var versions = new Dictionary<string, long>();
+        for (var i = 0; i < events.Count; i += 997)
+        {
+            var seen = new Dictionary<string, long>(events.Take(i).GroupBy(e => e.Stream).ToDictionary(g => g.Key, g => (long)g.Count()));
+            var one = EventLogFile.ParseEvent("f", i + 2, System.Text.Encoding.UTF8.GetBytes(lines[i + 1]), i + 1, seen);
+            Assert.Equal((one.Stream, one.Version, one.TimestampTicks, Serialization.DomainEventSerializer.ToJson(one.Event).GetRawText()),
+                (events[i].Stream, events[i].Version, events[i].TimestampTicks, Serialization.DomainEventSerializer.ToJson(events[i].Event).GetRawText()));
+        }
+    }
+
+    [Fact]
+    public void The_first_problem_is_reported_even_when_a_later_line_of_the_chunk_is_unreadable()
+    {
+        var lines = LongLog(3000);
+        // line 2,500, in the same chunk as the truncated last line: seq goes back
+        Assert.StartsWith("{\"seq\":2499,", lines[2499]);
+        lines[2499] = lines[2499].Replace("\"seq\":2499", "\"seq\":7");
+        var truncated = lines[..^1]; // drop the final "" so the last line has no end of line
+        var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("first", truncated)));
+        Assert.Equal((2500, "seq"), (e.Line, e.Field));
+        // without the early problem, the truncated last line is what is reported
+        var e2 = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("last", LongLog(3000)[..^1])));
+        Assert.Equal((3001, "line"), (e2.Line, e2.Field));
+    }
 }
