@@ -182,4 +182,14 @@ public class EventLogFuzzTests
         var e2 = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("last", LongLog(3000)[..^1])));
         Assert.Equal((3001, "line"), (e2.Line, e2.Field));
     }
+
+    [Fact]
+    public void An_event_whose_data_is_null_is_refused_with_its_line()
+    {
+        var lines = Good.Split('\n');
+        var at = lines[1].IndexOf("\"data\":", StringComparison.Ordinal);
+        lines[1] = lines[1][..at] + "\"data\":null}";
+        var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("nulldata", lines)));
+        Assert.Equal((2, "data"), (e.Line, e.Field));
+    }
 }

@@ -147,7 +147,8 @@ public static class DomainEventSerializer
                 node = r.Upcasters.TryGetValue(v, out var up) ? up(node) : throw new JsonException($"{alias}: no upcaster from schema version {v}");
             return (IDomainEvent)node.Deserialize(r.Type, Options)!;
         }
-        return (IDomainEvent)data.Deserialize(r.Type, Options)!;
+        // JSON null would deserialize to a null event: refuse it as any other malformed data.
+        return (IDomainEvent)(data.Deserialize(r.Type, Options) ?? throw new JsonException($"{alias}: data is null"));
     }
 
     /// <summary>Reads an event of the current schema version of <paramref name="alias"/> from the
