@@ -245,17 +245,17 @@ public static class EventLogFile
         {
             var r = new Utf8JsonReader(line);
             if (!r.Read() || r.TokenType != JsonTokenType.StartObject) return null;
-            if (!Key(ref r, "seq"u8) || r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out var seq)) return null;
-            if (!Key(ref r, "stream"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
+            if (!DecisionRecordConverter.Prop(ref r, "seq"u8) || r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out var seq)) return null;
+            if (!DecisionRecordConverter.Prop(ref r, "stream"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
             var stream = r.GetString()!;
             if (stream.Length == 0 || stream.Contains('/')) return null;
-            if (!Key(ref r, "version"u8) || r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out var version)) return null;
-            if (!Key(ref r, "type"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
+            if (!DecisionRecordConverter.Prop(ref r, "version"u8) || r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out var version)) return null;
+            if (!DecisionRecordConverter.Prop(ref r, "type"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
             var type = r.GetString()!;
             if (!DomainEventSerializer.IsKnownAlias(type)) return null;
-            if (!Key(ref r, "time"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
+            if (!DecisionRecordConverter.Prop(ref r, "time"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
             if (!DateTime.TryParseExact(r.GetString(), "O", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var t)) return null;
-            if (!Key(ref r, "data"u8) || r.TokenType != JsonTokenType.StartObject) return null;
+            if (!DecisionRecordConverter.Prop(ref r, "data"u8) || r.TokenType != JsonTokenType.StartObject) return null;
             var e = DomainEventSerializer.FromJson(type, ref r);
             if (!r.Read() || r.TokenType != JsonTokenType.EndObject || r.Read()) return null;
             return new RunEvent(seq, stream, version, e, t.Ticks);
@@ -265,9 +265,6 @@ public static class EventLogFile
             return null;
         }
     }
-
-    private static bool Key(ref Utf8JsonReader r, ReadOnlySpan<byte> name) =>
-        r.Read() && r.TokenType == JsonTokenType.PropertyName && !r.ValueIsEscaped && r.ValueSpan.SequenceEqual(name) && r.Read();
 
     internal static RunEvent ParseEvent(string path, int line, ReadOnlyMemory<byte> text, long expectedSeq, Dictionary<string, long> versions)
     {

@@ -64,18 +64,19 @@ public sealed partial class DecisionProjection : EventProjection
     /// same batch, so <c>IEvent.Sequence</c> is still 0 when an inline projection runs (every row had 0
     /// before). The append comes first in Marten's batch, so the event row is there to read.
     /// The rows stay Marten documents (same table, JSON and indexes; read with Query&lt;DecisionRow&gt;).</summary>
-    private static void StoreDecisionRows(IDocumentOperations ops, string stream, long version, DecisionRow[] rows)
+    private void StoreDecisionRows(IDocumentOperations ops, string stream, long version, DecisionRow[] rows)
     {
         var options = ops.DocumentStore.Options;
-        var table = options.FindOrResolveDocumentType(typeof(DecisionRow)).TableName.QualifiedName;
-        var events = $"{options.Events.DatabaseSchemaName}.mt_events";
-        ops.QueueSqlCommand(
-            $"insert into {table} (id, data, mt_dotnet_type) " +
-            $"select r->>'Id', jsonb_set(r, '{{GlobalSeq}}', to_jsonb((select seq_id from {events} where stream_id = ? and version = ?))), ? " +
+        // One projection per store: the statement is built once, not per event.
+        _insertRows ??=
+            $"insert into {options.FindOrResolveDocumentType(typeof(DecisionRow)).TableName.QualifiedName} (id, data, mt_dotnet_type) " +
+            $"select r->>'Id', jsonb_set(r, '{{GlobalSeq}}', to_jsonb((select seq_id from {options.Events.DatabaseSchemaName}.mt_events where stream_id = ? and version = ?))), ? " +
             "from jsonb_array_elements(?::jsonb) r " +
-            "on conflict (id) do update set data = excluded.data, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = transaction_timestamp()",
-            stream, version, typeof(DecisionRow).FullName!, options.Serializer().ToJson(rows));
+            "on conflict (id) do update set data = excluded.data, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = transaction_timestamp()";
+        ops.QueueSqlCommand(_insertRows, stream, version, typeof(DecisionRow).FullName!, options.Serializer().ToJson(rows));
     }
+
+    private string? _insertRows;
 }
 
 /// <summary>The summary of a run from the projected rows and the event table.</summary>

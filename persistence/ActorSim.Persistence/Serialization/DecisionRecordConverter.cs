@@ -125,8 +125,9 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         return r.TokenType == JsonTokenType.EndArray;
     }
 
-    /// <summary>Moves to the next property, which must be <paramref name="name"/>, and onto its value.</summary>
-    private static bool Prop(ref Utf8JsonReader r, ReadOnlySpan<byte> name) =>
+    /// <summary>Moves to the next property, which must be <paramref name="name"/> written without
+    /// escapes, and onto its value (false otherwise). The event-log line reader uses it too.</summary>
+    internal static bool Prop(ref Utf8JsonReader r, ReadOnlySpan<byte> name) =>
         r.Read() && r.TokenType == JsonTokenType.PropertyName && !r.ValueIsEscaped && r.ValueSpan.SequenceEqual(name) && r.Read();
 
     private static bool End(ref Utf8JsonReader r) => r.Read() && r.TokenType == JsonTokenType.EndObject;
