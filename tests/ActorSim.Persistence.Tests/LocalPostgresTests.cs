@@ -58,14 +58,18 @@ public class LocalPostgresTests
     }
 }
 
-public class AutoPrepareTests
+public class StoreSettingsTests
 {
     [Fact]
-    public void The_stores_prepare_repeated_statements_unless_the_connection_string_says_otherwise()
+    public void The_stores_prepare_repeated_statements_and_skip_the_pool_reset_unless_the_connection_string_says_otherwise()
     {
-        var on = new Npgsql.NpgsqlConnectionStringBuilder(MartenStores.WithAutoPrepare("Host=h;Username=u;Password=p;Database=d"));
-        Assert.Equal((32, 2, "p"), (on.MaxAutoPrepare, on.AutoPrepareMinUsages, on.Password));
-        const string mine = "Host=h;Username=u;Password=p;Database=d;Max Auto Prepare=5";
-        Assert.Equal(mine, MartenStores.WithAutoPrepare(mine));
+        var on = new Npgsql.NpgsqlConnectionStringBuilder(MartenStores.WithStoreSettings("Host=h;Username=u;Password=p;Database=d"));
+        Assert.Equal((32, 2, true, "p"), (on.MaxAutoPrepare, on.AutoPrepareMinUsages, on.NoResetOnClose, on.Password));
+        const string mine = "Host=h;Username=u;Password=p;Database=d;Max Auto Prepare=5;No Reset On Close=false";
+        Assert.Equal(mine, MartenStores.WithStoreSettings(mine));
+        var reset = new Npgsql.NpgsqlConnectionStringBuilder(MartenStores.WithStoreSettings("Host=h;Username=u;Password=p;Database=d;No Reset On Close=false"));
+        Assert.Equal((32, false), (reset.MaxAutoPrepare, reset.NoResetOnClose));
+        var off = new Npgsql.NpgsqlConnectionStringBuilder(MartenStores.WithStoreSettings("Host=h;Username=u;Password=p;Database=d;Max Auto Prepare=0"));
+        Assert.Equal((0, true), (off.MaxAutoPrepare, off.NoResetOnClose));
     }
 }
