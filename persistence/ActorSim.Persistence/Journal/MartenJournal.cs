@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Configuration;
@@ -22,6 +23,23 @@ namespace ActorSim.Persistence.Journal;
 /// failures.</para>
 /// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
 /// highest sequence number never goes down; replay skips deleted ones.</para></summary>
+/// <summary>Asks the Marten journal (through <c>Persistence.JournalFor</c>) for <see cref="JournalStats"/>.</summary>
+public sealed record GetJournalStats
+{
+    public static readonly GetJournalStats Instance = new();
+}
+
+/// <summary>What the journal's single writer has done: commits, the Akka write calls and events they
+/// carried, the time spent in commits, and the time from the first commit's start to the last one's end
+/// (<see cref="Busy"/> near 1 means the writer, one commit at a time, is what limits throughput).</summary>
+public sealed record JournalStats(long Commits, long Calls, long Events, TimeSpan InCommits, TimeSpan Span)
+{
+    public double CallsPerCommit => Commits == 0 ? 0 : (double)Calls / Commits;
+    public double EventsPerCommit => Commits == 0 ? 0 : (double)Events / Commits;
+    public TimeSpan MeanCommit => Commits == 0 ? TimeSpan.Zero : InCommits / Commits;
+    public double Busy => Span <= TimeSpan.Zero ? 0 : InCommits / Span;
+}
+
 /// <summary>Published when the journal starts riding out a database outage.</summary>
 public sealed record JournalOutage(string Error);
 /// <summary>Published when writes go through again after an outage.</summary>
@@ -118,7 +136,9 @@ public sealed class MartenJournal : AsyncWriteJournal
             }
             try
             {
+                var started = Stopwatch.GetTimestamp();
                 await CommitRidingOutOutages(batch).ConfigureAwait(false);
+                _stats.Add(batch.Count, events, started, Stopwatch.GetTimestamp());
                 foreach (var c in batch) c.Done.TrySetResult(c.Results.ToImmutableList());
             }
             catch (Exception) when (batch.Count > 1)
@@ -255,6 +275,41 @@ public sealed class MartenJournal : AsyncWriteJournal
         meta.DeletedTo = Math.Max(meta.DeletedTo, Math.Min(toSequenceNr, highest));
         session.Store(meta);
         await session.SaveChangesAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Answers <see cref="GetJournalStats"/> with the writer's figures so far.</summary>
+    protected override bool ReceivePluginInternal(object message)
+    {
+        if (message is not GetJournalStats) return false;
+        Sender.Tell(_stats.Snapshot());
+        return true;
+    }
+
+    private readonly CommitCounters _stats = new();
+
+    /// <summary>Written by the writer loop, read by the journal actor: under a lock (once per commit).</summary>
+    private sealed class CommitCounters
+    {
+        private long _commits, _calls, _events, _ticks, _first, _last;
+
+        public void Add(int calls, int events, long started, long ended)
+        {
+            lock (this)
+            {
+                _commits++;
+                _calls += calls;
+                _events += events;
+                _ticks += ended - started;
+                if (_first == 0) _first = started;
+                _last = ended;
+            }
+        }
+
+        public JournalStats Snapshot()
+        {
+            lock (this)
+                return new JournalStats(_commits, _calls, _events, Stopwatch.GetElapsedTime(0, _ticks), Stopwatch.GetElapsedTime(_first, _last));
+        }
     }
 
     protected override void PostStop()
