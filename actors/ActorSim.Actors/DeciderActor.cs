@@ -48,47 +48,63 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
         });
     }
 
-    /// <summary>Like <see cref="PersistEvents"/> for a caller that has already folded the events into
-    /// <paramref name="after"/> while deciding (a fault batch evolves a working state fault by fault):
-    /// the events are published one by one, and the state becomes <paramref name="after"/> once they
-    /// are all persisted, instead of being folded a second time. The actor takes no other command
-    /// while a persist is under way, so State is still the state the caller started from.</summary>
-    protected void PersistEvolved(IReadOnlyList<IDomainEvent> events, TState after, Action then)
-    {
-        if (events.Count == 0) then();
-        else PersistAll(events, OnPersisted(events.Count, after, publish: true, then));
-    }
-
-    /// <summary>Like <see cref="PersistEvolved"/>, but the events are published now, and written with
-    /// PersistAllAsync: the actor goes on taking messages (it must hold back, itself, whatever needs
-    /// the new state) and the write is handed to the journal when this message's handling ends. For a
-    /// reply that may go out before the events are durable, sent from a later message.</summary>
-    protected void PersistEvolvedPublishedNow(IReadOnlyList<IDomainEvent> events, TState after, Action then)
+    /// <summary>A pipelined write, for a decision the actor must not wait on: the events, already
+    /// folded into <paramref name="after"/>, become the state and are published now, and are written
+    /// with PersistAllAsync, so the actor goes on taking messages — its next decision starts from this
+    /// state while the write is under way. <paramref name="then"/> runs once the events are durable
+    /// (with no events: once every earlier pipelined write is, so nothing answered from a state that is
+    /// not yet durable goes out before it). This is sound because the journal commits one actor's
+    /// writes in the order they were made, a failed write stops the actor (Akka), and a rejected one
+    /// restarts it (<see cref="OnPersistRejected"/>): either way the state is recovered from what was
+    /// written. A snapshot falls due only when no pipelined write is outstanding, so its state never
+    /// runs ahead of its sequence number.</summary>
+    protected void PersistPipelined(IReadOnlyList<IDomainEvent> events, TState after, Action then)
     {
         if (events.Count == 0)
         {
-            then();
+            WhenDurable(then);
             return;
         }
+        State = after;
         foreach (var e in events) Publish(e);
-        PersistAllAsync(events, OnPersisted(events.Count, after, publish: false, then));
+        _pipelinedWrites++;
+        var left = events.Count;
+        PersistAllAsync(events, _ =>
+        {
+            _snapshotPending |= SnapshotDue();
+            if (--left > 0) return;
+            if (--_pipelinedWrites == 0 && _snapshotPending)
+            {
+                _snapshotPending = false;
+                SaveSnapshot(State!);
+            }
+            then();
+        });
     }
 
-    /// <summary>The handler for <paramref name="count"/> already-folded events: counts each towards
-    /// the next snapshot (publishing it if asked); after the last, State becomes
-    /// <paramref name="after"/>, a snapshot is saved if one fell due, and <paramref name="then"/> runs.</summary>
-    private Action<IDomainEvent> OnPersisted(int count, TState after, bool publish, Action then)
+    /// <summary>Runs <paramref name="then"/> once every pipelined write made so far is durable (now, if
+    /// none is under way): for answers that show the state, such as a state query, which must not
+    /// show what a crash could still take back.</summary>
+    protected void WhenDurable(Action then)
     {
-        var snapshot = false;
-        return e =>
-        {
-            if (publish) Publish(e);
-            snapshot |= SnapshotDue();
-            if (--count > 0) return;
-            State = after;
-            if (snapshot) SaveSnapshot(State!);
-            then();
-        };
+        if (_pipelinedWrites == 0) then();
+        else DeferAsync(Drained.Instance, _ => then());
+    }
+
+    private int _pipelinedWrites;
+    private bool _snapshotPending;
+
+    private sealed class Drained
+    {
+        public static readonly Drained Instance = new();
+    }
+
+    /// <summary>A rejected write (its payload could not be serialized) would leave a pipelined state
+    /// ahead of the journal: restart, and recover from what was written.</summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        base.OnPersistRejected(cause, @event, sequenceNr);
+        throw new InvalidOperationException($"{PersistenceId}: event {sequenceNr} ({@event.GetType().Name}) was rejected by the journal", cause);
     }
 
     /// <summary>Persists one event, applies and publishes it, then runs <paramref name="then"/>.</summary>

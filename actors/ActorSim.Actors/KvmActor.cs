@@ -40,8 +40,16 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         Command<MmuInvalidateRangeEnd>(m => PersistEvents(KvmVmDecider.InvalidateRangeEnd(State, m.Start, m.End).Events, () => { }));
         Command<KvmFaultBatch>(OnFaultBatch);
         Command<MmPfnBatchAnswer>(OnPfnAnswer);
-        Command<KvmGetLeaf>(m => Sender.Tell(new KvmLeaf(State.Stage2.Lookup(m.Gpa))));
-        Command<KvmGetState>(_ => Sender.Tell(State));
+        Command<KvmGetLeaf>(m =>
+        {
+            var replyTo = Sender;
+            WhenDurable(() => replyTo.Tell(new KvmLeaf(State.Stage2.Lookup(m.Gpa))));
+        });
+        Command<KvmGetState>(_ =>
+        {
+            var replyTo = Sender;
+            WhenDurable(() => replyTo.Tell(State));
+        });
     }
 
     public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) =>
@@ -128,15 +136,17 @@ public sealed class KvmActor : DeciderActor<KvmVm>
             results[i] = new AccessResult(record, record.Outcome);
         }
         // One event for the batch's decisions: one journal entry, one row, one message to the checker.
+        // Pipelined (DeciderActor.PersistPipelined): the state moves on at once, so invalidations and
+        // memslot changes are taken while the write is under way; the batcher hears of this batch
+        // once its decisions are durable, so no vCPU goes on before the decision it waited for is.
         IDomainEvent[] events = decisions.Count == 0 ? [] : [DecisionEvents.For([.. decisions])];
-        PersistEvolved(events, working, () =>
+        var replyTo = f.ReplyTo;
+        var batchId = f.Batch.BatchId;
+        PersistPipelined(events, working, () => replyTo.Tell(new KvmFaultBatchResult(batchId, results)));
+        if (_inFlight.Count == 0 && _memslotWaiting)
         {
-            f.ReplyTo.Tell(new KvmFaultBatchResult(f.Batch.BatchId, results));
-            if (_inFlight.Count == 0 && _memslotWaiting)
-            {
-                _memslotWaiting = false; // re-set by the memslot change itself if it must wait again
-                Stash.UnstashAll();
-            }
-        });
+            _memslotWaiting = false; // re-set by the memslot change itself if it must wait again
+            Stash.UnstashAll();
+        }
     }
 }
