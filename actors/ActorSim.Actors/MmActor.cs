@@ -54,8 +54,8 @@ public sealed class MmActor : DeciderActor<AddressSpace>
 
     protected override AddressSpace Evolve(AddressSpace state, IDomainEvent e) => AddressSpaceDecider.Evolve(state, e);
 
-    /// <summary>An operation is under way (waiting for notifier acks, a driver's fault answer, or the
-    /// journal write of an mmap/munmap/mprotect/zap step): other requests wait in the stash, as they would on mmap_lock. A flag rather
+    /// <summary>An operation is under way (waiting for notifier acks, a driver's fault answer or its
+    /// journal write): other requests wait in the stash, as they would on mmap_lock. A flag rather
     /// than Become: switching behaviour rebuilds the handler table, on every fault pass.</summary>
     private bool _busy;
 
@@ -72,12 +72,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         Command<MmRegisterDevice>(m => { _devices[m.Name] = m.Vfio; Sender.Tell(new MmResult(Errno.None)); });
         Command<MmSubscribeNotifier>(m => { if (!WaitIfBusy()) { _subscribers[m.Vm] = m.Kvm; Sender.Tell(new MmResult(Errno.None)); } });
         Command<MmGetVmas>(m => { if (!WaitIfBusy()) Sender.Tell(new MmVmas(State.VmasIntersecting(m.Start, m.End).ToArray())); });
-        Command<MmGetState>(_ =>
-        {
-            if (WaitIfBusy()) return;
-            var replyTo = Sender;
-            WhenDurable(() => replyTo.Tell(State));
-        });
+        Command<MmGetState>(_ => { if (!WaitIfBusy()) Sender.Tell(State); });
         Command<MmInstallVma>(m => { if (!WaitIfBusy()) RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, m.Template), Sender, mapped: true); });
         Command<MmMapRam>(m =>
         {
@@ -207,14 +202,17 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             }
         }
         _pass = null;
-        // One journal entry for the PTEs of the whole pass (AddressSpaceDecider.CoalescePopulated),
-        // pipelined: the next pass starts from this one's PTEs instead of waiting for the write. The
-        // answers go out as soon as the write has been handed to the journal — from the next message,
-        // since the write leaves when this one's handling ends — and the mm is free once they are out.
-        // The journal commits writes in the order they come, so each VM's decisions, written after its
-        // answer arrives, land in the same commit as these PTEs or a later one. The PTE events are
-        // published now, so the invariant checker sees them before the decisions that used them.
-        PersistPipelined(AddressSpaceDecider.CoalescePopulated(p.Events), p.Working, () => { });
+        // One journal entry for the PTEs of the whole pass (AddressSpaceDecider.CoalescePopulated).
+        // The answers go out as soon as the write has been handed to the journal — from the next
+        // message, since the write leaves when this one's handling ends — but the mm stays busy until
+        // the write is durable. It must: a persistent actor has one journal write in flight at a time,
+        // so a second pass's write would wait inside Akka while its answers went out, and the VMs'
+        // decisions could reach the journal before the PTEs they used (a kill -9 then left leaves
+        // without PTEs: I4 on --resume). With one mm write at a time the journal, which commits writes
+        // in the order they come, puts each VM's decisions in the same commit as these PTEs or a later
+        // one. The PTE events are published now, so the invariant checker sees them before the
+        // decisions that used them.
+        PersistPipelined(AddressSpaceDecider.CoalescePopulated(p.Events), p.Working, Resume);
         Self.Tell(new AnswerPass(p));
     }
 
@@ -225,7 +223,6 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         var p = a.Pass;
         for (var i = 0; i < p.Batches.Count; i++)
             p.Batches[i].ReplyTo.Tell(new MmPfnBatchAnswer(p.Batches[i].Request.BatchId, [.. p.Answers[i]]));
-        Resume(); // then the requests that waited, in their order
     }
 
     private static void Record(FaultPass p, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
