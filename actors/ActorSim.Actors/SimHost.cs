@@ -50,8 +50,7 @@ public sealed class SimHost
     public string VmStream(string name) => $"{RunId}/kvm-{name}";
 
     /// <summary>HOCON for the actors: the in-memory journal (the Marten journal replaces it through
-    /// configuration); in deterministic mode one dispatcher thread for every actor and the journal,
-    /// otherwise the actors on cores − 1 dedicated threads.</summary>
+    /// configuration), and in deterministic mode one dispatcher thread for every actor and the journal.</summary>
     public static Config BaseConfig(bool deterministic)
     {
         var hocon = """
@@ -74,20 +73,6 @@ public sealed class SimHost
                 akka.persistence.dispatchers.default-plugin-dispatcher = ${akka.actor.default-dispatcher}
                 akka.persistence.dispatchers.default-replay-dispatcher = ${akka.actor.default-dispatcher}
                 akka.persistence.dispatchers.default-stream-dispatcher = ${akka.actor.default-dispatcher}
-                """;
-        else
-            // Actors on dedicated threads, one fewer than the cores, so the .NET thread pool is left to
-            // the journal's I/O (Npgsql and Marten continue there after each await): on the shared
-            // pool a commit's continuations queued behind the actors' mailbox runs. Side by side on
-            // 2 cores (bench --quick, 2 VMs x 8 vCPUs): durable 2.9–3.3 k -> 5.2–6.1 k decisions/s,
-            // in memory 84 k -> 93 k faults/s; two dedicated threads there: 4.0 k.
-            hocon += $$"""
-
-                akka.actor.default-dispatcher {
-                  type = ForkJoinDispatcher
-                  throughput = 100
-                  dedicated-thread-pool { thread-count = {{Math.Max(1, Environment.ProcessorCount - 1)}}, threadtype = background }
-                }
                 """;
         return ConfigurationFactory.ParseString(hocon);
     }
