@@ -188,4 +188,18 @@ public abstract class JournalSpec : Akka.TestKit.Xunit2.TestKit
 
 /// <summary>The journal contract against the Marten journal on real PostgreSQL, in a schema of its own.</summary>
 public sealed class MartenJournalSpec(SchemaFixture schema)
-    : JournalSpec(PostgresSchema.AkkaConfig(schema.Name), "marten-journal-spec"), IClassFixture<SchemaFixture>;
+    : JournalSpec(PostgresSchema.AkkaConfig(schema.Name), "marten-journal-spec"), IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task The_journal_reports_its_writers_commits()
+    {
+        // a-1..a-5 went in one write call, one commit, when the test started.
+        var first = await Journal.Ask<ActorSim.Persistence.Journal.JournalStats>(ActorSim.Persistence.Journal.GetJournalStats.Instance, TimeSpan.FromSeconds(10));
+        Assert.Equal((1L, 1L, 5L), (first.Commits, first.Calls, first.Events));
+        Assert.True(first.InCommits > TimeSpan.Zero && first.MeanCommit == first.InCommits);
+        WriteMessages(6, 8, Pid, CreateTestProbe().Ref, WriterGuid);
+        var second = await Journal.Ask<ActorSim.Persistence.Journal.JournalStats>(ActorSim.Persistence.Journal.GetJournalStats.Instance, TimeSpan.FromSeconds(10));
+        Assert.Equal((2L, 2L, 8L, 4.0), (second.Commits, second.Calls, second.Events, second.EventsPerCommit));
+        Assert.InRange(second.Busy, 0.0, 1.0);
+    }
+}

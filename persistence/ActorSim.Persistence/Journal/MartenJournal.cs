@@ -9,20 +9,6 @@ using Marten;
 
 namespace ActorSim.Persistence.Journal;
 
-/// <summary>An Akka.Persistence journal on Marten (PostgreSQL): one string-keyed Marten event stream
-/// per persistenceId, stream version = sequence number, Quick append mode.
-/// <para><b>Writes.</b> Each <c>WriteMessagesAsync</c> call (one persistent actor's batch of
-/// AtomicWrites) is serialized first: an AtomicWrite whose payload cannot be serialized is
-/// <i>rejected</i> (its slot in the result list holds the exception) and the others go on. The
-/// accepted writes of many calls — of many actors — are merged into one session and one
-/// SaveChanges (one database round trip), up to <c>max-events-per-commit</c> events, one append per
-/// stream with the expected version, so each AtomicWrite is all-or-nothing and a stale writer fails.
-/// If a merged commit fails, each call of it is retried alone, so one conflicting writer does not
-/// fail the others. A call whose commit fails (a concurrent writer on its persistenceId, a lost
-/// connection) <i>fails</i>: its task faults and the actor stops, as Akka expects for write
-/// failures.</para>
-/// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
-/// highest sequence number never goes down; replay skips deleted ones.</para></summary>
 /// <summary>Asks the Marten journal (through <c>Persistence.JournalFor</c>) for <see cref="JournalStats"/>.</summary>
 public sealed record GetJournalStats
 {
@@ -47,6 +33,20 @@ public sealed record JournalAvailable;
 /// <summary>Published when an outage lasted past the journal's outage-limit: writes now fail.</summary>
 public sealed record JournalUnavailable(TimeSpan After, string Error);
 
+/// <summary>An Akka.Persistence journal on Marten (PostgreSQL): one string-keyed Marten event stream
+/// per persistenceId, stream version = sequence number, Quick append mode.
+/// <para><b>Writes.</b> Each <c>WriteMessagesAsync</c> call (one persistent actor's batch of
+/// AtomicWrites) is serialized first: an AtomicWrite whose payload cannot be serialized is
+/// <i>rejected</i> (its slot in the result list holds the exception) and the others go on. The
+/// accepted writes of many calls — of many actors — are merged into one session and one
+/// SaveChanges (one database round trip), up to <c>max-events-per-commit</c> events, one append per
+/// stream with the expected version, so each AtomicWrite is all-or-nothing and a stale writer fails.
+/// If a merged commit fails, each call of it is retried alone, so one conflicting writer does not
+/// fail the others. A call whose commit fails (a concurrent writer on its persistenceId, a lost
+/// connection) <i>fails</i>: its task faults and the actor stops, as Akka expects for write
+/// failures.</para>
+/// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
+/// highest sequence number never goes down; replay skips deleted ones.</para></summary>
 public sealed class MartenJournal : AsyncWriteJournal
 {
     private readonly DocumentStore _store;
