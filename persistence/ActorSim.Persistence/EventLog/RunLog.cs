@@ -58,7 +58,7 @@ public static class RunLog
         {
             // Akka leaves the representation's timestamp at 0; then the time Marten stored it is used.
             var ticks = reader.IsDBNull(5) || reader.GetInt64(5) == 0 ? reader.GetFieldValue<DateTimeOffset>(2).UtcTicks : reader.GetInt64(5);
-            var data = System.Text.Encoding.UTF8.GetBytes(reader.GetString(7));
+            var data = reader.GetFieldValue<byte[]>(7); // the text's UTF-8 bytes as they came, no string in between
             var ev = new RunEvent(0, reader.GetString(0)[prefix.Length..], reader.GetInt64(1),
                 DomainEventSerializer.FromUtf8(reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetInt32(4), data), ticks);
             var logSeq = reader.GetInt64(6);

@@ -147,7 +147,9 @@ public sealed class MartenJournal : AsyncWriteJournal
                 {
                     try
                     {
+                        var started = Stopwatch.GetTimestamp();
                         await Commit([c]).ConfigureAwait(false);
+                        _stats.Add(1, c.EventCount, started, Stopwatch.GetTimestamp());
                         c.Done.TrySetResult(c.Results.ToImmutableList());
                     }
                     catch (Exception e)
@@ -287,14 +289,16 @@ public sealed class MartenJournal : AsyncWriteJournal
 
     private readonly CommitCounters _stats = new();
 
-    /// <summary>Written by the writer loop, read by the journal actor: under a lock (once per commit).</summary>
+    /// <summary>Written by the writer loop, read by the journal actor: under a lock (once per commit).
+    /// Counts the commits that succeeded, merged ones and the per-call retries after a failed merge.</summary>
     private sealed class CommitCounters
     {
+        private readonly Lock _lock = new();
         private long _commits, _calls, _events, _ticks, _first, _last;
 
         public void Add(int calls, int events, long started, long ended)
         {
-            lock (this)
+            lock (_lock)
             {
                 _commits++;
                 _calls += calls;
@@ -307,7 +311,7 @@ public sealed class MartenJournal : AsyncWriteJournal
 
         public JournalStats Snapshot()
         {
-            lock (this)
+            lock (_lock)
                 return new JournalStats(_commits, _calls, _events, Stopwatch.GetElapsedTime(0, _ticks), Stopwatch.GetElapsedTime(_first, _last));
         }
     }
