@@ -111,6 +111,9 @@ public sealed class KvmActor : DeciderActor<KvmVm>
     {
         if (!_inFlight.Remove(a.BatchId, out var f)) return;
         var working = State;
+        // One edit for the batch: its decisions copy each stage-2 node at most once; only the last
+        // `working` is kept (State, the VM the batch started from, is not changed).
+        var edit = new Stage2Edit();
         var results = new AccessResult[f.Starts.Length];
         var decisions = new List<DecisionRecord>(f.Starts.Length);
         var next = 0;
@@ -131,7 +134,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
                 var broken = record.Inputs with { SeqAtLock = record.Inputs.SampledSeq, InProgressAtLock = 0 };
                 record = record with { Outcome = KvmHandleGuestAbort.Decide(broken) };
             }
-            working = KvmVmDecider.Resolved(working, record);
+            working = KvmVmDecider.Resolved(working, record, edit);
             decisions.Add(record);
             results[i] = new AccessResult(record, record.Outcome);
         }

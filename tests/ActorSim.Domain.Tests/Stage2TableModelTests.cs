@@ -49,6 +49,50 @@ public class Stage2TableModelTests
     }
 
     [Fact]
+    public void Changes_sharing_an_edit_give_the_same_table_and_leave_the_one_they_started_from_as_it_was()
+    {
+        // A table built without edits, then the same random changes applied twice: one by one without
+        // an edit, and in runs sharing an edit (a new edit every few changes, as batches do).
+        Gen.Select(GenLeaf.Array[0, 40], Gen.Select(Gen.Bool, GenLeaf, Gen.Int[1, 3000], Gen.Int[0, 4]).Array[1, 120]).Sample((initial, ops) =>
+        {
+            var start = initial.Aggregate(Stage2Table.Empty, (t, l) => t.Install(l));
+            var startLeaves = start.Leaves.ToList();
+            Stage2Table plain = start, edited = start;
+            var edit = new Stage2Edit();
+            foreach (var (install, leaf, pages, newEdit) in ops)
+            {
+                if (newEdit == 0) edit = new Stage2Edit();
+                ulong from = leaf.Gpa, to = install ? leaf.EndGpa : leaf.Gpa + (ulong)pages * PageGeometry.PageSize;
+                plain = install ? plain.Install(leaf) : plain.Unmap(from, to);
+                edited = install ? edited.Install(leaf, edit) : edited.Unmap(from, to, edit);
+                if (edited.Count != plain.Count || !edited.Leaves.SequenceEqual(plain.Leaves)) return false;
+                if (edited.Lookup(leaf.Gpa) != plain.Lookup(leaf.Gpa)) return false;
+            }
+            return start.Count == startLeaves.Count && start.Leaves.SequenceEqual(startLeaves);
+        });
+    }
+
+    [Fact]
+    public void An_edit_copies_a_node_once()
+    {
+        // Two pages in one 32-page chunk: the second install under the same edit changes the nodes the
+        // first one copied, so the table after the first install sees the second leaf too (which is why
+        // only the newest table of an edit is valid); without an edit it does not.
+        var a = new Stage2Leaf(0x4000_0000, 3, KvmPgtableProt.KVM_PGTABLE_PROT_R, 0x1000);
+        var b = a with { Gpa = 0x4000_1000 };
+        var base0 = Stage2Table.Empty.Install(a with { Gpa = 0x8000_0000 });
+        var edit = new Stage2Edit();
+        var one = base0.Install(a, edit);
+        var two = one.Install(b, edit);
+        Assert.Equal(b, one.Lookup(b.Gpa));
+        Assert.Equal((1, 3), (base0.Count, two.Count));
+        Assert.Null(base0.Lookup(a.Gpa));
+        var plainOne = base0.Install(a);
+        plainOne.Install(b);
+        Assert.Null(plainOne.Lookup(b.Gpa));
+    }
+
+    [Fact]
     public void A_change_leaves_the_table_it_came_from_as_it_was()
     {
         var leaf = new Stage2Leaf(0x4000_0000, 3, KvmPgtableProt.KVM_PGTABLE_PROT_R, 0x1000);

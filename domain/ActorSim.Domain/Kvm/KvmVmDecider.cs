@@ -95,13 +95,24 @@ public static class KvmVmDecider
             MmuInvalidateInProgress = vm.MmuInvalidateInProgress - 1,
         },
         Stage2FaultResolved f => Resolved(vm, f.Decision),
-        Stage2FaultsResolved b => b.Decisions.Aggregate(vm, Resolved),
+        Stage2FaultsResolved b => ResolvedAll(vm, b.Decisions),
         _ => vm,
     };
 
-    /// <summary>The VM after one decision: its leaf installed if it mapped or relaxed one.</summary>
-    public static KvmVm Resolved(KvmVm vm, DecisionRecord d) =>
+    /// <summary>The VM after one decision: its leaf installed if it mapped or relaxed one. Decisions of
+    /// one batch may share an <paramref name="edit"/> (see <see cref="Stage2Table"/>): then only the
+    /// VM after the last of them is valid.</summary>
+    public static KvmVm Resolved(KvmVm vm, DecisionRecord d, Stage2Edit? edit = null) =>
         d.Inputs.Vm == vm.Name && d.Outcome is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf }
-            ? vm with { Stage2 = vm.Stage2.Install(leaf) }
+            ? vm with { Stage2 = vm.Stage2.Install(leaf, edit) }
             : vm;
+
+    /// <summary>The VM after a batch's decisions, in order, with one edit: each stage-2 node is copied
+    /// at most once per batch; the VM it started from is unchanged.</summary>
+    public static KvmVm ResolvedAll(KvmVm vm, IReadOnlyList<DecisionRecord> decisions)
+    {
+        var edit = new Stage2Edit();
+        for (var i = 0; i < decisions.Count; i++) vm = Resolved(vm, decisions[i], edit);
+        return vm;
+    }
 }

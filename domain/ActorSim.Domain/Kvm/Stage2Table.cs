@@ -6,7 +6,11 @@ namespace ActorSim.Domain.Kvm;
 /// number (gpa &gt;&gt; 12), 32 ways per level like a small page table, the leaves held inline in the
 /// bottom nodes. A change copies only the path to the leaf it touches (a few nodes), everything else
 /// is shared with the table it came from, and a mapped page costs about 30 bytes (the issue asks for
-/// at most 64): far fewer and smaller objects than a balanced tree with a node per leaf.</summary>
+/// at most 64): far fewer and smaller objects than a balanced tree with a node per leaf.
+/// <para>Many changes in a row (a batch of decisions) can share one <see cref="Stage2Edit"/>: a node
+/// that edit copied is then changed in place by its later changes instead of being copied again, so
+/// a batch copies each node at most once. Only the newest table of an edit's sequence is valid; the
+/// table the sequence started from is never changed.</para></summary>
 public sealed class Stage2Table : IEquatable<Stage2Table>
 {
     private const int Bits = 5;
@@ -29,14 +33,18 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     {
         /// <summary>Leaves in this subtree.</summary>
         public int Count;
+        /// <summary>The edit that made this node, if any: that edit may change it in place.</summary>
+        public Stage2Edit? Edit;
     }
 
     private sealed class Inner : Node
     {
         public readonly Node?[] Children = new Node?[Width];
-        public Inner Clone()
+        /// <summary>This node if <paramref name="edit"/> made it, else a copy made by it.</summary>
+        public Inner Writable(Stage2Edit? edit)
         {
-            var c = new Inner { Count = Count };
+            if (edit is not null && ReferenceEquals(Edit, edit)) return this;
+            var c = new Inner { Count = Count, Edit = edit };
             Array.Copy(Children, c.Children, Width);
             return c;
         }
@@ -46,9 +54,11 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     private sealed class Chunk : Node
     {
         public readonly Stage2Leaf[] Slots = new Stage2Leaf[Width];
-        public Chunk Clone()
+        /// <summary>This node if <paramref name="edit"/> made it, else a copy made by it.</summary>
+        public Chunk Writable(Stage2Edit? edit)
         {
-            var c = new Chunk { Count = Count };
+            if (edit is not null && ReferenceEquals(Edit, edit)) return this;
+            var c = new Chunk { Count = Count, Edit = edit };
             Array.Copy(Slots, c.Slots, Width);
             return c;
         }
@@ -103,39 +113,40 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     }
 
     /// <summary>Installs a leaf, removing every leaf it overlaps (a block replaces the table below it;
-    /// break-before-make replaces a leaf of another type).</summary>
-    public Stage2Table Install(Stage2Leaf leaf)
+    /// break-before-make replaces a leaf of another type). With an <paramref name="edit"/>, the nodes
+    /// that edit made are changed in place (see the class comment).</summary>
+    public Stage2Table Install(Stage2Leaf leaf, Stage2Edit? edit = null)
     {
-        var t = Unmap(leaf.Gpa, leaf.EndGpa);
+        var t = Unmap(leaf.Gpa, leaf.EndGpa, edit);
         var page = leaf.Gpa >> PageShift;
         var root = t._root;
         var height = t._height;
         while (root is not null && !Covers(height, page))
         {
-            var up = new Inner { Count = root.Count };
+            var up = new Inner { Count = root.Count, Edit = edit };
             up.Children[0] = root;
             root = up;
             height++;
         }
         if (root is null)
             while (!Covers(height, page)) height++;
-        return new Stage2Table(Set(root, height, page, leaf), height);
+        return new Stage2Table(Set(root, height, page, leaf, edit), height);
     }
 
-    private static Node Set(Node? n, int level, ulong page, Stage2Leaf leaf)
+    private static Node Set(Node? n, int level, ulong page, Stage2Leaf leaf, Stage2Edit? edit)
     {
         if (level == 0)
         {
-            var c = n is Chunk old ? old.Clone() : new Chunk();
+            var c = n is Chunk old ? old.Writable(edit) : new Chunk { Edit = edit };
             ref var slot = ref c.Slots[Index(page, 0)];
             if (slot.Level == 0) c.Count++;
             slot = leaf;
             return c;
         }
-        var inner = n is Inner o ? o.Clone() : new Inner();
+        var inner = n is Inner o ? o.Writable(edit) : new Inner { Edit = edit };
         var i = Index(page, level);
         var before = inner.Children[i]?.Count ?? 0;
-        var child = Set(inner.Children[i], level - 1, page, leaf);
+        var child = Set(inner.Children[i], level - 1, page, leaf, edit);
         inner.Children[i] = child;
         inner.Count += child.Count - before;
         return inner;
@@ -143,29 +154,30 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
 
     /// <summary>Removes every leaf overlapping [start, end) (a partially covered block goes whole):
     /// the leaves whose base lies in the range, and a PMD or PUD block that starts below it and
-    /// reaches into it.</summary>
-    public Stage2Table Unmap(ulong start, ulong end)
+    /// reaches into it. With an <paramref name="edit"/>, as <see cref="Install"/>.</summary>
+    public Stage2Table Unmap(ulong start, ulong end, Stage2Edit? edit = null)
     {
         if (_root is null || start >= end) return this;
         var root = _root;
         var first = start >> PageShift;
         var last = ((end - 1) >> PageShift) + 1; // page numbers [first, last)
-        root = RemoveRange(root, _height, 0, first, last);
-        root = RemoveBlockReachingIn(root, _height, start, PmdSize, 2);
-        root = RemoveBlockReachingIn(root, _height, start, PudSize, 1);
+        root = RemoveRange(root, _height, 0, first, last, edit);
+        root = RemoveBlockReachingIn(root, _height, start, PmdSize, 2, edit);
+        root = RemoveBlockReachingIn(root, _height, start, PudSize, 1, edit);
+        // Changed in place or not at all: the same root, and this table is as valid as a new one.
         return ReferenceEquals(root, _root) ? this : new Stage2Table(root, _height);
     }
 
     /// <summary>Without the block of this level that starts below <paramref name="start"/> and covers it.</summary>
-    private static Node? RemoveBlockReachingIn(Node? root, int height, ulong start, ulong size, int level)
+    private static Node? RemoveBlockReachingIn(Node? root, int height, ulong start, ulong size, int level, Stage2Edit? edit)
     {
         var b = AlignDown(start, size);
         if (b == start || !TryGet(root, height, b, out var l) || l.Level != level || l.EndGpa <= start) return root;
-        return RemoveRange(root!, height, 0, b >> PageShift, (b >> PageShift) + 1);
+        return RemoveRange(root!, height, 0, b >> PageShift, (b >> PageShift) + 1, edit);
     }
 
     /// <summary>The subtree without the slots numbered [first, last); null when nothing is left.</summary>
-    private static Node? RemoveRange(Node n, int level, ulong nodeBase, ulong first, ulong last)
+    private static Node? RemoveRange(Node n, int level, ulong nodeBase, ulong first, ulong last, Stage2Edit? edit)
     {
         var span = 1UL << (Bits * (level + 1)); // pages this node covers (level < 12 here)
         var nodeEnd = nodeBase + span;
@@ -179,7 +191,7 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
             for (var i = from; i < to; i++)
             {
                 if (c.Slots[i].Level == 0) continue;
-                copy ??= c.Clone();
+                copy ??= c.Writable(edit);
                 copy.Slots[i] = default;
                 copy.Count--;
             }
@@ -194,11 +206,12 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
             if (child is null) continue;
             var childBase = nodeBase + (ulong)i * childSpan;
             if (last <= childBase || first >= childBase + childSpan) continue;
-            var after = RemoveRange(child, level - 1, childBase, first, last);
-            if (ReferenceEquals(after, child)) continue;
-            changed ??= inner.Clone();
+            var before = child.Count; // read first: the edit may change the child in place
+            var after = RemoveRange(child, level - 1, childBase, first, last, edit);
+            if (ReferenceEquals(after, child) && after.Count == before) continue;
+            changed ??= inner.Writable(edit);
             changed.Children[i] = after;
-            changed.Count -= child.Count - (after?.Count ?? 0);
+            changed.Count -= before - (after?.Count ?? 0);
         }
         return changed is null ? inner : changed.Count == 0 ? null : changed;
     }
@@ -208,3 +221,8 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     public override bool Equals(object? obj) => Equals(obj as Stage2Table);
     public override int GetHashCode() => Count;
 }
+
+/// <summary>One sequence of changes to a <see cref="Stage2Table"/> (a batch of decisions): the nodes it
+/// copied, it may change in place. Use a new one per sequence, and only the newest table of the
+/// sequence; never keep one beyond the sequence.</summary>
+public sealed class Stage2Edit;
