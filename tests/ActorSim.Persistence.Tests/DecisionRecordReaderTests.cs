@@ -92,4 +92,63 @@ public class DecisionRecordReaderTests
         }
         Assert.Equal(Outcome(DomainEventSerializer.General), Outcome(DomainEventSerializer.Options));
     }
+
+    /// <summary>A decision event's JSON through the serializer (fast wrapper where it applies) and
+    /// through the general path alone: "ok" and the event written again, or "error" and the message.</summary>
+    private static (string Serializer, string General) BothWays(string alias, string json)
+    {
+        var type = alias == "stage2_fault_resolved" ? typeof(Stage2FaultResolved) : typeof(Stage2FaultsResolved);
+        string Of(Func<object> read)
+        {
+            try { return "ok " + JsonSerializer.Serialize(read(), type, DomainEventSerializer.General); }
+            catch (JsonException e) { return "error " + e.Message; }
+        }
+        return (Of(() => DomainEventSerializer.FromUtf8(alias, DomainEventSerializer.VersionOf(alias), Encoding.UTF8.GetBytes(json))),
+                Of(() => JsonSerializer.Deserialize(json, type, DomainEventSerializer.General)!));
+    }
+
+    [Fact]
+    public void Decision_events_as_written_are_read_by_hand_and_as_the_general_path_reads_them()
+    {
+        var decisions = Decisions().ToArray();
+        foreach (var e in decisions.Select(d => (Domain.IDomainEvent)new Stage2FaultResolved(d)).Append(new Stage2FaultsResolved(decisions)).Append(new Stage2FaultsResolved([])))
+        {
+            var alias = DomainEventSerializer.AliasOf(e.GetType());
+            var json = Encoding.UTF8.GetString(DomainEventSerializer.ToUtf8(e));
+            var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(json));
+            reader.Read();
+            Assert.True(DecisionRecordConverter.TryReadEvent(alias, ref reader, out var fast), json);
+            Assert.Equal(JsonTokenType.EndObject, reader.TokenType);
+            Assert.False(reader.Read()); // on the event's last token
+            Assert.Equal(e, fast);
+            var (serializer, general) = BothWays(alias, json);
+            Assert.Equal(general, serializer);
+        }
+    }
+
+    public static TheoryData<string, string, string> WrapperEdits => new()
+    {
+        { "stage2_fault_resolved", "{\"decision\":", "{\"Decision\":" },
+        { "stage2_fault_resolved", "{\"decision\":", "{\"other\":1,\"decision\":" },
+        { "stage2_fault_resolved", "}}}", "}},\"decision\":null}" },
+        { "stage2_faults_resolved", "{\"decisions\":[", "{\"decisions\":null,\"x\":[" },
+        { "stage2_faults_resolved", "]}", "],\"extra\":true}" },
+        { "stage2_faults_resolved", "{\"decisions\":[", "{\"decisions\":[null," },
+    };
+
+    [Theory]
+    [MemberData(nameof(WrapperEdits))]
+    public void A_decision_event_of_another_shape_reads_as_the_general_path_reads_it(string alias, string from, string to)
+    {
+        var d = Decisions().First(d => d.Outcome.Leaf is not null);
+        Domain.IDomainEvent e = alias == "stage2_fault_resolved" ? new Stage2FaultResolved(d) : new Stage2FaultsResolved([d, d]);
+        var written = Encoding.UTF8.GetString(DomainEventSerializer.ToUtf8(e));
+        Assert.Contains(from, written);
+        var json = written.Replace(from, to);
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(json));
+        reader.Read();
+        Assert.False(DecisionRecordConverter.TryReadEvent(alias, ref reader, out _), json);
+        var (serializer, general) = BothWays(alias, json);
+        Assert.Equal(general, serializer);
+    }
 }

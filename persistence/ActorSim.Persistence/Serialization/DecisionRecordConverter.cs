@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ActorSim.Domain;
 using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
 using ActorSim.Domain.Mm;
@@ -24,6 +25,40 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         var reader = new Utf8JsonReader(utf8);
         record = null;
         return reader.Read() && new DecisionRecordConverter(DomainEventSerializer.General).TryRecord(ref reader, out record);
+    }
+
+    private static readonly DecisionRecordConverter Fast = new(DomainEventSerializer.General);
+
+    /// <summary>The decision events as written — <c>{"decision":{…}}</c> (stage2_fault_resolved) and
+    /// <c>{"decisions":[{…},…]}</c> (stage2_faults_resolved) — read by hand from the reader on the data
+    /// object's first token, leaving it on the object's last one. False for any other type or shape
+    /// (the reader is then anywhere: the caller starts again from its own copy). Through the general
+    /// path the wrapper cost a second tokenizing pass of the whole event (System.Text.Json scans a
+    /// value to its end before handing it to a converter).</summary>
+    internal static bool TryReadEvent(string alias, ref Utf8JsonReader r, out IDomainEvent? e)
+    {
+        e = null;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        switch (alias)
+        {
+            case "stage2_fault_resolved":
+                if (!Prop(ref r, "decision"u8) || !Fast.TryRecord(ref r, out var one) || !End(ref r)) return false;
+                e = new Stage2FaultResolved(one!);
+                return true;
+            case "stage2_faults_resolved":
+                if (!Prop(ref r, "decisions"u8) || r.TokenType != JsonTokenType.StartArray) return false;
+                var list = new List<DecisionRecord>();
+                while (r.Read() && r.TokenType != JsonTokenType.EndArray)
+                {
+                    if (!Fast.TryRecord(ref r, out var d)) return false;
+                    list.Add(d!);
+                }
+                if (r.TokenType != JsonTokenType.EndArray || !End(ref r)) return false;
+                e = new Stage2FaultsResolved([.. list]);
+                return true;
+            default:
+                return false;
+        }
     }
 
     public override DecisionRecord? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)

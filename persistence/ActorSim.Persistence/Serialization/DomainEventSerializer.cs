@@ -157,6 +157,11 @@ public static class DomainEventSerializer
     public static IDomainEvent FromJson(string alias, ref Utf8JsonReader reader)
     {
         if (!ByAlias.TryGetValue(alias, out var r)) throw new JsonException($"unknown event type '{alias}'");
+        // The decision events (most of a run) by hand when written as the serializer writes them;
+        // anything else from the start again through System.Text.Json, which decides what it means.
+        var checkpoint = reader;
+        if (DecisionRecordConverter.TryReadEvent(alias, ref reader, out var fast)) return fast!;
+        reader = checkpoint;
         return (IDomainEvent)(JsonSerializer.Deserialize(ref reader, r.Type, Options) ?? throw new JsonException($"{alias}: data is null"));
     }
 
