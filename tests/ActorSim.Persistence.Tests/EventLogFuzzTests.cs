@@ -183,6 +183,28 @@ public class EventLogFuzzTests
         Assert.Equal((3001, "line"), (e2.Line, e2.Field));
     }
 
+    [Theory]
+    [InlineData("2026-11-26T10:00:00.1234567Z")]       // as written: read from the bytes
+    [InlineData("2026-11-26T12:00:00.1234567+02:00")]  // other forms: as the document path reads them
+    [InlineData("2026-11-26T10:00:00.1234567")]
+    [InlineData("2026-11-26T10:00:00Z")]               // not the round-trip form: refused both ways
+    [InlineData("2026-11-26T10:00:00.123456Z")]
+    public void A_time_reads_the_same_in_chunks_as_line_by_line(string time)
+    {
+        var lines = Good.Split('\n');
+        var at = lines[1].IndexOf("\"time\":\"", StringComparison.Ordinal) + 8;
+        lines[1] = lines[1][..at] + time + lines[1][lines[1].IndexOf('"', at)..];
+        string Outcome(Func<long> read)
+        {
+            try { return $"ticks {read()}"; }
+            catch (EventLogFormatException e) { return $"error {e.Field}"; }
+        }
+        var chunked = Outcome(() => EventLogFile.Read(WriteTemp("time", lines)).Events[0].TimestampTicks);
+        Assert.Equal(Outcome(() => EventLogFile.ParseEvent("f", 2, System.Text.Encoding.UTF8.GetBytes(lines[1]), 1, []).TimestampTicks), chunked);
+        if (time.EndsWith(".1234567Z", StringComparison.Ordinal) || time.EndsWith("+02:00", StringComparison.Ordinal))
+            Assert.Equal($"ticks {new DateTime(2026, 11, 26, 10, 0, 0, DateTimeKind.Utc).Ticks + 1_234_567}", chunked);
+    }
+
     [Fact]
     public void An_event_whose_data_is_null_is_refused_with_its_line()
     {

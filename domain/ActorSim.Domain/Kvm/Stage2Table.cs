@@ -200,12 +200,14 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
         var inner = (Inner)n;
         Inner? changed = null;
         var childSpan = span / Width;
-        for (var i = 0; i < Width; i++)
+        // Only the children the range reaches (it reaches this node, see above).
+        var firstChild = first <= nodeBase ? 0 : (int)((first - nodeBase) / childSpan);
+        var lastChild = last >= nodeEnd ? Width - 1 : (int)((last - 1 - nodeBase) / childSpan);
+        for (var i = firstChild; i <= lastChild; i++)
         {
             var child = inner.Children[i];
             if (child is null) continue;
             var childBase = nodeBase + (ulong)i * childSpan;
-            if (last <= childBase || first >= childBase + childSpan) continue;
             var before = child.Count; // read first: the edit may change the child in place
             var after = RemoveRange(child, level - 1, childBase, first, last, edit);
             if (ReferenceEquals(after, child) && after.Count == before) continue;

@@ -254,7 +254,7 @@ public static class EventLogFile
             var type = r.GetString()!;
             if (!DomainEventSerializer.IsKnownAlias(type)) return null;
             if (!DecisionRecordConverter.Prop(ref r, "time"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
-            if (!DateTime.TryParseExact(r.GetString(), "O", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var t)) return null;
+            if (!WrittenTime(r.ValueSpan, out var t) && !DateTime.TryParseExact(r.GetString(), "O", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out t)) return null;
             if (!DecisionRecordConverter.Prop(ref r, "data"u8) || r.TokenType != JsonTokenType.StartObject) return null;
             var e = DomainEventSerializer.FromJson(type, ref r);
             if (!r.Read() || r.TokenType != JsonTokenType.EndObject || r.Read()) return null;
@@ -264,6 +264,15 @@ public static class EventLogFile
         {
             return null;
         }
+    }
+
+    /// <summary>A time as <see cref="Time"/> writes it ("yyyy-MM-ddTHH:mm:ss.fffffffZ", UTC), parsed
+    /// from the UTF-8 bytes; false for any other form, which the caller parses as before.</summary>
+    private static bool WrittenTime(ReadOnlySpan<byte> utf8, out DateTime time)
+    {
+        time = default;
+        return utf8.Length == 28 && utf8[^1] == (byte)'Z'
+            && System.Buffers.Text.Utf8Parser.TryParse(utf8, out time, out var used, 'O') && used == utf8.Length && time.Kind == DateTimeKind.Utc;
     }
 
     internal static RunEvent ParseEvent(string path, int line, ReadOnlyMemory<byte> text, long expectedSeq, Dictionary<string, long> versions)
