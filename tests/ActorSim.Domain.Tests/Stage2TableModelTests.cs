@@ -75,7 +75,7 @@ public class Stage2TableModelTests
     [Fact]
     public void An_edit_copies_a_node_once()
     {
-        // Two pages in one 32-page chunk: the second install under the same edit changes the nodes the
+        // Two pages in one 16-page chunk: the second install under the same edit changes the nodes the
         // first one copied, so the table after the first install sees the second leaf too (which is why
         // only the newest table of an edit is valid); without an edit it does not.
         var a = new Stage2Leaf(0x4000_0000, 3, KvmPgtableProt.KVM_PGTABLE_PROT_R, 0x1000);
