@@ -36,7 +36,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public List<(MmFaultInPfnBatch Request, IActorRef ReplyTo)> Batches { get; } = batches;
         public AddressSpace Working = working;
         public int Batch, Next;
-        public readonly List<MmPfnAnswer>[] Answers = batches.Select(_ => new List<MmPfnAnswer>()).ToArray();
+        public readonly List<MmPfnAnswer>[] Answers = batches.Select(b => new List<MmPfnAnswer>(b.Request.Faults.Length)).ToArray();
         public readonly List<IDomainEvent> Events = [];
         public FaultStart? Waiting;
         public VmaSnapshot? WaitingVma;
