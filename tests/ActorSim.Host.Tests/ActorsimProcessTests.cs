@@ -31,6 +31,21 @@ public class ActorsimProcessTests
     }
 
     [Fact]
+    public void Bench_in_memory_measures_faults_and_the_bytes_allocated_per_fault()
+    {
+        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--vms", "1", "--vcpus", "2", "--only", "inmem", "--json");
+        Assert.True(exit == 0, output + err);
+        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        var faults = j.RootElement.GetProperty("inmem_faults_per_s").GetDouble();
+        var allocated = j.RootElement.GetProperty("inmem_allocated_bytes_per_fault").GetDouble();
+        Assert.True(faults > 0, output);
+        // A fault allocates at least its messages and decision record, and far less than a megabyte.
+        Assert.InRange(allocated, 100, 1 << 20);
+        Assert.True(j.RootElement.GetProperty("p99_fault_latency_us").GetDouble() > 0, output);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("durable_decisions_per_s").ValueKind);
+    }
+
+    [Fact]
     public void Run_in_memory_for_a_second_prints_its_id_and_a_summary()
     {
         var (exit, output, err) = Run("run", "--in-memory", "--duration", "1s", "--kernel", "6.17", "--no-fwb", "--vms", "1", "--vcpus", "2");
