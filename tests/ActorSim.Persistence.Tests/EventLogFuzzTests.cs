@@ -206,6 +206,22 @@ public class EventLogFuzzTests
     }
 
     [Fact]
+    public void An_opened_log_gives_its_events_as_it_reads_them_and_throws_when_it_reaches_a_problem()
+    {
+        var lines = LongLog(5000);
+        lines[4500] = lines[4500].Replace("\"seq\":4500", "\"seq\":7"); // line 4,501
+        using var log = EventLogFile.Open(WriteTemp("open", lines));
+        Assert.Equal(5000, log.Header.Events);
+        var seen = new List<long>();
+        var e = Assert.Throws<EventLogFormatException>(() => { foreach (var ev in log.Events) seen.Add(ev.Seq); });
+        Assert.Equal((4501, "seq"), (e.Line, e.Field));
+        Assert.Equal(Enumerable.Range(1, 4499).Select(i => (long)i), seen); // every event before it, in order
+        // Read, on the same file, refuses it whole with the same error.
+        var whole = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("open", lines)));
+        Assert.Equal((4501, "seq"), (whole.Line, whole.Field));
+    }
+
+    [Fact]
     public void An_event_whose_data_is_null_is_refused_with_its_line()
     {
         var lines = Good.Split('\n');

@@ -106,11 +106,13 @@ public static class DataCommands
         var replay = new Replay(redecide);
 
         IAsyncEnumerable<RunEvent> events;
-        if (a.Get("--file") is { } file)
+        // A file is read as it is replayed (a chunk of events in memory at a time, not the whole run);
+        // a problem in it ends the replay when its line is reached, with the same error and exit 2.
+        using var log = a.Get("--file") is { } file ? OpenLog(file) : null;
+        if (a.Has("--file"))
         {
-            if (!File.Exists(file)) { Console.Error.WriteLine($"replay: {file}: no such file"); return 2; }
-            try { events = AsAsync(EventLogFile.Read(file).Events); }
-            catch (EventLogFormatException e) { Console.Error.WriteLine($"replay: {e.Message}"); return 2; }
+            if (log is null) return 2;
+            events = AsAsync(log.Events);
         }
         else
         {
@@ -118,16 +120,24 @@ public static class DataCommands
             events = RunLog.ReadAsync(store, a.Get("--run")!);
         }
         var verify = a.Has("--verify");
-        await foreach (var e in events)
+        try
         {
-            replay.Apply(e.Seq, e.Stream, e.Event);
-            if (verify && replay.FirstMismatch is { } m)
+            await foreach (var e in events)
             {
-                Console.WriteLine($"MISMATCH at seq {m.Seq} ({m.Stream}):");
-                Console.WriteLine($"  recorded:   {m.Recorded}");
-                Console.WriteLine($"  recomputed: {m.Recomputed}");
-                return 1;
+                replay.Apply(e.Seq, e.Stream, e.Event);
+                if (verify && replay.FirstMismatch is { } m)
+                {
+                    Console.WriteLine($"MISMATCH at seq {m.Seq} ({m.Stream}):");
+                    Console.WriteLine($"  recorded:   {m.Recorded}");
+                    Console.WriteLine($"  recomputed: {m.Recomputed}");
+                    return 1;
+                }
             }
+        }
+        catch (EventLogFormatException e)
+        {
+            Console.Error.WriteLine($"replay: {e.Message}");
+            return 2;
         }
         if (replay.Events == 0) { Console.Error.WriteLine("replay: the run has no events"); return 2; }
         var groups = replay.Changes.GroupBy(c => (c.Before, c.After)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key.Before, StringComparer.Ordinal)
@@ -153,5 +163,13 @@ public static class DataCommands
             }
         }
         return replay.Mismatches == 0 ? 0 : 1;
+    }
+
+    /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>
+    private static EventLogReader? OpenLog(string file)
+    {
+        if (!File.Exists(file)) { Console.Error.WriteLine($"replay: {file}: no such file"); return null; }
+        try { return EventLogFile.Open(file); }
+        catch (EventLogFormatException e) { Console.Error.WriteLine($"replay: {e.Message}"); return null; }
     }
 }

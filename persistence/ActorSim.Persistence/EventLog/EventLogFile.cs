@@ -95,17 +95,41 @@ public static class EventLogFile
     }
 
     /// <summary>Reads and validates a whole file. Throws <see cref="EventLogFormatException"/> at the
-    /// first problem. Lines are decoded a chunk at a time on every core (decoding depends on nothing
-    /// before it); the checks that do — seq, each stream's version — run in file order, and a line the
-    /// one-pass reader declines is read in order by <see cref="ParseEvent"/>, so the result and the
-    /// first error are those of reading line by line.</summary>
+    /// first problem (see <see cref="Open"/>).</summary>
     public static (EventLogHeader Header, List<RunEvent> Events) Read(string path)
     {
-        using var stream = File.OpenRead(path);
-        var lines = ReadLines(stream, path).GetEnumerator();
-        if (!lines.MoveNext()) throw new EventLogFormatException(path, 1, "header", "empty file");
-        var header = ParseHeader(path, lines.Current.Bytes);
-        var events = new List<RunEvent>();
+        using var log = Open(path);
+        return (log.Header, [.. log.Events]);
+    }
+
+    /// <summary>Opens a file and reads its header (a problem there throws at once); its events are
+    /// read as <see cref="EventLogReader.Events"/> is enumerated, validated as they come, so a caller
+    /// that goes through them once (replay) holds a chunk of them at a time, not the whole run. A
+    /// problem throws <see cref="EventLogFormatException"/> when its line is reached; a wrong event
+    /// count at the end. Lines are decoded a chunk at a time on every core (decoding depends on nothing
+    /// before it); the checks that do — seq, each stream's version — run in file order, and a line the
+    /// one-pass reader declines is read in order by <see cref="ParseEvent"/>, so the events and the
+    /// first error are those of reading line by line.</summary>
+    public static EventLogReader Open(string path)
+    {
+        var stream = File.OpenRead(path);
+        try
+        {
+            var lines = ReadLines(stream, path).GetEnumerator();
+            if (!lines.MoveNext()) throw new EventLogFormatException(path, 1, "header", "empty file");
+            var header = ParseHeader(path, lines.Current.Bytes);
+            return new EventLogReader(header, stream, ReadEvents(path, header, lines));
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    private static IEnumerable<RunEvent> ReadEvents(string path, EventLogHeader header, IEnumerator<(int Line, ReadOnlyMemory<byte> Bytes)> lines)
+    {
+        var count = 0L;
         var versions = new Dictionary<string, long>(StringComparer.Ordinal);
         var chunk = new List<(int Line, ReadOnlyMemory<byte> Bytes)>(DecodeChunk);
         var decoded = new RunEvent?[DecodeChunk];
@@ -126,15 +150,17 @@ public static class EventLogFile
             Parallel.For(0, chunk.Count, i => decoded[i] = DecodeWritten(chunk[i].Bytes.Span));
             for (var i = 0; i < chunk.Count; i++)
             {
-                var expected = events.Count + 1;
-                events.Add(Checked(decoded[i], expected, versions) ?? ParseEvent(path, chunk[i].Line, chunk[i].Bytes, expected, versions));
+                var expected = count + 1;
+                var e = Checked(decoded[i], expected, versions) ?? ParseEvent(path, chunk[i].Line, chunk[i].Bytes, expected, versions);
+                decoded[i] = null;
+                count++;
+                yield return e;
             }
             if (ahead is not null) throw ahead;
             chunk.Clear();
         }
-        if (header.Events != events.Count)
-            throw new EventLogFormatException(path, 1, "events", $"header says {header.Events} events, the file has {events.Count}");
-        return (header, events);
+        if (header.Events != count)
+            throw new EventLogFormatException(path, 1, "events", $"header says {header.Events} events, the file has {count}");
     }
 
     private const int DecodeChunk = 2048;
@@ -321,4 +347,12 @@ public static class EventLogFile
             JsonValueKind.False => false,
             _ => throw new EventLogFormatException(path, line, k, "not true or false"),
         };
+}
+
+/// <summary>An open event log: its header, and its events as they are read (once).</summary>
+public sealed class EventLogReader(EventLogHeader header, Stream stream, IEnumerable<RunEvent> events) : IDisposable
+{
+    public EventLogHeader Header { get; } = header;
+    public IEnumerable<RunEvent> Events { get; } = events;
+    public void Dispose() => stream.Dispose();
 }
