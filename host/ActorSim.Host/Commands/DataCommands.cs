@@ -109,11 +109,8 @@ public static class DataCommands
         // A file is read as it is replayed (a chunk of events in memory at a time, not the whole run);
         // a problem in it ends the replay when its line is reached, with the same error and exit 2.
         using var log = a.Get("--file") is { } file ? OpenLog(file) : null;
-        if (a.Has("--file"))
-        {
-            if (log is null) return 2;
-            events = AsAsync(log.Events);
-        }
+        if (log is not null) events = AsAsync(log.Events);
+        else if (a.Has("--file")) return 2; // OpenLog said why
         else
         {
             if (await Store(a) is not { } store) return 3;

@@ -20,7 +20,6 @@ public sealed record GetJournalStats
 /// (<see cref="Busy"/> near 1 means the writer, one commit at a time, is what limits throughput).</summary>
 public sealed record JournalStats(long Commits, long Calls, long Events, TimeSpan InCommits, TimeSpan Span)
 {
-    public double CallsPerCommit => Commits == 0 ? 0 : (double)Calls / Commits;
     public double EventsPerCommit => Commits == 0 ? 0 : (double)Events / Commits;
     public TimeSpan MeanCommit => Commits == 0 ? TimeSpan.Zero : InCommits / Commits;
     public double Busy => Span <= TimeSpan.Zero ? 0 : InCommits / Span;

@@ -19,15 +19,16 @@ namespace ActorSim.Persistence.Serialization;
 /// general path.</summary>
 public sealed class DecisionRecordConverter(JsonSerializerOptions general) : JsonConverter<DecisionRecord>
 {
+    /// <summary>The reader for callers that come without options: the event wrappers and the tests.</summary>
+    private static readonly DecisionRecordConverter Fast = new(DomainEventSerializer.General);
+
     /// <summary>The fast path alone, for tests: false where <see cref="Read"/> would take the general path.</summary>
     public static bool TryReadWritten(ReadOnlySpan<byte> utf8, out DecisionRecord? record)
     {
         var reader = new Utf8JsonReader(utf8);
         record = null;
-        return reader.Read() && new DecisionRecordConverter(DomainEventSerializer.General).TryRecord(ref reader, out record);
+        return reader.Read() && Fast.TryRecord(ref reader, out record);
     }
-
-    private static readonly DecisionRecordConverter Fast = new(DomainEventSerializer.General);
 
     /// <summary>The decision events as written — <c>{"decision":{…}}</c> (stage2_fault_resolved) and
     /// <c>{"decisions":[{…},…]}</c> (stage2_faults_resolved) — read by hand from the reader on the data
