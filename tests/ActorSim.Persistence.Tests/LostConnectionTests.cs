@@ -36,8 +36,21 @@ public sealed class CuttableProxy : IDisposable
             try { inbound = await _listener.AcceptTcpClientAsync(_cts.Token); }
             catch (Exception) { return; }
             var outbound = new TcpClient();
-            await outbound.ConnectAsync(IPAddress.Loopback, _targetPort);
-            lock (_clients) { _clients.Add(inbound); _clients.Add(outbound); }
+            try { await outbound.ConnectAsync(IPAddress.Loopback, _targetPort); }
+            catch (Exception) { inbound.Close(); continue; }
+            lock (_clients)
+            {
+                // Accepted while Cut() ran: close it too, or it would stay open with no pump behind it
+                // (a connection the client waits on until its timeouts, not a cut one).
+                if (_cts.IsCancellationRequested)
+                {
+                    inbound.Close();
+                    outbound.Close();
+                    return;
+                }
+                _clients.Add(inbound);
+                _clients.Add(outbound);
+            }
             _ = Pump(inbound.GetStream(), outbound.GetStream());
             _ = Pump(outbound.GetStream(), inbound.GetStream());
         }
@@ -52,9 +65,12 @@ public sealed class CuttableProxy : IDisposable
     /// <summary>Closes every connection and stops accepting new ones.</summary>
     public void Cut()
     {
-        _cts.Cancel();
+        lock (_clients)
+        {
+            _cts.Cancel();
+            foreach (var c in _clients) c.Close();
+        }
         _listener.Stop();
-        lock (_clients) foreach (var c in _clients) c.Close();
     }
 
     public void Dispose() => Cut();
