@@ -55,7 +55,7 @@ public sealed class InvariantChecker : ReceivePersistentActor
     }
 
     public static Props Props(string persistenceId, KernelPolicy policy, string mmStream, IReadOnlyDictionary<string, VfioDevice> devices, IReadOnlyDictionary<string, KvmVm> vms) =>
-        Akka.Actor.Props.Create(() => new InvariantChecker(persistenceId, policy, mmStream, devices, vms));
+        ActorProps.Of(() => new InvariantChecker(persistenceId, policy, mmStream, devices, vms));
 
     protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DomainEventPublished));
     protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);

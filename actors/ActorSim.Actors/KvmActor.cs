@@ -53,7 +53,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
     }
 
     public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) =>
-        Akka.Actor.Props.Create(() => new KvmActor(persistenceId, initial, policy, mm, snapshotEvery, testFault));
+        ActorProps.Of(() => new KvmActor(persistenceId, initial, policy, mm, snapshotEvery, testFault));
 
     protected override KvmVm Evolve(KvmVm state, IDomainEvent e) => KvmVmDecider.Evolve(state, e);
 

@@ -50,7 +50,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
     }
 
     public static Props Props(string persistenceId, KernelPolicy policy, int snapshotEvery = 0) =>
-        Akka.Actor.Props.Create(() => new MmActor(persistenceId, policy, snapshotEvery));
+        ActorProps.Of(() => new MmActor(persistenceId, policy, snapshotEvery));
 
     protected override AddressSpace Evolve(AddressSpace state, IDomainEvent e) => AddressSpaceDecider.Evolve(state, e);
 

@@ -128,7 +128,7 @@ public sealed class SeededWorkload
             if (msg is VfioSetMemory m) { if (m.Enabled) _disabled.Remove(dev); else _disabled.Add(dev); }
             change = (_host.Device(dev), msg);
         }
-        _driver ??= _host.System.ActorOf(Props.Create(() => new RoundDriver()));
+        _driver ??= _host.System.ActorOf(ActorProps.Of(() => new RoundDriver()));
         var done = await _driver.Ask<RoundDriver.Done>(new RoundDriver.Run([.. accesses], change, churn), _host.Timeout);
         foreach (var r in done.Results)
         {

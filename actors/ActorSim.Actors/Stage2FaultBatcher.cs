@@ -34,7 +34,7 @@ public sealed class Stage2FaultBatcher : ReceiveActor
     }
 
     public static Props Props(IActorRef kvm, int maxBatch = 256, int capacity = 4096) =>
-        Akka.Actor.Props.Create(() => new Stage2FaultBatcher(kvm, maxBatch, capacity));
+        ActorProps.Of(() => new Stage2FaultBatcher(kvm, maxBatch, capacity));
 
     /// <summary>Aborts waiting or in flight now (for tests of the bound).</summary>
     public int Outstanding => _pending.Count + _inFlight.Length;

@@ -33,7 +33,7 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
     }
 
     public static Props Props(int index, IActorRef batcher, TimeSpan? backoff = null) =>
-        Akka.Actor.Props.Create(() => new VcpuActor(index, batcher, backoff ?? TimeSpan.FromMilliseconds(1)));
+        ActorProps.Of(() => new VcpuActor(index, batcher, backoff ?? TimeSpan.FromMilliseconds(1)));
 
     private void OnRun(VcpuRunAccess m)
     {

@@ -31,7 +31,7 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
     }
 
     public static Props Props(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) =>
-        Akka.Actor.Props.Create(() => new VfioActor(persistenceId, initial, policy, mm, snapshotEvery));
+        ActorProps.Of(() => new VfioActor(persistenceId, initial, policy, mm, snapshotEvery));
 
     protected override VfioDevice Evolve(VfioDevice state, IDomainEvent e) => VfioDeviceDecider.Evolve(state, e);
 

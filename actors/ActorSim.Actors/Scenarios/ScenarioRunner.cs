@@ -48,7 +48,7 @@ public sealed class ScenarioRunner
         var config = SimHost.BaseConfig(deterministic);
         if (journal is not null) config = journal.WithFallback(config);
         using var system = ActorSystem.Create("actorsim", config);
-        var recorder = system.ActorOf(Props.Create(() => new EventRecorder()), "recorder");
+        var recorder = system.ActorOf(ActorProps.Of(() => new EventRecorder()), "recorder");
         await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));
         var results = await RunAsync(system, s, runId, onLine);
         var events = await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));

@@ -84,11 +84,11 @@ public static class RunCommand
         var config = SimHost.BaseConfig(a.Has("--deterministic"));
         if (cs is not null) config = MartenPersistence.Config(cs, outageLimit: outageLimit).WithFallback(config);
         using var system = ActorSystem.Create("actorsim", config);
-        var counter = system.ActorOf(Props.Create(() => new Counter()), "counter");
-        var recorder = exportFile is null ? null : system.ActorOf(Props.Create(() => new Actors.Scenarios.EventRecorder()), "recorder");
+        var counter = system.ActorOf(ActorProps.Of(() => new Counter()), "counter");
+        var recorder = exportFile is null ? null : system.ActorOf(ActorProps.Of(() => new Actors.Scenarios.EventRecorder()), "recorder");
         if (recorder is not null) await recorder.Ask<Actors.Scenarios.EventRecorder.Events>(new Actors.Scenarios.EventRecorder.Get());
         var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
-        system.ActorOf(Props.Create(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
+        system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
             new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0), AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
                 TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
