@@ -13,7 +13,7 @@ public static class MartenPersistence
 
     /// <summary>How many commits the journal runs at once by default (<c>parallelism</c>), each on its
     /// own connection; see <see cref="Journal.MartenJournal"/>.</summary>
-    public const int DefaultParallelism = 1;
+    public const int DefaultParallelism = 2;
 
     public static Config Config(string? connectionString = null, string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000, string? dataSource = null,
         TimeSpan? outageLimit = null, int parallelism = DefaultParallelism)

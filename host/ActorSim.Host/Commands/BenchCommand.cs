@@ -230,7 +230,7 @@ public static class BenchCommand
 
         var inmemBatched = new List<double>(); var inmemSingle = new List<double>(); var inmemAllocated = new List<double>();
         var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();
-        // The Marten journal's writers in the batched durable rounds: what limits that figure.
+        // The Marten journal's writer in the batched durable rounds: what limits that figure.
         var commitMs = new List<double>(); var writerBusy = new List<double>(); var eventsPerCommit = new List<double>();
         var latencies = new List<long>();
         // Short unmeasured rounds first, one per journal, so the JIT's tiering of that journal's code

@@ -43,17 +43,16 @@ public sealed record JournalUnavailable(TimeSpan After, string Error);
 /// stream with the expected version, so each AtomicWrite is all-or-nothing and a stale writer fails.
 /// If a merged commit fails, each call of it is retried alone, so one conflicting writer does not
 /// fail the others. <c>parallelism</c> writers commit at once, each on its own connection, a stream's
-/// calls in order on one writer (<see cref="WriterRouting"/>). A call whose commit fails (a concurrent
-/// writer on its persistenceId, a lost connection) <i>fails</i>: its task faults and the actor stops,
-/// as Akka expects for write failures.</para>
+/// calls in order on one writer (<see cref="WriterRouting"/>). A call whose commit fails (a concurrent writer on its persistenceId, a lost
+/// connection) <i>fails</i>: its task faults and the actor stops, as Akka expects for write
+/// failures.</para>
 /// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
 /// highest sequence number never goes down; replay skips deleted ones.</para></summary>
 public sealed class MartenJournal : AsyncWriteJournal
 {
     private readonly DocumentStore _store;
     private readonly PayloadCodec _codec;
-    /// <summary>Each writer's queue of calls, and the writer loops.</summary>
-    private readonly Channel<PendingCall>[] _queues;
+    private readonly Lane[] _lanes;
     private readonly Task[] _writers;
     private readonly WriterRouting _router;
     private readonly Lock _routing = new();
@@ -63,12 +62,18 @@ public sealed class MartenJournal : AsyncWriteJournal
 
     private sealed record StreamAppend(string PersistenceId, long LastSequenceNr, List<JournalEntry> Entries);
 
+    /// <summary>One writer's queue.</summary>
+    private sealed class Lane
+    {
+        public Channel<PendingCall> Queue { get; } = Channel.CreateUnbounded<PendingCall>(new UnboundedChannelOptions { SingleReader = true });
+    }
+
     private sealed class PendingCall(List<StreamAppend> appends, Exception?[] results)
     {
         /// <summary>The streams the call writes, each once.</summary>
         public string[] Streams { get; } = appends.Select(a => a.PersistenceId).Distinct(StringComparer.Ordinal).ToArray();
         /// <summary>The writer it was routed to.</summary>
-        public int Writer { get; set; }
+        public int Lane { get; set; }
         public List<StreamAppend> Appends { get; } = appends;
         public Exception?[] Results { get; } = results;
         public int EventCount { get; } = appends.Sum(a => a.Entries.Count);
@@ -83,12 +88,12 @@ public sealed class MartenJournal : AsyncWriteJournal
         _events = Context.System.EventStream;
         _codec = new PayloadCodec(Context.System.Serialization);
         _router = new WriterRouting(config.GetInt("parallelism", 1));
-        _queues = new Channel<PendingCall>[_router.Writers];
-        _writers = new Task[_queues.Length];
-        for (var i = 0; i < _queues.Length; i++)
+        _lanes = new Lane[_router.Writers];
+        _writers = new Task[_lanes.Length];
+        for (var i = 0; i < _lanes.Length; i++)
         {
-            var queue = _queues[i] = Channel.CreateUnbounded<PendingCall>(new UnboundedChannelOptions { SingleReader = true });
-            _writers[i] = Task.Run(() => WriteLoop(queue.Reader));
+            var lane = _lanes[i] = new Lane();
+            _writers[i] = Task.Run(() => WriteLoop(lane));
         }
     }
 
@@ -120,8 +125,8 @@ public sealed class MartenJournal : AsyncWriteJournal
 
     private Task<IImmutableList<Exception?>> Enqueue(PendingCall call)
     {
-        lock (_routing) call.Writer = _router.Route(call.Streams);
-        if (!_queues[call.Writer].Writer.TryWrite(call))
+        lock (_routing) call.Lane = _router.Route(call.Streams);
+        if (!_lanes[call.Lane].Queue.Writer.TryWrite(call))
         {
             Release(call);
             throw new InvalidOperationException("journal is stopping");
@@ -131,7 +136,7 @@ public sealed class MartenJournal : AsyncWriteJournal
 
     private void Release(PendingCall call)
     {
-        lock (_routing) _router.Done(call.Writer, call.Streams);
+        lock (_routing) _router.Done(call.Lane, call.Streams);
     }
 
     private JournalEntry ToEntry(IPersistentRepresentation p)
@@ -151,8 +156,9 @@ public sealed class MartenJournal : AsyncWriteJournal
         };
     }
 
-    private async Task WriteLoop(ChannelReader<PendingCall> reader)
+    private async Task WriteLoop(Lane lane)
     {
+        var reader = lane.Queue.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             var batch = new List<PendingCall>();
@@ -312,7 +318,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     protected override bool ReceivePluginInternal(object message)
     {
         if (message is not GetJournalStats) return false;
-        Sender.Tell(_stats.Snapshot(_queues.Length));
+        Sender.Tell(_stats.Snapshot(_lanes.Length));
         return true;
     }
 
@@ -347,7 +353,7 @@ public sealed class MartenJournal : AsyncWriteJournal
 
     protected override void PostStop()
     {
-        foreach (var queue in _queues) queue.Writer.TryComplete();
+        foreach (var lane in _lanes) lane.Queue.Writer.TryComplete();
         Task.WaitAll(_writers, TimeSpan.FromSeconds(30));
         base.PostStop();
     }
