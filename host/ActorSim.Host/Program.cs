@@ -20,7 +20,7 @@ public static class Program
           export    --run ID -o FILE                          write a run as JSON Lines
           import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
           explain   --run ID --vm NAME --gpa ADDR             why a guest page has its memory type
-          bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--writers N]
+          bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N]
                     the fault path side by side (see docs/BENCHMARKS.md)
           kernels                                             the modelled rule sets
           version

@@ -11,12 +11,8 @@ public static class MartenPersistence
     public const string JournalPluginId = "akka.persistence.journal.marten";
     public const string SnapshotPluginId = "akka.persistence.snapshot-store.marten";
 
-    /// <summary>How many commits the journal runs at once by default (<c>parallelism</c>), each on its
-    /// own connection; see <see cref="Journal.MartenJournal"/>.</summary>
-    public const int DefaultParallelism = 2;
-
     public static Config Config(string? connectionString = null, string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000, string? dataSource = null,
-        TimeSpan? outageLimit = null, int parallelism = DefaultParallelism)
+        TimeSpan? outageLimit = null)
     {
         var cs = Quote(connectionString);
         var ds = Quote(dataSource);
@@ -30,7 +26,6 @@ public static class MartenPersistence
               data-source = "{{ds}}"
               schema = "{{schema}}"
               max-events-per-commit = {{maxEventsPerCommit}}
-              parallelism = {{parallelism}}
               outage-limit = {{(long)(outageLimit ?? TimeSpan.FromSeconds(60)).TotalMilliseconds}}ms
               # A write may wait out an outage: the breaker must not time it out first.
               circuit-breaker {

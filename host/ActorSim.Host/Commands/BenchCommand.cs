@@ -104,11 +104,11 @@ public static class BenchCommand
             """).WithFallback(MartenPersistence.SerializerConfig);
     }
 
-    private static async Task<PipelineResult> Pipeline(string? connectionString, int maxBatch, int vms, int vcpus, int writers, TimeSpan duration, bool akkaSql = false)
+    private static async Task<PipelineResult> Pipeline(string? connectionString, int maxBatch, int vms, int vcpus, TimeSpan duration, bool akkaSql = false)
     {
         var config = SimHost.BaseConfig(false);
         if (connectionString is not null)
-            config = (akkaSql ? AkkaSqlConfig(connectionString) : MartenPersistence.Config(connectionString, schema: BenchSchema, parallelism: writers)).WithFallback(config);
+            config = (akkaSql ? AkkaSqlConfig(connectionString) : MartenPersistence.Config(connectionString, schema: BenchSchema)).WithFallback(config);
         using var system = ActorSystem.Create("bench", config);
         var run = $"bench-{Guid.NewGuid():N}";
         var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch));
@@ -122,7 +122,7 @@ public static class BenchCommand
             {
                 var start = RamGpa + (ulong)c * share;
                 var vcpu = host.Vcpu($"vm{v}", c);
-                loops.Add(system.ActorOf(ActorProps.Of(() => new Loop(vcpu, start, start + share))));
+                loops.Add(system.ActorOf(Props.Create(() => new Loop(vcpu, start, start + share))));
             }
         }
         var allocated = GC.GetTotalAllocatedBytes(precise: false);
@@ -208,7 +208,7 @@ public static class BenchCommand
 
     public static async Task<int> Execute(string[] args)
     {
-        var a = Args.Parse("bench", args, ["--quick", "--json"], ["--db", "--reps", "--vms", "--vcpus", "--writers", "--only"]);
+        var a = Args.Parse("bench", args, ["--quick", "--json"], ["--db", "--reps", "--vms", "--vcpus", "--only"]);
         string[] sections = ["inmem", "durable", "akka-sql", "copy", "replay", "memory"];
         var only = a.Get("--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? sections;
         foreach (var o in only)
@@ -218,15 +218,13 @@ public static class BenchCommand
         var reps = (int)a.GetLong("bench", "--reps", 3);
         var vms = (int)a.GetLong("bench", "--vms", 2);
         var vcpus = (int)a.GetLong("bench", "--vcpus", 8);
-        var writers = (int)a.GetLong("bench", "--writers", MartenPersistence.DefaultParallelism);
-        if (writers < 1) throw new UsageException($"bench: --writers must be at least 1, not {writers}");
         var span = quick ? TimeSpan.FromSeconds(3) : TimeSpan.FromSeconds(10);
         var cs = Database.ConnectionString(a.Get("--db"));
         if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
         if (cs is not null) await ResetSchemasAsync(cs);
 
         var cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() : null;
-        Console.WriteLine($"actorsim bench — {Environment.ProcessorCount} cores, {cpu ?? "unknown CPU"}, {vms} VMs x {vcpus} vCPUs, {writers} journal writers, {span.TotalSeconds:0}s x {reps} reps, medians");
+        Console.WriteLine($"actorsim bench — {Environment.ProcessorCount} cores, {cpu ?? "unknown CPU"}, {vms} VMs x {vcpus} vCPUs, {span.TotalSeconds:0}s x {reps} reps, medians");
 
         var inmemBatched = new List<double>(); var inmemSingle = new List<double>(); var inmemAllocated = new List<double>();
         var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();
@@ -236,22 +234,22 @@ public static class BenchCommand
         // Short unmeasured rounds first, one per journal, so the JIT's tiering of that journal's code
         // (Marten, Npgsql, linq2db) is not charged to the first figure: in a 3 s durable round the JIT's
         // background compiles took a third of the process's CPU (perf).
-        if (On("inmem") || On("durable") || On("akka-sql")) await Pipeline(null, 256, vms, vcpus, writers, TimeSpan.FromSeconds(1));
-        if (cs is not null && On("durable")) await Pipeline(cs, 256, vms, vcpus, writers, TimeSpan.FromSeconds(2));
-        if (cs is not null && On("akka-sql")) await Pipeline(cs, 256, vms, vcpus, writers, TimeSpan.FromSeconds(2), akkaSql: true);
+        if (On("inmem") || On("durable") || On("akka-sql")) await Pipeline(null, 256, vms, vcpus, TimeSpan.FromSeconds(1));
+        if (cs is not null && On("durable")) await Pipeline(cs, 256, vms, vcpus, TimeSpan.FromSeconds(2));
+        if (cs is not null && On("akka-sql")) await Pipeline(cs, 256, vms, vcpus, TimeSpan.FromSeconds(2), akkaSql: true);
         for (var r = 0; r < reps; r++)
         {
             if (On("inmem"))
             {
-                var b = await Pipeline(null, 256, vms, vcpus, writers, span);
+                var b = await Pipeline(null, 256, vms, vcpus, span);
                 inmemBatched.Add(b.FaultsPerSecond);
                 inmemAllocated.Add(b.AllocatedPerFault);
                 latencies.AddRange(b.Latency);
-                inmemSingle.Add((await Pipeline(null, 1, vms, vcpus, writers, span)).FaultsPerSecond);
+                inmemSingle.Add((await Pipeline(null, 1, vms, vcpus, span)).FaultsPerSecond);
             }
             if (cs is not null && On("durable"))
             {
-                var d = await Pipeline(cs, 256, vms, vcpus, writers, span);
+                var d = await Pipeline(cs, 256, vms, vcpus, span);
                 durBatched.Add(d.FaultsPerSecond);
                 if (d.Journal is { } j)
                 {
@@ -259,9 +257,9 @@ public static class BenchCommand
                     writerBusy.Add(j.Busy);
                     eventsPerCommit.Add(j.EventsPerCommit);
                 }
-                durSingle.Add((await Pipeline(cs, 1, vms, vcpus, writers, span)).FaultsPerSecond);
+                durSingle.Add((await Pipeline(cs, 1, vms, vcpus, span)).FaultsPerSecond);
             }
-            if (cs is not null && On("akka-sql")) akkaSql.Add((await Pipeline(cs, 256, vms, vcpus, writers, span, akkaSql: true)).FaultsPerSecond);
+            if (cs is not null && On("akka-sql")) akkaSql.Add((await Pipeline(cs, 256, vms, vcpus, span, akkaSql: true)).FaultsPerSecond);
         }
         var decisions = On("copy") || On("replay") ? SampleDecisions(quick ? 50_000 : 200_000) : [];
         var copy = new List<double>();

@@ -15,15 +15,14 @@ public sealed record GetJournalStats
     public static readonly GetJournalStats Instance = new();
 }
 
-/// <summary>What the journal's writers have done: commits, the Akka write calls and events they
-/// carried, the time spent in commits (summed over the writers), and the time from the first commit's
-/// start to the last one's end. <see cref="Busy"/> is the writers' mean busy share: near 1 means the
-/// writers, each one commit at a time, are what limits throughput.</summary>
-public sealed record JournalStats(long Commits, long Calls, long Events, TimeSpan InCommits, TimeSpan Span, int Writers = 1)
+/// <summary>What the journal's single writer has done: commits, the Akka write calls and events they
+/// carried, the time spent in commits, and the time from the first commit's start to the last one's end
+/// (<see cref="Busy"/> near 1 means the writer, one commit at a time, is what limits throughput).</summary>
+public sealed record JournalStats(long Commits, long Calls, long Events, TimeSpan InCommits, TimeSpan Span)
 {
     public double EventsPerCommit => Commits == 0 ? 0 : (double)Events / Commits;
     public TimeSpan MeanCommit => Commits == 0 ? TimeSpan.Zero : InCommits / Commits;
-    public double Busy => Span <= TimeSpan.Zero ? 0 : InCommits / Span / Math.Max(1, Writers);
+    public double Busy => Span <= TimeSpan.Zero ? 0 : InCommits / Span;
 }
 
 /// <summary>Published when the journal starts riding out a database outage.</summary>
@@ -42,8 +41,7 @@ public sealed record JournalUnavailable(TimeSpan After, string Error);
 /// SaveChanges (one database round trip), up to <c>max-events-per-commit</c> events, one append per
 /// stream with the expected version, so each AtomicWrite is all-or-nothing and a stale writer fails.
 /// If a merged commit fails, each call of it is retried alone, so one conflicting writer does not
-/// fail the others. <c>parallelism</c> writers commit at once, each on its own connection, a stream's
-/// calls in order on one writer (<see cref="WriterRouting"/>). A call whose commit fails (a concurrent writer on its persistenceId, a lost
+/// fail the others. A call whose commit fails (a concurrent writer on its persistenceId, a lost
 /// connection) <i>fails</i>: its task faults and the actor stops, as Akka expects for write
 /// failures.</para>
 /// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
@@ -52,28 +50,16 @@ public sealed class MartenJournal : AsyncWriteJournal
 {
     private readonly DocumentStore _store;
     private readonly PayloadCodec _codec;
-    private readonly Lane[] _lanes;
-    private readonly Task[] _writers;
-    private readonly WriterRouting _router;
-    private readonly Lock _routing = new();
+    private readonly Channel<PendingCall> _queue = Channel.CreateUnbounded<PendingCall>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
     private readonly int _maxEventsPerCommit;
     private readonly TimeSpan _outageLimit;
     private readonly Akka.Event.EventStream _events;
 
     private sealed record StreamAppend(string PersistenceId, long LastSequenceNr, List<JournalEntry> Entries);
 
-    /// <summary>One writer's queue.</summary>
-    private sealed class Lane
-    {
-        public Channel<PendingCall> Queue { get; } = Channel.CreateUnbounded<PendingCall>(new UnboundedChannelOptions { SingleReader = true });
-    }
-
     private sealed class PendingCall(List<StreamAppend> appends, Exception?[] results)
     {
-        /// <summary>The streams the call writes, each once.</summary>
-        public string[] Streams { get; } = appends.Select(a => a.PersistenceId).Distinct(StringComparer.Ordinal).ToArray();
-        /// <summary>The writer it was routed to.</summary>
-        public int Lane { get; set; }
         public List<StreamAppend> Appends { get; } = appends;
         public Exception?[] Results { get; } = results;
         public int EventCount { get; } = appends.Sum(a => a.Entries.Count);
@@ -87,14 +73,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         _outageLimit = config.GetTimeSpan("outage-limit", TimeSpan.FromSeconds(60));
         _events = Context.System.EventStream;
         _codec = new PayloadCodec(Context.System.Serialization);
-        _router = new WriterRouting(config.GetInt("parallelism", 1));
-        _lanes = new Lane[_router.Writers];
-        _writers = new Task[_lanes.Length];
-        for (var i = 0; i < _lanes.Length; i++)
-        {
-            var lane = _lanes[i] = new Lane();
-            _writers[i] = Task.Run(() => WriteLoop(lane));
-        }
+        _writer = Task.Run(WriteLoop);
     }
 
     protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
@@ -120,23 +99,9 @@ public sealed class MartenJournal : AsyncWriteJournal
                         .Select(_ => new JournalEntry { Rejected = true }).ToList()));
             }
         }
-        return Enqueue(new PendingCall(appends, results));
-    }
-
-    private Task<IImmutableList<Exception?>> Enqueue(PendingCall call)
-    {
-        lock (_routing) call.Lane = _router.Route(call.Streams);
-        if (!_lanes[call.Lane].Queue.Writer.TryWrite(call))
-        {
-            Release(call);
-            throw new InvalidOperationException("journal is stopping");
-        }
+        var call = new PendingCall(appends, results);
+        if (!_queue.Writer.TryWrite(call)) throw new InvalidOperationException("journal is stopping");
         return call.Done.Task;
-    }
-
-    private void Release(PendingCall call)
-    {
-        lock (_routing) _router.Done(call.Lane, call.Streams);
     }
 
     private JournalEntry ToEntry(IPersistentRepresentation p)
@@ -156,9 +121,9 @@ public sealed class MartenJournal : AsyncWriteJournal
         };
     }
 
-    private async Task WriteLoop(Lane lane)
+    private async Task WriteLoop()
     {
-        var reader = lane.Queue.Reader;
+        var reader = _queue.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             var batch = new List<PendingCall>();
@@ -196,7 +161,6 @@ public sealed class MartenJournal : AsyncWriteJournal
             {
                 batch[0].Done.TrySetException(e);
             }
-            foreach (var c in batch) Release(c);
         }
     }
 
@@ -318,7 +282,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     protected override bool ReceivePluginInternal(object message)
     {
         if (message is not GetJournalStats) return false;
-        Sender.Tell(_stats.Snapshot(_lanes.Length));
+        Sender.Tell(_stats.Snapshot());
         return true;
     }
 
@@ -339,22 +303,22 @@ public sealed class MartenJournal : AsyncWriteJournal
                 _calls += calls;
                 _events += events;
                 _ticks += ended - started;
-                if (_first == 0 || started < _first) _first = started;
-                if (ended > _last) _last = ended;
+                if (_first == 0) _first = started;
+                _last = ended;
             }
         }
 
-        public JournalStats Snapshot(int writers)
+        public JournalStats Snapshot()
         {
             lock (_lock)
-                return new JournalStats(_commits, _calls, _events, Stopwatch.GetElapsedTime(0, _ticks), Stopwatch.GetElapsedTime(_first, _last), writers);
+                return new JournalStats(_commits, _calls, _events, Stopwatch.GetElapsedTime(0, _ticks), Stopwatch.GetElapsedTime(_first, _last));
         }
     }
 
     protected override void PostStop()
     {
-        foreach (var lane in _lanes) lane.Queue.Writer.TryComplete();
-        Task.WaitAll(_writers, TimeSpan.FromSeconds(30));
+        _queue.Writer.TryComplete();
+        _writer.Wait(TimeSpan.FromSeconds(30));
         base.PostStop();
     }
 }
