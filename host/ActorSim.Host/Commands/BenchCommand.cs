@@ -122,7 +122,7 @@ public static class BenchCommand
             {
                 var start = RamGpa + (ulong)c * share;
                 var vcpu = host.Vcpu($"vm{v}", c);
-                loops.Add(system.ActorOf(Props.Create(() => new Loop(vcpu, start, start + share))));
+                loops.Add(system.ActorOf(ActorProps.Of(() => new Loop(vcpu, start, start + share))));
             }
         }
         var allocated = GC.GetTotalAllocatedBytes(precise: false);

@@ -44,6 +44,12 @@ public sealed record JournalUnavailable(TimeSpan After, string Error);
 /// fail the others. A call whose commit fails (a concurrent writer on its persistenceId, a lost
 /// connection) <i>fails</i>: its task faults and the actor stops, as Akka expects for write
 /// failures.</para>
+/// <para><b>One writer, on purpose.</b> Calls commit in the order they were queued, across streams:
+/// the mm actor answers the KVM actor before its own entry commits (pipelined persistence), so a VM's
+/// decision entry must never get a lower global sequence number than the mm entry whose PTEs it used.
+/// Several writers committing at once (a stream's calls kept on one writer) were measured twice,
+/// side by side: +8–15 % at 4 VMs x 64 vCPUs, −10–20 % at 2 x 8 on this 2-core machine; they give up
+/// that order, so they were not kept (docs/BENCHMARKS.md).</para>
 /// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
 /// highest sequence number never goes down; replay skips deleted ones.</para></summary>
 public sealed class MartenJournal : AsyncWriteJournal
