@@ -73,3 +73,34 @@ public class StoreSettingsTests
         Assert.Equal((0, true), (off.MaxAutoPrepare, off.NoResetOnClose));
     }
 }
+
+/// <summary>A store created on a fresh schema compresses the large jsonb of its event and decision-row
+/// tables with lz4 (this PostgreSQL is built with it), also when it finds them already created.</summary>
+public sealed class ToastCompressionTests(SchemaFixture schema) : IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task Events_and_decision_rows_compress_their_json_with_lz4()
+    {
+        using var store = MartenStores.Create(PostgresSchema.ConnectionString, schema.Name);
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        async Task<string[]> Methods()
+        {
+            await using var cmd = new NpgsqlCommand(
+                "select c.relname || ':' || a.attcompression::text from pg_attribute a join pg_class c on c.oid = a.attrelid " +
+                "join pg_namespace n on n.oid = c.relnamespace where n.nspname = @s and c.relname in ('mt_events', 'mt_doc_decisionrow') " +
+                "and a.attname = 'data' order by c.relname", conn);
+            cmd.Parameters.AddWithValue("s", schema.Name);
+            var list = new List<string>();
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) list.Add(r.GetString(0));
+            return [.. list];
+        }
+        Assert.Equal(["mt_doc_decisionrow:l", "mt_events:l"], await Methods());
+        // Set back to the server's default, a second store on the same schema sets lz4 again.
+        await using (var back = new NpgsqlCommand($"alter table {schema.Name}.mt_events alter column data set compression default", conn)) await back.ExecuteNonQueryAsync();
+        Assert.Equal(["mt_doc_decisionrow:l", "mt_events:"], await Methods());
+        using var again = MartenStores.Create(PostgresSchema.ConnectionString, schema.Name);
+        Assert.Equal(["mt_doc_decisionrow:l", "mt_events:l"], await Methods());
+    }
+}
