@@ -1,3 +1,4 @@
+using CsCheck;
 using ActorSim.Domain.Invariants;
 using ActorSim.Domain.Kvm;
 using ActorSim.Domain.Simulation;
@@ -88,5 +89,29 @@ public class PopulatedBatchTests
         var batch = coalesced.Aggregate(Mm.AddressSpace.Empty(), Mm.AddressSpaceDecider.Evolve);
         Assert.Equal(one.Vmas.Select(v => v.Ptes.ToString()), batch.Vmas.Select(v => v.Ptes.ToString()));
         Assert.Equal(one.Vmas.Length, batch.Vmas.Length);
+    }
+
+    [Fact]
+    public void A_batch_gives_the_address_space_its_ranges_give_one_by_one()
+    {
+        var k = WithGpuAndVm(Policy("6.9"), out _);
+        for (var i = 0; i < 3; i++) k.MmapRam(0x20000, null, out _);
+        var start = k.Log.Where(e => e.Stream.Contains("mm")).Select(e => e.Event).Aggregate(Mm.AddressSpace.Empty(), Mm.AddressSpaceDecider.Evolve);
+        Assert.True(start.Vmas.Length >= 3, $"{start.Vmas.Length} VMAs");
+        const ulong page = 0x1000;
+        // Ranges near the VMAs' edges (so some cross an edge or lie in a gap), any order, some empty.
+        var range = Gen.Select(Gen.Int[0, start.Vmas.Length - 1], Gen.Bool, Gen.Int[-3, 6], Gen.Int[0, 8]).Select(t =>
+        {
+            var (vma, fromEnd, off, len) = t;
+            var v = start.Vmas[vma];
+            var s = (ulong)((long)(fromEnd ? v.End : v.Start) + off * (long)page);
+            return new Mm.PteRange(s, s + (ulong)len * page);
+        });
+        range.Array[2, 40].Sample(ranges =>
+        {
+            var one = ranges.Aggregate(start, (a, r) => Mm.AddressSpaceDecider.Evolve(a, new Mm.UserPtesPopulated(r.Start, r.End)));
+            var batch = Mm.AddressSpaceDecider.Evolve(start, new Mm.UserPtesPopulatedBatch(ranges));
+            return one.Vmas.SequenceEqual(batch.Vmas);
+        });
     }
 }

@@ -40,4 +40,18 @@ public class PageRangeSetTests
         Assert.Equal(new[] { (0UL, 3 * Page) }, s.Ranges.ToArray());
         Assert.Same(s, s.Add(Page, 2 * Page));
     }
+
+    [Fact]
+    public void AddAll_gives_the_set_adding_one_by_one_gives()
+    {
+        var range = Gen.Select(Gen.Int[0, 40], Gen.Int[0, 6]).Select(t => ((ulong)t.Item1 * Page, (ulong)(t.Item1 + t.Item2) * Page));
+        Gen.Select(range.Array[0, 12], range.Array[1, 20]).Sample(t =>
+        {
+            var (before, added) = t;
+            var set = before.Aggregate(PageRangeSet.Empty, (s, r) => s.Add(r.Item1, r.Item2));
+            var one = added.Aggregate(set, (s, r) => s.Add(r.Item1, r.Item2));
+            var all = set.AddAll([.. added.Select(r => (r.Item1, r.Item2))]);
+            return one.Equals(all);
+        });
+    }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using ActorSim.Domain.Kernel;
 
 namespace ActorSim.Domain.Mm;
@@ -207,13 +208,34 @@ public static class AddressSpaceDecider
             Vmas = Cut(s.Vmas, p.Start, p.End, v => v with { Flags = (v.Flags & ~Rwx) | ProtBits(p.Prot) }),
         },
         UserPtesPopulated p => Populated(s, p.Start, p.End),
-        UserPtesPopulatedBatch b => b.Ranges.Aggregate(s, (x, r) => Populated(x, r.Start, r.End)),
+        UserPtesPopulatedBatch b => PopulatedAll(s, b.Ranges),
         UserPtesZapped z => s with { Vmas = Map(s.Vmas, z.Start, z.End, v => v with { Ptes = v.Ptes.Remove(z.Start, z.End) }) },
         _ => s,
     };
 
     private static AddressSpace Populated(AddressSpace s, ulong start, ulong end) =>
         s with { Vmas = Map(s.Vmas, start, end, v => v with { Ptes = v.Ptes.Add(Math.Max(start, v.Start), Math.Min(end, v.End)) }) };
+
+    /// <summary>A batch's ranges, each VMA's share added to its PTEs in one copy
+    /// (<see cref="PageRangeSet.AddAll"/>), the VMA array copied once: the same state as folding
+    /// <see cref="Populated"/> range by range, which copied both per range.</summary>
+    private static AddressSpace PopulatedAll(AddressSpace s, PteRange[] ranges)
+    {
+        if (ranges.Length == 1) return Populated(s, ranges[0].Start, ranges[0].End);
+        Vma[]? vmas = null;
+        List<(ulong Start, ulong End)>? share = null;
+        for (var i = 0; i < s.Vmas.Length; i++)
+        {
+            var v = s.Vmas[i];
+            share?.Clear();
+            foreach (var r in ranges)
+                if (r.Start < v.End && v.Start < r.End) (share ??= []).Add((Math.Max(r.Start, v.Start), Math.Min(r.End, v.End)));
+            if (share is not { Count: > 0 }) continue;
+            vmas ??= [.. s.Vmas];
+            vmas[i] = v with { Ptes = v.Ptes.AddAll(share) };
+        }
+        return vmas is null ? s : s with { Vmas = ImmutableCollectionsMarshal.AsImmutableArray(vmas) };
+    }
 
     /// <summary>The events of a pass over many faults, with each run of <see cref="UserPtesPopulated"/>
     /// folded into one <see cref="UserPtesPopulatedBatch"/> (a run of one stays as it is): the same

@@ -64,6 +64,33 @@ public sealed class PageRangeSet : IEquatable<PageRangeSet>
         return new PageRangeSet(ImmutableCollectionsMarshal.AsImmutableArray(merged));
     }
 
+    /// <summary>Adds every range of <paramref name="ranges"/> (any order, empty ones ignored) with one copy
+    /// of the array: the same set as adding them one by one, which copies it once per range (a batch of
+    /// faults populates one page per fault).</summary>
+    public PageRangeSet AddAll(IReadOnlyList<(ulong Start, ulong End)> ranges)
+    {
+        if (ranges.Count == 1) return Add(ranges[0].Start, ranges[0].End);
+        var all = new List<(ulong Start, ulong End)>(Ranges.Length + ranges.Count);
+        all.AddRange(Ranges);
+        foreach (var r in ranges)
+            if (r.Start < r.End) all.Add(r);
+        if (all.Count == Ranges.Length) return this;
+        all.Sort((a, b) => a.Start.CompareTo(b.Start));
+        var merged = new List<(ulong, ulong)>(all.Count);
+        var (start, end) = all[0];
+        for (var i = 1; i < all.Count; i++)
+        {
+            if (all[i].Start <= end) end = Math.Max(end, all[i].End); // overlaps or touches: merge
+            else
+            {
+                merged.Add((start, end));
+                (start, end) = all[i];
+            }
+        }
+        merged.Add((start, end));
+        return new PageRangeSet(ImmutableCollectionsMarshal.AsImmutableArray(merged.ToArray()));
+    }
+
     public PageRangeSet Remove(ulong start, ulong end)
     {
         if (start >= end || IsEmpty) return this;
