@@ -232,7 +232,8 @@ public static class DomainEventSerializer
         public override PageRangeSet Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
             var ranges = JsonSerializer.Deserialize<ulong[][]>(ref reader, options) ?? [];
-            return ranges.Aggregate(PageRangeSet.Empty, (s, r) => r.Length == 2 ? s.Add(r[0], r[1]) : throw new JsonException("a range is [start, end]"));
+            // A null range (a damaged log: "[null]") is a format error like a range of the wrong length.
+            return ranges.Aggregate(PageRangeSet.Empty, (s, r) => r is { Length: 2 } ? s.Add(r[0], r[1]) : throw new JsonException("a range is [start, end]"));
         }
 
         public override void Write(Utf8JsonWriter writer, PageRangeSet value, JsonSerializerOptions options) =>
