@@ -38,6 +38,27 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public int Batch, Next;
         public readonly List<MmPfnAnswer>[] Answers = batches.Select(b => new List<MmPfnAnswer>(b.Request.Faults.Length)).ToArray();
         public readonly List<IDomainEvent> Events = [];
+        /// <summary>PTEs populated by the pass and not yet folded into <see cref="Working"/>: folding them
+        /// one fault at a time copied the VMA's whole range list per fault. A fault reads the PTEs only
+        /// at the page it resolves (BeginFaultIn's pte check), so <see cref="Working"/> answers exactly
+        /// unless that page is pending; then they are folded first (<see cref="Fold"/>).</summary>
+        public readonly List<PteRange> Pending = [];
+
+        /// <summary>Folds the pending PTEs into <see cref="Working"/> in one batch
+        /// (AddressSpaceDecider.PopulatedAll: one copy per VMA).</summary>
+        public void Fold()
+        {
+            if (Pending.Count == 0) return;
+            Working = AddressSpaceDecider.Evolve(Working, new UserPtesPopulatedBatch([.. Pending]));
+            Pending.Clear();
+        }
+
+        public bool IsPending(ulong hva)
+        {
+            foreach (var r in Pending)
+                if (r.Start <= hva && hva < r.End) return true;
+            return false;
+        }
         public FaultStart? Waiting;
         public VmaSnapshot? WaitingVma;
         public ulong WaitingPfnHva;
@@ -186,6 +207,12 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             {
                 var f = faults[p.Next];
                 var step = KvmFaultPath.ResolvePfn(p.Working, f, out var vma, out var pfnHva);
+                if (p.IsPending(pfnHva))
+                {
+                    // Its page was populated earlier in this pass: resolve it against the folded state.
+                    p.Fold();
+                    step = KvmFaultPath.ResolvePfn(p.Working, f, out vma, out pfnHva);
+                }
                 if (step.NeedsDriverFault is { } dv)
                 {
                     if (dv.Backing.Device is { } dev && _devices.TryGetValue(dev, out var vfio))
@@ -196,12 +223,14 @@ public sealed class MmActor : DeciderActor<AddressSpace>
                         vfio.Tell(new VfioMmapFault(dv.Start, dv.End, pfnHva));
                         return; // resumes in OnDriverAnswer
                     }
+                    p.Fold();
                     step = AddressSpaceDecider.CompleteFaultIn(p.Working, pfnHva, DriverFaultAnswer.SigBus);
                 }
                 Record(p, step, vma, pfnHva);
             }
         }
         _pass = null;
+        p.Fold();
         // One journal entry for the PTEs of the whole pass (AddressSpaceDecider.CoalescePopulated).
         // The answers go out as soon as the write has been handed to the journal — from the next
         // message, since the write leaves when this one's handling ends — but the mm stays busy until
@@ -229,7 +258,12 @@ public sealed class MmActor : DeciderActor<AddressSpace>
     {
         foreach (var e in step.Events)
         {
-            p.Working = AddressSpaceDecider.Evolve(p.Working, e);
+            if (e is UserPtesPopulated pop) p.Pending.Add(new PteRange(pop.Start, pop.End));
+            else
+            {
+                p.Fold();
+                p.Working = AddressSpaceDecider.Evolve(p.Working, e);
+            }
             p.Events.Add(e);
         }
         p.Answers[p.Batch].Add(new MmPfnAnswer(vma, pfnHva, step.Lookup));
@@ -239,6 +273,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
     private void OnDriverAnswer(DriverFaultAnswer answer)
     {
         if (_pass is not { Waiting: not null } p) return;
+        p.Fold();
         var step = AddressSpaceDecider.CompleteFaultIn(p.Working, p.WaitingPfnHva, answer);
         Record(p, step, p.WaitingVma, p.WaitingPfnHva);
         p.Waiting = null;

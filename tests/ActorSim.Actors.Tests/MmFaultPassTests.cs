@@ -57,4 +57,28 @@ public class MmFaultPassTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConfig
         var state = await mm.Ask<AddressSpace>(new MmGetState());
         Assert.True(new ulong[] { 1, 5, 2 }.All(p => state.VmaLookup(ramHva)!.Ptes.Contains(ramHva + p * 0x1000)));
     }
+
+    [Fact]
+    public async Task A_page_populated_earlier_in_a_pass_is_present_for_the_faults_after_it()
+    {
+        // The pass folds its PTEs into its working state lazily; a fault on a page the pass already
+        // populated must still find the PTE (no second populate, the same answer).
+        var mm = Sys.ActorOf(MmActor.Props("t/mm-pass-again", Policy("6.9")));
+        var events = CreateTestProbe();
+        var ramHva = (await mm.Ask<MmResult>(new MmMapRam(MiB, null))).Hva;
+        Sys.EventStream.Subscribe(events, typeof(DomainEventPublished));
+        var ramSlot = new Memslot(0, RamGpa, MiB, ramHva, MemslotFlags.None);
+        FaultStart Ram(ulong page) => new("vm1", 0, RamGpa + page * 0x1000, AccessOp.Write, null, ramSlot, ramHva + page * 0x1000, 0);
+        var vm = CreateTestProbe();
+        mm.Tell(new MmFaultInPfnBatch(1, [Ram(3), Ram(3), Ram(4), Ram(3), Ram(4)]), vm);
+        var batch = Assert.IsType<UserPtesPopulatedBatch>(events.ExpectMsg<DomainEventPublished>().Event);
+        Assert.Equal([3UL, 4], batch.Ranges.Select(r => (r.Start - ramHva) / 0x1000));
+        var answer = vm.ExpectMsg<MmPfnBatchAnswer>();
+        Assert.Equal(5, answer.Answers.Length);
+        Assert.All(answer.Answers, a => Assert.True(a.Pfn.Status == PfnStatus.Ok && a.Pfn.IsMapMemory));
+        Assert.Equal(answer.Answers[0].Pfn, answer.Answers[1].Pfn);
+        events.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        var state = await mm.Ask<AddressSpace>(new MmGetState());
+        Assert.Equal($"[0x{ramHva + 0x3000:x},0x{ramHva + 0x5000:x})", state.VmaLookup(ramHva)!.Ptes.ToString());
+    }
 }
