@@ -233,7 +233,8 @@ public static class DomainEventSerializer
         {
             var ranges = JsonSerializer.Deserialize<ulong[][]>(ref reader, options) ?? [];
             // A null range (a damaged log: "[null]") is a format error like a range of the wrong length.
-            return ranges.Aggregate(PageRangeSet.Empty, (s, r) => r is { Length: 2 } ? s.Add(r[0], r[1]) : throw new JsonException("a range is [start, end]"));
+            // All added in one copy (AddAll), not one per range.
+            return PageRangeSet.Empty.AddAll([.. ranges.Select(r => r is { Length: 2 } ? (r[0], r[1]) : throw new JsonException("a range is [start, end]"))]);
         }
 
         public override void Write(Utf8JsonWriter writer, PageRangeSet value, JsonSerializerOptions options) =>
