@@ -31,6 +31,11 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
     protected TState State { get; private set; }
     protected abstract TState Evolve(TState state, IDomainEvent e);
 
+    /// <summary>The state, for something that keeps it beyond this message (a snapshot, an answer to a
+    /// state query). An actor that changes parts of its own state in place (<see cref="KvmActor"/>'s
+    /// stage-2 edit) stops changing those parts here.</summary>
+    protected virtual TState HandOut() => State;
+
     /// <summary>Persists the events in one journal write, applies and publishes each, then runs
     /// <paramref name="then"/> (also when there is nothing to persist).</summary>
     protected void PersistEvents(IReadOnlyList<IDomainEvent> events, Action then)
@@ -76,7 +81,7 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
             if (--_pipelinedWrites == 0 && _snapshotPending)
             {
                 _snapshotPending = false;
-                SaveSnapshot(State!);
+                SaveSnapshot(HandOut());
             }
             then();
         });
@@ -118,7 +123,7 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
     {
         State = Evolve(State, e);
         Publish(e);
-        if (SnapshotDue()) SaveSnapshot(State!);
+        if (SnapshotDue()) SaveSnapshot(HandOut());
     }
 
     private void Publish(IDomainEvent e) => Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));

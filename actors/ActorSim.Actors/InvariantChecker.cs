@@ -22,6 +22,9 @@ public sealed class InvariantChecker : ReceivePersistentActor
     private readonly Dictionary<string, string> _streamToVm = [];
     private readonly Dictionary<string, VfioDevice> _devices = [];
     private readonly Dictionary<string, KvmVm> _vms = [];
+    // One stage-2 edit per VM replica, kept for the checker's life: the replicas never leave it, so
+    // their nodes are changed in place after the first copy (Stage2Edit).
+    private readonly Dictionary<string, Stage2Edit> _edits = [];
     private readonly List<InvariantViolated> _violations = [];
     private readonly HashSet<string> _reported = [];
     private AddressSpace _mm;
@@ -98,6 +101,10 @@ public sealed class InvariantChecker : ReceivePersistentActor
     {
         if (stream == _mmStream) _mm = AddressSpaceDecider.Evolve(_mm, e);
         else if (_streamToDevice.TryGetValue(stream, out var d)) _devices[d] = VfioDeviceDecider.Evolve(_devices[d], e);
-        else if (_streamToVm.TryGetValue(stream, out var v)) _vms[v] = KvmVmDecider.Evolve(_vms[v], e);
+        else if (_streamToVm.TryGetValue(stream, out var v))
+        {
+            if (!_edits.TryGetValue(v, out var edit)) _edits[v] = edit = new Stage2Edit();
+            _vms[v] = KvmVmDecider.Evolve(_vms[v], e, edit);
+        }
     }
 }

@@ -25,6 +25,11 @@ public sealed class KvmActor : DeciderActor<KvmVm>
 
     private readonly bool _skipInvalidateRetry;
 
+    /// <summary>The stage-2 edit of this actor's state, kept across batches (Stage2Edit): a table node
+    /// is copied the first time a change reaches it, then changed in place, instead of being copied
+    /// once per batch. Started anew whenever the state is handed out (<see cref="HandOut"/>).</summary>
+    private Stage2Edit _edit = new();
+
     public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) : base(persistenceId, initial, snapshotEvery)
     {
         _skipInvalidateRetry = testFault == "skip-invalidate-retry";
@@ -48,14 +53,22 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         Command<KvmGetState>(_ =>
         {
             var replyTo = Sender;
-            WhenDurable(() => replyTo.Tell(State));
+            WhenDurable(() => replyTo.Tell(HandOut()));
         });
     }
 
     public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) =>
         ActorProps.Of(() => new KvmActor(persistenceId, initial, policy, mm, snapshotEvery, testFault));
 
-    protected override KvmVm Evolve(KvmVm state, IDomainEvent e) => KvmVmDecider.Evolve(state, e);
+    protected override KvmVm Evolve(KvmVm state, IDomainEvent e) => KvmVmDecider.Evolve(state, e, _edit);
+
+    /// <summary>The state goes out (a snapshot, a state query): later changes copy what they touch, so
+    /// what went out stays as it was.</summary>
+    protected override KvmVm HandOut()
+    {
+        _edit = new Stage2Edit();
+        return State;
+    }
 
     private void OnSetMemslot(KvmSetMemslot m)
     {
@@ -111,9 +124,9 @@ public sealed class KvmActor : DeciderActor<KvmVm>
     {
         if (!_inFlight.Remove(a.BatchId, out var f)) return;
         var working = State;
-        // One edit for the batch: its decisions copy each stage-2 node at most once; only the last
-        // `working` is kept (State, the VM the batch started from, is not changed).
-        var edit = new Stage2Edit();
+        // The actor's edit: the batch's decisions change in place the stage-2 nodes it made and copy
+        // the others once; only the last `working` is kept (it becomes State).
+        var edit = _edit;
         var results = new AccessResult[f.Starts.Length];
         var decisions = new List<DecisionRecord>(f.Starts.Length);
         var next = 0;

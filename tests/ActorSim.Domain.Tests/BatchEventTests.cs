@@ -1,5 +1,6 @@
 using CsCheck;
 using ActorSim.Domain.Invariants;
+using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
 using ActorSim.Domain.Simulation;
 using Xunit;
@@ -62,6 +63,50 @@ public class BatchEventTests
         r2.Apply(1, "r/kvm-vm1", new Stage2FaultsResolved(tampered));
         Assert.Equal(1, r2.Mismatches);
     }
+
+    [Fact]
+    public void The_VMs_a_replay_hands_out_stay_as_they_were_while_it_goes_on()
+    {
+        var singles = Decisions(out _);
+        var r = new Replay();
+        for (var i = 0; i < 4; i++) r.Apply(i + 1, "r/kvm-vm1", singles[i]);
+        var before = r.Vms["vm1"];
+        var leaves = before.Stage2.Leaves.ToArray();
+        for (var i = 4; i < singles.Count; i++) r.Apply(i + 1, "r/kvm-vm1", singles[i]);
+
+        Assert.Equal(leaves, before.Stage2.Leaves.ToArray());
+        Assert.Equal(leaves.Length, before.Stage2.Count);
+        // And the replay's own VM went on: the fold of every decision.
+        Assert.Equal(singles.Aggregate(KvmVm.Create("vm1"), (s, e) => KvmVmDecider.Evolve(s, e)), r.Vms["vm1"]);
+    }
+
+    [Fact]
+    public void Folding_with_one_edit_kept_across_events_gives_the_state_of_folding_without()
+    {
+        var k = WithGpuAndVm(Policy("6.9"), out var ramHva);
+        for (var i = 0; i < 40; i++) k.Access("vm1", i % 2, RamGpa + (ulong)(i * 7 % 64) * 0x1000, AccessOp.Write);
+        Assert.Equal(Errno.None, k.Munmap(ramHva + 8 * 0x1000, 4 * 0x1000)); // the notifier unmaps those IPAs
+        for (var i = 0; i < 20; i++) k.Access("vm1", 0, RamGpa + (ulong)(i * 5 % 64) * 0x1000, AccessOp.Write);
+        var vmEvents = k.Log.Where(e => e.Stream.EndsWith("kvm-vm1")).Select(e => e.Event).ToList();
+        Assert.Contains(vmEvents, e => e is Stage2RangeUnmapped);
+        var edit = new Stage2Edit();
+        var start = KvmVm.Create("vm1");
+        var plain = new List<KvmVm> { start };
+        var edited = start;
+        foreach (var e in vmEvents)
+        {
+            plain.Add(KvmVmDecider.Evolve(plain[^1], e));
+            edited = KvmVmDecider.Evolve(edited, e, edit);
+            Assert.Equal(Shape(plain[^1]), Shape(edited));
+        }
+        // Without an edit nothing is changed in place: every state of the plain fold is as it was made.
+        for (var i = 1; i < plain.Count; i++)
+            Assert.Equal(Shape(vmEvents.Take(i).Aggregate(start, (s, e) => KvmVmDecider.Evolve(s, e))), Shape(plain[i]));
+    }
+
+    /// <summary>What a VM holds, comparable by value (its memslot map compares by reference).</summary>
+    private static string Shape(KvmVm vm) =>
+        $"{string.Join(";", vm.Memslots.Values)} | {vm.Stage2.Count}: {string.Join(";", vm.Stage2.Leaves)} | {vm.MmuInvalidateSeq} {vm.MmuInvalidateInProgress}";
 
     [Fact]
     public void A_batch_of_one_is_the_plain_event()

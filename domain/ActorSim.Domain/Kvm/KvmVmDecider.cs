@@ -83,19 +83,24 @@ public static class KvmVmDecider
             ? Decision.Ok(new MmuInvalidateEnded(vm.Name, start, end))
             : Decision.Ok();
 
-    public static KvmVm Evolve(KvmVm vm, IDomainEvent e) => e switch
+    public static KvmVm Evolve(KvmVm vm, IDomainEvent e) => Evolve(vm, e, null);
+
+    /// <summary>Evolve with an <paramref name="edit"/> the caller keeps across events (see
+    /// <see cref="Stage2Edit"/>): the stage-2 nodes that edit made are changed in place, so only the VM
+    /// returned is valid afterwards, not <paramref name="vm"/>. Without one, nothing is changed in place.</summary>
+    public static KvmVm Evolve(KvmVm vm, IDomainEvent e, Stage2Edit? edit) => e switch
     {
         MemslotSet m when m.Vm == vm.Name => vm with { Memslots = vm.Memslots.SetItem(m.Slot.Id, m.Slot) },
         MemslotDeleted d when d.Vm == vm.Name => vm with { Memslots = vm.Memslots.Remove(d.Id) },
-        Stage2RangeUnmapped u when u.Vm == vm.Name => vm with { Stage2 = vm.Stage2.Unmap(u.Gpa, u.End) },
+        Stage2RangeUnmapped u when u.Vm == vm.Name => vm with { Stage2 = vm.Stage2.Unmap(u.Gpa, u.End, edit) },
         MmuInvalidateBegan b when b.Vm == vm.Name => vm with { MmuInvalidateInProgress = vm.MmuInvalidateInProgress + 1 },
         MmuInvalidateEnded x when x.Vm == vm.Name => vm with
         {
             MmuInvalidateSeq = vm.MmuInvalidateSeq + 1,
             MmuInvalidateInProgress = vm.MmuInvalidateInProgress - 1,
         },
-        Stage2FaultResolved f => Resolved(vm, f.Decision),
-        Stage2FaultsResolved b => ResolvedAll(vm, b.Decisions),
+        Stage2FaultResolved f => Resolved(vm, f.Decision, edit),
+        Stage2FaultsResolved b => ResolvedAll(vm, b.Decisions, edit),
         _ => vm,
     };
 
@@ -108,10 +113,11 @@ public static class KvmVmDecider
             : vm;
 
     /// <summary>The VM after a batch's decisions, in order, with one edit: each stage-2 node is copied
-    /// at most once per batch; the VM it started from is unchanged.</summary>
-    public static KvmVm ResolvedAll(KvmVm vm, IReadOnlyList<DecisionRecord> decisions)
+    /// at most once per batch. Without an <paramref name="edit"/> the VM it started from is unchanged;
+    /// with the caller's, as <see cref="Evolve(KvmVm, IDomainEvent, Stage2Edit?)"/>.</summary>
+    public static KvmVm ResolvedAll(KvmVm vm, IReadOnlyList<DecisionRecord> decisions, Stage2Edit? edit = null)
     {
-        var edit = new Stage2Edit();
+        edit ??= new Stage2Edit();
         for (var i = 0; i < decisions.Count; i++) vm = Resolved(vm, decisions[i], edit);
         return vm;
     }

@@ -228,6 +228,9 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
 }
 
 /// <summary>One sequence of changes to a <see cref="Stage2Table"/> (a batch of decisions): the nodes it
-/// copied, it may change in place. Use a new one per sequence, and only the newest table of the
-/// sequence; never keep one beyond the sequence.</summary>
+/// copied, it may change in place. Only the newest table of the sequence is valid.
+/// <para>An owner that keeps its newest table to itself (an actor's state, a replay's or the invariant
+/// checker's replica) may keep one edit across many batches — then a node is copied once, the first
+/// time it changes, not once per batch — and must start a new edit whenever it hands the table out
+/// (a snapshot, an answer to a state query), so that what it handed out is never changed after.</para></summary>
 public sealed class Stage2Edit;

@@ -20,6 +20,8 @@ public sealed class Replay
     private readonly Dictionary<string, KvmVm> _vms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AddressSpace> _mms = new(StringComparer.Ordinal);
     private readonly List<ReplayChange> _changes = [];
+    // One stage-2 edit per VM replica, kept across events (Stage2Edit); dropped when Vms hands them out.
+    private readonly Dictionary<string, Stage2Edit> _edits = new(StringComparer.Ordinal);
 
     public Replay(Func<KernelPolicy, KernelPolicy>? policy = null) => Policy = policy;
 
@@ -30,7 +32,15 @@ public sealed class Replay
     public ReplayMismatch? FirstMismatch { get; private set; }
     public long Mismatches { get; private set; }
     public IReadOnlyList<ReplayChange> Changes => _changes;
-    public IReadOnlyDictionary<string, KvmVm> Vms => _vms;
+    /// <summary>The VMs as folded so far; they stay as they are when more events are applied.</summary>
+    public IReadOnlyDictionary<string, KvmVm> Vms
+    {
+        get
+        {
+            _edits.Clear();
+            return new Dictionary<string, KvmVm>(_vms, StringComparer.Ordinal);
+        }
+    }
 
     /// <summary>Outcome as "Result MemType" (e.g. "Mapped Normal-NC", "GuestAbort", "Error EFAULT").</summary>
     public static string Describe(FaultOutcome o, bool fwb) => o switch
@@ -68,7 +78,8 @@ public sealed class Replay
         if (name.StartsWith("kvm-", StringComparison.Ordinal))
         {
             var vm = name[4..];
-            _vms[vm] = KvmVmDecider.Evolve(_vms.TryGetValue(vm, out var v) ? v : KvmVm.Create(vm), e);
+            if (!_edits.TryGetValue(vm, out var edit)) _edits[vm] = edit = new Stage2Edit();
+            _vms[vm] = KvmVmDecider.Evolve(_vms.TryGetValue(vm, out var v) ? v : KvmVm.Create(vm), e, edit);
         }
         else if (name.StartsWith("mm-", StringComparison.Ordinal))
         {
