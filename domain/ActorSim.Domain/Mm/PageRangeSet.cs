@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
 
@@ -64,31 +65,48 @@ public sealed class PageRangeSet : IEquatable<PageRangeSet>
         return new PageRangeSet(ImmutableCollectionsMarshal.AsImmutableArray(merged));
     }
 
-    /// <summary>Adds every range of <paramref name="ranges"/> (any order, empty ones ignored) with one copy
-    /// of the array: the same set as adding them one by one, which copies it once per range (a batch of
-    /// faults populates one page per fault).</summary>
+    /// <summary>Adds every range of <paramref name="ranges"/> (any order, empty ones ignored): the same
+    /// set as adding them one by one, which copies the array once per range (a batch of faults populates
+    /// one page per fault). Here the new ranges are sorted aside and merged with this set's in one pass
+    /// into a pooled buffer, and the result is the one array allocated; a batch whose ranges are all
+    /// present already (faults on populated pages) allocates nothing.</summary>
     public PageRangeSet AddAll(IReadOnlyList<(ulong Start, ulong End)> ranges)
     {
         if (ranges.Count == 1) return Add(ranges[0].Start, ranges[0].End);
-        var all = new List<(ulong Start, ulong End)>(Ranges.Length + ranges.Count);
-        all.AddRange(Ranges);
-        foreach (var r in ranges)
-            if (r.Start < r.End) all.Add(r);
-        if (all.Count == Ranges.Length) return this;
-        all.Sort((a, b) => a.Start.CompareTo(b.Start));
-        var merged = new List<(ulong, ulong)>(all.Count);
-        var (start, end) = all[0];
-        for (var i = 1; i < all.Count; i++)
+        var adds = ArrayPool<(ulong Start, ulong End)>.Shared.Rent(Math.Max(1, ranges.Count));
+        var merged = ArrayPool<(ulong Start, ulong End)>.Shared.Rent(Ranges.Length + ranges.Count);
+        try
         {
-            if (all[i].Start <= end) end = Math.Max(end, all[i].End); // overlaps or touches: merge
-            else
+            var n = 0;
+            foreach (var r in ranges)
+                if (r.Start < r.End && !Covers(r.Start, r.End)) adds[n++] = r;
+            if (n == 0) return this;
+            var add = adds.AsSpan(0, n);
+            add.Sort(static (a, b) => a.Start.CompareTo(b.Start));
+            var old = Ranges.AsSpan();
+            int i = 0, j = 0, m = 0;
+            while (i < old.Length || j < add.Length)
             {
-                merged.Add((start, end));
-                (start, end) = all[i];
+                // The next range by start, from either list; merged with the last one out if it
+                // overlaps or touches it.
+                var next = j >= add.Length || (i < old.Length && old[i].Start <= add[j].Start) ? old[i++] : add[j++];
+                if (m > 0 && next.Start <= merged[m - 1].End) merged[m - 1].End = Math.Max(merged[m - 1].End, next.End);
+                else merged[m++] = next;
             }
+            return new PageRangeSet(ImmutableCollectionsMarshal.AsImmutableArray(merged.AsSpan(0, m).ToArray()));
         }
-        merged.Add((start, end));
-        return new PageRangeSet(ImmutableCollectionsMarshal.AsImmutableArray(merged.ToArray()));
+        finally
+        {
+            ArrayPool<(ulong Start, ulong End)>.Shared.Return(adds);
+            ArrayPool<(ulong Start, ulong End)>.Shared.Return(merged);
+        }
+    }
+
+    /// <summary>Is all of [start, end) in one range of the set?</summary>
+    private bool Covers(ulong start, ulong end)
+    {
+        var i = FirstEndingAfter(start);
+        return i < Ranges.Length && Ranges[i].Start <= start && end <= Ranges[i].End;
     }
 
     public PageRangeSet Remove(ulong start, ulong end)
