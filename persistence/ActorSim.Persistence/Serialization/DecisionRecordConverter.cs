@@ -73,13 +73,81 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
     public override void Write(Utf8JsonWriter writer, DecisionRecord value, JsonSerializerOptions options) =>
         JsonSerializer.Serialize(writer, value, general);
 
+    // The fields of each object, in the order the serializer writes them. Any order is read: PostgreSQL's
+    // jsonb keeps keys sorted by length, then bytes, so an event read back from the database as text
+    // has them in another order than written (replay from the database took the general path for
+    // every record: 38 k decisions/s, against 360 k from a file).
+    private static readonly Fields RecordFields = new("inputs", "outcome");
+    private static readonly Fields InputFields = new("vm", "vcpu", "gpa", "op", "faultIsPerm", "faultLevel", "slot", "hva", "vma", "pfnHva", "pfn",
+        "policy", "vmHasMte", "ipaBits", "sampledSeq", "seqAtLock", "inProgressAtLock", "existingLeaf", "memcacheTopUpFails");
+    private static readonly Fields SlotFields = new("id", "baseGpa", "size", "userspaceAddr", "flags");
+    private static readonly Fields VmaFields = new("start", "end", "flags", "pgOff", "s1");
+    private static readonly Fields PfnFields = new("status", "pfn", "isMapMemory", "writable");
+    private static readonly Fields PolicyFields = new("ruleSet", "cpu", "wordSize");
+    private static readonly Fields CpuFields = new("fwb", "dic");
+    private static readonly Fields OutcomeFields = new("result", "errno", "leaf", "prot", "path");
+    private static readonly Fields LeafFields = new("gpa", "level", "prot", "descriptor");
+
+    /// <summary>The field names of one object. <see cref="Next"/> moves the reader onto the next field's
+    /// value and says which field it is; each must come once, none may be unknown or escaped.</summary>
+    private sealed class Fields(params string[] names)
+    {
+        private readonly byte[][] _names = [.. names.Select(System.Text.Encoding.UTF8.GetBytes)];
+        private readonly ulong _all = (1UL << names.Length) - 1;
+
+        /// <summary>True with the field's index and the reader on its value; false at the object's end
+        /// (<paramref name="field"/> -1) or on anything else (<paramref name="field"/> -2: unknown,
+        /// escaped, repeated, or not well-formed). <paramref name="seen"/> collects the fields read;
+        /// <paramref name="hint"/> is where the written order says the next name is (tried first).</summary>
+        public bool Next(ref Utf8JsonReader r, ref ulong seen, ref int hint, out int field)
+        {
+            field = -2;
+            if (!r.Read()) return false;
+            if (r.TokenType == JsonTokenType.EndObject)
+            {
+                field = -1;
+                return false;
+            }
+            if (r.TokenType != JsonTokenType.PropertyName || r.ValueIsEscaped || r.HasValueSequence) return false;
+            var name = r.ValueSpan;
+            var i = hint < _names.Length && name.SequenceEqual(_names[hint]) ? hint : Find(name);
+            if (i < 0 || (seen & (1UL << i)) != 0 || !r.Read()) return false;
+            seen |= 1UL << i;
+            hint = i + 1;
+            field = i;
+            return true;
+        }
+
+        private int Find(ReadOnlySpan<byte> name)
+        {
+            for (var i = 0; i < _names.Length; i++)
+                if (name.SequenceEqual(_names[i])) return i;
+            return -1;
+        }
+
+        /// <summary>After <see cref="Next"/> returned false: the object ended and every field was read.</summary>
+        public bool Complete(int field, ulong seen) => field == -1 && seen == _all;
+    }
+
     private bool TryRecord(ref Utf8JsonReader r, out DecisionRecord? record)
     {
         record = null;
         if (r.TokenType != JsonTokenType.StartObject) return false;
-        if (!Prop(ref r, "inputs"u8) || !TryInputs(ref r, out var inputs)) return false;
-        if (!Prop(ref r, "outcome"u8) || !TryOutcome(ref r, out var outcome)) return false;
-        if (!End(ref r)) return false;
+        FaultInputs? inputs = null;
+        FaultOutcome outcome = default;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (RecordFields.Next(ref r, ref seen, ref hint, out f))
+        {
+            var ok = f switch
+            {
+                0 => TryInputs(ref r, out inputs),
+                _ => TryOutcome(ref r, out outcome),
+            };
+            if (!ok) return false;
+        }
+        if (!RecordFields.Complete(f, seen)) return false;
         record = new DecisionRecord(inputs!, outcome);
         return true;
     }
@@ -88,52 +156,197 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
     {
         inputs = null;
         if (r.TokenType != JsonTokenType.StartObject) return false;
-        if (!Prop(ref r, "vm"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return false;
-        var vm = r.GetString()!;
-        if (!Int(ref r, "vcpu"u8, out var vcpu) || !Hex(ref r, "gpa"u8, out var gpa) || !Enum(ref r, "op"u8, out AccessOp op)
-            || !Bool(ref r, "faultIsPerm"u8, out var faultIsPerm) || !Int(ref r, "faultLevel"u8, out var faultLevel)) return false;
+        string? vm = null;
+        int vcpu = 0, faultLevel = 0, ipaBits = 0, inProgress = 0;
+        ulong gpa = 0, hva = 0, pfnHva = 0, sampled = 0, atLock = 0;
+        AccessOp op = default;
+        bool faultIsPerm = false, mte = false, topUpFails = false;
         Memslot? slot = null;
-        if (!Prop(ref r, "slot"u8)) return false;
-        if (r.TokenType != JsonTokenType.Null)
-        {
-            if (r.TokenType != JsonTokenType.StartObject || !Int(ref r, "id"u8, out var id) || !Hex(ref r, "baseGpa"u8, out var baseGpa)
-                || !Hex(ref r, "size"u8, out var size) || !Hex(ref r, "userspaceAddr"u8, out var uaddr)
-                || !Enum(ref r, "flags"u8, out MemslotFlags slotFlags) || !End(ref r)) return false;
-            slot = new Memslot(id, baseGpa, size, uaddr, slotFlags);
-        }
-        if (!Hex(ref r, "hva"u8, out var hva)) return false;
         VmaSnapshot? vma = null;
-        if (!Prop(ref r, "vma"u8)) return false;
-        if (r.TokenType != JsonTokenType.Null)
+        PfnLookup pfn = default;
+        KernelPolicy? policy = null;
+        Stage2Leaf? existing = null;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (InputFields.Next(ref r, ref seen, ref hint, out f))
         {
-            if (r.TokenType != JsonTokenType.StartObject || !Hex(ref r, "start"u8, out var start) || !Hex(ref r, "end"u8, out var end)
-                || !Prop(ref r, "flags"u8) || !TryVmFlags(ref r, out var flags) || !Hex(ref r, "pgOff"u8, out var pgOff)
-                || !Enum(ref r, "s1"u8, out MairIndex s1) || !End(ref r)) return false;
-            vma = new VmaSnapshot(start, end, flags, pgOff, s1);
+            var ok = f switch
+            {
+                0 => Str(ref r, out vm),
+                1 => Int(ref r, out vcpu),
+                2 => Hex(ref r, out gpa),
+                3 => Enum(ref r, out op),
+                4 => Bool(ref r, out faultIsPerm),
+                5 => Int(ref r, out faultLevel),
+                6 => TrySlot(ref r, out slot),
+                7 => Hex(ref r, out hva),
+                8 => TryVma(ref r, out vma),
+                9 => Hex(ref r, out pfnHva),
+                10 => TryPfn(ref r, out pfn),
+                11 => TryPolicy(ref r, out policy),
+                12 => Bool(ref r, out mte),
+                13 => Int(ref r, out ipaBits),
+                14 => Hex(ref r, out sampled),
+                15 => Hex(ref r, out atLock),
+                16 => Int(ref r, out inProgress),
+                17 => TryLeaf(ref r, out existing),
+                _ => Bool(ref r, out topUpFails),
+            };
+            if (!ok) return false;
         }
-        if (!Hex(ref r, "pfnHva"u8, out var pfnHva)) return false;
-        if (!Prop(ref r, "pfn"u8) || r.TokenType != JsonTokenType.StartObject || !Enum(ref r, "status"u8, out PfnStatus status)
-            || !Hex(ref r, "pfn"u8, out var pfn) || !Bool(ref r, "isMapMemory"u8, out var isMapMemory)
-            || !Bool(ref r, "writable"u8, out var writable) || !End(ref r)) return false;
-        if (!Prop(ref r, "policy"u8) || r.TokenType != JsonTokenType.StartObject || !Enum(ref r, "ruleSet"u8, out RuleSet ruleSet)
-            || !Prop(ref r, "cpu"u8) || r.TokenType != JsonTokenType.StartObject || !Bool(ref r, "fwb"u8, out var fwb)
-            || !Bool(ref r, "dic"u8, out var dic) || !End(ref r) || !Enum(ref r, "wordSize"u8, out WordSize wordSize) || !End(ref r)) return false;
-        if (!Bool(ref r, "vmHasMte"u8, out var mte) || !Int(ref r, "ipaBits"u8, out var ipaBits) || !Hex(ref r, "sampledSeq"u8, out var sampled)
-            || !Hex(ref r, "seqAtLock"u8, out var atLock) || !Int(ref r, "inProgressAtLock"u8, out var inProgress)
-            || !Prop(ref r, "existingLeaf"u8) || !TryLeaf(ref r, out var existing)
-            || !Bool(ref r, "memcacheTopUpFails"u8, out var topUpFails) || !End(ref r)) return false;
-        inputs = new FaultInputs(vm, vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
-            new PfnLookup(status, pfn, isMapMemory, writable), Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize),
+        if (!InputFields.Complete(f, seen)) return false;
+        inputs = new FaultInputs(vm!, vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva, pfn, policy!,
             mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails);
         return true;
+    }
+
+    /// <summary>A memslot object or null, the reader on its first token.</summary>
+    private bool TrySlot(ref Utf8JsonReader r, out Memslot? slot)
+    {
+        slot = null;
+        if (r.TokenType == JsonTokenType.Null) return true;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        int id = 0;
+        ulong baseGpa = 0, size = 0, uaddr = 0;
+        MemslotFlags flags = default;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (SlotFields.Next(ref r, ref seen, ref hint, out f))
+        {
+            var ok = f switch
+            {
+                0 => Int(ref r, out id),
+                1 => Hex(ref r, out baseGpa),
+                2 => Hex(ref r, out size),
+                3 => Hex(ref r, out uaddr),
+                _ => Enum(ref r, out flags),
+            };
+            if (!ok) return false;
+        }
+        if (!SlotFields.Complete(f, seen)) return false;
+        slot = new Memslot(id, baseGpa, size, uaddr, flags);
+        return true;
+    }
+
+    /// <summary>A VMA snapshot or null, the reader on its first token.</summary>
+    private bool TryVma(ref Utf8JsonReader r, out VmaSnapshot? vma)
+    {
+        vma = null;
+        if (r.TokenType == JsonTokenType.Null) return true;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        ulong start = 0, end = 0, pgOff = 0;
+        VmFlags flags = default;
+        MairIndex s1 = default;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (VmaFields.Next(ref r, ref seen, ref hint, out f))
+        {
+            var ok = f switch
+            {
+                0 => Hex(ref r, out start),
+                1 => Hex(ref r, out end),
+                2 => TryVmFlags(ref r, out flags),
+                3 => Hex(ref r, out pgOff),
+                _ => Enum(ref r, out s1),
+            };
+            if (!ok) return false;
+        }
+        if (!VmaFields.Complete(f, seen)) return false;
+        vma = new VmaSnapshot(start, end, flags, pgOff, s1);
+        return true;
+    }
+
+    private bool TryPfn(ref Utf8JsonReader r, out PfnLookup pfn)
+    {
+        pfn = default;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        PfnStatus status = default;
+        ulong value = 0;
+        bool isMapMemory = false, writable = false;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (PfnFields.Next(ref r, ref seen, ref hint, out f))
+        {
+            var ok = f switch
+            {
+                0 => Enum(ref r, out status),
+                1 => Hex(ref r, out value),
+                2 => Bool(ref r, out isMapMemory),
+                _ => Bool(ref r, out writable),
+            };
+            if (!ok) return false;
+        }
+        if (!PfnFields.Complete(f, seen)) return false;
+        pfn = new PfnLookup(status, value, isMapMemory, writable);
+        return true;
+    }
+
+    private bool TryPolicy(ref Utf8JsonReader r, out KernelPolicy? policy)
+    {
+        policy = null;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        RuleSet ruleSet = default;
+        WordSize wordSize = default;
+        bool fwb = false, dic = false;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (PolicyFields.Next(ref r, ref seen, ref hint, out f))
+        {
+            var ok = f switch
+            {
+                0 => Enum(ref r, out ruleSet),
+                1 => TryCpu(ref r, out fwb, out dic),
+                _ => Enum(ref r, out wordSize),
+            };
+            if (!ok) return false;
+        }
+        if (!PolicyFields.Complete(f, seen)) return false;
+        policy = Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize);
+        return true;
+    }
+
+    private static bool TryCpu(ref Utf8JsonReader r, out bool fwb, out bool dic)
+    {
+        fwb = dic = false;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (CpuFields.Next(ref r, ref seen, ref hint, out f))
+            if (!(f == 0 ? Bool(ref r, out fwb) : Bool(ref r, out dic))) return false;
+        return CpuFields.Complete(f, seen);
     }
 
     private bool TryOutcome(ref Utf8JsonReader r, out FaultOutcome outcome)
     {
         outcome = default;
-        if (r.TokenType != JsonTokenType.StartObject || !Enum(ref r, "result"u8, out FaultResult result) || !Enum(ref r, "errno"u8, out Errno errno)
-            || !Prop(ref r, "leaf"u8) || !TryLeaf(ref r, out var leaf) || !Enum(ref r, "prot"u8, out KvmPgtableProt prot)
-            || !Enum(ref r, "path"u8, out DecisionPath path) || !End(ref r)) return false;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        FaultResult result = default;
+        Errno errno = default;
+        Stage2Leaf? leaf = null;
+        KvmPgtableProt prot = default;
+        DecisionPath path = default;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (OutcomeFields.Next(ref r, ref seen, ref hint, out f))
+        {
+            var ok = f switch
+            {
+                0 => Enum(ref r, out result),
+                1 => Enum(ref r, out errno),
+                2 => TryLeaf(ref r, out leaf),
+                3 => Enum(ref r, out prot),
+                _ => Enum(ref r, out path),
+            };
+            if (!ok) return false;
+        }
+        if (!OutcomeFields.Complete(f, seen)) return false;
         outcome = new FaultOutcome(result, errno, leaf, prot, path);
         return true;
     }
@@ -143,8 +356,25 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
     {
         leaf = null;
         if (r.TokenType == JsonTokenType.Null) return true;
-        if (r.TokenType != JsonTokenType.StartObject || !Hex(ref r, "gpa"u8, out var gpa) || !Int(ref r, "level"u8, out var level)
-            || !Enum(ref r, "prot"u8, out KvmPgtableProt prot) || !Hex(ref r, "descriptor"u8, out var descriptor) || !End(ref r)) return false;
+        if (r.TokenType != JsonTokenType.StartObject) return false;
+        ulong gpa = 0, descriptor = 0;
+        int level = 0;
+        KvmPgtableProt prot = default;
+        ulong seen = 0;
+        var hint = 0;
+        int f;
+        while (LeafFields.Next(ref r, ref seen, ref hint, out f))
+        {
+            var ok = f switch
+            {
+                0 => Hex(ref r, out gpa),
+                1 => Int(ref r, out level),
+                2 => Enum(ref r, out prot),
+                _ => Hex(ref r, out descriptor),
+            };
+            if (!ok) return false;
+        }
+        if (!LeafFields.Complete(f, seen)) return false;
         leaf = new Stage2Leaf(gpa, level, prot, descriptor);
         return true;
     }
@@ -168,25 +398,32 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
 
     private static bool End(ref Utf8JsonReader r) => r.Read() && r.TokenType == JsonTokenType.EndObject;
 
-    private static bool Int(ref Utf8JsonReader r, ReadOnlySpan<byte> name, out int value)
+    // The value readers: the reader is on the value.
+    private static bool Str(ref Utf8JsonReader r, out string? value)
     {
-        value = 0;
-        return Prop(ref r, name) && r.TokenType == JsonTokenType.Number && r.TryGetInt32(out value);
+        value = null;
+        if (r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return false;
+        value = r.GetString();
+        return true;
     }
 
-    private static bool Bool(ref Utf8JsonReader r, ReadOnlySpan<byte> name, out bool value)
+    private static bool Int(ref Utf8JsonReader r, out int value)
     {
-        value = false;
-        if (!Prop(ref r, name)) return false;
+        value = 0;
+        return r.TokenType == JsonTokenType.Number && r.TryGetInt32(out value);
+    }
+
+    private static bool Bool(ref Utf8JsonReader r, out bool value)
+    {
         value = r.TokenType == JsonTokenType.True;
         return r.TokenType is JsonTokenType.True or JsonTokenType.False;
     }
 
     /// <summary>"0x" and 1 to 16 hex digits, as HexUInt64Converter writes them.</summary>
-    private static bool Hex(ref Utf8JsonReader r, ReadOnlySpan<byte> name, out ulong value)
+    private static bool Hex(ref Utf8JsonReader r, out ulong value)
     {
         value = 0;
-        if (!Prop(ref r, name) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return false;
+        if (r.TokenType != JsonTokenType.String || r.ValueIsEscaped || r.HasValueSequence) return false;
         var s = r.ValueSpan;
         if (s.Length < 3 || s.Length > 18 || s[0] != '0' || s[1] != 'x') return false;
         for (var i = 2; i < s.Length; i++)
@@ -199,10 +436,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         return true;
     }
 
-    private bool Enum<T>(ref Utf8JsonReader r, ReadOnlySpan<byte> name, out T value) where T : struct, System.Enum
+    private bool Enum<T>(ref Utf8JsonReader r, out T value) where T : struct, System.Enum
     {
         value = default;
-        return Prop(ref r, name) && r.TokenType == JsonTokenType.String && !r.ValueIsEscaped && Names<T>.TryGet(r.ValueSpan, general, single: false, out value);
+        return r.TokenType == JsonTokenType.String && !r.ValueIsEscaped && !r.HasValueSequence && Names<T>.TryGet(r.ValueSpan, general, single: false, out value);
     }
 
     /// <summary>The values of the names seen so far, each learned once from the general path (so a
