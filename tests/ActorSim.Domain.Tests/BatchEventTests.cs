@@ -49,6 +49,24 @@ public class BatchEventTests
     }
 
     [Fact]
+    public void A_violation_names_the_VM_vCPU_and_page_it_is_about()
+    {
+        // The place is formatted only when a check fails; these pin what it says.
+        var d = Decisions(out _).First(x => x.Decision.Outcome.Leaf is not null).Decision;
+        var broken = d with { Inputs = d.Inputs with { SeqAtLock = d.Inputs.SampledSeq + 1 } };
+        var i5 = Assert.Single(Invariants.Invariants.CheckEvent(new Stage2FaultsResolved([d, broken, d])));
+        Assert.StartsWith($"vm vm1 vcpu {d.Inputs.Vcpu} gpa 0x{d.Inputs.Gpa:x}: installed with seq", i5.Detail);
+        Assert.Empty(Invariants.Invariants.CheckEvent(new Stage2FaultsResolved([d, d])));
+
+        var leaf = new Stage2Leaf(0x4000_0000, 3, Stage2.KvmPgtableProt.KVM_PGTABLE_PROT_R, 0x1000);
+        var found = new List<Violation>();
+        Invariants.Invariants.CheckLeaf(new SystemView(Policy("6.9"), Mm.AddressSpace.Empty(), new Dictionary<string, Vfio.VfioDevice>(),
+            new Dictionary<string, KvmVm>()), KvmVm.Create("vm1"), leaf, found);
+        Assert.NotEmpty(found);
+        Assert.All(found, v => Assert.StartsWith("vm vm1 gpa 0x40000000 L3: ", v.Detail));
+    }
+
+    [Fact]
     public void Replay_counts_and_verifies_every_decision_of_a_batch()
     {
         var singles = Decisions(out _);

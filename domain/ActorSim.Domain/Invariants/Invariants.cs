@@ -45,27 +45,28 @@ public static class Invariants
     public static void CheckLeaf(SystemView v, KvmVm vm, Stage2Leaf leaf, List<Violation> found)
     {
         var fwb = v.Policy.Cpu.Fwb;
-        var where = $"vm {vm.Name} gpa 0x{leaf.Gpa:x} L{leaf.Level}";
+        // Formatted only for a violation: the checks run on every leaf a fault installs.
+        string Where() => $"vm {vm.Name} gpa 0x{leaf.Gpa:x} L{leaf.Level}";
         var type = MemAttr.TypeOf(leaf.MemAttr, fwb);
         // I3: exactly one memory type, one that KVM produces.
-        if (type is null) { found.Add(new("I3", $"{where}: MemAttr 0x{leaf.MemAttr:x} is not a KVM stage-2 type")); return; }
+        if (type is null) { found.Add(new("I3", $"{Where()}: MemAttr 0x{leaf.MemAttr:x} is not a KVM stage-2 type")); return; }
         // I1: Device / Normal-NC leaves are never executable.
-        if (type != S2Type.Normal && leaf.Executable) found.Add(new("I1", $"{where}: {type} leaf is executable"));
+        if (type != S2Type.Normal && leaf.Executable) found.Add(new("I1", $"{Where()}: {type} leaf is executable"));
         var devicePfn = !PhysMap.PfnIsMapMemory(leaf.Pfn);
         // I10 (6.8/6.9): device pfns map Device or Normal-NC, RAM maps Normal.
         if (v.Policy.RuleSet != RuleSet.V6_17 && devicePfn != (type != S2Type.Normal))
-            found.Add(new("I10", $"{where}: pfn 0x{leaf.Pfn:x} ({(devicePfn ? "device" : "RAM")}) mapped {type}"));
+            found.Add(new("I10", $"{Where()}: pfn 0x{leaf.Pfn:x} ({(devicePfn ? "device" : "RAM")}) mapped {type}"));
         // I9 (6.17): cacheable device memory only with FWB and DIC.
         if (type == S2Type.Normal && devicePfn && !(v.Policy.RuleSet == RuleSet.V6_17 && v.Policy.SupportsCacheablePfnmap))
-            found.Add(new("I9", $"{where}: device pfn 0x{leaf.Pfn:x} mapped cacheable under {v.Policy}"));
+            found.Add(new("I9", $"{Where()}: device pfn 0x{leaf.Pfn:x} mapped cacheable under {v.Policy}"));
         // I6: no device memory mapped while its device does not decode memory.
         if (DeviceOf(v, leaf.Pfn) is { } dev && dev.Driver != VfioDriver.VfioPlatform && !dev.MemoryDecodes)
-            found.Add(new("I6", $"{where}: maps {dev.Name} while its memory is disabled"));
+            found.Add(new("I6", $"{Where()}: maps {dev.Name} while its memory is disabled"));
 
         var slot = vm.SlotFor(leaf.Gpa);
         if (slot is null || !slot.ContainsGpa(leaf.EndGpa - 1))
         {
-            found.Add(new("I4", $"{where}: no memslot holds the whole leaf"));
+            found.Add(new("I4", $"{Where()}: no memslot holds the whole leaf"));
             return;
         }
         var hva = slot.GpaToHva(leaf.Gpa);
@@ -75,17 +76,17 @@ public static class Invariants
         // tests ALIGN(hva, size) <= vm_end, which an already aligned hva passes, so the kernel
         // can map a block that runs past vm_end.)
         if (vma is null)
-            found.Add(new("I4", $"{where}: no VMA at hva 0x{hva:x}"));
+            found.Add(new("I4", $"{Where()}: no VMA at hva 0x{hva:x}"));
         else if (!vma.Ptes.Contains(hva) || vma.PfnOf(hva) != leaf.Pfn)
-            found.Add(new("I4", $"{where}: user PTE at hva 0x{hva:x} is gone or points elsewhere"));
+            found.Add(new("I4", $"{Where()}: user PTE at hva 0x{hva:x} is gone or points elsewhere"));
         else
         {
             // I2: a Normal-NC leaf comes from a VMA with VM_ALLOW_ANY_UNCACHED over device memory.
             if (type == S2Type.NormalNC && (!vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || !devicePfn || v.Policy.RuleSet == RuleSet.V6_8))
-                found.Add(new("I2", $"{where}: Normal-NC without VM_ALLOW_ANY_UNCACHED on a device pfn"));
+                found.Add(new("I2", $"{Where()}: Normal-NC without VM_ALLOW_ANY_UNCACHED on a device pfn"));
             // I11: writable leaf => writable user mapping and writable slot.
             if (leaf.Writable && (!vma.PteWritable || slot.ReadOnly))
-                found.Add(new("I11", $"{where}: writable leaf over a read-only mapping or slot"));
+                found.Add(new("I11", $"{Where()}: writable leaf over a read-only mapping or slot"));
         }
     }
 
@@ -94,9 +95,17 @@ public static class Invariants
         switch (e)
         {
             case Stage2FaultResolved { Decision: var d }:
-                return CheckDecision(d);
+            {
+                List<Violation>? found = null;
+                CheckDecision(d, ref found);
+                return found ?? [];
+            }
             case Stage2FaultsResolved b:
-                return b.Decisions.SelectMany(CheckDecision).ToList();
+            {
+                List<Violation>? found = null;
+                foreach (var d in b.Decisions) CheckDecision(d, ref found);
+                return found ?? [];
+            }
             case MemslotSet m when m.Slot.Flags.HasFlag(MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES) && m.Vmas.Any(x => x.Flags.Has(VmFlags.VM_PFNMAP)):
                 // I8: PFNMAP memslots never have dirty logging.
                 return [new("I8", $"vm {m.Vm} slot {m.Slot.Id}: dirty logging over a VM_PFNMAP VMA")];
@@ -105,35 +114,34 @@ public static class Invariants
         }
     }
 
-    /// <summary>The predicates of one decision record (I1, I2, I5, I7, I11, I13).</summary>
-    private static List<Violation> CheckDecision(DecisionRecord d)
+    /// <summary>The predicates of one decision record (I1, I2, I5, I7, I11, I13), adding what they find
+    /// to <paramref name="found"/> (made at the first violation: most decisions have none).</summary>
+    private static void CheckDecision(DecisionRecord d, ref List<Violation>? found)
     {
-        var found = new List<Violation>();
         var o = d.Outcome;
         var i = d.Inputs;
-        var at = $"vm {i.Vm} vcpu {i.Vcpu} gpa 0x{i.Gpa:x}";
+        string At() => $"vm {i.Vm} vcpu {i.Vcpu} gpa 0x{i.Gpa:x}";
         // I13: -ENOEXEC and -EAGAIN never reach the VMM.
         if (o.Result == FaultResult.Error && o.Errno is Errno.ENOEXEC or Errno.EAGAIN)
-            found.Add(new("I13", $"{at}: -{o.Errno} returned to the VMM"));
+            (found ??= []).Add(new("I13", $"{At()}: -{o.Errno} returned to the VMM"));
         if (o.Result is FaultResult.Mapped or FaultResult.PermissionsRelaxed)
         {
             // I5: installed only if no invalidation ran since the sample.
             if (i.InProgressAtLock != 0 || i.SeqAtLock != i.SampledSeq)
-                found.Add(new("I5", $"{at}: installed with seq {i.SampledSeq}->{i.SeqAtLock}, in progress {i.InProgressAtLock}"));
+                (found ??= []).Add(new("I5", $"{At()}: installed with seq {i.SampledSeq}->{i.SeqAtLock}, in progress {i.InProgressAtLock}"));
             var leaf = o.Leaf!.Value;
             var type = MemAttr.TypeOf(leaf.MemAttr, i.Policy.Cpu.Fwb);
             if (type is not S2Type.Normal && leaf.Executable)
-                found.Add(new("I1", $"{at}: {type} leaf installed executable"));
+                (found ??= []).Add(new("I1", $"{At()}: {type} leaf installed executable"));
             if (type == S2Type.NormalNC && (i.Vma is not { } vma || !vma.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) || i.Pfn.IsMapMemory || i.Policy.RuleSet == RuleSet.V6_8))
-                found.Add(new("I2", $"{at}: Normal-NC decided without VM_ALLOW_ANY_UNCACHED on a device pfn"));
+                (found ??= []).Add(new("I2", $"{At()}: Normal-NC decided without VM_ALLOW_ANY_UNCACHED on a device pfn"));
             // I7: a permission relax never changes the memory type.
             if (o.Result == FaultResult.PermissionsRelaxed && i.ExistingLeaf is { } old && old.MemAttr != leaf.MemAttr)
-                found.Add(new("I7", $"{at}: relax changed MemAttr 0x{old.MemAttr:x} -> 0x{leaf.MemAttr:x}"));
+                (found ??= []).Add(new("I7", $"{At()}: relax changed MemAttr 0x{old.MemAttr:x} -> 0x{leaf.MemAttr:x}"));
             // I11: no write permission from a read fault while dirty logging (RAM).
             if (i.Slot is { LoggingActive: true } && i.Op != AccessOp.Write && leaf.Writable && i.Pfn.IsMapMemory && o.Result == FaultResult.Mapped)
-                found.Add(new("I11", $"{at}: read fault under dirty logging mapped writable"));
+                (found ??= []).Add(new("I11", $"{At()}: read fault under dirty logging mapped writable"));
         }
-        return found;
     }
 
     private static VfioDevice? DeviceOf(SystemView v, ulong pfn)
