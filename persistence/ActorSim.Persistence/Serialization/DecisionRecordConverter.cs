@@ -88,45 +88,56 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
     private static readonly Fields OutcomeFields = new("result", "errno", "leaf", "prot", "path");
     private static readonly Fields LeafFields = new("gpa", "level", "prot", "descriptor");
 
-    /// <summary>The field names of one object. <see cref="Next"/> moves the reader onto the next field's
-    /// value and says which field it is; each must come once, none may be unknown or escaped.</summary>
+    /// <summary>The field names of one object; <see cref="Start"/> a cursor over one such object.</summary>
     private sealed class Fields(params string[] names)
     {
         private readonly byte[][] _names = [.. names.Select(System.Text.Encoding.UTF8.GetBytes)];
         private readonly ulong _all = (1UL << names.Length) - 1;
 
-        /// <summary>True with the field's index and the reader on its value; false at the object's end
-        /// (<paramref name="field"/> -1) or on anything else (<paramref name="field"/> -2: unknown,
-        /// escaped, repeated, or not well-formed). <paramref name="seen"/> collects the fields read;
-        /// <paramref name="hint"/> is where the written order says the next name is (tried first).</summary>
-        public bool Next(ref Utf8JsonReader r, ref ulong seen, ref int hint, out int field)
-        {
-            field = -2;
-            if (!r.Read()) return false;
-            if (r.TokenType == JsonTokenType.EndObject)
-            {
-                field = -1;
-                return false;
-            }
-            if (r.TokenType != JsonTokenType.PropertyName || r.ValueIsEscaped || r.HasValueSequence) return false;
-            var name = r.ValueSpan;
-            var i = hint < _names.Length && name.SequenceEqual(_names[hint]) ? hint : Find(name);
-            if (i < 0 || (seen & (1UL << i)) != 0 || !r.Read()) return false;
-            seen |= 1UL << i;
-            hint = i + 1;
-            field = i;
-            return true;
-        }
+        public FieldCursor Start() => new(this);
 
-        private int Find(ReadOnlySpan<byte> name)
+        public int Find(ReadOnlySpan<byte> name, int hint)
         {
+            if (hint < _names.Length && name.SequenceEqual(_names[hint])) return hint;
             for (var i = 0; i < _names.Length; i++)
                 if (name.SequenceEqual(_names[i])) return i;
             return -1;
         }
 
+        public bool All(ulong seen) => seen == _all;
+    }
+
+    /// <summary>Walks one object's fields: <see cref="Next"/> moves the reader onto the next field's
+    /// value and sets <see cref="Field"/> to its index; each field must come once, none may be
+    /// unknown or escaped. The written order is tried first (a hint), any order is taken.</summary>
+    private struct FieldCursor(Fields fields)
+    {
+        private ulong _seen;
+        private int _hint;
+        private bool _ended;
+
+        public int Field { get; private set; }
+
+        /// <summary>True with the reader on a field's value; false at the object's end or on anything else.</summary>
+        public bool Next(ref Utf8JsonReader r)
+        {
+            if (!r.Read()) return false;
+            if (r.TokenType == JsonTokenType.EndObject)
+            {
+                _ended = true;
+                return false;
+            }
+            if (r.TokenType != JsonTokenType.PropertyName || r.ValueIsEscaped || r.HasValueSequence) return false;
+            var i = fields.Find(r.ValueSpan, _hint);
+            if (i < 0 || (_seen & (1UL << i)) != 0 || !r.Read()) return false;
+            _seen |= 1UL << i;
+            _hint = i + 1;
+            Field = i;
+            return true;
+        }
+
         /// <summary>After <see cref="Next"/> returned false: the object ended and every field was read.</summary>
-        public bool Complete(int field, ulong seen) => field == -1 && seen == _all;
+        public readonly bool Complete => _ended && fields.All(_seen);
     }
 
     private bool TryRecord(ref Utf8JsonReader r, out DecisionRecord? record)
@@ -135,19 +146,17 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         if (r.TokenType != JsonTokenType.StartObject) return false;
         FaultInputs? inputs = null;
         FaultOutcome outcome = default;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (RecordFields.Next(ref r, ref seen, ref hint, out f))
+        var o = RecordFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => TryInputs(ref r, out inputs),
                 _ => TryOutcome(ref r, out outcome),
             };
             if (!ok) return false;
         }
-        if (!RecordFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         record = new DecisionRecord(inputs!, outcome);
         return true;
     }
@@ -166,12 +175,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         PfnLookup pfn = default;
         KernelPolicy? policy = null;
         Stage2Leaf? existing = null;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (InputFields.Next(ref r, ref seen, ref hint, out f))
+        var o = InputFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => Str(ref r, out vm),
                 1 => Int(ref r, out vcpu),
@@ -195,7 +202,7 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             };
             if (!ok) return false;
         }
-        if (!InputFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         inputs = new FaultInputs(vm!, vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva, pfn, policy!,
             mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails);
         return true;
@@ -210,12 +217,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         int id = 0;
         ulong baseGpa = 0, size = 0, uaddr = 0;
         MemslotFlags flags = default;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (SlotFields.Next(ref r, ref seen, ref hint, out f))
+        var o = SlotFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => Int(ref r, out id),
                 1 => Hex(ref r, out baseGpa),
@@ -225,7 +230,7 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             };
             if (!ok) return false;
         }
-        if (!SlotFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         slot = new Memslot(id, baseGpa, size, uaddr, flags);
         return true;
     }
@@ -239,12 +244,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         ulong start = 0, end = 0, pgOff = 0;
         VmFlags flags = default;
         MairIndex s1 = default;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (VmaFields.Next(ref r, ref seen, ref hint, out f))
+        var o = VmaFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => Hex(ref r, out start),
                 1 => Hex(ref r, out end),
@@ -254,7 +257,7 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             };
             if (!ok) return false;
         }
-        if (!VmaFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         vma = new VmaSnapshot(start, end, flags, pgOff, s1);
         return true;
     }
@@ -266,12 +269,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         PfnStatus status = default;
         ulong value = 0;
         bool isMapMemory = false, writable = false;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (PfnFields.Next(ref r, ref seen, ref hint, out f))
+        var o = PfnFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => Enum(ref r, out status),
                 1 => Hex(ref r, out value),
@@ -280,7 +281,7 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             };
             if (!ok) return false;
         }
-        if (!PfnFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         pfn = new PfnLookup(status, value, isMapMemory, writable);
         return true;
     }
@@ -292,12 +293,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         RuleSet ruleSet = default;
         WordSize wordSize = default;
         bool fwb = false, dic = false;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (PolicyFields.Next(ref r, ref seen, ref hint, out f))
+        var o = PolicyFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => Enum(ref r, out ruleSet),
                 1 => TryCpu(ref r, out fwb, out dic),
@@ -305,7 +304,7 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             };
             if (!ok) return false;
         }
-        if (!PolicyFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         policy = Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize);
         return true;
     }
@@ -314,12 +313,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
     {
         fwb = dic = false;
         if (r.TokenType != JsonTokenType.StartObject) return false;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (CpuFields.Next(ref r, ref seen, ref hint, out f))
-            if (!(f == 0 ? Bool(ref r, out fwb) : Bool(ref r, out dic))) return false;
-        return CpuFields.Complete(f, seen);
+        var o = CpuFields.Start();
+        while (o.Next(ref r))
+            if (!(o.Field == 0 ? Bool(ref r, out fwb) : Bool(ref r, out dic))) return false;
+        return o.Complete;
     }
 
     private bool TryOutcome(ref Utf8JsonReader r, out FaultOutcome outcome)
@@ -331,12 +328,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         Stage2Leaf? leaf = null;
         KvmPgtableProt prot = default;
         DecisionPath path = default;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (OutcomeFields.Next(ref r, ref seen, ref hint, out f))
+        var o = OutcomeFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => Enum(ref r, out result),
                 1 => Enum(ref r, out errno),
@@ -346,7 +341,7 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             };
             if (!ok) return false;
         }
-        if (!OutcomeFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         outcome = new FaultOutcome(result, errno, leaf, prot, path);
         return true;
     }
@@ -360,12 +355,10 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
         ulong gpa = 0, descriptor = 0;
         int level = 0;
         KvmPgtableProt prot = default;
-        ulong seen = 0;
-        var hint = 0;
-        int f;
-        while (LeafFields.Next(ref r, ref seen, ref hint, out f))
+        var o = LeafFields.Start();
+        while (o.Next(ref r))
         {
-            var ok = f switch
+            var ok = o.Field switch
             {
                 0 => Hex(ref r, out gpa),
                 1 => Int(ref r, out level),
@@ -374,7 +367,7 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             };
             if (!ok) return false;
         }
-        if (!LeafFields.Complete(f, seen)) return false;
+        if (!o.Complete) return false;
         leaf = new Stage2Leaf(gpa, level, prot, descriptor);
         return true;
     }
