@@ -20,7 +20,7 @@ public sealed class CuttableProxy : IDisposable
         _listener = new TcpListener(IPAddress.Loopback, listenPort);
         _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _listener.Start();
-        _ = Task.Run(AcceptLoop);
+        Run(AcceptLoop);
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
@@ -28,15 +28,21 @@ public sealed class CuttableProxy : IDisposable
     /// <summary>A new proxy listening on a given port (the database "coming back").</summary>
     public static CuttableProxy OnPort(int listenPort, int targetPort) => new(targetPort, listenPort);
 
-    private async Task AcceptLoop()
+    /// <summary>The proxy's loops run on threads of their own, not the thread pool: while a test blocks
+    /// pool threads (a journal opening its store synchronously in its constructor, TestKit waits), pumps
+    /// queued on the pool did not run, and a connection through the proxy timed out before it opened
+    /// (OutageTests failed 3 runs in 9 with a 2 s connect timeout, the journal never starting).</summary>
+    private static void Run(Action loop) => new Thread(() => loop()) { IsBackground = true }.Start();
+
+    private void AcceptLoop()
     {
         while (!_cts.IsCancellationRequested)
         {
             TcpClient inbound;
-            try { inbound = await _listener.AcceptTcpClientAsync(_cts.Token); }
-            catch (Exception) { return; }
+            try { inbound = _listener.AcceptTcpClient(); }
+            catch (Exception) { return; } // stopped by Cut()
             var outbound = new TcpClient();
-            try { await outbound.ConnectAsync(IPAddress.Loopback, _targetPort); }
+            try { outbound.Connect(IPAddress.Loopback, _targetPort); }
             catch (Exception) { inbound.Close(); continue; }
             lock (_clients)
             {
@@ -51,14 +57,15 @@ public sealed class CuttableProxy : IDisposable
                 _clients.Add(inbound);
                 _clients.Add(outbound);
             }
-            _ = Pump(inbound.GetStream(), outbound.GetStream());
-            _ = Pump(outbound.GetStream(), inbound.GetStream());
+            Stream a = inbound.GetStream(), b = outbound.GetStream();
+            Run(() => Pump(a, b));
+            Run(() => Pump(b, a));
         }
     }
 
-    private async Task Pump(Stream from, Stream to)
+    private static void Pump(Stream from, Stream to)
     {
-        try { await from.CopyToAsync(to, _cts.Token); }
+        try { from.CopyTo(to); }
         catch (Exception) { /* cut */ }
     }
 
