@@ -34,52 +34,130 @@ public static class RunLog
     /// table, rows streamed as PostgreSQL produces them (it works on the next rows while these are
     /// decoded), the stored <see cref="JournalEntry"/> taken apart by PostgreSQL and the domain event's
     /// JSON handed to the serializer as UTF-8 — rather than pages of Marten's event query, which
-    /// deserialized each whole entry and then the event again (bench, replay from the database).</summary>
+    /// deserialized each whole entry and then the event again (bench, replay from the database).
+    /// An imported run comes back in the order of the file it was imported from
+    /// (<see cref="ReadImportedAsync"/>).</summary>
     public static async IAsyncEnumerable<RunEvent> ReadAsync(IDocumentStore store, string run, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
         var prefix = run + "/";
+        var schema = store.Options.Events.DatabaseSchemaName;
         long n = 0;
         List<(long LogSeq, RunEvent Event)>? imported = null;
         await using var session = store.QuerySession();
         var conn = (Npgsql.NpgsqlConnection)session.Connection!;
         if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct);
+        var (first, firstImported) = await FirstSeqAsync(conn, schema, prefix, ct);
+        if (firstImported)
+        {
+            await foreach (var ev in ReadImportedAsync(conn, schema, prefix, ct)) yield return ev with { Seq = ++n };
+            yield break;
+        }
         await using var cmd = new Npgsql.NpgsqlCommand(
-            "select e.stream_id, e.version, e.timestamp, j.\"Type\", j.\"SchemaVersion\", j.\"Timestamp\", coalesce(j.\"LogSeq\", 0), j.\"Data\"::text " +
-            $"from {store.Options.Events.DatabaseSchemaName}.mt_events e " +
-            // the stored entry taken apart once per row (each data->>'…' would read the whole jsonb again)
-            "cross join lateral jsonb_to_record(e.data) as j(\"Type\" text, \"SchemaVersion\" int, \"Timestamp\" bigint, \"LogSeq\" bigint, \"Rejected\" boolean, \"Data\" jsonb) " +
+            $"select {Columns} from {schema}.mt_events e {Entry} " +
             "where e.seq_id >= @first and starts_with(e.stream_id, @prefix) and e.is_archived = false " +
-            "and j.\"Type\" is not null and coalesce(j.\"Rejected\", false) = false " +
-            "order by e.seq_id", conn);
-        cmd.Parameters.AddWithValue("first", await FirstSeqAsync(conn, store.Options.Events.DatabaseSchemaName, prefix, ct));
+            $"and {Kept} order by e.seq_id", conn);
+        cmd.Parameters.AddWithValue("first", first);
         cmd.Parameters.AddWithValue("prefix", prefix);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            // Akka leaves the representation's timestamp at 0; then the time Marten stored it is used.
-            var ticks = reader.IsDBNull(5) || reader.GetInt64(5) == 0 ? reader.GetFieldValue<DateTimeOffset>(2).UtcTicks : reader.GetInt64(5);
-            var data = reader.GetFieldValue<byte[]>(7); // the text's UTF-8 bytes as they came, no string in between
-            var ev = new RunEvent(0, reader.GetString(0)[prefix.Length..], reader.GetInt64(1),
-                DomainEventSerializer.FromUtf8(reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetInt32(4), data), ticks);
-            var logSeq = reader.GetInt64(6);
+            var (logSeq, ev) = Decode(reader, prefix);
             if (logSeq > 0) (imported ??= []).Add((logSeq, ev));
             else yield return ev with { Seq = ++n };
         }
-        // An imported run: its events come back in the order of the file they were imported from.
+        // Imported events in a run that did not begin with one (not written by `import`, which makes
+        // whole runs): after the others, in the order of their file.
         if (imported is not null)
             foreach (var (_, ev) in imported.OrderBy(x => x.LogSeq)) yield return ev with { Seq = ++n };
     }
 
-    /// <summary>Where the run's events begin in global order: the first event of any of its streams
-    /// (a stream's versions start at 1; events are never removed). Reading from there instead of from
-    /// the beginning keeps the first page from scanning every earlier run's events (3.5 M rows in the
-    /// bench schema took 2 s before the first of a run's events came back).</summary>
-    private static async Task<long> FirstSeqAsync(Npgsql.NpgsqlConnection conn, string schema, string prefix, CancellationToken ct)
+    // The row as RunLog reads it: the stored entry taken apart once per row (each data->>'…' would
+    // read the whole jsonb again), the domain event as text.
+    private const string Columns =
+        "e.stream_id, e.version, e.timestamp, j.\"Type\", j.\"SchemaVersion\", j.\"Timestamp\", coalesce(j.\"LogSeq\", 0), j.\"Data\"::text";
+    private const string Entry =
+        "cross join lateral jsonb_to_record(e.data) as j(\"Type\" text, \"SchemaVersion\" int, \"Timestamp\" bigint, \"LogSeq\" bigint, \"Rejected\" boolean, \"Data\" jsonb)";
+    private const string Kept = "j.\"Type\" is not null and coalesce(j.\"Rejected\", false) = false";
+
+    /// <summary>One row of <see cref="Columns"/>: the event (numbered 0) and its place in an imported file (0 if none).</summary>
+    private static (long LogSeq, RunEvent Event) Decode(Npgsql.NpgsqlDataReader reader, string prefix)
+    {
+        // Akka leaves the representation's timestamp at 0; then the time Marten stored it is used.
+        var ticks = reader.IsDBNull(5) || reader.GetInt64(5) == 0 ? reader.GetFieldValue<DateTimeOffset>(2).UtcTicks : reader.GetInt64(5);
+        var data = reader.GetFieldValue<byte[]>(7); // the text's UTF-8 bytes as they came, no string in between
+        var ev = new RunEvent(0, reader.GetString(0)[prefix.Length..], reader.GetInt64(1),
+            DomainEventSerializer.FromUtf8(reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetInt32(4), data), ticks);
+        return (reader.GetInt64(6), ev);
+    }
+
+    /// <summary>An imported run in the order of its file. The import appended the file's events stream
+    /// by stream (Marten groups a session's appends by stream), so in global order they are one sorted
+    /// run per stream; they are merged by their place in the file (LogSeq), each stream read a page at
+    /// a time in version order. Memory: one page per stream, not the whole run (which was read whole
+    /// and sorted before: every decoded event of a large import alive at once).</summary>
+    private static async IAsyncEnumerable<RunEvent> ReadImportedAsync(Npgsql.NpgsqlConnection conn, string schema, string prefix,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        var streams = new List<string>();
+        await using (var list = new Npgsql.NpgsqlCommand($"select id from {schema}.mt_streams where starts_with(id, @prefix) order by id", conn))
+        {
+            list.Parameters.AddWithValue("prefix", prefix);
+            await using var r = await list.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) streams.Add(r.GetString(0));
+        }
+        await using var page = new Npgsql.NpgsqlCommand(
+            $"select {Columns} from {schema}.mt_events e {Entry} " +
+            $"where e.stream_id = @stream and e.version > @after and e.is_archived = false and {Kept} order by e.version limit {ImportPage}", conn);
+        var pStream = page.Parameters.Add("stream", NpgsqlTypes.NpgsqlDbType.Text);
+        var pAfter = page.Parameters.Add("after", NpgsqlTypes.NpgsqlDbType.Bigint);
+        var pending = new Queue<(long LogSeq, RunEvent Event)>[streams.Count];
+        var after = new long[streams.Count];
+        var done = new bool[streams.Count];
+        var next = new PriorityQueue<int, long>(); // stream index by the LogSeq of its next event
+
+        async Task Fill(int s)
+        {
+            pStream.Value = streams[s];
+            pAfter.Value = after[s];
+            var q = pending[s] ??= new Queue<(long, RunEvent)>(ImportPage);
+            await using var r = await page.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+            {
+                var row = Decode(r, prefix);
+                after[s] = row.Event.Version;
+                q.Enqueue(row);
+            }
+            done[s] = q.Count < ImportPage;
+        }
+
+        for (var s = 0; s < streams.Count; s++)
+        {
+            await Fill(s);
+            if (pending[s].TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
+        }
+        while (next.TryDequeue(out var s, out _))
+        {
+            yield return pending[s].Dequeue().Event;
+            if (pending[s].Count == 0 && !done[s]) await Fill(s);
+            if (pending[s].TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
+        }
+    }
+
+    private const int ImportPage = 2000;
+
+    /// <summary>Where the run's events begin in global order — the first event of any of its streams (a
+    /// stream's versions start at 1; events are never removed) — and whether that event came from an
+    /// import. Reading from there instead of from the beginning keeps the first page from scanning
+    /// every earlier run's events (3.5 M rows in the bench schema took 2 s before the first of a run's
+    /// events came back).</summary>
+    private static async Task<(long First, bool Imported)> FirstSeqAsync(Npgsql.NpgsqlConnection conn, string schema, string prefix, CancellationToken ct)
     {
         await using var cmd = new Npgsql.NpgsqlCommand(
-            $"select min(e.seq_id) from {schema}.mt_streams s join {schema}.mt_events e on e.stream_id = s.id and e.version = 1 where starts_with(s.id, @prefix)", conn);
+            $"select e.seq_id, coalesce((e.data->>'LogSeq')::bigint, 0) > 0 from {schema}.mt_streams s " +
+            $"join {schema}.mt_events e on e.stream_id = s.id and e.version = 1 where starts_with(s.id, @prefix) order by e.seq_id limit 1", conn);
         cmd.Parameters.AddWithValue("prefix", prefix);
-        return await cmd.ExecuteScalarAsync(ct) is long first ? first : long.MaxValue;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.GetInt64(0), r.GetBoolean(1)) : (long.MaxValue, false);
     }
 
     public static async Task<bool> RunExistsAsync(IDocumentStore store, string run, CancellationToken ct = default)
