@@ -105,9 +105,14 @@ public static class RunLog
             await using var r = await list.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) streams.Add(r.GetString(0));
         }
+        // A page is a window of versions (a stream's versions run 1, 2, 3, … without gaps, archived
+        // events included), so it holds at most a page of rows however PostgreSQL plans it. With
+        // "order by version limit" instead, a plan made before the table had statistics took apart
+        // or sorted every remaining row of the stream for each page (240 ms for the first page of
+        // 2,000 against 2 ms by the index): 7–25 k decisions/s in half the bench runs.
         await using var page = new Npgsql.NpgsqlCommand(
-            $"select {Columns} from {schema}.mt_events e {Entry} " +
-            $"where e.stream_id = @stream and e.version > @after and e.is_archived = false and {Kept} order by e.version limit {ImportPage}", conn);
+            $"select {Columns}, not e.is_archived and {Kept} from (select * from {schema}.mt_events " +
+            $"where stream_id = @stream and version > @after and version <= @after + {ImportPage}) e {Entry} order by e.version", conn);
         var pStream = page.Parameters.Add("stream", NpgsqlTypes.NpgsqlDbType.Text);
         var pAfter = page.Parameters.Add("after", NpgsqlTypes.NpgsqlDbType.Bigint);
         var pending = new Queue<(long LogSeq, RunEvent Event)>[streams.Count];
@@ -120,14 +125,15 @@ public static class RunLog
             pStream.Value = streams[s];
             pAfter.Value = after[s];
             var q = pending[s] ??= new Queue<(long, RunEvent)>(ImportPage);
+            var rows = 0;
             await using var r = await page.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
             {
-                var row = Decode(r, prefix);
-                after[s] = row.Event.Version;
-                q.Enqueue(row);
+                rows++;
+                after[s] = r.GetInt64(1);
+                if (r.GetBoolean(8)) q.Enqueue(Decode(r, prefix)); // else archived, rejected or not a domain event
             }
-            done[s] = q.Count < ImportPage;
+            done[s] = rows < ImportPage;
         }
 
         for (var s = 0; s < streams.Count; s++)
