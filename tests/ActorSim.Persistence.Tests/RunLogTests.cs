@@ -1,3 +1,4 @@
+using ActorSim.Persistence.Journal;
 using ActorSim.Persistence.EventLog;
 using ActorSim.Persistence.Serialization;
 using Akka.Actor;
@@ -65,5 +66,31 @@ public sealed class RunLogTests(SchemaFixture schema) : Akka.TestKit.Xunit2.Test
         await foreach (var e in RunLog.ReadAsync(store, "imp")) read.Add(e);
         Assert.Equal(events.Select(e => (e.Seq, e.Stream, e.Version, e.TimestampTicks)), read.Select(e => (e.Seq, e.Stream, e.Version, e.TimestampTicks)));
         Assert.Equal(events.Select(e => e.Event), read.Select(e => e.Event));
+    }
+
+    [Fact]
+    public async Task A_page_of_an_imported_stream_with_nothing_to_replay_does_not_end_the_stream()
+    {
+        var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+        JournalEntry Imported(long logSeq) => new()
+        {
+            Type = "mmu_invalidate_began", SchemaVersion = DomainEventSerializer.VersionOf("mmu_invalidate_began"),
+            Data = new EventData(DomainEventSerializer.ToUtf8(new Domain.Kvm.MmuInvalidateBegan("vm1", (ulong)logSeq << 12, ((ulong)logSeq + 1) << 12))),
+            Timestamp = 1000 + logSeq, WriterGuid = "import", LogSeq = logSeq,
+        };
+        await using (var session = store.LightweightSession())
+        {
+            session.Events.Append("imp3/mm-vmm", Imported(1));
+            await session.SaveChangesAsync();
+        }
+        await using (var session = store.LightweightSession())
+        {
+            // More placeholders than a page holds, then events to replay.
+            session.Events.Append("imp3/kvm-vm1", [.. Enumerable.Range(0, 2100).Select(_ => (object)new JournalEntry { Rejected = true }), Imported(2), Imported(3)]);
+            await session.SaveChangesAsync();
+        }
+        var read = new List<RunEvent>();
+        await foreach (var e in RunLog.ReadAsync(store, "imp3")) read.Add(e);
+        Assert.Equal([(1L, "mm-vmm", 1L), (2L, "kvm-vm1", 2101L), (3L, "kvm-vm1", 2102L)], read.Select(e => (e.Seq, e.Stream, e.Version)));
     }
 }

@@ -136,16 +136,19 @@ public static class RunLog
             done[s] = rows < ImportPage;
         }
 
-        for (var s = 0; s < streams.Count; s++)
+        // The stream's next event into the merge, reading pages until one has an event it keeps or the
+        // stream ends (a page may hold only skipped rows).
+        async Task Refill(int s)
         {
-            await Fill(s);
+            while ((pending[s]?.Count ?? 0) == 0 && !done[s]) await Fill(s);
             if (pending[s].TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
         }
+
+        for (var s = 0; s < streams.Count; s++) await Refill(s);
         while (next.TryDequeue(out var s, out _))
         {
             yield return pending[s].Dequeue().Event;
-            if (pending[s].Count == 0 && !done[s]) await Fill(s);
-            if (pending[s].TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
+            await Refill(s);
         }
     }
 
