@@ -10,11 +10,11 @@ using ActorSim.Domain.Stage2;
 namespace ActorSim.Persistence.Serialization;
 
 /// <summary>Reads a <see cref="DecisionRecord"/> — the bulk of every run's events — by hand with
-/// <see cref="Utf8JsonReader"/> when it has exactly the shape the serializer writes (every field, in
-/// the written order, unescaped, addresses as "0x…" strings). Anything else — another field order, an
-/// escape, a number where a hex string is written, a missing or unknown field — is read again from the
-/// start by the general System.Text.Json path, which decides what it means and gives the error
-/// message. So the fast path changes no result, only the time: the general path's reflection over
+/// <see cref="Utf8JsonReader"/> when it has the shape the serializer writes: every field once, in the
+/// written order or any other (PostgreSQL's jsonb gives keys back sorted by length, then bytes),
+/// unescaped, addresses as "0x…" strings. Anything else — an escape, a number where a hex string is
+/// written, a missing, unknown or repeated field — is read again from the start by the general
+/// System.Text.Json path, which decides what it means and gives the error message. So the fast path changes no result, only the time: the general path's reflection over
 /// nested records was most of replay's time (bench, replay from a file). Writing always takes the
 /// general path.</summary>
 public sealed class DecisionRecordConverter(JsonSerializerOptions general) : JsonConverter<DecisionRecord>
