@@ -105,7 +105,7 @@ public static class MartenStores
             o.Events.AddEventType<JournalEntry>();
             o.Schema.For<JournalMetadata>();
             o.Schema.For<SnapshotDocument>().Index(x => x.PersistenceId);
-            o.Schema.For<ReadSide.DecisionRow>().Index(x => x.Run).Index(x => x.GpaPage);
+            o.Storage.ExtendedSchemaObjects.Add(ReadSide.DecisionRows.Table(schema));
             o.Schema.For<ReadSide.ViolationRow>().Index(x => x.Run);
             o.Schema.For<ReadSide.RunInfo>();
             o.Projections.Add<ReadSide.DecisionProjection>(JasperFx.Events.Projections.ProjectionLifecycle.Inline);
@@ -125,6 +125,9 @@ public static class MartenStores
             {
                 store.Storage.ApplyAllConfiguredChangesToDatabaseAsync().GetAwaiter().GetResult();
                 UseLz4ForLargeJson(conn, store);
+                using var copy = new NpgsqlCommand(ReadSide.DecisionRows.CopyFromDocumentsSql(schema), conn);
+                copy.CommandTimeout = 0; // once, on a database from an earlier build: may be millions of rows
+                copy.ExecuteNonQuery();
             }
             finally
             {
@@ -136,28 +139,21 @@ public static class MartenStores
         return store;
     }
 
-    /// <summary>The tables whose jsonb grows past PostgreSQL's TOAST threshold compress it with lz4
-    /// instead of pglz: a batch event holds ~63 decision records (~70 KB), and in a durable bench at
+    /// <summary>The event table's jsonb grows past PostgreSQL's TOAST threshold: compress it with lz4
+    /// instead of pglz. A batch event holds ~63 decision records (~70 KB), and in a durable bench at
     /// 4 VMs x 64 vCPUs pglz_compress was 14 % of PostgreSQL's time (perf on its backends). Side by
     /// side (bench --quick --only durable, two alternations): PostgreSQL's CPU per decision 104 / 110 µs
     /// → 82 / 87 µs, durable 10.4 / 8.8 k → 12.3 / 11.9 k decisions/s at 4 x 64, 4.4 / 4.6 k → 4.8 / 5.4 k
     /// at 2 x 8. Only rows written from then on use it; a server without lz4 keeps pglz.</summary>
     private static void UseLz4ForLargeJson(NpgsqlConnection conn, DocumentStore store)
     {
-        var tables = new[]
-        {
-            $"{store.Options.Events.DatabaseSchemaName}.mt_events",
-            ((IReadOnlyStoreOptions)store.Options).FindOrResolveDocumentType(typeof(ReadSide.DecisionRow)).TableName.QualifiedName,
-        };
-        foreach (var table in tables)
-        {
-            using var cmd = new NpgsqlCommand(
-                "do $$ begin " +
-                $"if (select attcompression from pg_attribute where attrelid = '{table}'::regclass and attname = 'data') <> 'l' then " +
-                $"alter table {table} alter column data set compression lz4; end if; " +
-                // No lz4 in this build (feature_not_supported); before PostgreSQL 14, no column compression.
-                "exception when feature_not_supported or undefined_column or syntax_error then null; end $$", conn);
-            cmd.ExecuteNonQuery();
-        }
+        var table = $"{store.Options.Events.DatabaseSchemaName}.mt_events";
+        using var cmd = new NpgsqlCommand(
+            "do $$ begin " +
+            $"if (select attcompression from pg_attribute where attrelid = '{table}'::regclass and attname = 'data') <> 'l' then " +
+            $"alter table {table} alter column data set compression lz4; end if; " +
+            // No lz4 in this build (feature_not_supported); before PostgreSQL 14, no column compression.
+            "exception when feature_not_supported or undefined_column or syntax_error then null; end $$", conn);
+        cmd.ExecuteNonQuery();
     }
 }

@@ -28,8 +28,7 @@ public sealed class ReadSideTests(SchemaFixture schema) : IClassFixture<SchemaFi
 
         var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
         await using var session = store.QuerySession();
-        var page = await session.Query<DecisionRow>()
-            .Where(d => d.Run == "rs1" && d.Vm == "vm1" && d.GpaPage == 0x80_0000_1000L).OrderBy(d => d.GlobalSeq).ToListAsync();
+        var page = await DecisionRows.ForRunAsync(session, "rs1", "vm1", 0x80_0000_1000L);
         // write (mapped NC), read after disable (EFAULT), read after enable (mapped NC)
         Assert.Equal(["Mapped:Normal-NC", "Error:", "Mapped:Normal-NC"], page.Select(d => $"{d.Result}:{d.MemType}"));
         Assert.Equal("EFAULT", page[1].Errno);
@@ -75,17 +74,56 @@ public sealed class BatchProjectionTests(SchemaFixture schema) : Akka.TestKit.Xu
     public async Task A_batch_event_projects_one_row_per_decision_in_order()
     {
         var batch = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultsResolved>().Single();
+        var single = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultResolved>().First();
         Assert.True(batch.Decisions.Length >= 2);
         var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
         journal.Tell(new Akka.Persistence.WriteMessages([new Akka.Persistence.AtomicWrite(new Akka.Persistence.Persistent(batch, 1, "rs3/kvm-vm1", "", false, ActorRefs.NoSender, "w"))], TestActor, 1));
         ExpectMsg<Akka.Persistence.WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        ExpectMsg<Akka.Persistence.WriteMessageSuccess>();
+        journal.Tell(new Akka.Persistence.WriteMessages([new Akka.Persistence.AtomicWrite(new Akka.Persistence.Persistent(single, 2, "rs3/kvm-vm1", "", false, ActorRefs.NoSender, "w"))], TestActor, 1));
+        ExpectMsg<Akka.Persistence.WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
         await using var session = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name).QuerySession();
-        var rows = await session.Query<DecisionRow>().Where(d => d.Run == "rs3").OrderBy(d => d.Index).ToListAsync();
-        Assert.Equal(batch.Decisions.Select((d, i) => ($"rs3/kvm-vm1/1/{i}", (long)d.Inputs.Gpa, d.Outcome.Result.ToString())),
-            rows.Select(r => (r.Id, r.Gpa, r.Result)));
-        var seq = (await session.Events.QueryAllRawEvents().SingleAsync(e => e.StreamKey == "rs3/kvm-vm1")).Sequence;
-        Assert.True(seq > 0);
-        Assert.All(rows, r => Assert.Equal(seq, r.GlobalSeq));
-        Assert.Equal(batch.Decisions.Length, (await RunSummaries.ForRunAsync(session, "rs3")).Decisions);
+        var rows = await DecisionRows.ForRunAsync(session, "rs3");
+        static string Row(Domain.Kvm.DecisionRecord d) =>
+            $"{d.Inputs.Vm} {d.Inputs.Vcpu} {d.Inputs.Gpa:x} {d.Inputs.Gpa & ~0xFFFUL:x} {d.Inputs.Op} {d.Outcome.Result} {d.Outcome.Path} " +
+            (d.Outcome.Errno == Domain.Kernel.Errno.None ? "-" : d.Outcome.Errno.ToString());
+        Assert.Equal(
+            batch.Decisions.Select((d, i) => $"rs3/kvm-vm1/1/{i} {Row(d)}").Append($"rs3/kvm-vm1/2 {Row(single.Decision)}"),
+            rows.Select(r => $"{r.Id} {r.Vm} {r.Vcpu} {r.Gpa:x} {r.GpaPage:x} {r.Op} {r.Result} {r.Path} {r.Errno ?? "-"}"));
+        var seqs = await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == "rs3/kvm-vm1").OrderBy(e => e.Version).Select(e => e.Sequence).ToListAsync();
+        Assert.True(seqs[0] > 0 && seqs[1] > seqs[0]);
+        Assert.Equal(batch.Decisions.Select(_ => seqs[0]).Append(seqs[1]), rows.Select(r => r.GlobalSeq));
+        Assert.Equal(batch.Decisions.Length + 1, (await RunSummaries.ForRunAsync(session, "rs3")).Decisions);
+    }
+}
+
+/// <summary>A database from a build that kept decisions as Marten documents (<c>mt_doc_decisionrow</c>)
+/// keeps its decision history: the first store on it copies the rows into the table.</summary>
+public sealed class DecisionRowsUpgradeTests(SchemaFixture schema) : IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task Rows_kept_as_documents_by_an_earlier_build_are_copied_once()
+    {
+        await using (var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString))
+        {
+            await conn.OpenAsync();
+            // The document table as Marten made it, with two rows as the earlier projection wrote them:
+            // a decision of a batch event, and a single decision from before GlobalSeq and Index were written.
+            await using var cmd = new Npgsql.NpgsqlCommand(
+                $"create schema {schema.Name}; " +
+                $"create table {schema.Name}.mt_doc_decisionrow (id varchar primary key, data jsonb not null, mt_dotnet_type varchar, mt_last_modified timestamptz default now()); " +
+                $"insert into {schema.Name}.mt_doc_decisionrow (id, data) values " +
+                """('up/kvm-vm1/3/1', '{"Id":"up/kvm-vm1/3/1","Run":"up","Vm":"vm1","Vcpu":2,"GpaPage":1073745920,"Gpa":1073745928,"Op":"Write","Result":"Mapped","Path":"MapLeaf","Errno":null,"MemType":"Normal-NC","GlobalSeq":17,"Stream":"up/kvm-vm1","Version":3,"Index":1}'), """ +
+                """('up/kvm-vm1/2', '{"Id":"up/kvm-vm1/2","Run":"up","Vm":"vm1","Vcpu":0,"GpaPage":4096,"Gpa":4096,"Op":"Read","Result":"Error","Path":"PfnError","Errno":"EFAULT","MemType":null,"Stream":"up/kvm-vm1","Version":2}')""",
+                conn);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        using (MartenStores.Create(PostgresSchema.ConnectionString, schema.Name)) { }
+        using var store = MartenStores.Create(PostgresSchema.ConnectionString, schema.Name); // a second store copies nothing twice
+        await using var session = store.QuerySession();
+        var rows = await DecisionRows.ForRunAsync(session, "up");
+        Assert.Equal(
+            ["up/kvm-vm1/2 vm1 0 1000 1000 Read Error PfnError EFAULT - 0", "up/kvm-vm1/3/1 vm1 2 40001008 40001000 Write Mapped MapLeaf - Normal-NC 17"],
+            rows.Select(r => $"{r.Id} {r.Vm} {r.Vcpu} {r.Gpa:x} {r.GpaPage:x} {r.Op} {r.Result} {r.Path} {r.Errno ?? "-"} {r.MemType ?? "-"} {r.GlobalSeq}"));
     }
 }

@@ -10,9 +10,9 @@ using Marten.Events.Projections;
 
 namespace ActorSim.Persistence.ReadSide;
 
-/// <summary>Inline Marten projection over the journal: a <see cref="DecisionRow"/> per stage-2 fault
-/// decision and a <see cref="ViolationRow"/> per invariant violation, written in the same transaction
-/// as the append. Rows are insert-only (one per event), so many events of a run in one commit never
+/// <summary>Inline Marten projection over the journal: a row of <see cref="DecisionRows"/> per stage-2
+/// fault decision (an event's rows in one statement) and a <see cref="ViolationRow"/> per invariant
+/// violation, written in the same transaction as the append. Rows are insert-only (one per event), so many events of a run in one commit never
 /// race on a shared document. The run is the persistence id's prefix ("RUN/kvm-vm1").</summary>
 public sealed partial class DecisionProjection : EventProjection
 {
@@ -30,23 +30,29 @@ public sealed partial class DecisionProjection : EventProjection
         if (entry.Type is "stage2_fault_resolved" or "stage2_faults_resolved")
         {
             var decisions = DecisionEvents.Of(entry.Decoded ?? DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data.Element));
-            var rows = new DecisionRow[decisions.Count];
-            for (var i = 0; i < decisions.Count; i++)
+            var n = decisions.Count;
+            var (idx, vm, vcpu, gpa, op, result, path, errno, memType) =
+                (new int[n], new string[n], new int[n], new long[n], new string[n], new string[n], new string[n], new string?[n], new string?[n]);
+            for (var i = 0; i < n; i++)
             {
                 var d = decisions[i];
                 var o = d.Outcome;
-                string? memType = o.Leaf is { } leaf && MemAttr.TypeOf(leaf.MemAttr, d.Inputs.Policy.Cpu.Fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : null;
-                rows[i] = new DecisionRow
-                {
-                    // A batch event's decisions are "stream/version/index".
-                    Id = entry.Type == "stage2_fault_resolved" ? $"{e.StreamKey}/{e.Version}" : $"{e.StreamKey}/{e.Version}/{i}",
-                    Run = run, Vm = d.Inputs.Vm, Vcpu = d.Inputs.Vcpu,
-                    Gpa = (long)d.Inputs.Gpa, GpaPage = (long)(d.Inputs.Gpa & ~0xFFFUL), Op = d.Inputs.Op.ToString(),
-                    Result = o.Result.ToString(), Path = o.Path.ToString(), Errno = o.Errno == Errno.None ? null : o.Errno.ToString(),
-                    MemType = memType, Stream = e.StreamKey, Version = e.Version, Index = i,
-                };
+                idx[i] = i;
+                vm[i] = d.Inputs.Vm;
+                vcpu[i] = d.Inputs.Vcpu;
+                gpa[i] = (long)d.Inputs.Gpa;
+                op[i] = d.Inputs.Op.ToString();
+                result[i] = o.Result.ToString();
+                path[i] = o.Path.ToString();
+                errno[i] = o.Errno == Errno.None ? null : o.Errno.ToString();
+                memType[i] = o.Leaf is { } leaf && MemAttr.TypeOf(leaf.MemAttr, d.Inputs.Policy.Cpu.Fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : null;
             }
-            StoreDecisionRows(ops, e.StreamKey, e.Version, rows);
+            var options = ops.DocumentStore.Options;
+            // One projection per store: the statement is built once, not per event.
+            _insertRows ??= DecisionRows.InsertSql(options.DatabaseSchemaName, options.Events.DatabaseSchemaName);
+            // A batch event's decisions are "stream/version/index", a single decision's "stream/version".
+            ops.QueueSqlCommand(_insertRows, e.StreamKey, e.Version, entry.Type == "stage2_faults_resolved", run, e.StreamKey, e.Version,
+                idx, vm, vcpu, gpa, op, result, path, errno, memType);
         }
         else if (entry.Type == "invariant_violation_detected")
         {
@@ -59,23 +65,6 @@ public sealed partial class DecisionProjection : EventProjection
         }
     }
 
-    /// <summary>An event's decision rows as one statement. <c>GlobalSeq</c> is filled in by the database:
-    /// in Quick append mode the event's global sequence number is assigned by the append function in the
-    /// same batch, so <c>IEvent.Sequence</c> is still 0 when an inline projection runs (every row had 0
-    /// before). The append comes first in Marten's batch, so the event row is there to read.
-    /// The rows stay Marten documents (same table, JSON and indexes; read with Query&lt;DecisionRow&gt;).</summary>
-    private void StoreDecisionRows(IDocumentOperations ops, string stream, long version, DecisionRow[] rows)
-    {
-        var options = ops.DocumentStore.Options;
-        // One projection per store: the statement is built once, not per event.
-        _insertRows ??=
-            $"insert into {options.FindOrResolveDocumentType(typeof(DecisionRow)).TableName.QualifiedName} (id, data, mt_dotnet_type) " +
-            $"select r->>'Id', jsonb_set(r, '{{GlobalSeq}}', to_jsonb((select seq_id from {options.Events.DatabaseSchemaName}.mt_events where stream_id = ? and version = ?))), ? " +
-            "from jsonb_array_elements(?::jsonb) r " +
-            "on conflict (id) do update set data = excluded.data, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = transaction_timestamp()";
-        ops.QueueSqlCommand(_insertRows, stream, version, typeof(DecisionRow).FullName!, options.Serializer().ToJson(rows));
-    }
-
     private string? _insertRows;
 }
 
@@ -85,7 +74,7 @@ public static class RunSummaries
     public static async Task<RunSummary> ForRunAsync(IQuerySession session, string run, CancellationToken ct = default)
     {
         var prefix = run + "/";
-        var rows = await session.Query<DecisionRow>().Where(d => d.Run == run).Select(d => new { d.Result, d.MemType }).ToListAsync(ct);
+        var rows = await DecisionRows.ForRunAsync(session, run, ct: ct);
         return new RunSummary
         {
             Id = run,

@@ -1,0 +1,102 @@
+using Marten;
+using Npgsql;
+using Weasel.Postgresql;
+using Weasel.Postgresql.Tables;
+
+namespace ActorSim.Persistence.ReadSide;
+
+/// <summary>The decision history table: one typed row per stage-2 fault decision, written by
+/// <see cref="DecisionProjection"/> in the append's transaction and read with plain SQL.
+/// <para>A table of columns, not a Marten document (a jsonb body per row): in a durable bench the
+/// document rows cost PostgreSQL about as much as the journal's own events — the rows' JSON parsed
+/// from text, split with <c>jsonb_array_elements</c>, patched with <c>jsonb_set</c>, and two
+/// expression indexes evaluated on the jsonb (docs/BENCHMARKS.md). Here an event's rows go in one
+/// <c>insert … select from unnest(…)</c> of typed arrays, which Npgsql sends in binary.</para>
+/// <para>Key: (stream, version, idx); an index on (run, vm, gpa_page) serves a run's history, a VM's
+/// and a page's.</para></summary>
+public static class DecisionRows
+{
+    public const string TableName = "mt_decision_rows";
+
+    /// <summary>The table, for Marten's schema management (created and migrated with the store).</summary>
+    public static Table Table(string schema)
+    {
+        var t = new Table(new PostgresqlObjectName(schema, TableName, SchemaUtils.IdentifierUsage.General));
+        t.AddColumn<string>("stream").AsPrimaryKey();
+        t.AddColumn<long>("version").AsPrimaryKey();
+        t.AddColumn<int>("idx").AsPrimaryKey();
+        t.AddColumn<bool>("in_batch").NotNull();
+        t.AddColumn<string>("run").NotNull();
+        t.AddColumn<string>("vm").NotNull();
+        t.AddColumn<int>("vcpu").NotNull();
+        t.AddColumn<long>("gpa").NotNull();
+        t.AddColumn<long>("gpa_page").NotNull();
+        t.AddColumn<string>("op").NotNull();
+        t.AddColumn<string>("result").NotNull();
+        t.AddColumn<string>("path").NotNull();
+        t.AddColumn<string>("errno").AllowNulls();
+        t.AddColumn<string>("mem_type").AllowNulls();
+        t.AddColumn<long>("global_seq").NotNull();
+        t.Indexes.Add(new IndexDefinition($"ix_{TableName}_run_vm_page") { Columns = ["run", "vm", "gpa_page"] });
+        return t;
+    }
+
+    /// <summary>One event's rows: <c>?</c> parameters stream, version, in_batch, run, then one array per
+    /// column (idx, vm, vcpu, gpa, op, result, path, errno, mem_type). <c>global_seq</c> is the event's
+    /// <c>seq_id</c>, read by the statement: in Quick append mode the append function of the same batch
+    /// assigns it, after the projection ran.</summary>
+    public static string InsertSql(string schema, string eventsSchema) =>
+        $"insert into {schema}.{TableName} (stream, version, idx, in_batch, run, vm, vcpu, gpa, gpa_page, op, result, path, errno, mem_type, global_seq) " +
+        "select ?::text, ?::bigint, r.idx, ?::boolean, ?::text, r.vm, r.vcpu, r.gpa, r.gpa & ~4095::bigint, r.op, r.result, r.path, r.errno, r.mem_type, s.seq_id " +
+        $"from (select seq_id from {eventsSchema}.mt_events where stream_id = ? and version = ?) s, " +
+        "unnest(?::int[], ?::text[], ?::int[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) as r(idx, vm, vcpu, gpa, op, result, path, errno, mem_type) " +
+        "on conflict (stream, version, idx) do update set in_batch = excluded.in_batch, run = excluded.run, vm = excluded.vm, vcpu = excluded.vcpu, " +
+        "gpa = excluded.gpa, gpa_page = excluded.gpa_page, op = excluded.op, result = excluded.result, path = excluded.path, errno = excluded.errno, " +
+        "mem_type = excluded.mem_type, global_seq = excluded.global_seq";
+
+    /// <summary>A database written by a build before this table (its decisions were Marten documents,
+    /// <c>mt_doc_decisionrow</c>, a jsonb body each) has its rows copied over once, when the table is
+    /// still empty; the old table is left as it was. Rows written before the global sequence number
+    /// was filled in keep 0, and rows from before batch events (no index) get index 0.</summary>
+    public static string CopyFromDocumentsSql(string schema) =>
+        "do $$ begin " +
+        $"if to_regclass('{schema}.mt_doc_decisionrow') is not null and not exists (select 1 from {schema}.{TableName}) then " +
+        $"insert into {schema}.{TableName} ({Columns}) " +
+        "select data->>'Stream', (data->>'Version')::bigint, coalesce((data->>'Index')::int, 0), data->>'Id' <> (data->>'Stream') || '/' || (data->>'Version'), " +
+        "data->>'Run', data->>'Vm', (data->>'Vcpu')::int, (data->>'Gpa')::bigint, (data->>'GpaPage')::bigint, data->>'Op', data->>'Result', " +
+        "data->>'Path', data->>'Errno', data->>'MemType', coalesce((data->>'GlobalSeq')::bigint, 0) " +
+        $"from {schema}.mt_doc_decisionrow where data->>'Stream' is not null and data->>'Version' is not null on conflict do nothing; " +
+        "end if; end $$";
+
+    private const string Columns = "stream, version, idx, in_batch, run, vm, vcpu, gpa, gpa_page, op, result, path, errno, mem_type, global_seq";
+
+    /// <summary>A run's decisions in global order (then their place in their event), optionally of one
+    /// VM and one GPA page.</summary>
+    public static async Task<List<DecisionRow>> ForRunAsync(IQuerySession session, string run, string? vm = null, long? gpaPage = null, CancellationToken ct = default)
+    {
+        var conn = (NpgsqlConnection)session.Connection!;
+        if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(
+            $"select {Columns} from {session.DocumentStore.Options.DatabaseSchemaName}.{TableName} " +
+            "where run = @run and (@vm::text is null or vm = @vm) and (@page::bigint is null or gpa_page = @page) order by global_seq, idx", conn);
+        cmd.Parameters.AddWithValue("run", run);
+        cmd.Parameters.Add(new NpgsqlParameter<string?>("vm", NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = vm });
+        cmd.Parameters.Add(new NpgsqlParameter<long?>("page", NpgsqlTypes.NpgsqlDbType.Bigint) { TypedValue = gpaPage });
+        var rows = new List<DecisionRow>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            var stream = r.GetString(0);
+            var version = r.GetInt64(1);
+            var idx = r.GetInt32(2);
+            rows.Add(new DecisionRow
+            {
+                Id = r.GetBoolean(3) ? $"{stream}/{version}/{idx}" : $"{stream}/{version}",
+                Stream = stream, Version = version, Index = idx, Run = r.GetString(4), Vm = r.GetString(5), Vcpu = r.GetInt32(6),
+                Gpa = r.GetInt64(7), GpaPage = r.GetInt64(8), Op = r.GetString(9), Result = r.GetString(10), Path = r.GetString(11),
+                Errno = r.IsDBNull(12) ? null : r.GetString(12), MemType = r.IsDBNull(13) ? null : r.GetString(13), GlobalSeq = r.GetInt64(14),
+            });
+        }
+        return rows;
+    }
+}
