@@ -84,7 +84,8 @@ public static class RunLog
     {
         // Akka leaves the representation's timestamp at 0; then the time Marten stored it is used.
         var ticks = reader.IsDBNull(5) || reader.GetInt64(5) == 0 ? reader.GetFieldValue<DateTimeOffset>(2).UtcTicks : reader.GetInt64(5);
-        var data = reader.GetFieldValue<byte[]>(7); // the text's UTF-8 bytes as they came, no string in between
+        // The text's UTF-8 bytes as they came, no string in between; a packed event (a string) unpacked.
+        var data = EventData.Utf8Of(reader.GetFieldValue<byte[]>(7));
         var ev = new RunEvent(0, reader.GetString(0)[prefix.Length..], reader.GetInt64(1),
             DomainEventSerializer.FromUtf8(reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetInt32(4), data), ticks);
         return (reader.GetInt64(6), ev);

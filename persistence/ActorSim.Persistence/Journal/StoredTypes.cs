@@ -33,29 +33,86 @@ public sealed class JournalEntry
 
 /// <summary>A domain event's JSON in a journal entry. Written, it holds the UTF-8 bytes the event was
 /// serialized to once, and Marten copies them into the document as they are (no second serialization
-/// of the event, no parse into a JsonElement on the write path); read back, it holds the parsed element.</summary>
+/// of the event, no parse into a JsonElement on the write path); read back, it holds the parsed element.
+/// <para><b>Packed when large.</b> An event whose JSON is longer than <see cref="PackAbove"/> bytes — a
+/// batch of decision records, ~1.1 KB each with its full inputs — is stored as a JSON string instead
+/// of an object: the JSON's UTF-8 bytes, zlib-compressed, in base64 (about a tenth of the size: the
+/// records of a batch repeat their policy, memslot and VMA). PostgreSQL parses every jsonb it receives
+/// character by character, and the batch events' bodies had become the largest part of its time per
+/// journal commit (docs/BENCHMARKS.md). A domain event is always a JSON object, so a string is never
+/// ambiguous; smaller events stay plain JSON, readable in SQL.</para></summary>
 [System.Text.Json.Serialization.JsonConverter(typeof(EventDataConverter))]
 public sealed class EventData
 {
+    /// <summary>Events whose JSON is longer than this are stored packed.</summary>
+    public const int PackAbove = 4096;
+
     private readonly byte[]? _utf8;
+    private readonly byte[]? _packed;
     private JsonElement? _element;
 
-    public EventData(byte[] utf8) => _utf8 = utf8;
+    public EventData(byte[] utf8)
+    {
+        _utf8 = utf8;
+        if (utf8.Length > PackAbove) _packed = Pack(utf8);
+    }
+
     public EventData(JsonElement element) => _element = element;
 
     public JsonElement Element => _element ??= JsonElement.Parse(_utf8);
 
+    /// <summary>Whether this event is stored packed (written, or read back from a packed entry).</summary>
+    public bool Packed => _packed is not null;
+
     internal void WriteTo(Utf8JsonWriter writer)
     {
-        if (_utf8 is not null) writer.WriteRawValue(_utf8, skipInputValidation: true);
+        if (_packed is not null) writer.WriteBase64StringValue(_packed);
+        else if (_utf8 is not null) writer.WriteRawValue(_utf8, skipInputValidation: true);
         else _element!.Value.WriteTo(writer);
+    }
+
+    private EventData(byte[] utf8, byte[] packed)
+    {
+        _utf8 = utf8;
+        _packed = packed;
+    }
+
+    internal static EventData ReadFrom(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.String) return new EventData(JsonElement.ParseValue(ref reader));
+        var packed = reader.GetBytesFromBase64();
+        return new EventData(Unpack(packed), packed);
+    }
+
+    /// <summary>The event's JSON as UTF-8 from the stored <c>Data</c> value's JSON text (as PostgreSQL
+    /// prints it): an object is returned as it is, a packed string unpacked.</summary>
+    public static byte[] Utf8Of(byte[] storedJson)
+    {
+        var reader = new Utf8JsonReader(storedJson);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.String) return storedJson;
+        return Unpack(reader.GetBytesFromBase64());
+    }
+
+    private static byte[] Pack(byte[] utf8)
+    {
+        var output = new MemoryStream(utf8.Length / 8 + 64);
+        using (var z = new System.IO.Compression.ZLibStream(output, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+            z.Write(utf8);
+        return output.ToArray();
+    }
+
+    private static byte[] Unpack(byte[] packed)
+    {
+        using var z = new System.IO.Compression.ZLibStream(new MemoryStream(packed), System.IO.Compression.CompressionMode.Decompress);
+        var output = new MemoryStream(packed.Length * 12);
+        z.CopyTo(output);
+        return output.ToArray();
     }
 }
 
 internal sealed class EventDataConverter : System.Text.Json.Serialization.JsonConverter<EventData>
 {
-    public override EventData Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        new(JsonElement.ParseValue(ref reader));
+    public override EventData Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => EventData.ReadFrom(ref reader);
 
     public override void Write(Utf8JsonWriter writer, EventData value, JsonSerializerOptions options) => value.WriteTo(writer);
 }
