@@ -41,18 +41,18 @@ public static class DecisionRows
         return t;
     }
 
-    /// <summary>One event's rows: <c>?</c> parameters stream, version, in_batch, run, then one array per
-    /// column (idx, vm, vcpu, gpa, op, result, path, errno, mem_type). <c>global_seq</c> is the event's
-    /// <c>seq_id</c>, read by the statement: in Quick append mode the append function of the same batch
-    /// assigns it, after the projection ran.</summary>
+    /// <summary>One event's rows: <c>?</c> parameters stream, version, in_batch, run, the stream and
+    /// version again, then one array per column (idx, vm, vcpu, gpa, op, result, path, errno, mem_type).
+    /// A plain insert: the key holds the event's stream and version, which the append in the same
+    /// transaction makes new (mt_events is unique on them, and the append checks the expected version),
+    /// so no row can be there already (an upsert cost PostgreSQL ~18 µs a row against ~15).
+    /// <c>global_seq</c> is the event's <c>seq_id</c>, read by the statement: in Quick append mode the
+    /// append function of the same batch assigns it, after the projection ran.</summary>
     public static string InsertSql(string schema, string eventsSchema) =>
         $"insert into {schema}.{TableName} (stream, version, idx, in_batch, run, vm, vcpu, gpa, gpa_page, op, result, path, errno, mem_type, global_seq) " +
         "select ?::text, ?::bigint, r.idx, ?::boolean, ?::text, r.vm, r.vcpu, r.gpa, r.gpa & ~4095::bigint, r.op, r.result, r.path, r.errno, r.mem_type, s.seq_id " +
         $"from (select seq_id from {eventsSchema}.mt_events where stream_id = ? and version = ?) s, " +
-        "unnest(?::int[], ?::text[], ?::int[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) as r(idx, vm, vcpu, gpa, op, result, path, errno, mem_type) " +
-        "on conflict (stream, version, idx) do update set in_batch = excluded.in_batch, run = excluded.run, vm = excluded.vm, vcpu = excluded.vcpu, " +
-        "gpa = excluded.gpa, gpa_page = excluded.gpa_page, op = excluded.op, result = excluded.result, path = excluded.path, errno = excluded.errno, " +
-        "mem_type = excluded.mem_type, global_seq = excluded.global_seq";
+        "unnest(?::int[], ?::text[], ?::int[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) as r(idx, vm, vcpu, gpa, op, result, path, errno, mem_type)";
 
     /// <summary>A database written by a build before this table (its decisions were Marten documents,
     /// <c>mt_doc_decisionrow</c>, a jsonb body each) has its rows copied over once, when the table is
