@@ -9,8 +9,16 @@ namespace ActorSim.Actors;
 /// <param name="SnapshotEvery">Decider actors save a snapshot every this many events (0: never).</param>
 /// <param name="TestFault">Test-only fault switch that breaks a kernel mechanism on purpose, to prove
 /// the invariant checker catches it: "skip-invalidate-retry" installs faults that should have retried.</param>
-public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int SnapshotEvery = 0, string? TestFault = null)
+/// <param name="RegroupWait">Turns on the batchers' regrouping (<see cref="Stage2FaultBatcher"/>): how
+/// long a batch waits, at most, for the vCPUs the last batch answered. Off (null) by default, and in
+/// deterministic runs and scenarios.</param>
+public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int SnapshotEvery = 0, string? TestFault = null,
+    TimeSpan? RegroupWait = null)
 {
+    /// <summary>The regroup wait the host and the bench run with: short, as a fallback for vCPUs that
+    /// do not fault again; in a closed loop the batch goes as soon as they are back.</summary>
+    public static readonly TimeSpan DefaultRegroupWait = TimeSpan.FromMilliseconds(2);
+
     public TimeSpan Timeout => AskTimeout ?? TimeSpan.FromSeconds(30);
 }
 
@@ -98,7 +106,7 @@ public sealed class SimHost
         {
             var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, h._options.SnapshotEvery, h._options.TestFault), $"kvm-{safe}-{v.Name}");
             h._vms[v.Name] = kvm;
-            h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity), $"batcher-{safe}-{v.Name}");
+            h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity, h._options.RegroupWait), $"batcher-{safe}-{v.Name}");
             await h.Mm.Ask<MmResult>(new MmSubscribeNotifier(v.Name, kvm), h.Timeout);
         }
         return h;

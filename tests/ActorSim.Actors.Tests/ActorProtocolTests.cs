@@ -226,6 +226,37 @@ public class BatcherAndVcpuProtocolTests() : Akka.TestKit.Xunit2.TestKit(SimHost
     }
 
     [Fact]
+    public void Regrouping_waits_for_the_vCPUs_just_answered_and_sends_them_with_those_waiting()
+    {
+        var kvm = CreateTestProbe();
+        var batcher = Sys.ActorOf(Stage2FaultBatcher.Props(kvm, maxBatch: 256, capacity: 1024, regroupWait: TimeSpan.FromSeconds(30)));
+        batcher.Tell(new GuestAbort(1, 0, BarGpa, AccessOp.Read, TestActor));
+        var first = kvm.ExpectMsg<KvmFaultBatch>();
+        Assert.Equal([1L], first.Aborts.Select(a => a.Id));
+        // Two vCPUs fault while it is in flight; when it is answered they wait for vCPU 0 to come back.
+        batcher.Tell(new GuestAbort(2, 1, BarGpa, AccessOp.Read, TestActor));
+        batcher.Tell(new GuestAbort(3, 2, BarGpa, AccessOp.Read, TestActor));
+        batcher.Tell(new KvmFaultBatchResult(first.BatchId, [Mapped]), kvm);
+        ExpectMsg<GuestAbortCompleted>();
+        kvm.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        batcher.Tell(new GuestAbort(4, 0, BarGpa, AccessOp.Read, TestActor));
+        Assert.Equal([2L, 3, 4], kvm.ExpectMsg<KvmFaultBatch>().Aborts.Select(a => a.Id));
+    }
+
+    [Fact]
+    public void Regrouping_sends_those_waiting_after_the_wait_when_an_answered_vCPU_does_not_fault_again()
+    {
+        var kvm = CreateTestProbe();
+        var batcher = Sys.ActorOf(Stage2FaultBatcher.Props(kvm, maxBatch: 256, capacity: 1024, regroupWait: TimeSpan.FromMilliseconds(300)));
+        batcher.Tell(new GuestAbort(1, 0, BarGpa, AccessOp.Read, TestActor));
+        var first = kvm.ExpectMsg<KvmFaultBatch>();
+        batcher.Tell(new GuestAbort(2, 1, BarGpa, AccessOp.Read, TestActor));
+        batcher.Tell(new KvmFaultBatchResult(first.BatchId, [Mapped]), kvm);
+        kvm.ExpectNoMsg(TimeSpan.FromMilliseconds(150));
+        Assert.Equal([2L], kvm.ExpectMsg<KvmFaultBatch>(TimeSpan.FromSeconds(5)).Aborts.Select(a => a.Id));
+    }
+
+    [Fact]
     public void A_vCPU_has_one_fault_outstanding_and_retries_after_a_rejection()
     {
         var batcher = CreateTestProbe();

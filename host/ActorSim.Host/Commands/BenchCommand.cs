@@ -111,7 +111,7 @@ public static class BenchCommand
             config = (akkaSql ? AkkaSqlConfig(connectionString) : MartenPersistence.Config(connectionString, schema: BenchSchema)).WithFallback(config);
         using var system = ActorSystem.Create("bench", config);
         var run = $"bench-{Guid.NewGuid():N}";
-        var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch));
+        var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch, RegroupWait: SimHostOptions.DefaultRegroupWait));
         var loops = new List<IActorRef>();
         for (var v = 1; v <= vms; v++)
         {
