@@ -74,15 +74,15 @@ public static class RunSummaries
     public static async Task<RunSummary> ForRunAsync(IQuerySession session, string run, CancellationToken ct = default)
     {
         var prefix = run + "/";
-        var rows = await DecisionRows.ForRunAsync(session, run, ct: ct);
+        var counts = await DecisionRows.CountsAsync(session, run, ct);
         return new RunSummary
         {
             Id = run,
             Events = await session.Events.QueryAllRawEvents().Where(e => e.StreamKey!.StartsWith(prefix)).CountAsync(ct),
-            Decisions = rows.Count,
-            ByResult = rows.GroupBy(r => r.Result).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (long)g.Count()),
-            ByMemType = rows.Where(r => r.MemType is not null).GroupBy(r => r.MemType!).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (long)g.Count()),
-            Errors = rows.Count(r => r.Result == nameof(FaultResult.Error)),
+            Decisions = counts.Sum(c => c.Count),
+            ByResult = counts.GroupBy(c => c.Result).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(c => c.Count)),
+            ByMemType = counts.Where(c => c.MemType is not null).GroupBy(c => c.MemType!).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(c => c.Count)),
+            Errors = counts.Where(c => c.Result == nameof(FaultResult.Error)).Sum(c => c.Count),
             InvariantViolations = await session.Query<ViolationRow>().Where(v => v.Run == run).CountAsync(ct),
         };
     }

@@ -70,12 +70,32 @@ public static class DecisionRows
 
     private const string Columns = "stream, version, idx, in_batch, run, vm, vcpu, gpa, gpa_page, op, result, path, errno, mem_type, global_seq";
 
+    /// <summary>How many of a run's decisions had each result and memory type, counted by PostgreSQL
+    /// (a run's rows are not read for it).</summary>
+    public static async Task<List<(string Result, string? MemType, long Count)>> CountsAsync(IQuerySession session, string run, CancellationToken ct = default)
+    {
+        var conn = await OpenAsync(session, ct).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(
+            $"select result, mem_type, count(*) from {session.DocumentStore.Options.DatabaseSchemaName}.{TableName} where run = @run group by 1, 2", conn);
+        cmd.Parameters.AddWithValue("run", run);
+        var counts = new List<(string, string?, long)>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false)) counts.Add((r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetInt64(2)));
+        return counts;
+    }
+
+    private static async Task<NpgsqlConnection> OpenAsync(IQuerySession session, CancellationToken ct)
+    {
+        var conn = (NpgsqlConnection)session.Connection!;
+        if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct).ConfigureAwait(false);
+        return conn;
+    }
+
     /// <summary>A run's decisions in global order (then their place in their event), optionally of one
     /// VM and one GPA page.</summary>
     public static async Task<List<DecisionRow>> ForRunAsync(IQuerySession session, string run, string? vm = null, long? gpaPage = null, CancellationToken ct = default)
     {
-        var conn = (NpgsqlConnection)session.Connection!;
-        if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct).ConfigureAwait(false);
+        var conn = await OpenAsync(session, ct).ConfigureAwait(false);
         await using var cmd = new NpgsqlCommand(
             $"select {Columns} from {session.DocumentStore.Options.DatabaseSchemaName}.{TableName} " +
             "where run = @run and (@vm::text is null or vm = @vm) and (@page::bigint is null or gpa_page = @page) order by global_seq, idx", conn);
