@@ -10,13 +10,14 @@ namespace ActorSim.Actors;
 /// <param name="TestFault">Test-only fault switch that breaks a kernel mechanism on purpose, to prove
 /// the invariant checker catches it: "skip-invalidate-retry" installs faults that should have retried.</param>
 /// <param name="RegroupWait">Turns on the batchers' regrouping (<see cref="Stage2FaultBatcher"/>): how
-/// long a batch waits, at most, for the vCPUs the last batch answered. Off (null) by default, and in
-/// deterministic runs and scenarios.</param>
+/// long a batch waits, at most, for the vCPUs the last batch answered. For closed-loop workloads (each
+/// vCPU faults again as soon as it is answered: the bench); off (null) by default — the seeded run's
+/// rounds, deterministic runs and scenarios.</param>
 public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int SnapshotEvery = 0, string? TestFault = null,
     TimeSpan? RegroupWait = null)
 {
-    /// <summary>The regroup wait the host and the bench run with: short, as a fallback for vCPUs that
-    /// do not fault again; in a closed loop the batch goes as soon as they are back.</summary>
+    /// <summary>The regroup wait the bench runs with: short, as a fallback for vCPUs that do not fault
+    /// again; in a closed loop the batch goes as soon as they are back.</summary>
     public static readonly TimeSpan DefaultRegroupWait = TimeSpan.FromMilliseconds(2);
 
     public TimeSpan Timeout => AskTimeout ?? TimeSpan.FromSeconds(30);

@@ -81,8 +81,7 @@ public static class RunCommand
         };
         if (cs is not null) await Database.RecordRunAsync(cs, info);
 
-        var deterministic = a.Has("--deterministic");
-        var config = SimHost.BaseConfig(deterministic);
+        var config = SimHost.BaseConfig(a.Has("--deterministic"));
         if (cs is not null) config = MartenPersistence.Config(cs, outageLimit: outageLimit).WithFallback(config);
         using var system = ActorSystem.Create("actorsim", config);
         var counter = system.ActorOf(ActorProps.Of(() => new Counter()), "counter");
@@ -92,8 +91,7 @@ public static class RunCommand
         system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
             new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0), AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
-                TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null,
-                RegroupWait: deterministic ? null : SimHostOptions.DefaultRegroupWait));
+                TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
         SeededWorkload workload;
         if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
         else
