@@ -12,8 +12,9 @@ namespace ActorSim.Persistence.ReadSide;
 
 /// <summary>Inline Marten projection over the journal: a row of <see cref="DecisionRows"/> per stage-2
 /// fault decision (an event's rows in one statement) and a <see cref="ViolationRow"/> per invariant
-/// violation, written in the same transaction as the append. Rows are insert-only (one per event), so many events of a run in one commit never
-/// race on a shared document. The run is the persistence id's prefix ("RUN/kvm-vm1").</summary>
+/// violation, written in the same transaction as the append. Rows are insert-only, so many events of a
+/// run in one commit never race on a shared document. The run is the persistence id's prefix
+/// ("RUN/kvm-vm1").</summary>
 public sealed partial class DecisionProjection : EventProjection
 {
     public static string RunOf(string persistenceId)

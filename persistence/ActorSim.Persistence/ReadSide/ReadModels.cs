@@ -1,7 +1,8 @@
 namespace ActorSim.Persistence.ReadSide;
 
-/// <summary>One stage-2 fault decision, for the decision history of a run / VM / GPA page (explain).
-/// Id: "persistenceId/version", or "persistenceId/version/index" for a decision of a batch event.</summary>
+/// <summary>One stage-2 fault decision, for the decision history of a run / VM / GPA page: a row of
+/// <see cref="DecisionRows"/> as <see cref="DecisionRows.ForRunAsync"/> reads it. Id:
+/// "persistenceId/version", or "persistenceId/version/index" for a decision of a batch event.</summary>
 public sealed class DecisionRow
 {
     public string Id { get; set; } = "";
