@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using ActorSim.Actors;
 using ActorSim.Actors.Scenarios;
 using ActorSim.Persistence.ReadSide;
@@ -94,6 +95,37 @@ public sealed class BatchProjectionTests(SchemaFixture schema) : Akka.TestKit.Xu
         Assert.True(seqs[0] > 0 && seqs[1] > seqs[0]);
         Assert.Equal(batch.Decisions.Select(_ => seqs[0]).Append(seqs[1]), rows.Select(r => r.GlobalSeq));
         Assert.Equal(batch.Decisions.Length + 1, (await RunSummaries.ForRunAsync(session, "rs3")).Decisions);
+    }
+}
+
+public sealed class CommitProjectionTests(SchemaFixture schema) : Akka.TestKit.Xunit2.TestKit(PostgresSchema.AkkaConfig(schema.Name)), IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task The_rows_of_several_events_of_several_streams_in_one_commit_each_name_their_own_event()
+    {
+        var batch = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultsResolved>().Single();
+        var single = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultResolved>().First();
+        var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+        // One call: one commit, two streams, three events (a batch, a violation, a single decision).
+        journal.Tell(new Akka.Persistence.WriteMessages(
+        [
+            new Akka.Persistence.AtomicWrite(new Akka.Persistence.Persistent(single, 1, "rs4/kvm-vm2", "", false, ActorRefs.NoSender, "w")),
+            new Akka.Persistence.AtomicWrite(ImmutableList.Create<Akka.Persistence.IPersistentRepresentation>(
+                new Akka.Persistence.Persistent(batch, 1, "rs4/kvm-vm1", "", false, ActorRefs.NoSender, "w"),
+                new Akka.Persistence.Persistent(new Domain.Invariants.InvariantViolationDetected(3, "rs4/kvm-vm1", "I5", "x"), 2, "rs4/kvm-vm1", "", false, ActorRefs.NoSender, "w"),
+                new Akka.Persistence.Persistent(single, 3, "rs4/kvm-vm1", "", false, ActorRefs.NoSender, "w"))),
+        ], TestActor, 1));
+        ExpectMsg<Akka.Persistence.WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        await using var session = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name).QuerySession();
+        var seqs = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey!.StartsWith("rs4/")).ToListAsync())
+            .ToDictionary(e => $"{e.StreamKey}/{e.Version}", e => e.Sequence);
+        var rows = await DecisionRows.ForRunAsync(session, "rs4");
+        var expected = new[] { "rs4/kvm-vm2/1" }.Concat(batch.Decisions.Select((_, i) => $"rs4/kvm-vm1/1/{i}")).Append("rs4/kvm-vm1/3")
+            .OrderBy(id => seqs[string.Join('/', id.Split('/').Take(3))]).ToList();
+        Assert.Equal(expected, rows.Select(r => r.Id));
+        Assert.All(rows, r => Assert.Equal(seqs[$"{r.Stream}/{r.Version}"], r.GlobalSeq));
+        Assert.Equal((single.Decision.Inputs.Vm, (long)single.Decision.Inputs.Gpa), (rows.Single(r => r.Id == "rs4/kvm-vm1/3").Vm, rows.Single(r => r.Id == "rs4/kvm-vm1/3").Gpa));
+        Assert.Equal(1, (await RunSummaries.ForRunAsync(session, "rs4")).InvariantViolations);
     }
 }
 

@@ -61,6 +61,74 @@ public static class BenchCommand
         }
     }
 
+    /// <summary>A persistent actor writing in a closed loop: <c>batch</c> events per write (<c>Persist</c>
+    /// for one, <c>PersistAll</c> for more), the next write once the last is durable.</summary>
+    private sealed class Writer : Akka.Persistence.ReceivePersistentActor
+    {
+        public sealed record Start(DateTime Until);
+        public sealed record Done(long Events);
+        private readonly Stage2FaultResolved[] _events;
+        private DateTime _until;
+        private IActorRef _replyTo = ActorRefs.Nobody;
+        private long _written;
+
+        public override string PersistenceId { get; }
+
+        public Writer(string persistenceId, Stage2FaultResolved[] events)
+        {
+            PersistenceId = persistenceId;
+            _events = events;
+            Command<Start>(s =>
+            {
+                _until = s.Until;
+                _replyTo = Sender;
+                Write();
+            });
+        }
+
+        private void Write()
+        {
+            if (_events.Length == 1)
+            {
+                Persist(_events[0], _ => Next(1));
+                return;
+            }
+            var left = _events.Length;
+            PersistAll(_events, _ =>
+            {
+                if (--left == 0) Next(_events.Length);
+            });
+        }
+
+        private void Next(int written)
+        {
+            _written += written;
+            if (DateTime.UtcNow >= _until) _replyTo.Tell(new Done(_written));
+            else Write();
+        }
+    }
+
+    /// <summary>The journal alone: <paramref name="actors"/> writers, each writing <paramref name="batch"/>
+    /// decision events per write in a closed loop (the issue's "PersistAll" and "many-actor Persist"),
+    /// on the Marten journal or Akka.Persistence.Sql. Events per second.</summary>
+    private static async Task<double> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
+    {
+        var config = (akkaSql ? AkkaSqlConfig(cs) : MartenPersistence.Config(cs, schema: BenchSchema)).WithFallback(SimHost.BaseConfig(false));
+        using var system = ActorSystem.Create("bench-journal", config);
+        var run = $"bench-journal-{Guid.NewGuid():N}";
+        var writers = Enumerable.Range(0, actors).Select(i =>
+        {
+            var events = Enumerable.Range(0, batch).Select(j => (Stage2FaultResolved)sample[(i * batch + j) % sample.Count].Event).ToArray();
+            return system.ActorOf(ActorProps.Of(() => new Writer($"{run}/w{i}", events)));
+        }).ToList();
+        var clock = Stopwatch.StartNew();
+        var until = DateTime.UtcNow + duration;
+        var done = await Task.WhenAll(writers.Select(w => w.Ask<Writer.Done>(new Writer.Start(until), duration + TimeSpan.FromMinutes(2))));
+        var seconds = clock.Elapsed.TotalSeconds;
+        await system.Terminate();
+        return done.Sum(d => d.Events) / seconds;
+    }
+
     /// <summary>The bench's own schemas: Marten's (journal and read side) and Akka.Persistence.Sql's.</summary>
     private const string BenchSchema = "bench";
     private const string AkkaSqlSchema = "bench_akka";
@@ -209,7 +277,7 @@ public static class BenchCommand
     public static async Task<int> Execute(string[] args)
     {
         var a = Args.Parse("bench", args, ["--quick", "--json"], ["--db", "--reps", "--vms", "--vcpus", "--only"]);
-        string[] sections = ["inmem", "durable", "akka-sql", "copy", "replay", "memory"];
+        string[] sections = ["inmem", "durable", "akka-sql", "journal", "copy", "replay", "memory"];
         var only = a.Get("--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? sections;
         foreach (var o in only)
             if (!sections.Contains(o)) throw new UsageException($"bench: --only '{o}' is not one of {string.Join(", ", sections)}");
@@ -261,7 +329,23 @@ public static class BenchCommand
             }
             if (cs is not null && On("akka-sql")) akkaSql.Add((await Pipeline(cs, 256, vms, vcpus, span, akkaSql: true)).FaultsPerSecond);
         }
-        var decisions = On("copy") || On("replay") ? SampleDecisions(quick ? 50_000 : 200_000) : [];
+        var decisions = On("copy") || On("replay") || On("journal") ? SampleDecisions(quick ? 50_000 : 200_000) : [];
+        // The journal alone, ours and the peer's, side by side in each repetition (after one unmeasured
+        // round of each): PersistAll from 10 actors, 100 events a write, and Persist from 100 actors.
+        var persistAll = new List<double>(); var persistAllPeer = new List<double>();
+        var persistMany = new List<double>(); var persistManyPeer = new List<double>();
+        if (cs is not null && On("journal"))
+        {
+            await JournalOnly(cs, false, 10, 100, TimeSpan.FromSeconds(1), decisions);
+            await JournalOnly(cs, true, 10, 100, TimeSpan.FromSeconds(1), decisions);
+            for (var r = 0; r < reps; r++)
+            {
+                persistAll.Add(await JournalOnly(cs, false, 10, 100, span, decisions));
+                persistAllPeer.Add(await JournalOnly(cs, true, 10, 100, span, decisions));
+                persistMany.Add(await JournalOnly(cs, false, 100, 1, span, decisions));
+                persistManyPeer.Add(await JournalOnly(cs, true, 100, 1, span, decisions));
+            }
+        }
         var copy = new List<double>();
         if (cs is not null && On("copy")) for (var r = 0; r < reps; r++) copy.Add(await CopyCeiling(cs, decisions));
         var replayFile = new List<double>();
@@ -322,6 +406,12 @@ public static class BenchCommand
             ["journal_events_per_commit"] = Median(eventsPerCommit),
             ["akka_sql_decisions_per_s"] = Median(akkaSql),
             ["journal_over_akka_sql"] = Ratio(Median(durBatched), Median(akkaSql)),
+            ["persistall_journal_events_per_s"] = Median(persistAll),
+            ["persistall_akka_sql_events_per_s"] = Median(persistAllPeer),
+            ["persistall_journal_over_akka_sql"] = Ratio(Median(persistAll), Median(persistAllPeer)),
+            ["persist_many_journal_events_per_s"] = Median(persistMany),
+            ["persist_many_akka_sql_events_per_s"] = Median(persistManyPeer),
+            ["persist_many_journal_over_akka_sql"] = Ratio(Median(persistMany), Median(persistManyPeer)),
             ["copy_ceiling_rows_per_s"] = Median(copy),
             ["durable_over_copy_ceiling"] = Ratio(Median(durBatched), Median(copy)),
             ["replay_file_decisions_per_s"] = Median(replayFile),
