@@ -46,6 +46,22 @@ public class ActorsimProcessTests
     }
 
     [Fact]
+    public void Bench_measures_the_journal_alone_ours_and_the_peer_side_by_side()
+    {
+        Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
+        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--only", "journal", "--json");
+        Assert.True(exit == 0, output + err);
+        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        double Get(string k) => j.RootElement.GetProperty(k).GetDouble();
+        foreach (var w in new[] { "persistall", "persist_many" })
+        {
+            Assert.True(Get($"{w}_journal_events_per_s") > 0 && Get($"{w}_akka_sql_events_per_s") > 0, output);
+            Assert.Equal(Get($"{w}_journal_events_per_s") / Get($"{w}_akka_sql_events_per_s"), Get($"{w}_journal_over_akka_sql"), 6);
+        }
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("durable_decisions_per_s").ValueKind);
+    }
+
+    [Fact]
     public void Run_in_memory_for_a_second_prints_its_id_and_a_summary()
     {
         var (exit, output, err) = Run("run", "--in-memory", "--duration", "1s", "--kernel", "6.17", "--no-fwb", "--vms", "1", "--vcpus", "2");
