@@ -62,6 +62,15 @@ public static class MartenStores
         return Create(o => o.Connection(cs), schema, () => new NpgsqlConnection(cs));
     }
 
+    /// <summary>The session's Npgsql connection, opened if it is not yet: for the statements the store
+    /// reads with plain SQL (the run log, the global order, the decision rows).</summary>
+    internal static async Task<NpgsqlConnection> OpenConnectionAsync(this IQuerySession session, CancellationToken ct)
+    {
+        var conn = (NpgsqlConnection)session.Connection!;
+        if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct).ConfigureAwait(false);
+        return conn;
+    }
+
     /// <summary>The connection settings the stores use, each unless the connection string already says
     /// how (a data source a host registers keeps its own settings):
     /// <list type="bullet">

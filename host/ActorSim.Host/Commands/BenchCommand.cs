@@ -113,8 +113,7 @@ public static class BenchCommand
     /// on the Marten journal or Akka.Persistence.Sql. Events per second.</summary>
     private static async Task<double> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
     {
-        var config = (akkaSql ? AkkaSqlConfig(cs) : MartenPersistence.Config(cs, schema: BenchSchema)).WithFallback(SimHost.BaseConfig(false));
-        using var system = ActorSystem.Create("bench-journal", config);
+        using var system = ActorSystem.Create("bench-journal", JournalConfig(cs, akkaSql));
         var run = $"bench-journal-{Guid.NewGuid():N}";
         var writers = Enumerable.Range(0, actors).Select(i =>
         {
@@ -150,6 +149,10 @@ public static class BenchCommand
     private sealed record PipelineResult(double FaultsPerSecond, long[] Latency, double AllocatedPerFault, JournalStats? Journal = null);
 
     /// <summary>Akka.Persistence.Sql (linq2db) on the same PostgreSQL, as the peer journal.</summary>
+    /// <summary>The actors on the Marten journal (the bench's schema) or on Akka.Persistence.Sql.</summary>
+    private static Akka.Configuration.Config JournalConfig(string cs, bool akkaSql) =>
+        (akkaSql ? AkkaSqlConfig(cs) : MartenPersistence.Config(cs, schema: BenchSchema)).WithFallback(SimHost.BaseConfig(false));
+
     private static Akka.Configuration.Config AkkaSqlConfig(string cs)
     {
         cs = new NpgsqlConnectionStringBuilder(cs) { SearchPath = AkkaSqlSchema }.ConnectionString;
@@ -174,9 +177,7 @@ public static class BenchCommand
 
     private static async Task<PipelineResult> Pipeline(string? connectionString, int maxBatch, int vms, int vcpus, TimeSpan duration, bool akkaSql = false)
     {
-        var config = SimHost.BaseConfig(false);
-        if (connectionString is not null)
-            config = (akkaSql ? AkkaSqlConfig(connectionString) : MartenPersistence.Config(connectionString, schema: BenchSchema)).WithFallback(config);
+        var config = connectionString is null ? SimHost.BaseConfig(false) : JournalConfig(connectionString, akkaSql);
         using var system = ActorSystem.Create("bench", config);
         var run = $"bench-{Guid.NewGuid():N}";
         var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch, RegroupWait: SimHostOptions.DefaultRegroupWait));

@@ -44,8 +44,7 @@ public static class RunLog
         long n = 0;
         List<(long LogSeq, RunEvent Event)>? imported = null;
         await using var session = store.QuerySession();
-        var conn = (Npgsql.NpgsqlConnection)session.Connection!;
-        if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct);
+        var conn = await session.OpenConnectionAsync(ct);
         var (first, firstImported) = await FirstSeqAsync(conn, schema, prefix, ct);
         if (firstImported)
         {

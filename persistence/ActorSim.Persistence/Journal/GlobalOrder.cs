@@ -17,8 +17,7 @@ public static class GlobalOrder
     public static async Task BarrierAsync(IDocumentStore store, CancellationToken ct = default, TimeSpan? timeout = null)
     {
         await using var session = store.QuerySession();
-        var conn = (NpgsqlConnection)session.Connection!;
-        if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct).ConfigureAwait(false);
+        var conn = await session.OpenConnectionAsync(ct).ConfigureAwait(false);
         DateTime now;
         await using (var t = new NpgsqlCommand("select clock_timestamp()", conn)) now = (DateTime)(await t.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
         // pg_stat_activity is a snapshot per transaction: clear it before each look.

@@ -74,7 +74,7 @@ public static class DecisionRows
     /// (a run's rows are not read for it).</summary>
     public static async Task<List<(string Result, string? MemType, long Count)>> CountsAsync(IQuerySession session, string run, CancellationToken ct = default)
     {
-        var conn = await OpenAsync(session, ct).ConfigureAwait(false);
+        var conn = await session.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var cmd = new NpgsqlCommand(
             $"select result, mem_type, count(*) from {session.DocumentStore.Options.DatabaseSchemaName}.{TableName} where run = @run group by 1, 2", conn);
         cmd.Parameters.AddWithValue("run", run);
@@ -84,18 +84,11 @@ public static class DecisionRows
         return counts;
     }
 
-    private static async Task<NpgsqlConnection> OpenAsync(IQuerySession session, CancellationToken ct)
-    {
-        var conn = (NpgsqlConnection)session.Connection!;
-        if (conn.State != System.Data.ConnectionState.Open) await conn.OpenAsync(ct).ConfigureAwait(false);
-        return conn;
-    }
-
     /// <summary>A run's decisions in global order (then their place in their event), optionally of one
     /// VM and one GPA page.</summary>
     public static async Task<List<DecisionRow>> ForRunAsync(IQuerySession session, string run, string? vm = null, long? gpaPage = null, CancellationToken ct = default)
     {
-        var conn = await OpenAsync(session, ct).ConfigureAwait(false);
+        var conn = await session.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var cmd = new NpgsqlCommand(
             $"select {Columns} from {session.DocumentStore.Options.DatabaseSchemaName}.{TableName} " +
             "where run = @run and (@vm::text is null or vm = @vm) and (@page::bigint is null or gpa_page = @page) order by global_seq, idx", conn);
