@@ -159,3 +159,29 @@ public sealed class DecisionRowsUpgradeTests(SchemaFixture schema) : IClassFixtu
             rows.Select(r => $"{r.Id} {r.Vm} {r.Vcpu} {r.Gpa:x} {r.GpaPage:x} {r.Op} {r.Result} {r.Path} {r.Errno ?? "-"} {r.MemType ?? "-"} {r.GlobalSeq}"));
     }
 }
+
+/// <summary>The decision rows of a commit go in one prepared statement, planned once, generically
+/// (<see cref="MartenStores.GenericPlans"/>), on what is often a fresh, empty table: that plan must
+/// still find each event's global sequence number by mt_events' index, not by reading the table.</summary>
+public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task The_rows_insert_planned_generically_on_a_fresh_schema_looks_events_up_by_index()
+    {
+        var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+        var n = 0;
+        var sql = System.Text.RegularExpressions.Regex.Replace(DecisionRows.InsertSql(schema.Name, schema.Name), @"\?", _ => "$" + ++n);
+        await using var conn = new Npgsql.NpgsqlConnection(MartenStores.WithStoreSettings(PostgresSchema.ConnectionString));
+        await conn.OpenAsync();
+        await using (var prepare = new Npgsql.NpgsqlCommand("prepare rows_insert as " + sql, conn)) await prepare.ExecuteNonQueryAsync();
+        await using var explain = new Npgsql.NpgsqlCommand(
+            "explain execute rows_insert('{s}', '{1}', '{f}', '{r}', '{1}', '{0}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}')", conn);
+        var plan = new List<string>();
+        await using (var r = await explain.ExecuteReaderAsync())
+            while (await r.ReadAsync()) plan.Add(r.GetString(0));
+        Assert.Equal(14, n);
+        Assert.Contains(plan, l => l.Contains($"Index Scan using pk_mt_events_stream_and_version on mt_events", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan, l => l.Contains("Seq Scan", StringComparison.Ordinal));
+        GC.KeepAlive(store);
+    }
+}
