@@ -85,17 +85,7 @@ public static class MartenStores
     /// LISTEN, temp table or session advisory lock outlives a statement here (the schema lock is
     /// released explicitly). Measured side by side (2 VMs x 8 vCPUs, two alternations): mean journal
     /// commit 1.19–1.23 ms → 0.75–0.81 ms, durable 2.1–2.4 k → 2.7–3.0 k decisions/s.</item>
-    /// <item>Prepared statements are planned once, generically (<c>plan_cache_mode =
-    /// force_generic_plan</c>, as a startup option): by default PostgreSQL plans a prepared statement
-    /// again for its parameters while that looks cheaper than one plan for all, and for the decision
-    /// rows' insert (arrays of a few elements, estimated at ten) it did so on every commit — the planner
-    /// was 14–18 % of PostgreSQL's time in a durable bench (perf). Its generic plan, made on the empty
-    /// table of a fresh schema, looks events up by mt_events' unique index (docs/persistence.md).
-    /// Measured side by side (bench --quick --only durable,akka-sql, 2 VMs x 8 vCPUs, two
-    /// alternations): mean commit 1.27 / 1.45 ms → 0.90 / 0.97 ms.</item>
     /// </list></summary>
-    public const string GenericPlans = "-c plan_cache_mode=force_generic_plan";
-
     public static string WithStoreSettings(string connectionString)
     {
         var b = new NpgsqlConnectionStringBuilder(connectionString);
@@ -109,7 +99,6 @@ public static class MartenStores
             b.AutoPrepareMinUsages = 2;
         }
         if (!set.ContainsKey("No Reset On Close")) b.NoResetOnClose = true;
-        if (!set.ContainsKey("Options")) b.Options = GenericPlans;
         return b.ConnectionString == given ? connectionString : b.ConnectionString;
     }
 

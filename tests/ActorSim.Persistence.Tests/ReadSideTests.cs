@@ -161,7 +161,7 @@ public sealed class DecisionRowsUpgradeTests(SchemaFixture schema) : IClassFixtu
 }
 
 /// <summary>The decision rows of a commit go in one prepared statement, planned once, generically
-/// (<see cref="MartenStores.GenericPlans"/>), on what is often a fresh, empty table: that plan must
+/// (<see cref="DecisionRows.GenericPlans"/>), on what is often a fresh, empty table: that plan must
 /// still find each event's global sequence number by mt_events' index, not by reading the table.</summary>
 public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<SchemaFixture>
 {
@@ -171,8 +171,10 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
         var n = 0;
         var sql = System.Text.RegularExpressions.Regex.Replace(DecisionRows.InsertSql(schema.Name, schema.Name), @"\?", _ => "$" + ++n);
-        await using var conn = new Npgsql.NpgsqlConnection(MartenStores.WithStoreSettings(PostgresSchema.ConnectionString));
+        await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
+        await using var tx = await conn.BeginTransactionAsync();
+        await using (var generic = new Npgsql.NpgsqlCommand(DecisionRows.GenericPlans, conn)) await generic.ExecuteNonQueryAsync();
         await using (var prepare = new Npgsql.NpgsqlCommand("prepare rows_insert as " + sql, conn)) await prepare.ExecuteNonQueryAsync();
         await using var explain = new Npgsql.NpgsqlCommand(
             "explain execute rows_insert('{s}', '{1}', '{f}', '{r}', '{1}', '{0}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}')", conn);
