@@ -111,6 +111,7 @@ public static class MartenStores
             o.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
             o.Events.StreamIdentity = StreamIdentity.AsString;
             o.Events.AppendMode = EventAppendMode.Quick;
+            o.Events.UseBinarySerializer<JournalEntry>(new JournalEntryBinary());
             o.Events.AddEventType<JournalEntry>();
             o.Schema.For<JournalMetadata>();
             o.Schema.For<SnapshotDocument>().Index(x => x.PersistenceId);
@@ -153,7 +154,9 @@ public static class MartenStores
     /// 4 VMs x 64 vCPUs pglz_compress was 14 % of PostgreSQL's time (perf on its backends). Side by
     /// side (bench --quick --only durable, two alternations): PostgreSQL's CPU per decision 104 / 110 µs
     /// → 82 / 87 µs, durable 10.4 / 8.8 k → 12.3 / 11.9 k decisions/s at 4 x 64, 4.4 / 4.6 k → 4.8 / 5.4 k
-    /// at 2 x 8. Only rows written from then on use it; a server without lz4 keeps pglz.</summary>
+    /// at 2 x 8. Only rows written from then on use it; a server without lz4 keeps pglz. The same for
+    /// <c>bdata</c>, where entries are stored now (<see cref="JournalEntryBinary"/>): a batch of a few
+    /// decisions is 2–4 KB, not packed, past the threshold.</summary>
     private static void UseLz4ForLargeJson(NpgsqlConnection conn, DocumentStore store)
     {
         var table = $"{store.Options.Events.DatabaseSchemaName}.mt_events";
@@ -161,6 +164,8 @@ public static class MartenStores
             "do $$ begin " +
             $"if (select attcompression from pg_attribute where attrelid = '{table}'::regclass and attname = 'data') <> 'l' then " +
             $"alter table {table} alter column data set compression lz4; end if; " +
+            $"if (select attcompression from pg_attribute where attrelid = '{table}'::regclass and attname = 'bdata') <> 'l' then " +
+            $"alter table {table} alter column bdata set compression lz4; end if; " +
             // No lz4 in this build (feature_not_supported); before PostgreSQL 14, no column compression.
             "exception when feature_not_supported or undefined_column or syntax_error then null; end $$", conn);
         cmd.ExecuteNonQuery();

@@ -14,9 +14,9 @@ using Npgsql;
 
 namespace ActorSim.Persistence.Tests;
 
-/// <summary>A large domain event (a batch of decision records) is stored packed — a zlib-compressed,
-/// base64 JSON string in the entry's <c>Data</c> — and every reader gives back the same event: the
-/// journal's replay, the read journal, <see cref="RunLog"/>, and the projection.</summary>
+/// <summary>A large domain event (a batch of decision records) is stored packed — zlib-compressed (a
+/// base64 JSON string in the entry's <c>Data</c> when entries were JSON) — and every reader gives back
+/// the same event: the journal's replay, the read journal, <see cref="RunLog"/>, and the projection.</summary>
 public sealed class PackedEventTests(SchemaFixture schema) : Akka.TestKit.Xunit2.TestKit(PostgresSchema.AkkaConfig(schema.Name)), IClassFixture<SchemaFixture>
 {
     /// <summary>A batch of 24 decisions (the sample batch's repeated, each a different page), well past
@@ -67,8 +67,14 @@ public sealed class PackedEventTests(SchemaFixture schema) : Akka.TestKit.Xunit2
         await using (var conn = new NpgsqlConnection(PostgresSchema.ConnectionString))
         {
             await conn.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"select jsonb_typeof(data->'Data') from {schema.Name}.mt_events where stream_id = 'pk/kvm-vm1'", conn);
-            Assert.Equal("string", await cmd.ExecuteScalarAsync());
+            // Stored binary (Marten's placeholder in data), its data packed.
+            await using var cmd = new NpgsqlCommand($"select data::text, bdata from {schema.Name}.mt_events where stream_id = 'pk/kvm-vm1'", conn);
+            await using var r = await cmd.ExecuteReaderAsync();
+            Assert.True(await r.ReadAsync());
+            Assert.Equal("{}", r.GetString(0));
+            var bdata = r.GetFieldValue<byte[]>(1);
+            Assert.True(bdata.Length < DomainEventSerializer.ToUtf8(batch).Length / 4, $"{bdata.Length}");
+            Assert.True(JournalEntryBinary.Read(bdata).Data!.Packed);
         }
 
         // The journal's replay (actor recovery).
@@ -90,4 +96,81 @@ public sealed class PackedEventTests(SchemaFixture schema) : Akka.TestKit.Xunit2
         await using var session = store.QuerySession();
         Assert.Equal(batch.Decisions.Select(d => (long)d.Inputs.Gpa), (await DecisionRows.ForRunAsync(session, "pk")).Select(r => r.Gpa));
     }
+}
+
+/// <summary>The binary form of a journal entry (<see cref="JournalEntryBinary"/>) keeps every field.</summary>
+public class JournalEntryBinaryTests
+{
+    [Fact]
+    public void Every_field_comes_back()
+    {
+        var small = DomainEventSerializer.ToUtf8(EventSerializationTests.SampleEvents()[0]);
+        var large = DomainEventSerializer.ToUtf8(PackedEventTests.LargeBatch());
+        var full = new JournalEntry
+        {
+            Type = "stage2_fault_resolved", SchemaVersion = 3, Data = new EventData(small), SerializerId = 7, Manifest = "m", Bytes = "AAE=",
+            Tags = ["a", "b"], WriterGuid = "w-1", Timestamp = -5, Rejected = false, LogSeq = 42,
+        };
+        static string Show(JournalEntry e) =>
+            $"{e.Type}|{e.SchemaVersion}|{(e.Data is null ? "-" : System.Text.Encoding.UTF8.GetString(e.Data.Utf8))}|{e.Data?.Packed}|{e.SerializerId}|{e.Manifest}|{e.Bytes}|" +
+            $"{string.Join(",", e.Tags)}|{e.WriterGuid}|{e.Timestamp}|{e.Rejected}|{e.LogSeq}";
+        Assert.Equal(Show(full), Show(JournalEntryBinary.Read(JournalEntryBinary.Write(full))));
+        var akka = new JournalEntry { SerializerId = 9, Manifest = "", Bytes = "AQID", WriterGuid = "w", Timestamp = 1 };
+        Assert.Equal(Show(akka), Show(JournalEntryBinary.Read(JournalEntryBinary.Write(akka))));
+        var rejected = new JournalEntry { Rejected = true };
+        Assert.Equal(Show(rejected), Show(JournalEntryBinary.Read(JournalEntryBinary.Write(rejected))));
+        var packed = JournalEntryBinary.Read(JournalEntryBinary.Write(new JournalEntry { Type = "stage2_faults_resolved", Data = new EventData(large) }));
+        Assert.True(packed.Data!.Packed);
+        Assert.Equal(large, packed.Data.Utf8);
+        Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([2, 0]));
+    }
+}
+
+/// <summary>Entries an earlier build stored as JSON (<c>bdata</c> null; a batch packed as a base64
+/// string) still read back, before and after binary entries of the same stream: the journal's replay
+/// and <see cref="RunLog"/>.</summary>
+public sealed class JsonEntryCompatTests(SchemaFixture schema) : Akka.TestKit.Xunit2.TestKit(PostgresSchema.AkkaConfig(schema.Name)), IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task Json_entries_of_an_earlier_build_read_back_next_to_binary_ones()
+    {
+        var single = EventSerializationTests.SampleEvents().OfType<Stage2FaultResolved>().First();
+        var batch = PackedEventTests.LargeBatch();
+        var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+        await using (var conn = new NpgsqlConnection(PostgresSchema.ConnectionString))
+        {
+            await conn.OpenAsync();
+            var s = schema.Name;
+            await using var cmd = new NpgsqlCommand(
+                $"insert into {s}.mt_streams (id, version, timestamp, tenant_id) values ('old/kvm-vm1', 2, now(), '*DEFAULT*'); " +
+                $"insert into {s}.mt_events (seq_id, id, stream_id, version, data, type, mt_dotnet_type, tenant_id, timestamp) " +
+                $"select nextval('{s}.mt_events_sequence'), gen_random_uuid(), 'old/kvm-vm1', v, d::jsonb, 'journal_entry', " +
+                "'ActorSim.Persistence.Journal.JournalEntry, ActorSim.Persistence', '*DEFAULT*', now() from unnest(@v, @d) as x(v, d) order by v", conn);
+            string Old(Domain.IDomainEvent e) => JsonSerializer.Serialize(new JournalEntry
+            {
+                Type = DomainEventSerializer.AliasOf(e.GetType()), SchemaVersion = DomainEventSerializer.VersionOf(DomainEventSerializer.AliasOf(e.GetType())),
+                Data = new EventData(DomainEventSerializer.ToUtf8(e)), WriterGuid = "old", Timestamp = 1,
+            });
+            cmd.Parameters.AddWithValue("v", new long[] { 1, 2 });
+            cmd.Parameters.AddWithValue("d", new[] { Old(single), Old(batch) });
+            await cmd.ExecuteNonQueryAsync();
+        }
+        var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+        journal.Tell(new WriteMessages([new AtomicWrite(new Persistent(single, 3, "old/kvm-vm1", "", false, ActorRefs.NoSender, "new"))], TestActor, 1));
+        ExpectMsg<WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        ExpectMsg<WriteMessageSuccess>();
+
+        string[] expected = [Json(single), Json(batch), Json(single)];
+        journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "old/kvm-vm1", TestActor));
+        var replayed = new[] { 0, 1, 2 }.Select(_ => ExpectMsg<ReplayedMessage>(TimeSpan.FromSeconds(20)).Persistent).ToList();
+        ExpectMsg<RecoverySuccess>();
+        Assert.Equal(expected, replayed.Select(p => Json((Domain.IDomainEvent)p.Payload)));
+        Assert.Equal(["old", "old", "new"], replayed.Select(p => p.WriterGuid));
+        var read = new List<RunEvent>();
+        await foreach (var e in RunLog.ReadAsync(store, "old")) read.Add(e);
+        Assert.Equal(expected, read.Select(e => Json(e.Event)));
+        Assert.Equal([1L, 2, 3], read.Select(e => e.Version));
+    }
+
+    private static string Json(Domain.IDomainEvent e) => DomainEventSerializer.ToJson(e).GetRawText();
 }

@@ -60,7 +60,7 @@ public static class RunLog
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            var (logSeq, ev) = Decode(reader, prefix);
+            if (Decode(reader, prefix) is not var (logSeq, ev)) continue; // rejected or not a domain event
             if (logSeq > 0) (imported ??= []).Add((logSeq, ev));
             else yield return ev with { Seq = ++n };
         }
@@ -70,24 +70,39 @@ public static class RunLog
             foreach (var (_, ev) in imported.OrderBy(x => x.LogSeq)) yield return ev with { Seq = ++n };
     }
 
-    // The row as RunLog reads it: the stored entry taken apart once per row (each data->>'…' would
-    // read the whole jsonb again), the domain event as text.
+    // The row as RunLog reads it. An entry stored binary (bdata, JournalEntryBinary) comes as it is
+    // and is taken apart here; one stored as JSON (before that format) is taken apart by PostgreSQL
+    // once per row (each data->>'…' would read the whole jsonb again), the domain event as text.
     private const string Columns =
-        "e.stream_id, e.version, e.timestamp, j.\"Type\", j.\"SchemaVersion\", j.\"Timestamp\", coalesce(j.\"LogSeq\", 0), j.\"Data\"::text";
+        "e.stream_id, e.version, e.timestamp, j.\"Type\", j.\"SchemaVersion\", j.\"Timestamp\", coalesce(j.\"LogSeq\", 0), j.\"Data\"::text, e.bdata";
     private const string Entry =
         "cross join lateral jsonb_to_record(e.data) as j(\"Type\" text, \"SchemaVersion\" int, \"Timestamp\" bigint, \"LogSeq\" bigint, \"Rejected\" boolean, \"Data\" jsonb)";
-    private const string Kept = "j.\"Type\" is not null and coalesce(j.\"Rejected\", false) = false";
+    // A binary entry's own fields are checked when it is decoded.
+    private const string Kept = "(e.bdata is not null or j.\"Type\" is not null and coalesce(j.\"Rejected\", false) = false)";
 
-    /// <summary>One row of <see cref="Columns"/>: the event (numbered 0) and its place in an imported file (0 if none).</summary>
-    private static (long LogSeq, RunEvent Event) Decode(Npgsql.NpgsqlDataReader reader, string prefix)
+    /// <summary>One row of <see cref="Columns"/>: the event (numbered 0) and its place in an imported
+    /// file (0 if none); null for a binary entry that is rejected or not a domain event.</summary>
+    private static (long LogSeq, RunEvent Event)? Decode(Npgsql.NpgsqlDataReader reader, string prefix)
     {
+        string type;
+        int version;
+        long ticks, logSeq;
+        byte[] data;
+        if (!reader.IsDBNull(8))
+        {
+            var entry = JournalEntryBinary.Read(reader.GetFieldValue<byte[]>(8));
+            if (entry.Rejected || entry.Type is null || entry.Data is null) return null;
+            (type, version, ticks, logSeq, data) = (entry.Type, entry.SchemaVersion, entry.Timestamp, entry.LogSeq, entry.Data.Utf8);
+        }
+        else
+        {
+            // The text's UTF-8 bytes as they came, no string in between; a packed event (a string) unpacked.
+            (type, version, ticks, logSeq, data) = (reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetInt32(4),
+                reader.IsDBNull(5) ? 0 : reader.GetInt64(5), reader.GetInt64(6), EventData.Utf8Of(reader.GetFieldValue<byte[]>(7)));
+        }
         // Akka leaves the representation's timestamp at 0; then the time Marten stored it is used.
-        var ticks = reader.IsDBNull(5) || reader.GetInt64(5) == 0 ? reader.GetFieldValue<DateTimeOffset>(2).UtcTicks : reader.GetInt64(5);
-        // The text's UTF-8 bytes as they came, no string in between; a packed event (a string) unpacked.
-        var data = EventData.Utf8Of(reader.GetFieldValue<byte[]>(7));
-        var ev = new RunEvent(0, reader.GetString(0)[prefix.Length..], reader.GetInt64(1),
-            DomainEventSerializer.FromUtf8(reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetInt32(4), data), ticks);
-        return (reader.GetInt64(6), ev);
+        if (ticks == 0) ticks = reader.GetFieldValue<DateTimeOffset>(2).UtcTicks;
+        return (logSeq, new RunEvent(0, reader.GetString(0)[prefix.Length..], reader.GetInt64(1), DomainEventSerializer.FromUtf8(type, version, data), ticks));
     }
 
     /// <summary>An imported run in the order of its file. The import appended the file's events stream
@@ -131,7 +146,8 @@ public static class RunLog
             {
                 rows++;
                 after[s] = r.GetInt64(1);
-                if (r.GetBoolean(8)) q.Enqueue(Decode(r, prefix)); // else archived, rejected or not a domain event
+                // else archived, rejected or not a domain event
+                if (r.GetBoolean(9) && Decode(r, prefix) is { } ev) q.Enqueue(ev);
             }
             done[s] = rows < ImportPage;
         }
@@ -162,11 +178,12 @@ public static class RunLog
     private static async Task<(long First, bool Imported)> FirstSeqAsync(Npgsql.NpgsqlConnection conn, string schema, string prefix, CancellationToken ct)
     {
         await using var cmd = new Npgsql.NpgsqlCommand(
-            $"select e.seq_id, coalesce((e.data->>'LogSeq')::bigint, 0) > 0 from {schema}.mt_streams s " +
+            $"select e.seq_id, coalesce((e.data->>'LogSeq')::bigint, 0) > 0, e.bdata from {schema}.mt_streams s " +
             $"join {schema}.mt_events e on e.stream_id = s.id and e.version = 1 where starts_with(s.id, @prefix) order by e.seq_id limit 1", conn);
         cmd.Parameters.AddWithValue("prefix", prefix);
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? (r.GetInt64(0), r.GetBoolean(1)) : (long.MaxValue, false);
+        if (!await r.ReadAsync(ct)) return (long.MaxValue, false);
+        return (r.GetInt64(0), r.IsDBNull(2) ? r.GetBoolean(1) : JournalEntryBinary.Read(r.GetFieldValue<byte[]>(2)).LogSeq > 0);
     }
 
     public static async Task<bool> RunExistsAsync(IDocumentStore store, string run, CancellationToken ct = default)
