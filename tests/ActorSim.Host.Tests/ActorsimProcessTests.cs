@@ -61,6 +61,20 @@ public class ActorsimProcessTests
         Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("durable_decisions_per_s").ValueKind);
     }
 
+    /// <summary>The replay section replays the same decisions from a file, from memory, and from the
+    /// database twice: a run written as an import and one written as the journal records a run.</summary>
+    [Fact]
+    public void Bench_replays_from_a_file_and_from_the_database_as_imported_and_as_recorded()
+    {
+        Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
+        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--only", "replay", "--json");
+        Assert.True(exit == 0, output + err);
+        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        foreach (var k in new[] { "replay_file_decisions_per_s", "replay_memory_decisions_per_s", "replay_db_decisions_per_s", "replay_db_recorded_decisions_per_s" })
+            Assert.True(j.RootElement.GetProperty(k).GetDouble() > 0, $"{k}: {output}");
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("durable_decisions_per_s").ValueKind);
+    }
+
     [Fact]
     public void Run_in_memory_for_a_second_prints_its_id_and_a_summary()
     {
