@@ -1,7 +1,5 @@
 using ActorSim.Domain.Invariants;
-using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
-using ActorSim.Domain.Stage2;
 using ActorSim.Persistence.Journal;
 using ActorSim.Persistence.Serialization;
 using JasperFx.Events;
