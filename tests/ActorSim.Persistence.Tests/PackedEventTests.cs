@@ -123,6 +123,9 @@ public class JournalEntryBinaryTests
         Assert.True(packed.Data!.Packed);
         Assert.Equal(large, packed.Data.Utf8);
         Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([2, 0]));
+        var whole = JournalEntryBinary.Write(full);
+        Assert.Contains("cut short", Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read(whole[..^5])).Message);
+        Assert.Contains("after the binary record", Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([.. whole, 0])).Message);
     }
 }
 

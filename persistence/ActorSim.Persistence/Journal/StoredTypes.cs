@@ -176,7 +176,21 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
         return output.ToArray();
     }
 
+    /// <summary>An entry back from its record; a record of another format, or cut short, is refused
+    /// (<see cref="InvalidDataException"/>).</summary>
     public static JournalEntry Read(byte[] bytes)
+    {
+        try
+        {
+            return ReadRecord(bytes);
+        }
+        catch (EndOfStreamException)
+        {
+            throw new InvalidDataException($"journal entry: binary record cut short ({bytes.Length} bytes)");
+        }
+    }
+
+    private static JournalEntry ReadRecord(byte[] bytes)
     {
         using var r = new BinaryReader(new MemoryStream(bytes, writable: false), System.Text.Encoding.UTF8);
         var format = r.ReadByte();
@@ -197,7 +211,15 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
         var tags = new string[r.Read7BitEncodedInt()];
         for (var i = 0; i < tags.Length; i++) tags[i] = r.ReadString();
         e.Tags = tags;
-        if ((flags & HasData) != 0) e.Data = EventData.FromStored(r.ReadBytes(r.Read7BitEncodedInt()), (flags & DataPacked) != 0);
+        if ((flags & HasData) != 0)
+        {
+            var length = r.Read7BitEncodedInt();
+            var data = r.ReadBytes(length);
+            if (data.Length != length) throw new EndOfStreamException();
+            e.Data = EventData.FromStored(data, (flags & DataPacked) != 0);
+        }
+        if (r.BaseStream.Position != bytes.Length)
+            throw new InvalidDataException($"journal entry: {bytes.Length - r.BaseStream.Position} bytes after the binary record");
         return e;
     }
 }
