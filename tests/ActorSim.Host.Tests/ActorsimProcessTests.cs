@@ -7,6 +7,18 @@ public class ActorsimProcessTests
 {
     private static (int Exit, string Out, string Err) Run(params string[] args) => Cli.Run(args);
 
+    /// <summary>`actorsim bench --quick --reps 1 … --json`, which must exit 0: its output and its last
+    /// line's JSON object.</summary>
+    private static (System.Text.Json.JsonDocument Json, string Output) Bench(params string[] args)
+    {
+        var (exit, output, err) = Run(["bench", "--quick", "--reps", "1", .. args, "--json"]);
+        Assert.True(exit == 0, output + err);
+        return (System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]), output);
+    }
+
+    private static void NeedsDatabase() =>
+        Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
+
     [Fact]
     public void Kernels_lists_the_rule_sets_and_the_flag_each_sets()
     {
@@ -19,10 +31,9 @@ public class ActorsimProcessTests
     [Fact]
     public void Bench_prints_a_json_line_with_every_key_the_issue_names_and_null_for_sections_not_run()
     {
-        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--vms", "1", "--vcpus", "2", "--only", "memory", "--json");
-        Assert.True(exit == 0, output + err);
+        var (j, output) = Bench("--vms", "1", "--vcpus", "2", "--only", "memory");
+        using var doc = j;
         Assert.StartsWith("actorsim bench — ", output);
-        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
         string[] keys = ["inmem_faults_per_s", "durable_decisions_per_s", "batched_over_unbatched", "journal_over_akka_sql",
             "durable_over_copy_ceiling", "replay_file_decisions_per_s", "replay_db_decisions_per_s", "p99_fault_latency_us", "bytes_per_mapped_page"];
         Assert.All(keys, k => Assert.True(j.RootElement.TryGetProperty(k, out _), $"no {k}"));
@@ -33,9 +44,8 @@ public class ActorsimProcessTests
     [Fact]
     public void Bench_in_memory_measures_faults_and_the_bytes_allocated_per_fault()
     {
-        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--vms", "1", "--vcpus", "2", "--only", "inmem", "--json");
-        Assert.True(exit == 0, output + err);
-        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        var (j, output) = Bench("--vms", "1", "--vcpus", "2", "--only", "inmem");
+        using var doc = j;
         var faults = j.RootElement.GetProperty("inmem_faults_per_s").GetDouble();
         var allocated = j.RootElement.GetProperty("inmem_allocated_bytes_per_fault").GetDouble();
         Assert.True(faults > 0, output);
@@ -48,10 +58,9 @@ public class ActorsimProcessTests
     [Fact]
     public void Bench_measures_the_journal_alone_ours_and_the_peer_side_by_side()
     {
-        Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
-        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--only", "journal", "--json");
-        Assert.True(exit == 0, output + err);
-        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        NeedsDatabase();
+        var (j, output) = Bench("--only", "journal");
+        using var doc = j;
         double Get(string k) => j.RootElement.GetProperty(k).GetDouble();
         foreach (var w in new[] { "persistall", "persist_many" })
         {
@@ -66,10 +75,9 @@ public class ActorsimProcessTests
     [Fact]
     public void Bench_replays_from_a_file_and_from_the_database_as_imported_and_as_recorded()
     {
-        Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
-        var (exit, output, err) = Run("bench", "--quick", "--reps", "1", "--only", "replay", "--json");
-        Assert.True(exit == 0, output + err);
-        using var j = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        NeedsDatabase();
+        var (j, output) = Bench("--only", "replay");
+        using var doc = j;
         foreach (var k in new[] { "replay_file_decisions_per_s", "replay_memory_decisions_per_s", "replay_db_decisions_per_s", "replay_db_recorded_decisions_per_s" })
             Assert.True(j.RootElement.GetProperty(k).GetDouble() > 0, $"{k}: {output}");
         Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("durable_decisions_per_s").ValueKind);

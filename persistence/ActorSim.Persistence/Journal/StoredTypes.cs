@@ -32,12 +32,13 @@ public sealed class JournalEntry
 }
 
 /// <summary>A domain event's JSON in a journal entry. Written, it holds the UTF-8 bytes the event was
-/// serialized to once, and Marten copies them into the document as they are (no second serialization
-/// of the event, no parse into a JsonElement on the write path); read back, it holds the parsed element.
+/// serialized to once, and the entry's binary record (<see cref="JournalEntryBinary"/>) carries them as
+/// they are (no second serialization of the event, no parse into a JsonElement on the write path); an
+/// entry of an earlier build, stored as JSON, is read back through the converter below.
 /// <para><b>Packed when large.</b> An event whose JSON is longer than <see cref="PackAbove"/> bytes — a
-/// batch of decision records, ~1.1 KB each with its full inputs — is stored as a JSON string instead
-/// of an object: the JSON's UTF-8 bytes, zlib-compressed, in base64 (a 64-decision batch's 62.6 KB
-/// become 4.5 KB: the records of a batch repeat their policy, memslot and VMA). PostgreSQL parses every jsonb it receives
+/// batch of decision records, ~1.1 KB each with its full inputs — is stored zlib-compressed (in a JSON
+/// entry, as a base64 string instead of an object; a 64-decision batch's 62.6 KB become 4.5 KB: the
+/// records of a batch repeat their policy, memslot and VMA). PostgreSQL parses every jsonb it receives
 /// character by character, and the batch events' bodies had become the largest part of its time per
 /// journal commit (docs/BENCHMARKS.md). A domain event is always a JSON object, so a string is never
 /// ambiguous; smaller events stay plain JSON, readable in SQL.</para></summary>
@@ -89,8 +90,7 @@ public sealed class EventData
     internal static EventData ReadFrom(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.String) return new EventData(JsonElement.ParseValue(ref reader));
-        var packed = reader.GetBytesFromBase64();
-        return new EventData(Unpack(packed), packed);
+        return FromStored(reader.GetBytesFromBase64(), packed: true);
     }
 
     /// <summary>The event's JSON as UTF-8 from the stored <c>Data</c> value's JSON text (as PostgreSQL
