@@ -53,6 +53,34 @@ public class DecisionRecordReaderTests
         }
     }
 
+    /// <summary>Records the runs do not make: odd names, values without an enum name, unknown VM flag
+    /// bits, several prot flags, extreme numbers.</summary>
+    private static IEnumerable<DecisionRecord> OddDecisions()
+    {
+        var d = Decisions().First(x => x.Inputs.Vma is not null && x.Inputs.Slot is not null && x.Outcome.Leaf is not null);
+        var vma = d.Inputs.Vma!.Value;
+        yield return d with { Inputs = d.Inputs with { Vm = "vm \"é\" <1>", Vcpu = -1, Gpa = ulong.MaxValue, Hva = 0, InProgressAtLock = int.MinValue } };
+        yield return d with { Inputs = d.Inputs with { Op = (AccessOp)7, Vma = vma with { Flags = vma.Flags | (Domain.Kernel.VmFlags)(1UL << 62), S1 = (Domain.Kernel.MairIndex)9 },
+            Slot = d.Inputs.Slot! with { Flags = MemslotFlags.KVM_MEM_READONLY | MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES | (MemslotFlags)64 } } };
+        yield return d with { Outcome = d.Outcome with { Errno = (Domain.Kernel.Errno)1234, Prot = (Domain.Stage2.KvmPgtableProt)ulong.MaxValue, Path = (DecisionPath)200 } };
+        yield return d with { Inputs = d.Inputs with { Policy = new Domain.Kernel.KernelPolicy(Domain.Kernel.RuleSet.V6_8, new(false, true), Domain.Kernel.WordSize.Bits32), Vma = vma with { Flags = Domain.Kernel.VmFlags.VM_NONE } } };
+    }
+
+    [Fact]
+    public void The_hand_written_writer_writes_the_bytes_of_the_general_path()
+    {
+        var all = Decisions().Concat(OddDecisions()).ToList();
+        Assert.True(all.Count >= 8);
+        foreach (var d in all)
+        {
+            var general = Written(d);
+            Assert.Equal(general, JsonSerializer.Serialize(d, DomainEventSerializer.Options));
+        }
+        // And in an event, as the journal and an export write them.
+        var batch = new Stage2FaultsResolved([.. all]);
+        Assert.Equal(JsonSerializer.Serialize(batch, DomainEventSerializer.General), Encoding.UTF8.GetString(DomainEventSerializer.ToUtf8(batch)));
+    }
+
     /// <summary>The JSON with every object's keys in PostgreSQL's jsonb order (shorter first, then
     /// bytewise), and a space after each colon and comma, as <c>jsonb::text</c> gives it back.</summary>
     public static string AsJsonbText(string json)

@@ -71,7 +71,147 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
     }
 
     public override void Write(Utf8JsonWriter writer, DecisionRecord value, JsonSerializerOptions options) =>
-        JsonSerializer.Serialize(writer, value, general);
+        WriteRecord(writer, value, general);
+
+    /// <summary>Writes a record by hand, the bytes the general path writes (a test compares them on
+    /// every kind of decision): each field in its declared order, addresses as "0x…", and every enum,
+    /// flag set or VM flag list as the general path wrote that value the first time it was seen
+    /// (<see cref="Texts{T}"/>). The general path spent ~4 µs a record on reflection-driven writing
+    /// (1.1 KB of JSON), on every journal write of a batch and every line exported.</summary>
+    internal static void WriteRecord(Utf8JsonWriter w, DecisionRecord d, JsonSerializerOptions general)
+    {
+        var i = d.Inputs;
+        w.WriteStartObject();
+        w.WritePropertyName(P.Inputs);
+        w.WriteStartObject();
+        w.WriteString(P.Vm, i.Vm);
+        w.WriteNumber(P.Vcpu, i.Vcpu);
+        WriteHex(w, P.Gpa, i.Gpa);
+        Texts<AccessOp>.Write(w, P.Op, i.Op, general);
+        w.WriteBoolean(P.FaultIsPerm, i.FaultIsPerm);
+        w.WriteNumber(P.FaultLevel, i.FaultLevel);
+        w.WritePropertyName(P.Slot);
+        if (i.Slot is { } slot)
+        {
+            w.WriteStartObject();
+            w.WriteNumber(P.Id, slot.Id);
+            WriteHex(w, P.BaseGpa, slot.BaseGpa);
+            WriteHex(w, P.Size, slot.Size);
+            WriteHex(w, P.UserspaceAddr, slot.UserspaceAddr);
+            Texts<MemslotFlags>.Write(w, P.Flags, slot.Flags, general);
+            w.WriteEndObject();
+        }
+        else w.WriteNullValue();
+        WriteHex(w, P.Hva, i.Hva);
+        w.WritePropertyName(P.Vma);
+        if (i.Vma is { } vma)
+        {
+            w.WriteStartObject();
+            WriteHex(w, P.Start, vma.Start);
+            WriteHex(w, P.End, vma.End);
+            Texts<VmFlags>.Write(w, P.Flags, vma.Flags, general);
+            WriteHex(w, P.PgOff, vma.PgOff);
+            Texts<MairIndex>.Write(w, P.S1, vma.S1, general);
+            w.WriteEndObject();
+        }
+        else w.WriteNullValue();
+        WriteHex(w, P.PfnHva, i.PfnHva);
+        w.WritePropertyName(P.Pfn);
+        w.WriteStartObject();
+        Texts<PfnStatus>.Write(w, P.Status, i.Pfn.Status, general);
+        WriteHex(w, P.Pfn, i.Pfn.Pfn);
+        w.WriteBoolean(P.IsMapMemory, i.Pfn.IsMapMemory);
+        w.WriteBoolean(P.Writable, i.Pfn.Writable);
+        w.WriteEndObject();
+        w.WritePropertyName(P.Policy);
+        w.WriteStartObject();
+        Texts<RuleSet>.Write(w, P.RuleSet, i.Policy.RuleSet, general);
+        w.WritePropertyName(P.Cpu);
+        w.WriteStartObject();
+        w.WriteBoolean(P.Fwb, i.Policy.Cpu.Fwb);
+        w.WriteBoolean(P.Dic, i.Policy.Cpu.Dic);
+        w.WriteEndObject();
+        Texts<WordSize>.Write(w, P.WordSize, i.Policy.WordSize, general);
+        w.WriteEndObject();
+        w.WriteBoolean(P.VmHasMte, i.VmHasMte);
+        w.WriteNumber(P.IpaBits, i.IpaBits);
+        WriteHex(w, P.SampledSeq, i.SampledSeq);
+        WriteHex(w, P.SeqAtLock, i.SeqAtLock);
+        w.WriteNumber(P.InProgressAtLock, i.InProgressAtLock);
+        WriteLeaf(w, P.ExistingLeaf, i.ExistingLeaf, general);
+        w.WriteBoolean(P.MemcacheTopUpFails, i.MemcacheTopUpFails);
+        w.WriteEndObject();
+        var o = d.Outcome;
+        w.WritePropertyName(P.Outcome);
+        w.WriteStartObject();
+        Texts<FaultResult>.Write(w, P.Result, o.Result, general);
+        Texts<Errno>.Write(w, P.Errno, o.Errno, general);
+        WriteLeaf(w, P.Leaf, o.Leaf, general);
+        Texts<KvmPgtableProt>.Write(w, P.Prot, o.Prot, general);
+        Texts<DecisionPath>.Write(w, P.Path, o.Path, general);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    private static void WriteLeaf(Utf8JsonWriter w, JsonEncodedText name, Stage2Leaf? leaf, JsonSerializerOptions general)
+    {
+        w.WritePropertyName(name);
+        if (leaf is not { } l)
+        {
+            w.WriteNullValue();
+            return;
+        }
+        w.WriteStartObject();
+        WriteHex(w, P.Gpa, l.Gpa);
+        w.WriteNumber(P.Level, l.Level);
+        Texts<KvmPgtableProt>.Write(w, P.Prot, l.Prot, general);
+        WriteHex(w, P.Descriptor, l.Descriptor);
+        w.WriteEndObject();
+    }
+
+    /// <summary>"0x" and lower-case hex digits without leading zeros, as HexUInt64Converter writes them.</summary>
+    private static void WriteHex(Utf8JsonWriter w, JsonEncodedText name, ulong value)
+    {
+        Span<byte> s = stackalloc byte[18];
+        s[0] = (byte)'0';
+        s[1] = (byte)'x';
+        value.TryFormat(s[2..], out var n, "x", System.Globalization.CultureInfo.InvariantCulture);
+        w.WriteString(name, s[..(2 + n)]);
+    }
+
+    /// <summary>The property names, encoded once.</summary>
+    private static class P
+    {
+        public static readonly JsonEncodedText Inputs = E("inputs"), Outcome = E("outcome"), Vm = E("vm"), Vcpu = E("vcpu"), Gpa = E("gpa"),
+            Op = E("op"), FaultIsPerm = E("faultIsPerm"), FaultLevel = E("faultLevel"), Slot = E("slot"), Hva = E("hva"), Vma = E("vma"),
+            PfnHva = E("pfnHva"), Pfn = E("pfn"), Policy = E("policy"), VmHasMte = E("vmHasMte"), IpaBits = E("ipaBits"),
+            SampledSeq = E("sampledSeq"), SeqAtLock = E("seqAtLock"), InProgressAtLock = E("inProgressAtLock"),
+            ExistingLeaf = E("existingLeaf"), MemcacheTopUpFails = E("memcacheTopUpFails"), Id = E("id"), BaseGpa = E("baseGpa"),
+            Size = E("size"), UserspaceAddr = E("userspaceAddr"), Flags = E("flags"), Start = E("start"), End = E("end"),
+            PgOff = E("pgOff"), S1 = E("s1"), Status = E("status"), IsMapMemory = E("isMapMemory"), Writable = E("writable"),
+            RuleSet = E("ruleSet"), Cpu = E("cpu"), Fwb = E("fwb"), Dic = E("dic"), WordSize = E("wordSize"), Result = E("result"),
+            Errno = E("errno"), Leaf = E("leaf"), Prot = E("prot"), Path = E("path"), Level = E("level"), Descriptor = E("descriptor");
+
+        private static JsonEncodedText E(string name) => JsonEncodedText.Encode(name);
+    }
+
+    /// <summary>Each value's JSON as the general path writes it (a name, a flag list, or a number for a
+    /// value without a name), learned once per value.</summary>
+    private static class Texts<T> where T : struct
+    {
+        private static readonly ConcurrentDictionary<T, byte[]> Known = new();
+
+        public static void Write(Utf8JsonWriter w, JsonEncodedText name, T value, JsonSerializerOptions general)
+        {
+            if (!Known.TryGetValue(value, out var json))
+            {
+                json = JsonSerializer.SerializeToUtf8Bytes(value, general);
+                if (Known.Count < 4096) Known.TryAdd(value, json);
+            }
+            w.WritePropertyName(name);
+            w.WriteRawValue(json, skipInputValidation: true);
+        }
+    }
 
     // The fields of each object, in the order the serializer writes them. Any order is read: PostgreSQL's
     // jsonb keeps keys sorted by length, then bytes, so an event read back from the database as text
