@@ -119,9 +119,18 @@ public class JournalEntryBinaryTests
         Assert.Equal(Show(akka), Show(JournalEntryBinary.Read(JournalEntryBinary.Write(akka))));
         var rejected = new JournalEntry { Rejected = true };
         Assert.Equal(Show(rejected), Show(JournalEntryBinary.Read(JournalEntryBinary.Write(rejected))));
-        var packed = JournalEntryBinary.Read(JournalEntryBinary.Write(new JournalEntry { Type = "stage2_faults_resolved", Data = new EventData(large) }));
-        Assert.True(packed.Data!.Packed);
+        var lz4 = JournalEntryBinary.Write(new JournalEntry { Type = "stage2_faults_resolved", Data = new EventData(large) });
+        var packed = JournalEntryBinary.Read(lz4);
+        Assert.Equal(Packing.Lz4, packed.Data!.Packing);
+        Assert.True(lz4.Length < large.Length / 4, $"{lz4.Length}");
         Assert.Equal(large, packed.Data.Utf8);
+        // A binary entry packed with zlib (written before LZ4): its JSON entry's packed event, kept zlib.
+        var fromJson = JsonSerializer.Deserialize<JournalEntry>(JsonSerializer.SerializeToUtf8Bytes(new JournalEntry { Type = "x", Data = new EventData(large) }))!;
+        Assert.Equal(Packing.Zlib, fromJson.Data!.Packing);
+        var zlib = JournalEntryBinary.Read(JournalEntryBinary.Write(fromJson));
+        Assert.Equal(Packing.Zlib, zlib.Data!.Packing);
+        Assert.Equal(large, zlib.Data.Utf8);
+        Assert.Contains("both", Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([.. lz4[..1], (byte)(lz4[1] | 32), .. lz4[2..]])).Message);
         Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([2, 0]));
         var whole = JournalEntryBinary.Write(full);
         Assert.Contains("cut short", Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read(whole[..^5])).Message);
