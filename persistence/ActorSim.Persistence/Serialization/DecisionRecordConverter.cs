@@ -576,21 +576,31 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
     }
 
     /// <summary>The values of the names seen so far, each learned once from the general path (so a
-    /// name means here what it means there: flag combinations, case, numbers).</summary>
+    /// name means here what it means there: flag combinations, case, numbers). Looked up by their UTF-8
+    /// bytes in a short list (an enum's names, or the VM flags a run uses): every record has a dozen
+    /// names and a VM flag list, and turning each into chars for a dictionary was ~15 % of a record's
+    /// reading.</summary>
     private static class Names<T> where T : struct
     {
-        private static readonly ConcurrentDictionary<string, T> Known = new(StringComparer.Ordinal);
-        private static readonly ConcurrentDictionary<string, T>.AlternateLookup<ReadOnlySpan<char>> ByChars = Known.GetAlternateLookup<ReadOnlySpan<char>>();
+        private static (byte[] Name, T Value)[] _known = [];
+        private static readonly Lock Learning = new();
 
         public static bool TryGet(ReadOnlySpan<byte> utf8, JsonSerializerOptions general, bool single, out T value)
         {
-            Span<char> chars = stackalloc char[128];
+            foreach (var (name, v) in _known)
+                if (name.AsSpan().SequenceEqual(utf8))
+                {
+                    value = v;
+                    return true;
+                }
+            return TryLearn(utf8, general, single, out value);
+        }
+
+        private static bool TryLearn(ReadOnlySpan<byte> utf8, JsonSerializerOptions general, bool single, out T value)
+        {
             value = default;
-            if (utf8.Length > chars.Length) return false;
-            var n = System.Text.Encoding.UTF8.GetChars(utf8, chars);
-            if (ByChars.TryGetValue(chars[..n], out value)) return true;
-            if (Known.Count >= 1024) return false;
-            var name = new string(chars[..n]);
+            if (_known.Length >= 256 || utf8.Length > 128) return false;
+            var name = System.Text.Encoding.UTF8.GetString(utf8);
             try
             {
                 // A VM flag is one element of a list; everything else is a JSON string of its own.
@@ -601,7 +611,9 @@ public sealed class DecisionRecordConverter(JsonSerializerOptions general) : Jso
             {
                 return false;
             }
-            Known.TryAdd(name, value);
+            var bytes = utf8.ToArray();
+            lock (Learning)
+                if (!_known.Any(k => k.Name.AsSpan().SequenceEqual(bytes))) _known = [.. _known, (bytes, value)];
             return true;
         }
     }
