@@ -98,11 +98,15 @@ public sealed class EventData
     internal (byte[] Bytes, Packing Packing) Stored => _packed is not null ? (_packed, _packing) : (Utf8, Packing.None);
 
     /// <summary>From <see cref="Stored"/>: a packed event is unpacked, a plain one kept as it is.</summary>
-    internal static EventData FromStored(byte[] bytes, Packing packing) => packing switch
+    internal static EventData FromStored(byte[] bytes, Packing packing) =>
+        new(packing == Packing.None ? bytes : Unpack(bytes, packing), packing == Packing.None ? null : bytes, packing);
+
+    /// <summary>Packed bytes unpacked.</summary>
+    internal static byte[] Unpack(ReadOnlySpan<byte> packed, Packing packing) => packing switch
     {
-        Packing.None => new EventData(bytes, null, Packing.None),
-        Packing.Zlib => new EventData(ZlibUnpack(bytes), bytes, packing),
-        _ => new EventData(K4os.Compression.LZ4.LZ4Pickler.Unpickle(bytes), bytes, packing),
+        Packing.Zlib => ZlibUnpack(packed.ToArray()),
+        Packing.Lz4 => K4os.Compression.LZ4.LZ4Pickler.Unpickle(packed),
+        _ => throw new ArgumentOutOfRangeException(nameof(packing)),
     };
 
     private EventData(byte[] utf8, byte[]? packed, Packing packing)
@@ -205,54 +209,133 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
     /// (<see cref="InvalidDataException"/>).</summary>
     public static JournalEntry Read(byte[] bytes)
     {
-        try
-        {
-            return ReadRecord(bytes);
-        }
-        catch (EndOfStreamException)
-        {
-            throw new InvalidDataException($"journal entry: binary record cut short ({bytes.Length} bytes)");
-        }
-    }
-
-    private static JournalEntry ReadRecord(byte[] bytes)
-    {
-        using var r = new BinaryReader(new MemoryStream(bytes, writable: false), System.Text.Encoding.UTF8);
-        var format = r.ReadByte();
-        if (format != Format) throw new InvalidDataException($"journal entry: unknown binary format {format}");
-        var flags = r.ReadByte();
+        var v = View(bytes);
         var e = new JournalEntry
         {
-            Rejected = (flags & Rejected) != 0,
-            Type = (flags & HasType) != 0 ? r.ReadString() : null,
-            SchemaVersion = r.Read7BitEncodedInt(),
-            SerializerId = r.Read7BitEncodedInt(),
+            Rejected = v.Rejected,
+            Type = v.Type,
+            SchemaVersion = v.SchemaVersion,
+            SerializerId = v.SerializerId,
+            Manifest = v.HasManifest ? Utf8.GetString(v.Manifest) : null,
+            Bytes = v.HasBytes ? Utf8.GetString(v.Bytes) : null,
+            WriterGuid = Utf8.GetString(v.WriterGuid),
+            Timestamp = v.Timestamp,
+            LogSeq = v.LogSeq,
         };
-        e.Manifest = (flags & HasManifest) != 0 ? r.ReadString() : null;
-        e.Bytes = (flags & HasBytes) != 0 ? r.ReadString() : null;
-        e.WriterGuid = r.ReadString();
-        e.Timestamp = r.ReadInt64();
-        e.LogSeq = r.ReadInt64();
-        var tags = new string[r.Read7BitEncodedInt()];
-        for (var i = 0; i < tags.Length; i++) tags[i] = r.ReadString();
+        var tags = new string[v.TagCount];
+        var c = new Cursor(v.Tags);
+        for (var i = 0; i < tags.Length; i++) tags[i] = Utf8.GetString(c.String());
         e.Tags = tags;
-        if ((flags & HasData) != 0)
+        if (v.HasData) e.Data = EventData.FromStored(v.Data.ToArray(), v.Packing);
+        return e;
+    }
+
+    /// <summary>A record's fields where they lie in it, nothing copied but the type's name: what a
+    /// replay reads of each row (<c>RunLog</c>), without the entry object, a stream and reader per row and
+    /// two copies of the event's bytes.</summary>
+    internal static EntryView View(ReadOnlySpan<byte> bytes)
+    {
+        var c = new Cursor(bytes);
+        var format = c.Byte();
+        if (format != Format) throw new InvalidDataException($"journal entry: unknown binary format {format}");
+        var flags = c.Byte();
+        var v = new EntryView
         {
-            var length = r.Read7BitEncodedInt();
-            var data = r.ReadBytes(length);
-            if (data.Length != length) throw new EndOfStreamException();
-            e.Data = EventData.FromStored(data, (flags & (DataZlib | DataLz4)) switch
+            Rejected = (flags & Rejected) != 0,
+            HasManifest = (flags & HasManifest) != 0,
+            HasBytes = (flags & HasBytes) != 0,
+            HasData = (flags & HasData) != 0,
+            Packing = (flags & (DataZlib | DataLz4)) switch
             {
                 0 => Packing.None,
                 DataZlib => Packing.Zlib,
                 DataLz4 => Packing.Lz4,
                 _ => throw new InvalidDataException("journal entry: data packed both with zlib and with LZ4"),
-            });
-        }
-        if (r.BaseStream.Position != bytes.Length)
-            throw new InvalidDataException($"journal entry: {bytes.Length - r.BaseStream.Position} bytes after the binary record");
-        return e;
+            },
+        };
+        v.Type = (flags & HasType) != 0 ? Aliases.Of(c.String()) : null;
+        v.SchemaVersion = c.Int7();
+        v.SerializerId = c.Int7();
+        if (v.HasManifest) v.Manifest = c.String();
+        if (v.HasBytes) v.Bytes = c.String();
+        v.WriterGuid = c.String();
+        v.Timestamp = c.Int64();
+        v.LogSeq = c.Int64();
+        v.TagCount = c.Int7();
+        var tagsAt = c.Position;
+        for (var i = 0; i < v.TagCount; i++) c.String();
+        v.Tags = bytes[tagsAt..c.Position];
+        if (v.HasData) v.Data = c.Take(c.Int7());
+        if (c.Position != bytes.Length)
+            throw new InvalidDataException($"journal entry: {bytes.Length - c.Position} bytes after the binary record");
+        return v;
     }
+
+    private static System.Text.Encoding Utf8 => System.Text.Encoding.UTF8;
+
+    /// <summary>A type name as one string per alias (the few a journal holds), not one per row.</summary>
+    private static class Aliases
+    {
+        private static (byte[] Utf8, string Name)[] _known = [];
+
+        public static string Of(ReadOnlySpan<byte> utf8)
+        {
+            foreach (var (bytes, name) in _known)
+                if (utf8.SequenceEqual(bytes)) return name;
+            var s = Utf8.GetString(utf8);
+            if (_known.Length < 64) _known = [.. _known, (utf8.ToArray(), s)];
+            return s;
+        }
+    }
+
+    /// <summary>Reads what <see cref="BinaryWriter"/> wrote: bytes, 7-bit encoded ints, little-endian
+    /// longs, 7-bit length-prefixed UTF-8 strings. Past the end is "cut short".</summary>
+    private ref struct Cursor(ReadOnlySpan<byte> bytes)
+    {
+        private readonly ReadOnlySpan<byte> _bytes = bytes;
+
+        public int Position { get; private set; }
+
+        public ReadOnlySpan<byte> Take(int n)
+        {
+            if (n < 0 || n > _bytes.Length - Position) throw new InvalidDataException($"journal entry: binary record cut short ({_bytes.Length} bytes)");
+            var s = _bytes.Slice(Position, n);
+            Position += n;
+            return s;
+        }
+
+        public byte Byte() => Take(1)[0];
+
+        public long Int64() => System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+
+        public int Int7()
+        {
+            uint value = 0;
+            for (var shift = 0; shift < 35; shift += 7)
+            {
+                var b = Byte();
+                value |= (uint)(b & 0x7F) << shift;
+                if ((b & 0x80) == 0) return (int)value;
+            }
+            throw new InvalidDataException("journal entry: a 7-bit encoded number longer than 5 bytes");
+        }
+
+        public ReadOnlySpan<byte> String() => Take(Int7());
+    }
+}
+
+/// <summary>A binary journal entry's fields, read in place (<see cref="JournalEntryBinary.View"/>).</summary>
+internal ref struct EntryView
+{
+    public bool Rejected, HasManifest, HasBytes, HasData;
+    public string? Type;
+    public int SchemaVersion, SerializerId, TagCount;
+    public ReadOnlySpan<byte> Manifest, Bytes, WriterGuid, Tags, Data;
+    public long Timestamp, LogSeq;
+    public Packing Packing;
+
+    /// <summary>The event's JSON, unpacked if it is packed.</summary>
+    public readonly ReadOnlySpan<byte> Json => Packing == Packing.None ? Data : EventData.Unpack(Data, Packing);
 }
 
 /// <summary>Per persistenceId: messages up to DeletedTo are deleted (DeleteMessagesTo). Events are
