@@ -282,6 +282,10 @@ public static class EventLogFile
             if (!DecisionRecordConverter.Prop(ref r, "time"u8) || r.TokenType != JsonTokenType.String || r.ValueIsEscaped) return null;
             if (!WrittenTime(r.ValueSpan, out var t) && !DateTime.TryParseExact(r.GetString(), "O", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out t)) return null;
             if (!DecisionRecordConverter.Prop(ref r, "data"u8) || r.TokenType != JsonTokenType.StartObject) return null;
+            // A decision event as this build writes it, ending the line: matched without the tokenizer.
+            var data = line[(int)r.TokenStartIndex..];
+            if (DecisionRecordConverter.TryMatchEvent(type, data, out var written, out var consumed) && data[consumed..].SequenceEqual("}"u8))
+                return new RunEvent(seq, stream, version, written!, t.Ticks);
             var e = DomainEventSerializer.FromJson(type, ref r);
             if (!r.Read() || r.TokenType != JsonTokenType.EndObject || r.Read()) return null;
             return new RunEvent(seq, stream, version, e, t.Ticks);

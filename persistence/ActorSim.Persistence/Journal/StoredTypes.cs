@@ -50,7 +50,7 @@ public enum Packing : byte
 /// batch of decision records, ~1.1 KB each with its full inputs — is stored compressed: a 64-decision
 /// batch's 67 KB become ~5.4 KB (the records of a batch repeat their policy, memslot and VMA).
 /// PostgreSQL parses every jsonb it receives character by character, and the batch events' bodies had
-/// become the largest part of its time per journal commit (docs/BENCHMARKS.md). Since 2026-11-28 a
+/// become the largest part of its time per journal commit (docs/BENCHMARKS.md). Since 2026-11-27 a
 /// binary entry packs with LZ4, which unpacks ~6× and packs ~2× faster than the zlib of earlier
 /// entries (0.2–0.4 against 1.2–1.6 µs a decision record unpacked: a sixth to a third of a replay's
 /// time per decision from the database); those stay zlib and read as before. In a JSON entry a packed

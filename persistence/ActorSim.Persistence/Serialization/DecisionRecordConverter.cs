@@ -17,7 +17,7 @@ namespace ActorSim.Persistence.Serialization;
 /// System.Text.Json path, which decides what it means and gives the error message. So the fast path changes no result, only the time: the general path's reflection over
 /// nested records was most of replay's time (bench, replay from a file). Writing always takes the
 /// general path.</summary>
-public sealed class DecisionRecordConverter(JsonSerializerOptions general) : JsonConverter<DecisionRecord>
+public sealed partial class DecisionRecordConverter(JsonSerializerOptions general) : JsonConverter<DecisionRecord>
 {
     /// <summary>The reader for callers that come without options: the event wrappers and the tests.</summary>
     private static readonly DecisionRecordConverter Fast = new(DomainEventSerializer.General);

@@ -174,6 +174,8 @@ public static class DomainEventSerializer
             using var doc = JsonDocument.Parse(utf8.ToArray());
             return FromJson(alias, version, doc.RootElement);
         }
+        // The decision events in the bytes this build writes, matched without a tokenizer; anything else read.
+        if (DecisionRecordConverter.TryMatchEvent(alias, utf8, out var written, out var consumed) && consumed == utf8.Length) return written!;
         var reader = new Utf8JsonReader(utf8);
         reader.Read();
         var e = FromJson(alias, ref reader);
