@@ -43,6 +43,11 @@ public static class Program
             Console.Error.WriteLine($"actorsim: {e.Message}");
             return 2;
         }
+        catch (Persistence.EventLog.StoredEventException e)
+        {
+            Console.Error.WriteLine($"actorsim: a stored event cannot be read: {e.Message}");
+            return 2;
+        }
         catch (Npgsql.NpgsqlException e)
         {
             Console.Error.WriteLine($"actorsim: database error: {e.GetType().Name}: {e.Message.Split('\n')[0]}");

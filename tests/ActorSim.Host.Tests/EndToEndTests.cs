@@ -115,6 +115,27 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     }
 
     [Fact]
+    public void A_damaged_stored_event_exits_2_naming_its_stream_and_version_and_the_run_stays()
+    {
+        var copy = _run.Id + "-damaged";
+        Assert.Equal(0, Actorsim("import", _run.File, "--as", copy).Exit);
+        // One entry's binary record given an unknown format byte, as a newer build's or a damaged one would be.
+        using (var conn = new Npgsql.NpgsqlConnection(Environment.GetEnvironmentVariable("ACTORSIM_DB")))
+        {
+            conn.Open();
+            using var damage = new Npgsql.NpgsqlCommand(
+                $"update {Persistence.MartenStores.DefaultSchema}.mt_events set bdata = set_byte(bdata, 0, 9) where stream_id = @s and version = 3 and bdata is not null", conn);
+            damage.Parameters.AddWithValue("s", copy + "/kvm-vm1");
+            Assert.Equal(1, damage.ExecuteNonQuery());
+        }
+        var (exit, output, err) = Actorsim("replay", "--run", copy, "--verify");
+        Assert.True(exit == 2, $"exit {exit}: {output}{err}");
+        Assert.Contains("stream " + copy + "/kvm-vm1 version 3: journal entry: unknown binary format 9", err);
+        Assert.DoesNotContain("   at ", err); // a message, not a stack trace
+        Assert.Contains(copy, Actorsim("runs").Out);
+    }
+
+    [Fact]
     public void Importing_a_truncated_file_exits_2_names_the_line_and_writes_nothing()
     {
         var lines = File.ReadAllLines(_run.File);

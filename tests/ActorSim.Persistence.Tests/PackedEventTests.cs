@@ -131,6 +131,12 @@ public class JournalEntryBinaryTests
         Assert.Equal(Packing.Zlib, zlib.Data!.Packing);
         Assert.Equal(large, zlib.Data.Utf8);
         Assert.Contains("both", Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([.. lz4[..1], (byte)(lz4[1] | 32), .. lz4[2..]])).Message);
+        // Format 1 (before LZ4) has the same layout and still reads; LZ4 data in it is refused.
+        Assert.Equal(2, lz4[0]);
+        var format1 = JournalEntryBinary.Write(fromJson);
+        format1[0] = 1;
+        Assert.Equal(large, JournalEntryBinary.Read(format1).Data!.Utf8);
+        Assert.Contains("format 1", Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([1, .. lz4[1..]])).Message);
         Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read([2, 0]));
         var whole = JournalEntryBinary.Write(full);
         Assert.Contains("cut short", Assert.Throws<InvalidDataException>(() => JournalEntryBinary.Read(whole[..^5])).Message);

@@ -16,6 +16,15 @@ public sealed class EventLogFormatException(string file, int line, string field,
     public string Field { get; } = field;
 }
 
+/// <summary>A stored event of a run that cannot be read (a damaged record, or one written by a newer
+/// build): which stream and version, and why.</summary>
+public sealed class StoredEventException(string stream, long version, string message, Exception inner)
+    : Exception($"stream {stream} version {version}: {message}", inner)
+{
+    public string Stream { get; } = stream;
+    public long Version { get; } = version;
+}
+
 /// <summary>The header of an event-log file (shared/docs/event-log-format.md).</summary>
 public sealed record EventLogHeader(string Run, string Kernel, bool Fwb, bool Dic, int WordSize, long Seed, string? Scenario, string? Commit, long Events)
 {

@@ -104,6 +104,18 @@ public static class RunLog
     /// file (0 if none); null for a binary entry that is rejected or not a domain event.</summary>
     private static (long LogSeq, RunEvent Event)? Decode(Npgsql.NpgsqlDataReader reader, string prefix, RowBuffer buffer)
     {
+        try
+        {
+            return DecodeRow(reader, prefix, buffer);
+        }
+        catch (Exception e) when (e is InvalidDataException or JsonException or ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new StoredEventException(reader.GetString(0), reader.GetInt64(1), e.Message, e);
+        }
+    }
+
+    private static (long LogSeq, RunEvent Event)? DecodeRow(Npgsql.NpgsqlDataReader reader, string prefix, RowBuffer buffer)
+    {
         IDomainEvent e;
         long ticks, logSeq;
         if (!reader.IsDBNull(8))

@@ -162,14 +162,16 @@ internal sealed class EventDataConverter : System.Text.Json.Serialization.JsonCo
 /// <para>PostgreSQL parsed every jsonb body it received character by character (<c>jsonb_recv</c>):
 /// 23 % of its time in a PersistAll bench after the decision rows went to one statement per commit
 /// (perf), and printed it back as text for every row a replay read. A <c>bytea</c> is copied.</para>
-/// <para>Layout, little-endian: format byte (1); flags (1 rejected, 2 type, 4 manifest, 8 bytes,
-/// 16 data, 32 data packed with zlib, 64 data packed with LZ4); type; schema version, serializer id (7-bit encoded); manifest; bytes;
+/// <para>Layout, little-endian: format byte (2; 1 before LZ4, the same layout without flag 64, still
+/// read: a build that knows only format 1 refuses a newer record by its format instead of reading LZ4
+/// bytes as JSON); flags (1 rejected, 2 type, 4 manifest, 8 bytes, 16 data, 32 data packed with zlib,
+/// 64 data packed with LZ4); type; schema version, serializer id (7-bit encoded); manifest; bytes;
 /// writer guid; timestamp, log seq (8 bytes each); tag count (7-bit) and tags; data length (7-bit) and
 /// data. Strings are 7-bit length-prefixed UTF-8; an absent field is not written. Entries written
 /// before this format are JSON (<c>bdata</c> null) and read as before.</para></summary>
 public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
 {
-    public const byte Format = 1;
+    public const byte Format = 2;
     private const byte Rejected = 1, HasType = 2, HasManifest = 4, HasBytes = 8, HasData = 16, DataZlib = 32, DataLz4 = 64;
 
     public byte[] Serialize(Type type, object value) => Write((JournalEntry)value);
@@ -237,8 +239,9 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
     {
         var c = new Cursor(bytes);
         var format = c.Byte();
-        if (format != Format) throw new InvalidDataException($"journal entry: unknown binary format {format}");
+        if (format is not (1 or Format)) throw new InvalidDataException($"journal entry: unknown binary format {format}");
         var flags = c.Byte();
+        if (format == 1 && (flags & DataLz4) != 0) throw new InvalidDataException("journal entry: LZ4 data in a format 1 record");
         var v = new EntryView
         {
             Rejected = (flags & Rejected) != 0,

@@ -305,7 +305,7 @@ public sealed partial class DecisionRecordConverter
             {
                 var i = (first + k) % n;
                 if (!bytes.SequenceEqual(entries[i].Bytes)) continue;
-                _last = i;
+                if (_last != i) _last = i; // written only on a change: decoding threads share it
                 value = entries[i].Value;
                 return true;
             }
