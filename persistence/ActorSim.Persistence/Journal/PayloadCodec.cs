@@ -31,6 +31,6 @@ public sealed class PayloadCodec(Akka.Serialization.Serialization serialization)
 
     public object Decode(string? type, int version, EventData? data, int serializerId, string? manifest, string? bytes) =>
         type is not null
-            ? DomainEventSerializer.FromJson(type, version, data?.Element ?? throw new InvalidOperationException($"{type} without data"))
+            ? (data ?? throw new InvalidOperationException($"{type} without data")).Decode(type, version)
             : serialization.Deserialize(Convert.FromBase64String(bytes ?? ""), serializerId, manifest ?? "");
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ActorSim.Persistence.Serialization;
 
 namespace ActorSim.Persistence.Journal;
 
@@ -90,6 +91,12 @@ public sealed class EventData
         else if (_utf8 is not null) writer.WriteRawValue(_utf8, skipInputValidation: true);
         else _element!.Value.WriteTo(writer);
     }
+
+    /// <summary>The domain event stored under <paramref name="alias"/> at schema <paramref name="version"/>:
+    /// from the UTF-8 bytes when it has them (a binary entry; the decision events then by their written
+    /// template), else from the element (a JSON entry of an earlier build).</summary>
+    public ActorSim.Domain.IDomainEvent Decode(string alias, int version) =>
+        _utf8 is not null ? DomainEventSerializer.FromUtf8(alias, version, _utf8) : DomainEventSerializer.FromJson(alias, version, Element);
 
     /// <summary>The event's JSON as UTF-8 (unpacked).</summary>
     public byte[] Utf8 => _utf8 ?? JsonSerializer.SerializeToUtf8Bytes(_element!.Value);

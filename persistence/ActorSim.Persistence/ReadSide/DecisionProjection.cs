@@ -33,12 +33,12 @@ public sealed class DecisionProjection : IProjection
             var run = RunOf(e.StreamKey);
             if (entry.Type is "stage2_fault_resolved" or "stage2_faults_resolved")
             {
-                var decisions = DecisionEvents.Of(entry.Decoded ?? DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data.Element));
+                var decisions = DecisionEvents.Of(entry.Decoded ?? data.Decode(entry.Type, entry.SchemaVersion));
                 (rows ??= new()).AddEvent(e.StreamKey, e.Version, entry.Type == "stage2_faults_resolved", run, decisions);
             }
             else if (entry.Type == "invariant_violation_detected")
             {
-                var v = (entry.Decoded as InvariantViolationDetected) ?? (InvariantViolationDetected)DomainEventSerializer.FromJson(entry.Type, entry.SchemaVersion, data.Element);
+                var v = (entry.Decoded as InvariantViolationDetected) ?? (InvariantViolationDetected)data.Decode(entry.Type, entry.SchemaVersion);
                 ops.Store(new ViolationRow
                 {
                     Id = $"{e.StreamKey}/{e.Version}", Run = run, Invariant = v.Invariant, Detail = v.Detail,
