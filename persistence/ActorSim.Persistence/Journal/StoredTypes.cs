@@ -263,7 +263,7 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
                 _ => throw new InvalidDataException("journal entry: data packed both with zlib and with LZ4"),
             },
         };
-        v.Type = (flags & HasType) != 0 ? Aliases.Of(c.String()) : null;
+        v.Type = (flags & HasType) != 0 ? Alias(c.String()) : null;
         v.SchemaVersion = c.Int7();
         v.SerializerId = c.Int7();
         if (v.HasManifest) v.Manifest = c.String();
@@ -284,18 +284,14 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
     private static System.Text.Encoding Utf8 => System.Text.Encoding.UTF8;
 
     /// <summary>A type name as one string per alias (the few a journal holds), not one per row.</summary>
-    private static class Aliases
-    {
-        private static (byte[] Utf8, string Name)[] _known = [];
+    private static readonly BytesMemo<string> Aliases = new(64);
 
-        public static string Of(ReadOnlySpan<byte> utf8)
-        {
-            foreach (var (bytes, name) in _known)
-                if (utf8.SequenceEqual(bytes)) return name;
-            var s = Utf8.GetString(utf8);
-            if (_known.Length < 64) _known = [.. _known, (utf8.ToArray(), s)];
-            return s;
-        }
+    private static string Alias(ReadOnlySpan<byte> utf8)
+    {
+        if (Aliases.TryGet(utf8, out var alias)) return alias;
+        alias = Utf8.GetString(utf8);
+        Aliases.Add(utf8, alias);
+        return alias;
     }
 
     /// <summary>Reads what <see cref="BinaryWriter"/> wrote: bytes, 7-bit encoded ints, little-endian

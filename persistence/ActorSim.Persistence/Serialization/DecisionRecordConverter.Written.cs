@@ -110,7 +110,7 @@ public sealed partial class DecisionRecordConverter
                 && Lit(",\"memcacheTopUpFails\":"u8) && Bool(out var topUpFails)
                 && Lit("}"u8)))
                 return false;
-            inputs = new FaultInputs(Vms.Of(vm), vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
+            inputs = new FaultInputs(VmName(vm), vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
                 new PfnLookup(status, pfn, isMapMemory, writable), Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize),
                 mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails);
             return true;
@@ -182,7 +182,7 @@ public sealed partial class DecisionRecordConverter
 
         /// <summary>An object seen before: the bytes from the cursor to the first '}' are those of an
         /// object matched before (which ended at its first '}'), so they mean the same value.</summary>
-        private bool Memo<T>(Memo<T> memo, out T value)
+        private bool Memo<T>(BytesMemo<T> memo, out T value)
         {
             value = default!;
             var end = _s[Position..].IndexOf((byte)'}');
@@ -192,8 +192,8 @@ public sealed partial class DecisionRecordConverter
         }
 
         /// <summary>The object just matched from <paramref name="start"/>, remembered if it is all its
-        /// bytes up to its first '}' (what <see cref="Memo{T}(DecisionRecordConverter.Memo{T}, out T)"/> compares).</summary>
-        private readonly void Remember<T>(Memo<T> memo, int start, T value)
+        /// bytes up to its first '}' (what <see cref="Memo{T}(BytesMemo{T}, out T)"/> compares).</summary>
+        private readonly void Remember<T>(BytesMemo<T> memo, int start, T value)
         {
             var bytes = _s[start..Position];
             if (bytes.IndexOf((byte)'}') == bytes.Length - 1) memo.Add(bytes, value);
@@ -284,56 +284,17 @@ public sealed partial class DecisionRecordConverter
 
     // A run's records repeat a few memslots and VMAs (a VMA object with its flag list was a third of
     // matching a record): each is matched once, then recognised by its bytes.
-    private static readonly Memo<Memslot?> SlotMemo = new();
-    private static readonly Memo<VmaSnapshot?> VmaMemo = new();
-
-    /// <summary>Values by the exact bytes they were matched from: a short list (up to 64), the last
-    /// hit tried first, replaced whole when one is added (readers on other threads keep the list they
-    /// read).</summary>
-    private sealed class Memo<T>
-    {
-        private (byte[] Bytes, T Value)[] _entries = [];
-        private int _last;
-        private readonly Lock _adding = new();
-
-        public bool TryGet(ReadOnlySpan<byte> bytes, out T value)
-        {
-            var entries = _entries;
-            var n = entries.Length;
-            var first = _last;
-            for (var k = 0; k < n; k++)
-            {
-                var i = (first + k) % n;
-                if (!bytes.SequenceEqual(entries[i].Bytes)) continue;
-                if (_last != i) _last = i; // written only on a change: decoding threads share it
-                value = entries[i].Value;
-                return true;
-            }
-            value = default!;
-            return false;
-        }
-
-        public void Add(ReadOnlySpan<byte> bytes, T value)
-        {
-            if (_entries.Length >= 64) return;
-            var copy = bytes.ToArray();
-            lock (_adding)
-                if (_entries.Length < 64 && !_entries.Any(e => e.Bytes.AsSpan().SequenceEqual(copy))) _entries = [.. _entries, (copy, value)];
-        }
-    }
+    private static readonly BytesMemo<Memslot?> SlotMemo = new(64);
+    private static readonly BytesMemo<VmaSnapshot?> VmaMemo = new(64);
 
     /// <summary>One string per VM name (a run has a few): not one per record.</summary>
-    private static class Vms
-    {
-        private static (byte[] Utf8, string Name)[] _known = [];
+    private static readonly BytesMemo<string> VmNames = new(64);
 
-        public static string Of(ReadOnlySpan<byte> ascii)
-        {
-            foreach (var (bytes, name) in _known)
-                if (ascii.SequenceEqual(bytes)) return name;
-            var s = System.Text.Encoding.ASCII.GetString(ascii);
-            if (_known.Length < 64) _known = [.. _known, (ascii.ToArray(), s)];
-            return s;
-        }
+    private static string VmName(ReadOnlySpan<byte> ascii)
+    {
+        if (VmNames.TryGet(ascii, out var name)) return name;
+        name = System.Text.Encoding.ASCII.GetString(ascii);
+        VmNames.Add(ascii, name);
+        return name;
     }
 }

@@ -582,24 +582,15 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
     /// reading.</summary>
     private static class Names<T> where T : struct
     {
-        private static (byte[] Name, T Value)[] _known = [];
-        private static readonly Lock Learning = new();
+        private static readonly BytesMemo<T> Known = new(256);
 
-        public static bool TryGet(ReadOnlySpan<byte> utf8, JsonSerializerOptions general, bool single, out T value)
-        {
-            foreach (var (name, v) in _known)
-                if (name.AsSpan().SequenceEqual(utf8))
-                {
-                    value = v;
-                    return true;
-                }
-            return TryLearn(utf8, general, single, out value);
-        }
+        public static bool TryGet(ReadOnlySpan<byte> utf8, JsonSerializerOptions general, bool single, out T value) =>
+            Known.TryGet(utf8, out value) || TryLearn(utf8, general, single, out value);
 
         private static bool TryLearn(ReadOnlySpan<byte> utf8, JsonSerializerOptions general, bool single, out T value)
         {
             value = default;
-            if (_known.Length >= 256 || utf8.Length > 128) return false;
+            if (Known.Full || utf8.Length > 128) return false;
             var name = System.Text.Encoding.UTF8.GetString(utf8);
             try
             {
@@ -611,9 +602,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
             {
                 return false;
             }
-            var bytes = utf8.ToArray();
-            lock (Learning)
-                if (!_known.Any(k => k.Name.AsSpan().SequenceEqual(bytes))) _known = [.. _known, (bytes, value)];
+            Known.Add(utf8, value);
             return true;
         }
     }
