@@ -15,8 +15,9 @@ namespace ActorSim.Persistence.Serialization;
 /// unescaped, addresses as "0x…" strings. Anything else — an escape, a number where a hex string is
 /// written, a missing, unknown or repeated field — is read again from the start by the general
 /// System.Text.Json path, which decides what it means and gives the error message. So the fast path changes no result, only the time: the general path's reflection over
-/// nested records was most of replay's time (bench, replay from a file). Writing always takes the
-/// general path.</summary>
+/// nested records was most of replay's time (bench, replay from a file). Writing is by hand too
+/// (<see cref="WriteRecord"/>), in the general path's bytes; those exact bytes are then matched
+/// without a tokenizer before this reader is tried (<c>TryMatchEvent</c>, DecisionRecordConverter.Written.cs).</summary>
 public sealed partial class DecisionRecordConverter(JsonSerializerOptions general) : JsonConverter<DecisionRecord>
 {
     /// <summary>The reader for callers that come without options: the event wrappers and the tests.</summary>
