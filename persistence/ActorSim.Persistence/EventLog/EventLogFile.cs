@@ -116,7 +116,8 @@ public static class EventLogFile
     /// that goes through them once (replay) holds a chunk of them at a time, not the whole run. A
     /// problem throws <see cref="EventLogFormatException"/> when its line is reached; a wrong event
     /// count at the end. Lines are decoded a chunk at a time on every core (decoding depends on nothing
-    /// before it); the checks that do — seq, each stream's version — run in file order, and a line the
+    /// before it), in the background while the next chunk's lines are read and the chunk before is
+    /// handed out; the checks that do — seq, each stream's version — run in file order, and a line the
     /// one-pass reader declines is read in order by <see cref="ParseEvent"/>, so the events and the
     /// first error are those of reading line by line.</summary>
     public static EventLogReader Open(string path)
@@ -140,37 +141,55 @@ public static class EventLogFile
     {
         var count = 0L;
         var versions = new Dictionary<string, long>(StringComparer.Ordinal);
-        var chunk = new List<(int Line, ReadOnlyMemory<byte> Bytes)>(DecodeChunk);
-        var decoded = new RunEvent?[DecodeChunk];
-        while (true)
+        // One chunk is decoded in the background while the lines of the next are read and the one
+        // before it is checked and handed out: the reading, the checks and the caller's work (a
+        // replay's fold) are serial, and with decoding now cheap they had become most of a pass.
+        var (chunk, ahead) = ReadChunk(lines);
+        var decoding = Decode(chunk);
+        while (chunk.Count > 0 || ahead is not null)
         {
-            // A problem found while reading ahead (a truncated or over-long line) is reported after the
-            // lines before it, as reading line by line would.
-            EventLogFormatException? ahead = null;
-            try
-            {
-                while (chunk.Count < DecodeChunk && lines.MoveNext()) chunk.Add(lines.Current);
-            }
-            catch (EventLogFormatException e)
-            {
-                ahead = e;
-            }
-            if (chunk.Count == 0 && ahead is null) break;
-            Parallel.For(0, chunk.Count, i => decoded[i] = DecodeWritten(chunk[i].Bytes.Span));
+            var (next, nextAhead) = ahead is null ? ReadChunk(lines) : ([], null);
+            var decoded = decoding.GetAwaiter().GetResult();
+            decoding = Decode(next);
             for (var i = 0; i < chunk.Count; i++)
             {
                 var expected = count + 1;
                 var e = Checked(decoded[i], expected, versions) ?? ParseEvent(path, chunk[i].Line, chunk[i].Bytes, expected, versions);
-                decoded[i] = null;
                 count++;
                 yield return e;
             }
+            // A problem found while reading ahead (a truncated or over-long line) is reported after the
+            // lines before it, as reading line by line would.
             if (ahead is not null) throw ahead;
-            chunk.Clear();
+            (chunk, ahead) = (next, nextAhead);
         }
         if (header.Events != count)
             throw new EventLogFormatException(path, 1, "events", $"header says {header.Events} events, the file has {count}");
     }
+
+    /// <summary>Up to <see cref="DecodeChunk"/> lines, and the problem that stopped reading early, if any.</summary>
+    private static (List<(int Line, ReadOnlyMemory<byte> Bytes)> Lines, EventLogFormatException? Ahead) ReadChunk(IEnumerator<(int Line, ReadOnlyMemory<byte> Bytes)> lines)
+    {
+        var chunk = new List<(int Line, ReadOnlyMemory<byte> Bytes)>(DecodeChunk);
+        try
+        {
+            while (chunk.Count < DecodeChunk && lines.MoveNext()) chunk.Add(lines.Current);
+        }
+        catch (EventLogFormatException e)
+        {
+            return (chunk, e);
+        }
+        return (chunk, null);
+    }
+
+    /// <summary>The chunk's lines decoded on every core (null where the one-pass reader declines), in the background.</summary>
+    private static Task<RunEvent?[]> Decode(List<(int Line, ReadOnlyMemory<byte> Bytes)> chunk) =>
+        chunk.Count == 0 ? Task.FromResult(Array.Empty<RunEvent?>()) : Task.Run(() =>
+        {
+            var decoded = new RunEvent?[chunk.Count];
+            Parallel.For(0, chunk.Count, i => decoded[i] = DecodeWritten(chunk[i].Bytes.Span));
+            return decoded;
+        });
 
     private const int DecodeChunk = 2048;
 
