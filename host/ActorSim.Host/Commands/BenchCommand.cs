@@ -274,6 +274,9 @@ public static class BenchCommand
         return rows.Length / clock.Elapsed.TotalSeconds;
     }
 
+    /// <summary>How long each replay runs unmeasured before its measured passes.</summary>
+    private static readonly TimeSpan ReplayWarmUp = TimeSpan.FromSeconds(3);
+
     private static double ReplayRate(IReadOnlyList<RunEvent> events)
     {
         var clock = Stopwatch.StartNew();
@@ -383,20 +386,24 @@ public static class BenchCommand
         {
             var file = Path.Combine(Path.GetTempPath(), $"bench-{Environment.ProcessId}.jsonl");
             await using (var f = File.Create(file)) await EventLogFile.WriteAsync(f, new EventLogHeader("bench", "6.9", true, true, 64, 0, null, null, decisions.Count), decisions);
-            // Each replay is run once unmeasured first, as the journals are (above): in --quick a pass
-            // is ~0.1 s, about the time the JIT takes to tier its hot methods up, so the measured
-            // passes would otherwise time mostly the JIT (a user replays runs far longer than that).
-            for (var r = -1; r < reps; r++)
+            // Each replay first runs unmeasured for ReplayWarmUp, as the journals do (above): in --quick
+            // a pass is ~0.1 s, and the JIT takes 2–3 s of passes to tier the hot methods up (a fresh
+            // process replayed the bench's file at 70–140 k decisions/s for its first 1 s, ~150–370 k in
+            // its second, then 470 k–1 M), so the measured passes would otherwise time mostly the JIT
+            // (a user replays runs far longer than that). It was one unmeasured pass until 2026-11-27.
+            double FilePass()
             {
                 var clock = Stopwatch.StartNew();
                 // As `replay --file` reads it: the events as they are read, a chunk at a time.
                 using var log = EventLogFile.Open(file);
                 var rp = new Replay();
                 foreach (var e in log.Events) rp.Apply(e.Seq, e.Stream, e.Event);
-                if (r >= 0) replayFile.Add(rp.Decisions / clock.Elapsed.TotalSeconds);
+                return rp.Decisions / clock.Elapsed.TotalSeconds;
             }
+            for (var warm = Stopwatch.StartNew(); warm.Elapsed < ReplayWarmUp;) FilePass();
+            for (var r = 0; r < reps; r++) replayFile.Add(FilePass());
             File.Delete(file);
-            ReplayRate(decisions);
+            for (var warm = Stopwatch.StartNew(); warm.Elapsed < ReplayWarmUp;) ReplayRate(decisions);
             for (var r = 0; r < reps; r++) replayMemory.Add(ReplayRate(decisions));
             if (cs is not null)
             {
@@ -408,14 +415,18 @@ public static class BenchCommand
                 await RunLog.WriteAsync(store, new Persistence.ReadSide.RunInfo { Id = run, Kernel = "6.9", Fwb = true, Dic = true }, decisions);
                 var recorded = $"bench-recorded-{Guid.NewGuid():N}";
                 await WriteRecordedAsync(store, recorded, decisions);
+                async Task<double> DbPass(string name)
+                {
+                    var clock = Stopwatch.StartNew();
+                    var rp = new Replay();
+                    await foreach (var e in RunLog.ReadAsync(store, name)) rp.Apply(e.Seq, e.Stream, e.Event);
+                    return rp.Decisions / clock.Elapsed.TotalSeconds;
+                }
                 foreach (var (name, rates) in new[] { (run, replayDb), (recorded, replayDbRecorded) })
-                    for (var r = -1; r < reps; r++)
-                    {
-                        var clock = Stopwatch.StartNew();
-                        var rp = new Replay();
-                        await foreach (var e in RunLog.ReadAsync(store, name)) rp.Apply(e.Seq, e.Stream, e.Event);
-                        if (r >= 0) rates.Add(rp.Decisions / clock.Elapsed.TotalSeconds);
-                    }
+                {
+                    for (var warm = Stopwatch.StartNew(); warm.Elapsed < ReplayWarmUp;) await DbPass(name);
+                    for (var r = 0; r < reps; r++) rates.Add(await DbPass(name));
+                }
             }
         }
         // The issue asks for the figure at 1 M mapped pages; building the table takes a few seconds.
