@@ -54,7 +54,9 @@ public sealed partial class DecisionRecordConverter
     internal static bool TryMatchWritten(ReadOnlySpan<byte> utf8, out DecisionRecord? record)
     {
         var m = new Match(utf8);
-        return m.Record(out record) & m.Position == utf8.Length;
+        if (m.Record(out record) && m.Position == utf8.Length) return true;
+        record = null;
+        return false;
     }
 
     /// <summary>A cursor over the bytes: each method matches one piece of the template at the cursor
