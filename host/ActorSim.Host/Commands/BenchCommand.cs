@@ -243,11 +243,7 @@ public static class BenchCommand
         await using var session = store.LightweightSession();
         foreach (var stream in events.GroupBy(e => e.Stream, StringComparer.Ordinal))
         {
-            var entries = stream.Select(e => (object)new Persistence.Journal.JournalEntry
-            {
-                Type = e.Type, SchemaVersion = Persistence.Serialization.DomainEventSerializer.VersionOf(e.Type),
-                Data = new Persistence.Journal.EventData(Persistence.Serialization.DomainEventSerializer.ToUtf8(e.Event)), WriterGuid = "bench",
-            }).ToArray();
+            var entries = stream.Select(e => (object)Persistence.Journal.JournalEntry.ForEvent(e.Event, "bench")).ToArray();
             session.Events.Append($"{run}/{stream.Key}", entries.Length, entries);
         }
         await session.SaveChangesAsync();
@@ -276,6 +272,16 @@ public static class BenchCommand
 
     /// <summary>How long each replay runs unmeasured before its measured passes.</summary>
     private static readonly TimeSpan ReplayWarmUp = TimeSpan.FromSeconds(3);
+
+    /// <summary>A replay pass run unmeasured for <see cref="ReplayWarmUp"/>, then <paramref name="reps"/>
+    /// times measured: the rates of those.</summary>
+    private static async Task<List<double>> WarmThenMeasure(Func<Task<double>> pass, int reps)
+    {
+        for (var warm = Stopwatch.StartNew(); warm.Elapsed < ReplayWarmUp;) await pass();
+        var rates = new List<double>(reps);
+        for (var r = 0; r < reps; r++) rates.Add(await pass());
+        return rates;
+    }
 
     private static double ReplayRate(IReadOnlyList<RunEvent> events)
     {
@@ -400,11 +406,9 @@ public static class BenchCommand
                 foreach (var e in log.Events) rp.Apply(e.Seq, e.Stream, e.Event);
                 return rp.Decisions / clock.Elapsed.TotalSeconds;
             }
-            for (var warm = Stopwatch.StartNew(); warm.Elapsed < ReplayWarmUp;) FilePass();
-            for (var r = 0; r < reps; r++) replayFile.Add(FilePass());
+            replayFile.AddRange(await WarmThenMeasure(() => Task.FromResult(FilePass()), reps));
             File.Delete(file);
-            for (var warm = Stopwatch.StartNew(); warm.Elapsed < ReplayWarmUp;) ReplayRate(decisions);
-            for (var r = 0; r < reps; r++) replayMemory.Add(ReplayRate(decisions));
+            replayMemory.AddRange(await WarmThenMeasure(() => Task.FromResult(ReplayRate(decisions)), reps));
             if (cs is not null)
             {
                 // The same decisions as a run in the database, read back in global order and replayed:
@@ -422,11 +426,8 @@ public static class BenchCommand
                     await foreach (var e in RunLog.ReadAsync(store, name)) rp.Apply(e.Seq, e.Stream, e.Event);
                     return rp.Decisions / clock.Elapsed.TotalSeconds;
                 }
-                foreach (var (name, rates) in new[] { (run, replayDb), (recorded, replayDbRecorded) })
-                {
-                    for (var warm = Stopwatch.StartNew(); warm.Elapsed < ReplayWarmUp;) await DbPass(name);
-                    for (var r = 0; r < reps; r++) rates.Add(await DbPass(name));
-                }
+                replayDb.AddRange(await WarmThenMeasure(() => DbPass(run), reps));
+                replayDbRecorded.AddRange(await WarmThenMeasure(() => DbPass(recorded), reps));
             }
         }
         // The issue asks for the figure at 1 M mapped pages; building the table takes a few seconds.

@@ -256,15 +256,8 @@ public static class RunLog
         session.Store(info);
         foreach (var stream in events.GroupBy(e => e.Stream, StringComparer.Ordinal))
         {
-            var entries = stream.OrderBy(e => e.Version).Select(e =>
-            {
-                var alias = e.Type;
-                return (object)new JournalEntry
-                {
-                    Type = alias, SchemaVersion = DomainEventSerializer.VersionOf(alias), Data = new EventData(DomainEventSerializer.ToUtf8(e.Event)),
-                    Timestamp = e.TimestampTicks, WriterGuid = "import", LogSeq = e.Seq,
-                };
-            }).ToArray();
+            var entries = stream.OrderBy(e => e.Version)
+                .Select(e => (object)JournalEntry.ForEvent(e.Event, "import", e.TimestampTicks, e.Seq)).ToArray();
             session.Events.Append($"{info.Id}/{stream.Key}", entries.Length, entries);
         }
         await session.SaveChangesAsync(ct);

@@ -30,6 +30,17 @@ public sealed class JournalEntry
     /// database.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public ActorSim.Domain.IDomainEvent? Decoded { get; set; }
+
+    /// <summary>A domain event's entry written outside the journal (an import, the bench's recorded run).</summary>
+    public static JournalEntry ForEvent(ActorSim.Domain.IDomainEvent e, string writerGuid, long timestamp = 0, long logSeq = 0)
+    {
+        var alias = DomainEventSerializer.AliasOf(e.GetType());
+        return new JournalEntry
+        {
+            Type = alias, SchemaVersion = DomainEventSerializer.VersionOf(alias), Data = new EventData(DomainEventSerializer.ToUtf8(e)),
+            Timestamp = timestamp, WriterGuid = writerGuid, LogSeq = logSeq,
+        };
+    }
 }
 
 /// <summary>How an event's JSON is packed in a journal entry.</summary>
@@ -263,7 +274,7 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
                 _ => throw new InvalidDataException("journal entry: data packed both with zlib and with LZ4"),
             },
         };
-        v.Type = (flags & HasType) != 0 ? Alias(c.String()) : null;
+        v.Type = (flags & HasType) != 0 ? Aliases.Intern(c.String()) : null;
         v.SchemaVersion = c.Int7();
         v.SerializerId = c.Int7();
         if (v.HasManifest) v.Manifest = c.String();
@@ -285,14 +296,6 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
 
     /// <summary>A type name as one string per alias (the few a journal holds), not one per row.</summary>
     private static readonly BytesMemo<string> Aliases = new(64);
-
-    private static string Alias(ReadOnlySpan<byte> utf8)
-    {
-        if (Aliases.TryGet(utf8, out var alias)) return alias;
-        alias = Utf8.GetString(utf8);
-        Aliases.Add(utf8, alias);
-        return alias;
-    }
 
     /// <summary>Reads what <see cref="BinaryWriter"/> wrote: bytes, 7-bit encoded ints, little-endian
     /// longs, 7-bit length-prefixed UTF-8 strings. Past the end is "cut short".</summary>

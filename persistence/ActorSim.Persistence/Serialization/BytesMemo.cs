@@ -32,3 +32,15 @@ internal sealed class BytesMemo<T>(int capacity)
             if (!Full && !_entries.Any(e => e.Bytes.AsSpan().SequenceEqual(copy))) _entries = [.. _entries, (copy, value)];
     }
 }
+
+internal static class BytesMemos
+{
+    /// <summary>One string per distinct UTF-8 bytes (type aliases, VM names): made and added on first sight.</summary>
+    public static string Intern(this BytesMemo<string> memo, ReadOnlySpan<byte> utf8)
+    {
+        if (memo.TryGet(utf8, out var s)) return s;
+        s = System.Text.Encoding.UTF8.GetString(utf8);
+        memo.Add(utf8, s);
+        return s;
+    }
+}

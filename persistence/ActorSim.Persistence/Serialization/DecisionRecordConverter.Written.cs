@@ -112,7 +112,7 @@ public sealed partial class DecisionRecordConverter
                 && Lit(",\"memcacheTopUpFails\":"u8) && Bool(out var topUpFails)
                 && Lit("}"u8)))
                 return false;
-            inputs = new FaultInputs(VmName(vm), vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
+            inputs = new FaultInputs(VmNames.Intern(vm), vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
                 new PfnLookup(status, pfn, isMapMemory, writable), Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize),
                 mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails);
             return true;
@@ -291,12 +291,4 @@ public sealed partial class DecisionRecordConverter
 
     /// <summary>One string per VM name (a run has a few): not one per record.</summary>
     private static readonly BytesMemo<string> VmNames = new(64);
-
-    private static string VmName(ReadOnlySpan<byte> ascii)
-    {
-        if (VmNames.TryGet(ascii, out var name)) return name;
-        name = System.Text.Encoding.ASCII.GetString(ascii);
-        VmNames.Add(ascii, name);
-        return name;
-    }
 }
