@@ -202,4 +202,21 @@ public sealed class MartenJournalSpec(SchemaFixture schema)
         Assert.Equal((2L, 2L, 8L, 4.0), (second.Commits, second.Calls, second.Events, second.EventsPerCommit));
         Assert.InRange(second.Busy, 0.0, 1.0);
     }
+
+    [Fact]
+    public void A_write_past_the_streams_end_fails_alone_and_writes_nothing()
+    {
+        var other = $"q-{Guid.NewGuid():N}";
+        var ok = CreateTestProbe();
+        var bad = CreateTestProbe();
+        // seq 8 while the stream is at 5: a gap. Merged into one commit with a good write.
+        Journal.Tell(new WriteMessages([Write(Pid, 8, "gap", "w9")], bad.Ref, 3));
+        Journal.Tell(new WriteMessages([Write(other, 1, "b-1", "w1")], ok.Ref, 4));
+        bad.ExpectMsg<WriteMessagesFailed>(TimeSpan.FromSeconds(20));
+        ok.ExpectMsg<WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        var (replayed, highest) = Replay(1, long.MaxValue, long.MaxValue);
+        Assert.Equal([1L, 2, 3, 4, 5], replayed.Select(p => p.SequenceNr));
+        Assert.Equal(5, highest);
+        Assert.Equal(["b-1"], Replay(1, long.MaxValue, long.MaxValue, other).Replayed.Select(p => (string)p.Payload));
+    }
 }

@@ -221,12 +221,13 @@ public sealed class MartenJournal : AsyncWriteJournal
         return false;
     }
 
-    /// <summary>One session, one append per stream (merging every AtomicWrite of that stream in the
-    /// batch, in order), one SaveChanges.</summary>
+    /// <summary>One session, one statement appending every stream of the batch (merging every
+    /// AtomicWrite of a stream, in order; <see cref="JournalAppend"/>), the read side's rows of the same
+    /// events after it, one SaveChanges.</summary>
     private async Task Commit(List<PendingCall> calls)
     {
         await using var session = _store.LightweightSession();
-        var byStream = new Dictionary<string, (long Last, List<object> Entries)>(StringComparer.Ordinal);
+        var byStream = new Dictionary<string, (long Last, List<JournalEntry> Entries)>(StringComparer.Ordinal);
         var order = new List<string>();
         foreach (var a in calls.SelectMany(c => c.Appends))
         {
@@ -238,11 +239,17 @@ public sealed class MartenJournal : AsyncWriteJournal
             s.Entries.AddRange(a.Entries);
             byStream[a.PersistenceId] = (a.LastSequenceNr, s.Entries);
         }
+        var append = new JournalAppend(_store, session.TenantId);
+        var readSide = new ReadSide.DecisionProjection.Commit(session);
         foreach (var pid in order)
         {
             var (last, entries) = byStream[pid];
-            session.Events.Append(pid, last, entries.ToArray());
+            var expected = last - entries.Count;
+            append.AddStream(pid, expected, entries);
+            for (var i = 0; i < entries.Count; i++) readSide.Add(pid, expected + 1 + i, entries[i]);
         }
+        session.QueueOperation(append);
+        readSide.Queue(genericPlans: false);
         await session.SaveChangesAsync().ConfigureAwait(false);
     }
 

@@ -26,37 +26,50 @@ public sealed class DecisionProjection : IProjection
 
     public Task ApplyAsync(IDocumentOperations ops, IReadOnlyList<IEvent> events, CancellationToken cancellation)
     {
-        DecisionRows.Batch? rows = null;
+        var commit = new Commit(ops);
         foreach (var e in events)
+            if (e.Data is JournalEntry entry && e.StreamKey is { } stream) commit.Add(stream, e.Version, entry);
+        commit.Queue(genericPlans: true);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The read side of one commit: what Marten hands the projection when events are appended
+    /// through a session, and what the journal hands it for the events it appends with its own
+    /// statement (<see cref="JournalAppend"/>), which Marten's projections do not see.</summary>
+    internal sealed class Commit(IDocumentOperations ops)
+    {
+        private DecisionRows.Batch? _rows;
+
+        public void Add(string stream, long version, JournalEntry entry)
         {
-            if (e.Data is not JournalEntry entry || entry.Rejected || entry.Type is null || e.StreamKey is null || entry.Data is not { } data) continue;
-            var run = RunOf(e.StreamKey);
+            if (entry.Rejected || entry.Type is null || entry.Data is not { } data) return;
+            var run = RunOf(stream);
             if (entry.Type is "stage2_fault_resolved" or "stage2_faults_resolved")
             {
                 var decisions = DecisionEvents.Of(entry.Decoded ?? data.Decode(entry.Type, entry.SchemaVersion));
-                (rows ??= new()).AddEvent(e.StreamKey, e.Version, entry.Type == "stage2_faults_resolved", run, decisions);
+                (_rows ??= new()).AddEvent(stream, version, entry.Type == "stage2_faults_resolved", run, decisions);
             }
             else if (entry.Type == "invariant_violation_detected")
             {
                 var v = (entry.Decoded as InvariantViolationDetected) ?? (InvariantViolationDetected)data.Decode(entry.Type, entry.SchemaVersion);
                 ops.Store(new ViolationRow
                 {
-                    Id = $"{e.StreamKey}/{e.Version}", Run = run, Invariant = v.Invariant, Detail = v.Detail,
+                    Id = $"{stream}/{version}", Run = run, Invariant = v.Invariant, Detail = v.Detail,
                     OffendingSeq = v.Seq, OffendingStream = v.Stream,
                 });
             }
         }
-        if (rows is { Rows: > 0 })
-        {
-            var options = ops.DocumentStore.Options;
-            // One projection per store: the statement is built once, not per commit.
-            _insertRows ??= DecisionRows.InsertSql(options.DatabaseSchemaName, options.Events.DatabaseSchemaName);
-            ops.QueueOperation(rows.ToOperation(_insertRows));
-        }
-        return Task.CompletedTask;
-    }
 
-    private string? _insertRows;
+        /// <summary>Queues the decision rows' insert, after the append. <paramref name="genericPlans"/>:
+        /// set generic planning first (<see cref="DecisionRows.GenericPlans"/>), unless the journal's
+        /// append before it in the transaction has.</summary>
+        public void Queue(bool genericPlans)
+        {
+            if (_rows is not { Rows: > 0 } rows) return;
+            var options = ops.DocumentStore.Options;
+            ops.QueueOperation(rows.ToOperation(DecisionRows.InsertSql(options.DatabaseSchemaName, options.Events.DatabaseSchemaName), genericPlans));
+        }
+    }
 }
 
 /// <summary>The summary of a run from the projected rows and the event table.</summary>

@@ -56,7 +56,11 @@ public static class DecisionRows
     /// once per event (the materialized <c>ev</c>), by a scalar subquery on mt_events' unique
     /// (stream_id, version) index: a join with mt_events, prepared on a fresh, empty table, got a
     /// sequential-scan plan that stayed cached (1–2 ms a commit).</para></summary>
-    public static string InsertSql(string schema, string eventsSchema) =>
+    public static string InsertSql(string schema, string eventsSchema) => InsertSqls.GetOrAdd((schema, eventsSchema), k => InsertSqlText(k.Item1, k.Item2));
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), string> InsertSqls = new();
+
+    private static string InsertSqlText(string schema, string eventsSchema) =>
         $"with ev as materialized (select s.stream, s.version, s.in_batch, s.run, s.n, " +
         $"(select m.seq_id from {eventsSchema}.mt_events m where m.stream_id = s.stream and m.version = s.version) as seq_id " +
         "from unnest(?::text[], ?::bigint[], ?::boolean[], ?::text[]) with ordinality as s(stream, version, in_batch, run, n)) " +
@@ -113,7 +117,7 @@ public static class DecisionRows
             }
         }
 
-        public Insert ToOperation(string sql) => new(sql, [
+        public Insert ToOperation(string sql, bool genericPlans) => new(sql, genericPlans, [
             (_stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
             (_version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
             (_inBatch.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Boolean),
@@ -145,7 +149,7 @@ public static class DecisionRows
     /// 1.27 / 1.45 ms; with generic plans 0.90 / 0.97 ms). Its generic plan, made on the empty table of
     /// a fresh schema, looks events up by mt_events' unique index (a test checks it).</item>
     /// </list></summary>
-    internal sealed class Insert(string sql, (object Value, NpgsqlDbType Type)[] parameters)
+    internal sealed class Insert(string sql, bool genericPlans, (object Value, NpgsqlDbType Type)[] parameters)
         : Marten.Internal.Operations.IStorageOperation, Weasel.Storage.NoDataReturnedCall
     {
         public Type DocumentType => typeof(DecisionRow);
@@ -156,8 +160,11 @@ public static class DecisionRows
 
         public void ConfigureCommand(Weasel.Postgresql.ICommandBuilder builder, Weasel.Storage.IStorageSession session)
         {
-            builder.Append(GenericPlans);
-            builder.StartNewCommand();
+            if (genericPlans)
+            {
+                builder.Append(GenericPlans);
+                builder.StartNewCommand();
+            }
             var p = builder.AppendWithParameters(sql, '?');
             for (var i = 0; i < p.Length; i++)
             {

@@ -1,0 +1,179 @@
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Simulation;
+using ActorSim.Persistence.Journal;
+using Marten;
+using Npgsql;
+
+namespace ActorSim.Persistence.Tests;
+
+/// <summary>The journal appends a commit's streams with one statement of its own on Marten's event
+/// tables (<see cref="JournalAppend"/>) instead of Marten's append function: its rows must be the
+/// ones Marten writes, and it must refuse what the function refuses, leaving nothing behind.</summary>
+public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<SchemaFixture>
+{
+    private DocumentStore Store => MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+
+    /// <summary>Entries of a short run of the kernel model: decisions and the events around them.</summary>
+    private static List<JournalEntry> Entries(int count)
+    {
+        var k = new SyncKernel(KernelPolicy.Of("6.9"));
+        k.AddVm(KvmVm.Create("vm1"));
+        k.MmapRam(1UL << 30, null, out var ram);
+        k.SetMemslot("vm1", 0, MemslotFlags.None, 0x4000_0000, 1UL << 30, ram);
+        for (var i = 0; k.Log.Count < count; i++) k.Access("vm1", i % 2, 0x4000_0000 + (ulong)i * 4096, AccessOp.Read);
+        return k.Log.Take(count).Select((e, i) => JournalEntry.ForEvent(e.Event, "w1", 1000 + i, i + 1)).ToList();
+    }
+
+    private async Task AppendOurs(params (string Stream, long Expected, List<JournalEntry> Entries)[] streams)
+    {
+        await using var session = Store.LightweightSession();
+        var append = new JournalAppend(Store, session.TenantId);
+        foreach (var (stream, expected, entries) in streams) append.AddStream(stream, expected, entries);
+        session.QueueOperation(append);
+        await session.SaveChangesAsync();
+    }
+
+    private async Task AppendMartens(string stream, long expected, List<JournalEntry> entries)
+    {
+        await using var session = Store.LightweightSession();
+        session.Events.Append(stream, expected + entries.Count, entries.Cast<object>().ToArray());
+        await session.SaveChangesAsync();
+    }
+
+    /// <summary>A stream's rows, everything but what is unique to a row (seq_id, id, timestamp) and the
+    /// stream's name; and whether seq_id follows version.</summary>
+    private async Task<(List<string> Events, string Stream, bool SeqFollowsVersion)> Rows(string stream)
+    {
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        var events = new List<string>();
+        var seqs = new List<long>();
+        await using (var cmd = new NpgsqlCommand(
+            $"select version, data::text, encode(bdata, 'base64'), type, tenant_id, mt_dotnet_type, is_archived, timestamp is not null, seq_id from {schema.Name}.mt_events where stream_id = @s order by version", conn))
+        {
+            cmd.Parameters.AddWithValue("s", stream);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync())
+            {
+                events.Add(string.Join("|", Enumerable.Range(0, 8).Select(i => r.IsDBNull(i) ? "null" : Convert.ToString(r.GetValue(i), System.Globalization.CultureInfo.InvariantCulture))));
+                seqs.Add(r.GetInt64(8));
+            }
+        }
+        await using var s = new NpgsqlCommand(
+            $"select coalesce(type, 'null') || '|' || version || '|' || tenant_id || '|' || compacted_version || '|' || is_archived || '|' || (created is not null) from {schema.Name}.mt_streams where id = @s", conn);
+        s.Parameters.AddWithValue("s", stream);
+        var streamRow = (string?)await s.ExecuteScalarAsync() ?? "missing";
+        return (events, streamRow, seqs.SequenceEqual(seqs.Order()) && seqs.Distinct().Count() == seqs.Count);
+    }
+
+    [Fact]
+    public async Task The_journals_rows_are_the_rows_Marten_appends_and_read_back_alike()
+    {
+        var entries = Entries(12);
+        var (ours, theirs) = ($"ours-{Guid.NewGuid():N}", $"theirs-{Guid.NewGuid():N}");
+        // A new stream, then an existing one moved on, each way.
+        await AppendOurs((ours, 0, entries[..5]));
+        await AppendOurs((ours, 5, entries[5..]));
+        await AppendMartens(theirs, 0, entries[..5]);
+        await AppendMartens(theirs, 5, entries[5..]);
+
+        var a = await Rows(ours);
+        var b = await Rows(theirs);
+        Assert.Equal(12, a.Events.Count);
+        Assert.Equal(b.Events, a.Events);
+        Assert.Equal(b.Stream, a.Stream);
+        Assert.True(a.SeqFollowsVersion && b.SeqFollowsVersion);
+
+        await using var session = Store.QuerySession();
+        var read = await session.Events.FetchStreamAsync(ours);
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => (long)i), read.Select(e => e.Version));
+        Assert.Equal(entries.Select(e => (e.Type, e.LogSeq, e.Timestamp, Convert.ToBase64String(e.Data!.Utf8))),
+            read.Select(e => (JournalEntry)e.Data).Select(e => (e.Type, e.LogSeq, e.Timestamp, Convert.ToBase64String(e.Data!.Utf8))));
+        Assert.Equal(12, (await session.Events.FetchStreamStateAsync(ours))!.Version);
+    }
+
+    [Fact]
+    public async Task Several_streams_in_one_statement_take_sequence_numbers_in_the_commits_order()
+    {
+        var entries = Entries(9);
+        var (x, y) = ($"x-{Guid.NewGuid():N}", $"y-{Guid.NewGuid():N}");
+        await AppendOurs((x, 0, entries[..2]));
+        await AppendOurs((y, 0, entries[2..5]), (x, 2, entries[5..9]));
+        await using var session = Store.QuerySession();
+        var all = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == x || e.StreamKey == y).ToListAsync())
+            .OrderBy(e => e.Sequence).Select(e => $"{(e.StreamKey == x ? "x" : "y")}{e.Version}");
+        Assert.Equal(["x1", "x2", "y1", "y2", "y3", "x3", "x4", "x5", "x6"], all);
+    }
+
+    public static TheoryData<string, long> WrongVersions => new()
+    {
+        { "behind: its events are there already", 1 },
+        { "ahead: it would leave a gap", 5 },
+        { "expected new, but it exists", 0 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WrongVersions))]
+    public async Task A_stream_at_another_version_than_expected_fails_the_commit_and_leaves_nothing(string why, long expected)
+    {
+        var entries = Entries(6);
+        var (s, other) = ($"s-{Guid.NewGuid():N}", $"o-{Guid.NewGuid():N}");
+        await AppendOurs((s, 0, entries[..3]));
+        var before = await Rows(s);
+        // The good stream comes first: its insert must be rolled back with the rest.
+        await Assert.ThrowsAnyAsync<Exception>(() => AppendOurs((other, 0, entries[3..4]), (s, expected, entries[4..6])));
+        var after = await Rows(s);
+        Assert.True(before.Events.SequenceEqual(after.Events) && before.Stream == after.Stream, why);
+        Assert.Equal((0, "missing"), ((await Rows(other)).Events.Count, (await Rows(other)).Stream));
+    }
+
+    [Fact]
+    public async Task An_archived_stream_is_not_appended_to()
+    {
+        var entries = Entries(4);
+        var s = $"arch-{Guid.NewGuid():N}";
+        await AppendOurs((s, 0, entries[..2]));
+        await using (var conn = new NpgsqlConnection(PostgresSchema.ConnectionString))
+        {
+            await conn.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"update {schema.Name}.mt_streams set is_archived = true where id = @s", conn);
+            cmd.Parameters.AddWithValue("s", s);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => AppendOurs((s, 2, entries[2..])));
+        Assert.Contains("expected version", e.ToString(), StringComparison.Ordinal);
+        Assert.Equal(2, (await Rows(s)).Events.Count);
+    }
+
+    /// <summary>Planned once, generically (as the journal runs it), on a fresh schema's empty tables:
+    /// the streams must still be found by mt_streams' key, not by reading the table.</summary>
+    [Fact]
+    public async Task The_append_planned_generically_on_a_fresh_schema_finds_streams_by_key()
+    {
+        var fresh = PostgresSchema.NewName("plan");
+        try
+        {
+            using (MartenStores.Create(PostgresSchema.ConnectionString, fresh)) { }
+            var n = 0;
+            var sql = System.Text.RegularExpressions.Regex.Replace(JournalAppend.SqlFor(fresh), @"\?", _ => "$" + ++n);
+            await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+            await conn.OpenAsync();
+            await using var tx = await conn.BeginTransactionAsync();
+            await using (var generic = new NpgsqlCommand(ActorSim.Persistence.ReadSide.DecisionRows.GenericPlans, conn)) await generic.ExecuteNonQueryAsync();
+            await using (var prepare = new NpgsqlCommand("prepare journal_append as " + sql, conn)) await prepare.ExecuteNonQueryAsync();
+            await using var explain = new NpgsqlCommand(
+                "explain execute journal_append('{s}', '{1}', '{2}', '*DEFAULT*', 't', '*DEFAULT*', 'T', '{s}', '{2}', '{00000000-0000-0000-0000-000000000001}', '{\\\\x00}')", conn);
+            var plan = new List<string>();
+            await using (var r = await explain.ExecuteReaderAsync())
+                while (await r.ReadAsync()) plan.Add(r.GetString(0));
+            Assert.Equal(11, n);
+            Assert.Contains(plan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
+            Assert.DoesNotContain(plan, l => l.Contains("Seq Scan on mt_streams", StringComparison.Ordinal));
+        }
+        finally
+        {
+            PostgresSchema.Drop(fresh);
+        }
+    }
+}
