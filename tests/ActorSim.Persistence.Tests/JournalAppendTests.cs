@@ -9,7 +9,8 @@ namespace ActorSim.Persistence.Tests;
 
 /// <summary>The journal appends a commit's streams with one statement of its own on Marten's event
 /// tables (<see cref="JournalAppend"/>) instead of Marten's append function: its rows must be the
-/// ones Marten writes, and it must refuse what the function refuses, leaving nothing behind.</summary>
+/// ones Marten writes, and it must refuse what the function refuses, leaving nothing behind — sent
+/// as the journal sends it (one batch outside a transaction) and in a Marten session.</summary>
 public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<SchemaFixture>
 {
     private DocumentStore Store => MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
@@ -25,13 +26,24 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         return k.Log.Take(count).Select((e, i) => JournalEntry.ForEvent(e.Event, "w1", 1000 + i, i + 1)).ToList();
     }
 
-    private async Task AppendOurs(params (string Stream, long Expected, List<JournalEntry> Entries)[] streams)
+    /// <summary>As the journal sends a commit: one batch on a connection, no transaction; or, for a
+    /// commit that stores documents too, queued in a Marten session.</summary>
+    private async Task AppendOurs(params (string Stream, long Expected, List<JournalEntry> Entries)[] streams) => await AppendOurs(false, streams);
+
+    private async Task AppendOurs(bool viaSession, params (string Stream, long Expected, List<JournalEntry> Entries)[] streams)
     {
-        await using var session = Store.LightweightSession();
-        var append = new JournalAppend(Store, session.TenantId);
+        var append = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
         foreach (var (stream, expected, entries) in streams) append.AddStream(stream, expected, entries);
-        session.QueueOperation(append);
-        await session.SaveChangesAsync();
+        if (viaSession)
+        {
+            await using var session = Store.LightweightSession();
+            session.QueueOperation(append);
+            await session.SaveChangesAsync();
+            return;
+        }
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await MartenJournal.SendAsync(conn, append, null);
     }
 
     private async Task AppendMartens(string stream, long expected, List<JournalEntry> entries)
@@ -106,23 +118,26 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         Assert.Equal(["x1", "x2", "y1", "y2", "y3", "x3", "x4", "x5", "x6"], all);
     }
 
-    public static TheoryData<string, long> WrongVersions => new()
+    public static TheoryData<string, long, bool> WrongVersions => new()
     {
-        { "behind: its events are there already", 1 },
-        { "ahead: it would leave a gap", 5 },
-        { "expected new, but it exists", 0 },
+        { "behind: its events are there already", 1, false },
+        { "ahead: it would leave a gap", 5, false },
+        { "expected new, but it exists", 0, false },
+        { "behind, in a Marten session", 1, true },
+        { "ahead, in a Marten session", 5, true },
     };
 
     [Theory]
     [MemberData(nameof(WrongVersions))]
-    public async Task A_stream_at_another_version_than_expected_fails_the_commit_and_leaves_nothing(string why, long expected)
+    public async Task A_stream_at_another_version_than_expected_fails_the_commit_and_leaves_nothing(string why, long expected, bool viaSession)
     {
         var entries = Entries(6);
         var (s, other) = ($"s-{Guid.NewGuid():N}", $"o-{Guid.NewGuid():N}");
         await AppendOurs((s, 0, entries[..3]));
         var before = await Rows(s);
         // The good stream comes first: its insert must be rolled back with the rest.
-        await Assert.ThrowsAnyAsync<Exception>(() => AppendOurs((other, 0, entries[3..4]), (s, expected, entries[4..6])));
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => AppendOurs(viaSession, (other, 0, entries[3..4]), (s, expected, entries[4..6])));
+        Assert.True(JournalAppend.IsConflict(e), $"{why}: {e}");
         var after = await Rows(s);
         Assert.True(before.Events.SequenceEqual(after.Events) && before.Stream == after.Stream, why);
         Assert.Equal((0, "missing"), ((await Rows(other)).Events.Count, (await Rows(other)).Stream));
@@ -142,7 +157,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             await cmd.ExecuteNonQueryAsync();
         }
         var e = await Assert.ThrowsAnyAsync<Exception>(() => AppendOurs((s, 2, entries[2..])));
-        Assert.Contains("expected version", e.ToString(), StringComparison.Ordinal);
+        Assert.True(JournalAppend.IsConflict(e), e.ToString());
         Assert.Equal(2, (await Rows(s)).Events.Count);
     }
 

@@ -116,8 +116,9 @@ public static class BenchCommand
 
     /// <summary>The journal alone: <paramref name="actors"/> writers, each writing <paramref name="batch"/>
     /// decision events per write in a closed loop (the "PersistAll" and "many-actor Persist"),
-    /// on the Marten journal or Akka.Persistence.Sql. Events per second.</summary>
-    private static async Task<double> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
+    /// on the Marten journal or Akka.Persistence.Sql. Events per second, and the Marten journal's writer
+    /// figures (<see cref="JournalStats"/>) for the measured window.</summary>
+    private static async Task<(double EventsPerSecond, JournalStats? Stats)> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
     {
         using var system = ActorSystem.Create("bench-journal", JournalConfig(cs, akkaSql));
         var run = $"bench-journal-{Guid.NewGuid():N}";
@@ -133,8 +134,11 @@ public static class BenchCommand
         var until = DateTime.UtcNow + duration;
         var done = await Task.WhenAll(writers.Select(w => w.Ask<Writer.Done>(new Writer.Start(until), duration + TimeSpan.FromMinutes(2))));
         var seconds = clock.Elapsed.TotalSeconds;
+        JournalStats? stats = null;
+        if (!akkaSql)
+            stats = await Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Ask<JournalStats>(GetJournalStats.Instance, TimeSpan.FromSeconds(10));
         await system.Terminate();
-        return done.Sum(d => d.Events) / seconds;
+        return (done.Sum(d => d.Events) / seconds, stats);
     }
 
     /// <summary>The bench's own schemas: Marten's (journal and read side) and Akka.Persistence.Sql's.</summary>
@@ -370,16 +374,22 @@ public static class BenchCommand
         // round of each): PersistAll from 10 actors, 100 events a write, and Persist from 100 actors.
         var persistAll = new List<double>(); var persistAllPeer = new List<double>();
         var persistMany = new List<double>(); var persistManyPeer = new List<double>();
+        var persistAllCommitMs = new List<double>(); var persistManyCommitMs = new List<double>(); var persistManyPerCommit = new List<double>();
         if (cs is not null && On("journal"))
         {
             await JournalOnly(cs, false, 10, 100, TimeSpan.FromSeconds(1), decisions);
             await JournalOnly(cs, true, 10, 100, TimeSpan.FromSeconds(1), decisions);
             for (var r = 0; r < reps; r++)
             {
-                persistAll.Add(await JournalOnly(cs, false, 10, 100, span, decisions));
-                persistAllPeer.Add(await JournalOnly(cs, true, 10, 100, span, decisions));
-                persistMany.Add(await JournalOnly(cs, false, 100, 1, span, decisions));
-                persistManyPeer.Add(await JournalOnly(cs, true, 100, 1, span, decisions));
+                var all = await JournalOnly(cs, false, 10, 100, span, decisions);
+                persistAll.Add(all.EventsPerSecond);
+                persistAllCommitMs.Add(all.Stats!.MeanCommit.TotalMilliseconds);
+                persistAllPeer.Add((await JournalOnly(cs, true, 10, 100, span, decisions)).EventsPerSecond);
+                var many = await JournalOnly(cs, false, 100, 1, span, decisions);
+                persistMany.Add(many.EventsPerSecond);
+                persistManyCommitMs.Add(many.Stats!.MeanCommit.TotalMilliseconds);
+                persistManyPerCommit.Add(many.Stats.EventsPerCommit);
+                persistManyPeer.Add((await JournalOnly(cs, true, 100, 1, span, decisions)).EventsPerSecond);
             }
         }
         var copy = new List<double>();
@@ -454,9 +464,12 @@ public static class BenchCommand
             ["persistall_journal_events_per_s"] = Median(persistAll),
             ["persistall_akka_sql_events_per_s"] = Median(persistAllPeer),
             ["persistall_journal_over_akka_sql"] = Ratio(Median(persistAll), Median(persistAllPeer)),
+            ["persistall_journal_mean_commit_ms"] = Median(persistAllCommitMs),
             ["persist_many_journal_events_per_s"] = Median(persistMany),
             ["persist_many_akka_sql_events_per_s"] = Median(persistManyPeer),
             ["persist_many_journal_over_akka_sql"] = Ratio(Median(persistMany), Median(persistManyPeer)),
+            ["persist_many_journal_mean_commit_ms"] = Median(persistManyCommitMs),
+            ["persist_many_journal_events_per_commit"] = Median(persistManyPerCommit),
             ["copy_ceiling_rows_per_s"] = Median(copy),
             ["durable_over_copy_ceiling"] = Ratio(Median(durBatched), Median(copy)),
             ["replay_file_decisions_per_s"] = Median(replayFile),

@@ -5,26 +5,28 @@ using Weasel.Postgresql;
 namespace ActorSim.Persistence.Journal;
 
 /// <summary>The journal's appends of one commit — every stream of it — as one statement on Marten's
-/// event tables, in Marten's batch and transaction (<see cref="MartenJournal"/>).
+/// event tables (<see cref="MartenJournal"/>): sent in one batch with the read side's rows on the
+/// journal's own connection, or, for a commit that also stores documents, queued in a Marten session.
 /// <para>Why not <c>session.Events.Append</c>: in Quick mode Marten calls its append function,
 /// <c>mt_quick_append_events</c>, once per stream, and that plpgsql function inserts each event with a
-/// statement of its own (a loop), checks the stream with another and updates it with a third. In the
-/// journal-alone bench that function was ~37 % of PostgreSQL's time (perf, PersistAll from 10 actors
-/// and Persist from 100, side by side with the peer): per event an executor start, per stream three
-/// statements. Here the streams' checks, their updates, new streams and every event are one
-/// <c>insert … select from unnest(…)</c> each, in one statement of typed arrays.</para>
+/// statement of its own (a loop), reads the stream with another and updates it with a third. In the
+/// journal-alone bench it was ~37 % of PostgreSQL's time (perf, PersistAll from 10 actors and Persist
+/// from 100, side by side with the peer). Here the streams' update, the new streams and every event
+/// are each one <c>… from unnest(…)</c> of typed arrays, in one statement.</para>
 /// <para>The rows are those the function writes: the same columns and values — the <c>{}</c>
 /// placeholder in <c>data</c> and the entry in <c>bdata</c> (<see cref="JournalEntryBinary"/>), the
-/// event type's alias and .NET name from Marten's mapping, the session's tenant, <c>now()</c>,
-/// not archived; the stream's version moved to its last event's, never lowered — so Marten reads
-/// them back as its own (stream fetches, the read journal, the run log), and the seq_ids come from the
-/// same sequence, in the order of the arrays (a stream's events in version order, streams in the order
-/// the commit lists them).</para>
-/// <para>Checks, as the function makes them (it raises MT003 on a version mismatch): a stream
-/// expected new (version 0) is inserted, so one that exists fails on mt_streams' key; an existing one
-/// must be at exactly its expected version and not archived, and is moved on only then: the statement
-/// returns how many streams it created and moved, and any shortfall fails the commit (the transaction
-/// rolls back). A stale writer would also collide on mt_events' (stream_id, version) key.</para></summary>
+/// event type's alias and .NET name from Marten's mapping, the tenant, <c>now()</c>, not archived; the
+/// stream's version moved to its last event's, never lowered — so Marten reads them back as its own
+/// (stream fetches, the read journal, the run log); seq_ids come from the same sequence, in the order
+/// of the arrays (a stream's events in version order, streams in the order the commit lists them; a
+/// sorted subquery is not pulled up, so <c>nextval</c> follows it).</para>
+/// <para>What the function refuses fails the statement, so nothing of the commit is written: a stream
+/// expected new (version 0) that exists collides on mt_streams' key; an existing stream that is not
+/// at exactly its expected version, or is archived, is not moved by the update, and the statement then
+/// inserts a stream row with a null id for it (a not-null violation, <see cref="IsConflict"/>) — no
+/// function of our own in the schema, and no check after the statement, which on the journal's own
+/// connection has already committed. A stale writer would also collide on mt_events' (stream_id,
+/// version) key.</para></summary>
 internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperation
 {
     private readonly string _sql;
@@ -67,22 +69,57 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Sql = new(StringComparer.Ordinal);
 
     /// <summary>The statement for the event tables in <paramref name="schema"/>. Its <c>?</c>
-    /// parameters: the streams (id, expected version, last version), the tenant, then the events
-    /// (stream, version, id, entry) and their type alias and .NET type name.</summary>
+    /// parameters: the streams (id, expected version, last version), the tenant, then the events' type
+    /// alias, tenant and .NET type name, then the events (stream, version, id, entry). It returns how
+    /// many events it appended.</summary>
     internal static string SqlFor(string schema) => Sql.GetOrAdd(schema, s =>
         $"with s as materialized (select * from unnest(?::varchar[], ?::bigint[], ?::bigint[]) as s(id, expected, last)), " +
         $"moved as (update {s}.mt_streams m set version = greatest(m.version, s.last), timestamp = now() from s " +
-        "where s.expected > 0 and m.id = s.id and m.version = s.expected and not m.is_archived returning 1), " +
+        "where s.expected > 0 and m.id = s.id and m.version = s.expected and not m.is_archived returning m.id), " +
+        // New streams; and a null id, which fails the statement, for each stream that was expected to
+        // exist at its version and was not moved.
         $"created as (insert into {s}.mt_streams (id, type, version, timestamp, tenant_id) " +
-        "select s.id, null, s.last, now(), ?::varchar from s where s.expected = 0 returning 1), " +
+        "select case when s.expected = 0 then s.id end, null, s.last, now(), ?::varchar from s " +
+        "where s.expected = 0 or not exists (select 1 from moved where moved.id = s.id) returning 1), " +
         $"appended as (insert into {s}.mt_events (seq_id, id, stream_id, version, data, bdata, type, tenant_id, timestamp, mt_dotnet_type, is_archived) " +
         $"select nextval('{s}.mt_events_sequence'), e.id, e.stream, e.version, '{{}}'::jsonb, e.bdata, ?::varchar, ?::varchar, (now() at time zone 'utc'), ?::varchar, false " +
-        // The events in the arrays' order (a sorted subquery is not pulled up), so nextval follows it.
         "from (select * from unnest(?::varchar[], ?::bigint[], ?::uuid[], ?::bytea[]) with ordinality as e(stream, version, id, bdata, n) order by e.n) e " +
         "returning 1) " +
-        "select (select count(*) from created), (select count(*) from moved), (select count(*) from appended)");
+        // Every CTE that writes runs to completion, read or not.
+        "select count(*) from appended");
 
-    public int Streams => _streams.Count;
+    /// <summary>Whether the statement failed because a stream of the commit was not where its writer
+    /// expected: the null stream id it inserts for a stream not moved, or a collision on mt_events'
+    /// (stream_id, version) or mt_streams' key — whichever PostgreSQL meets first (Marten reports the
+    /// collision as its own concurrency exception).</summary>
+    public static bool IsConflict(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            if (x is JasperFx.Events.EventStreamUnexpectedMaxEventIdException) return true;
+            if (x is Npgsql.PostgresException pg && (
+                    (pg.SqlState == Npgsql.PostgresErrorCodes.NotNullViolation && pg.TableName == "mt_streams") ||
+                    (pg.SqlState == Npgsql.PostgresErrorCodes.UniqueViolation && pg.ConstraintName is "pk_mt_events_stream_and_version" or "pkey_mt_streams_id")))
+                return true;
+        }
+        return false;
+    }
+
+    public int Events => _eventId.Count;
+
+    public TypedStatement Statement => new(_sql, [
+        (_streams.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar),
+        (_expected.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
+        (_last.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
+        (_tenant, NpgsqlDbType.Varchar),
+        (_eventType, NpgsqlDbType.Varchar),
+        (_tenant, NpgsqlDbType.Varchar),
+        (_dotnetType, NpgsqlDbType.Varchar),
+        (_eventStream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar),
+        (_eventVersion.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
+        (_eventId.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Uuid),
+        (_eventData.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea),
+    ]);
 
     public Type DocumentType => typeof(JournalEntry);
 
@@ -94,44 +131,20 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
         // transaction, so the decision rows' insert after it needs no statement of its own.
         builder.Append(ReadSide.DecisionRows.GenericPlans);
         builder.StartNewCommand();
-        var p = builder.AppendWithParameters(_sql, '?');
-        Set(p[0], _streams.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar);
-        Set(p[1], _expected.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint);
-        Set(p[2], _last.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint);
-        Set(p[3], _tenant, NpgsqlDbType.Varchar);
-        Set(p[4], _eventType, NpgsqlDbType.Varchar);
-        Set(p[5], _tenant, NpgsqlDbType.Varchar);
-        Set(p[6], _dotnetType, NpgsqlDbType.Varchar);
-        Set(p[7], _eventStream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar);
-        Set(p[8], _eventVersion.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint);
-        Set(p[9], _eventId.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Uuid);
-        Set(p[10], _eventData.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+        Statement.AppendTo(builder);
     }
 
-    private static void Set(Npgsql.NpgsqlParameter p, object value, NpgsqlDbType type)
-    {
-        p.NpgsqlDbType = type;
-        p.Value = value;
-    }
+    public Task PostprocessAsync(System.Data.Common.DbDataReader reader, IList<Exception> exceptions, CancellationToken token) => ReadResultAsync(reader, token);
 
-    public async Task PostprocessAsync(System.Data.Common.DbDataReader reader, IList<Exception> exceptions, CancellationToken token)
+    /// <summary>The statement's row: every event appended (anything else is a bug here, not a conflict:
+    /// a conflict fails the statement).</summary>
+    public async Task ReadResultAsync(System.Data.Common.DbDataReader reader, CancellationToken token)
     {
-        if (!await reader.ReadAsync(token).ConfigureAwait(false))
-        {
-            exceptions.Add(new InvalidOperationException("the journal's append returned no row"));
-            return;
-        }
-        var created = reader.GetInt64(0);
-        var moved = reader.GetInt64(1);
-        var appended = reader.GetInt64(2);
-        var expectedNew = _expected.Count(e => e == 0);
-        if (created != expectedNew || moved != _streams.Count - expectedNew || appended != _eventId.Count)
-            exceptions.Add(new JournalConflictException(
-                $"{_streams.Count - expectedNew - moved} of {_streams.Count - expectedNew} streams of the commit were not at their expected version (or are archived): " +
-                string.Join(", ", _streams.Take(5)) + (_streams.Count > 5 ? ", …" : "")));
+        var appended = await reader.ReadAsync(token).ConfigureAwait(false) ? reader.GetInt64(0) : -1;
+        if (appended != _eventId.Count) throw new InvalidOperationException($"the journal's append wrote {appended} of {_eventId.Count} events");
     }
 }
 
-/// <summary>A commit's stream was not at the version its writer expected: another writer got there
-/// first. The commit is rolled back; the writer's call fails.</summary>
-public sealed class JournalConflictException(string message) : Exception(message);
+/// <summary>A commit's stream was not at the version its writer expected (another writer got there
+/// first, or the write would leave a gap), or is archived. Nothing of the commit was written.</summary>
+public sealed class JournalConflictException(string message, Exception inner) : Exception(message, inner);

@@ -221,12 +221,12 @@ public sealed class MartenJournal : AsyncWriteJournal
         return false;
     }
 
-    /// <summary>One session, one statement appending every stream of the batch (merging every
-    /// AtomicWrite of a stream, in order; <see cref="JournalAppend"/>), the read side's rows of the same
-    /// events after it, one SaveChanges.</summary>
+    /// <summary>One statement appending every stream of the batch (merging every AtomicWrite of a
+    /// stream, in order; <see cref="JournalAppend"/>) and the read side's rows of the same events after
+    /// it, in one round trip on the writer's own connection (<see cref="SendAsync"/>); a commit that
+    /// also stores documents (violation rows) goes through a Marten session instead.</summary>
     private async Task Commit(List<PendingCall> calls)
     {
-        await using var session = _store.LightweightSession();
         var byStream = new Dictionary<string, (long Last, List<JournalEntry> Entries)>(StringComparer.Ordinal);
         var order = new List<string>();
         foreach (var a in calls.SelectMany(c => c.Appends))
@@ -239,8 +239,8 @@ public sealed class MartenJournal : AsyncWriteJournal
             s.Entries.AddRange(a.Entries);
             byStream[a.PersistenceId] = (a.LastSequenceNr, s.Entries);
         }
-        var append = new JournalAppend(_store, session.TenantId);
-        var readSide = new ReadSide.DecisionProjection.Commit(session);
+        var append = new JournalAppend(_store, JasperFx.StorageConstants.DefaultTenantId);
+        var readSide = new ReadSide.DecisionProjection.Commit();
         foreach (var pid in order)
         {
             var (last, entries) = byStream[pid];
@@ -248,9 +248,76 @@ public sealed class MartenJournal : AsyncWriteJournal
             append.AddStream(pid, expected, entries);
             for (var i = 0; i < entries.Count; i++) readSide.Add(pid, expected + 1 + i, entries[i]);
         }
-        session.QueueOperation(append);
-        readSide.Queue(genericPlans: false);
-        await session.SaveChangesAsync().ConfigureAwait(false);
+        try
+        {
+            if (readSide.HasDocuments)
+            {
+                await using var session = _store.LightweightSession();
+                session.QueueOperation(append);
+                readSide.Queue(session, genericPlans: false);
+                await session.SaveChangesAsync().ConfigureAwait(false);
+            }
+            else await SendOnWriterConnectionAsync(append, readSide.Rows(_store.Options)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (JournalAppend.IsConflict(e))
+        {
+            throw new JournalConflictException($"a stream of the commit ({string.Join(", ", order.Take(3))}{(order.Count > 3 ? ", …" : "")}) is not at its writer's expected version", e);
+        }
+    }
+
+    /// <summary>The single writer's own connection, opened on first use and after a failure, with
+    /// generic plans for the session: the journal's two statements are prepared once (Npgsql's automatic
+    /// preparation, <see cref="MartenStores.WithStoreSettings"/>) and planned once for any arrays
+    /// (<see cref="ReadSide.DecisionRows.GenericPlans"/>). Nothing else runs on it.
+    /// <para>A Marten session per commit cost a second round trip (its explicit transaction's
+    /// <c>COMMIT</c>) and Marten's unit of work; a batch sent without a transaction is one implicit
+    /// transaction in PostgreSQL, all or nothing, committed at its end. Measured side by side in
+    /// the bench (--only durable,journal, two alternations): mean commit 1.01 / 1.08 → 0.85 / 0.79 ms at
+    /// 2 VMs x 8 vCPUs, durable 8.3 / 7.1 k → 9.3 / 10.5 k decisions/s, Persist from 100 actors 11.8 /
+    /// 8.2 k → 13.9 / 15.6 k events/s.</para></summary>
+    private Npgsql.NpgsqlConnection? _connection;
+
+    private async Task SendOnWriterConnectionAsync(JournalAppend append, TypedStatement? rows)
+    {
+        if (_connection is null)
+        {
+            var conn = (Npgsql.NpgsqlConnection)_store.Storage.Database.CreateConnection();
+            try
+            {
+                await conn.OpenAsync().ConfigureAwait(false);
+                await using var generic = new Npgsql.NpgsqlCommand("set plan_cache_mode = force_generic_plan", conn);
+                await generic.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                await conn.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+            _connection = conn;
+        }
+        try
+        {
+            await SendAsync(_connection, append, rows).ConfigureAwait(false);
+        }
+        catch (Exception) when (_connection.State != System.Data.ConnectionState.Open)
+        {
+            // Broken (a lost connection, a restart): the next commit opens another.
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
+            throw;
+        }
+    }
+
+    /// <summary>The append and the rows' insert as one batch on <paramref name="connection"/>, outside
+    /// any transaction: PostgreSQL runs a batch (one Sync) as one implicit transaction, so a failing
+    /// statement leaves nothing of the commit.</summary>
+    internal static async Task SendAsync(Npgsql.NpgsqlConnection connection, JournalAppend append, TypedStatement? rows)
+    {
+        await using var batch = new Npgsql.NpgsqlBatch(connection);
+        batch.BatchCommands.Add(append.Statement.ToBatchCommand());
+        if (rows is { } r) batch.BatchCommands.Add(r.ToBatchCommand());
+        await using var reader = await batch.ExecuteReaderAsync().ConfigureAwait(false);
+        await append.ReadResultAsync(reader, CancellationToken.None).ConfigureAwait(false);
     }
 
     public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
@@ -332,6 +399,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     {
         _queue.Writer.TryComplete();
         _writer.Wait(TimeSpan.FromSeconds(30));
+        _connection?.Dispose();
         base.PostStop();
     }
 }

@@ -26,19 +26,20 @@ public sealed class DecisionProjection : IProjection
 
     public Task ApplyAsync(IDocumentOperations ops, IReadOnlyList<IEvent> events, CancellationToken cancellation)
     {
-        var commit = new Commit(ops);
+        var commit = new Commit();
         foreach (var e in events)
             if (e.Data is JournalEntry entry && e.StreamKey is { } stream) commit.Add(stream, e.Version, entry);
-        commit.Queue(genericPlans: true);
+        commit.Queue(ops, genericPlans: true);
         return Task.CompletedTask;
     }
 
     /// <summary>The read side of one commit: what Marten hands the projection when events are appended
     /// through a session, and what the journal hands it for the events it appends with its own
     /// statement (<see cref="JournalAppend"/>), which Marten's projections do not see.</summary>
-    internal sealed class Commit(IDocumentOperations ops)
+    internal sealed class Commit
     {
         private DecisionRows.Batch? _rows;
+        private readonly List<ViolationRow> _violations = [];
 
         public void Add(string stream, long version, JournalEntry entry)
         {
@@ -52,7 +53,7 @@ public sealed class DecisionProjection : IProjection
             else if (entry.Type == "invariant_violation_detected")
             {
                 var v = (entry.Decoded as InvariantViolationDetected) ?? (InvariantViolationDetected)data.Decode(entry.Type, entry.SchemaVersion);
-                ops.Store(new ViolationRow
+                _violations.Add(new ViolationRow
                 {
                     Id = $"{stream}/{version}", Run = run, Invariant = v.Invariant, Detail = v.Detail,
                     OffendingSeq = v.Seq, OffendingStream = v.Stream,
@@ -60,14 +61,20 @@ public sealed class DecisionProjection : IProjection
             }
         }
 
-        /// <summary>Queues the decision rows' insert, after the append. <paramref name="genericPlans"/>:
-        /// set generic planning first (<see cref="DecisionRows.GenericPlans"/>), unless the journal's
-        /// append before it in the transaction has.</summary>
-        public void Queue(bool genericPlans)
+        /// <summary>Marten documents to store (violation rows): these need a Marten session.</summary>
+        public bool HasDocuments => _violations.Count > 0;
+
+        /// <summary>The decision rows' insert, if the commit has decisions.</summary>
+        public TypedStatement? Rows(IReadOnlyStoreOptions options) =>
+            _rows is { Rows: > 0 } rows ? rows.ToStatement(DecisionRows.InsertSql(options.DatabaseSchemaName, options.Events.DatabaseSchemaName)) : null;
+
+        /// <summary>Into a Marten session, after the append: the documents and the decision rows' insert.
+        /// <paramref name="genericPlans"/>: set generic planning first (<see cref="DecisionRows.GenericPlans"/>),
+        /// unless the journal's append before it in the transaction has.</summary>
+        public void Queue(IDocumentOperations ops, bool genericPlans)
         {
-            if (_rows is not { Rows: > 0 } rows) return;
-            var options = ops.DocumentStore.Options;
-            ops.QueueOperation(rows.ToOperation(DecisionRows.InsertSql(options.DatabaseSchemaName, options.Events.DatabaseSchemaName), genericPlans));
+            foreach (var v in _violations) ops.Store(v);
+            if (Rows(ops.DocumentStore.Options) is { } rows) ops.QueueOperation(new DecisionRows.Insert(rows, genericPlans));
         }
     }
 }

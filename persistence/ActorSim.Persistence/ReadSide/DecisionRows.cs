@@ -117,7 +117,7 @@ public static class DecisionRows
             }
         }
 
-        public Insert ToOperation(string sql, bool genericPlans) => new(sql, genericPlans, [
+        public TypedStatement ToStatement(string sql) => new(sql, [
             (_stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
             (_version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
             (_inBatch.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Boolean),
@@ -149,7 +149,7 @@ public static class DecisionRows
     /// 1.27 / 1.45 ms; with generic plans 0.90 / 0.97 ms). Its generic plan, made on the empty table of
     /// a fresh schema, looks events up by mt_events' unique index (a test checks it).</item>
     /// </list></summary>
-    internal sealed class Insert(string sql, bool genericPlans, (object Value, NpgsqlDbType Type)[] parameters)
+    internal sealed class Insert(TypedStatement statement, bool genericPlans)
         : Marten.Internal.Operations.IStorageOperation, Weasel.Storage.NoDataReturnedCall
     {
         public Type DocumentType => typeof(DecisionRow);
@@ -165,12 +165,7 @@ public static class DecisionRows
                 builder.Append(GenericPlans);
                 builder.StartNewCommand();
             }
-            var p = builder.AppendWithParameters(sql, '?');
-            for (var i = 0; i < p.Length; i++)
-            {
-                p[i].NpgsqlDbType = parameters[i].Type;
-                p[i].Value = parameters[i].Value;
-            }
+            statement.AppendTo(builder);
         }
     }
 
