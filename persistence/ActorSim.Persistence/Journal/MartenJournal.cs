@@ -33,13 +33,14 @@ public sealed record JournalAvailable;
 public sealed record JournalUnavailable(TimeSpan After, string Error);
 
 /// <summary>An Akka.Persistence journal on Marten (PostgreSQL): one string-keyed Marten event stream
-/// per persistenceId, stream version = sequence number, Quick append mode.
+/// per persistenceId, stream version = sequence number, in Marten's event tables.
 /// <para><b>Writes.</b> Each <c>WriteMessagesAsync</c> call (one persistent actor's batch of
 /// AtomicWrites) is serialized first: an AtomicWrite whose payload cannot be serialized is
 /// <i>rejected</i> (its slot in the result list holds the exception) and the others go on. The
-/// accepted writes of many calls — of many actors — are merged into one session and one
-/// SaveChanges (one database round trip), up to <c>max-events-per-commit</c> events, one append per
-/// stream with the expected version, so each AtomicWrite is all-or-nothing and a stale writer fails.
+/// accepted writes of many calls — of many actors — are merged into one commit (one database round
+/// trip, one statement appending every stream of it, <see cref="JournalAppend"/>), up to
+/// <c>max-events-per-commit</c> events, each stream from its expected version, so each AtomicWrite is
+/// all-or-nothing and a stale writer fails.
 /// If a merged commit fails, each call of it is retried alone, so one conflicting writer does not
 /// fail the others. A call whose commit fails (a concurrent writer on its persistenceId, a lost
 /// connection) <i>fails</i>: its task faults and the actor stops, as Akka expects for write

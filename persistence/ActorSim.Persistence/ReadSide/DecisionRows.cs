@@ -51,8 +51,9 @@ public static class DecisionRows
     /// <para>A plain insert: the key holds the event's stream and version, which the append in the same
     /// transaction makes new (mt_events is unique on them, and the append checks the expected version),
     /// so no row can be there already (an upsert cost PostgreSQL ~18 µs a row against ~15).</para>
-    /// <para><c>global_seq</c> is the event's <c>seq_id</c>, read by the statement: in Quick append mode
-    /// the append function of the same batch assigns it, after the projection ran. It is looked up
+    /// <para><c>global_seq</c> is the event's <c>seq_id</c>, read by the statement: PostgreSQL assigns
+    /// it in the append of the same batch (the journal's statement or Marten's append function), after
+    /// the rows were collected. It is looked up
     /// once per event (the materialized <c>ev</c>), by a scalar subquery on mt_events' unique
     /// (stream_id, version) index: a join with mt_events, prepared on a fresh, empty table, got a
     /// sequential-scan plan that stayed cached (1–2 ms a commit).</para></summary>
