@@ -15,7 +15,9 @@ namespace ActorSim.Persistence.ReadSide;
 /// halved the journal's throughput when each event held one decision (bench --only journal, side by
 /// side with the projection off: PersistAll 7.1–7.7 k → 16.4–17.6 k events/s). Rows are insert-only,
 /// so many events of a run in one commit never race on a shared document. The run is the persistence
-/// id's prefix ("RUN/kvm-vm1").</summary>
+/// id's prefix ("RUN/kvm-vm1"). Marten runs it for events appended through a session (the import);
+/// the journal appends with a statement of its own and hands its commits to <see cref="Commit"/>
+/// itself.</summary>
 public sealed class DecisionProjection : IProjection
 {
     public static string RunOf(string persistenceId)
