@@ -161,11 +161,11 @@ public static class BenchCommand
     /// window per fault (actors, journal, checker, the bench's own loops).</summary>
     private sealed record PipelineResult(double FaultsPerSecond, long[] Latency, double AllocatedPerFault, JournalStats? Journal = null);
 
-    /// <summary>Akka.Persistence.Sql (linq2db) on the same PostgreSQL, as the peer journal.</summary>
     /// <summary>The actors on the Marten journal (the bench's schema) or on Akka.Persistence.Sql.</summary>
     private static Akka.Configuration.Config JournalConfig(string cs, bool akkaSql) =>
         (akkaSql ? AkkaSqlConfig(cs) : MartenPersistence.Config(cs, schema: BenchSchema)).WithFallback(SimHost.BaseConfig(false));
 
+    /// <summary>Akka.Persistence.Sql (linq2db) on the same PostgreSQL, as the peer journal.</summary>
     private static Akka.Configuration.Config AkkaSqlConfig(string cs)
     {
         cs = new NpgsqlConnectionStringBuilder(cs) { SearchPath = AkkaSqlSchema }.ConnectionString;
