@@ -143,6 +143,31 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         Assert.Equal((0, "missing"), ((await Rows(other)).Events.Count, (await Rows(other)).Stream));
     }
 
+    /// <summary>The append and the decision rows go as two statements of one batch, outside a
+    /// transaction: if the rows' insert fails, the append must not stay either.</summary>
+    [Fact]
+    public async Task A_failing_decision_row_takes_the_commits_append_with_it()
+    {
+        var decision = Entries(40).First(e => e.Type == "stage2_fault_resolved");
+        var s = $"rows-{Guid.NewGuid():N}";
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await using (var taken = new NpgsqlCommand(
+            $"insert into {schema.Name}.mt_decision_rows (stream, version, idx, in_batch, run, vm, vcpu, gpa, gpa_page, op, result, path, global_seq) " +
+            "values (@s, 1, 0, false, '', 'vm1', 0, 0, 0, 'Read', 'Mapped', 'MapLeaf', 0)", conn))
+        {
+            taken.Parameters.AddWithValue("s", s);
+            await taken.ExecuteNonQueryAsync();
+        }
+        var append = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
+        append.AddStream(s, 0, [decision]);
+        var rows = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
+        rows.Add(s, 1, decision);
+        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, rows.Rows(Store.Options)));
+        Assert.Equal(PostgresErrorCodes.UniqueViolation, e.SqlState);
+        Assert.Equal((0, "missing"), ((await Rows(s)).Events.Count, (await Rows(s)).Stream));
+    }
+
     [Fact]
     public async Task An_archived_stream_is_not_appended_to()
     {
