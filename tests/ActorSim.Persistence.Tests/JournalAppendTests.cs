@@ -195,8 +195,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         try
         {
             using (MartenStores.Create(PostgresSchema.ConnectionString, fresh)) { }
-            var n = 0;
-            var sql = System.Text.RegularExpressions.Regex.Replace(JournalAppend.SqlFor(fresh), @"\?", _ => "$" + ++n);
+            var sql = TypedStatement.Number(JournalAppend.SqlFor(fresh));
             await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
             await conn.OpenAsync();
             await using var tx = await conn.BeginTransactionAsync();
@@ -207,7 +206,8 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             var plan = new List<string>();
             await using (var r = await explain.ExecuteReaderAsync())
                 while (await r.ReadAsync()) plan.Add(r.GetString(0));
-            Assert.Equal(11, n);
+            Assert.Contains("$11", sql, StringComparison.Ordinal);
+            Assert.DoesNotContain("$12", sql, StringComparison.Ordinal);
             Assert.Contains(plan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
             Assert.DoesNotContain(plan, l => l.Contains("Seq Scan on mt_streams", StringComparison.Ordinal));
         }
