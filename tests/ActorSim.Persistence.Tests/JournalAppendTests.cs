@@ -150,22 +150,22 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
     {
         var decision = Entries(40).First(e => e.Type == "stage2_fault_resolved");
         var s = $"rows-{Guid.NewGuid():N}";
-        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
-        await conn.OpenAsync();
-        await using (var taken = new NpgsqlCommand(
-            $"insert into {schema.Name}.mt_decision_rows (stream, version, idx, in_batch, run, vm, vcpu, gpa, gpa_page, op, result, path, global_seq) " +
-            "values (@s, 1, 0, false, '', 'vm1', 0, 0, 0, 'Read', 'Mapped', 'MapLeaf', 0)", conn))
-        {
-            taken.Parameters.AddWithValue("s", s);
-            await taken.ExecuteNonQueryAsync();
-        }
         var append = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
         append.AddStream(s, 0, [decision]);
-        var rows = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
-        rows.Add(s, 1, decision);
-        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, rows.Rows(Store.Options)));
-        Assert.Equal(PostgresErrorCodes.UniqueViolation, e.SqlState);
+        var commit = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
+        commit.Add(s, 1, decision);
+        var rows = commit.Rows(Store.Options)!.Value;
+        // The row's VM (the seventh array) made null: the table refuses the row.
+        var parameters = rows.Parameters.ToArray();
+        parameters[6] = (new string?[] { null }, parameters[6].Type);
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(rows.Sql, parameters)));
+        Assert.Equal((PostgresErrorCodes.NotNullViolation, "mt_decision_rows", "vm"), (e.SqlState, e.TableName, e.ColumnName));
         Assert.Equal((0, "missing"), ((await Rows(s)).Events.Count, (await Rows(s)).Stream));
+        // The same commit with its row intact goes in whole.
+        await MartenJournal.SendAsync(conn, append, rows);
+        Assert.Single((await Rows(s)).Events);
     }
 
     [Fact]

@@ -15,8 +15,14 @@ namespace ActorSim.Persistence.ReadSide;
 /// from text, split with <c>jsonb_array_elements</c>, patched with <c>jsonb_set</c>, and two
 /// expression indexes evaluated on the jsonb (docs/BENCHMARKS.md). Here an event's rows go in one
 /// <c>insert … select from unnest(…)</c> of typed arrays, which Npgsql sends in binary.</para>
-/// <para>Key: (stream, version, idx); an index on (run, vm, gpa_page) serves a run's history, a VM's
-/// and a page's.</para></summary>
+/// <para>One index, on (run, vm, gpa_page): it serves a run's history, a VM's and a page's. No key:
+/// a row's (stream, version, idx) is unique because its event is — the rows go in with the event's
+/// append, in the same transaction, and mt_events is unique on (stream_id, version). The key this
+/// table had, on those three columns (two long texts), cost PostgreSQL about half of each row's
+/// insert (a bulk insert here: 4.7 µs a row with it and the index, 2.4 with the index alone); without
+/// it, side by side (bench --quick, two alternations): 4 VMs x 64 vCPUs durable 41.0 / 38.0 k → 53.1 /
+/// 47.9 k decisions/s, PersistAll 23.1 / 29.8 k → 29.2 / 34.4 k events/s. Marten's schema management
+/// drops the key from a table an earlier build made.</para></summary>
 public static class DecisionRows
 {
     public const string TableName = "mt_decision_rows";
@@ -25,9 +31,9 @@ public static class DecisionRows
     public static Table Table(string schema)
     {
         var t = new Table(new PostgresqlObjectName(schema, TableName, SchemaUtils.IdentifierUsage.General));
-        t.AddColumn<string>("stream").AsPrimaryKey();
-        t.AddColumn<long>("version").AsPrimaryKey();
-        t.AddColumn<int>("idx").AsPrimaryKey();
+        t.AddColumn<string>("stream").NotNull();
+        t.AddColumn<long>("version").NotNull();
+        t.AddColumn<int>("idx").NotNull();
         t.AddColumn<bool>("in_batch").NotNull();
         t.AddColumn<string>("run").NotNull();
         t.AddColumn<string>("vm").NotNull();
@@ -48,7 +54,7 @@ public static class DecisionRows
     /// parameters: four arrays of one element per event (stream, version, in_batch, run), then ten of
     /// one element per row (its event's place in the first four, from 1; idx, vm, vcpu, gpa, op, result,
     /// path, errno, mem_type).
-    /// <para>A plain insert: the key holds the event's stream and version, which the append in the same
+    /// <para>A plain insert: a row holds its event's stream and version, which the append in the same
     /// transaction makes new (mt_events is unique on them, and the append checks the expected version),
     /// so no row can be there already (an upsert cost PostgreSQL ~18 µs a row against ~15).</para>
     /// <para><c>global_seq</c> is the event's <c>seq_id</c>, read by the statement: PostgreSQL assigns
