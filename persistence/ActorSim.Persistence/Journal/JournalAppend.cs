@@ -105,8 +105,6 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
         return false;
     }
 
-    public int Events => _eventId.Count;
-
     public TypedStatement Statement => new(_sql, [
         (_streams.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar),
         (_expected.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
