@@ -42,7 +42,7 @@ public class ActorsimProcessTests
     }
 
     [Fact]
-    public void Bench_in_memory_measures_faults_and_the_bytes_allocated_per_fault()
+    public void Bench_in_memory_measures_faults_the_bytes_allocated_per_fault_and_the_time_paused_for_gc()
     {
         var (j, output) = Bench("--vms", "1", "--vcpus", "2", "--only", "inmem");
         using var doc = j;
@@ -51,6 +51,8 @@ public class ActorsimProcessTests
         Assert.True(faults > 0, output);
         // A fault allocates at least its messages and decision record, and far less than a megabyte.
         Assert.InRange(allocated, 100, 1 << 20);
+        // The share of the window spent paused for GC: a fraction, and some collection ran in it.
+        Assert.InRange(j.RootElement.GetProperty("inmem_gc_paused_fraction").GetDouble(), 1e-6, 1);
         Assert.True(j.RootElement.GetProperty("p99_fault_latency_us").GetDouble() > 0, output);
         Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("durable_decisions_per_s").ValueKind);
     }

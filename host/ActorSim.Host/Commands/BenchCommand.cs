@@ -158,8 +158,11 @@ public static class BenchCommand
     }
 
     /// <summary><paramref name="AllocatedPerFault"/>: bytes the whole process allocated in the measured
-    /// window per fault (actors, journal, checker, the bench's own loops).</summary>
-    private sealed record PipelineResult(double FaultsPerSecond, long[] Latency, double AllocatedPerFault, JournalStats? Journal = null);
+    /// window per fault (actors, journal, checker, the bench's own loops); <paramref name="GcPaused"/>:
+    /// the share of the window the runtime spent with threads paused for garbage collection
+    /// (<c>GC.GetTotalPauseDuration</c>; background collections' concurrent work is not counted).
+    /// </summary>
+    private sealed record PipelineResult(double FaultsPerSecond, long[] Latency, double AllocatedPerFault, double GcPaused, JournalStats? Journal = null);
 
     /// <summary>The actors on the Marten journal (the bench's schema) or on Akka.Persistence.Sql.</summary>
     private static Akka.Configuration.Config JournalConfig(string cs, bool akkaSql) =>
@@ -208,17 +211,19 @@ public static class BenchCommand
             }
         }
         var allocated = GC.GetTotalAllocatedBytes(precise: false);
+        var paused = GC.GetTotalPauseDuration();
         var clock = Stopwatch.StartNew();
         var until = DateTime.UtcNow + duration;
         var results = await Task.WhenAll(loops.Select(l => l.Ask<Loop.Result>(new Loop.Start(until), duration + TimeSpan.FromMinutes(2))));
         var seconds = clock.Elapsed.TotalSeconds;
         allocated = GC.GetTotalAllocatedBytes(precise: false) - allocated;
+        paused = GC.GetTotalPauseDuration() - paused;
         var faults = results.Sum(r => r.Faults);
         JournalStats? journal = null;
         if (connectionString is not null && !akkaSql)
             journal = await Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Ask<JournalStats>(GetJournalStats.Instance, TimeSpan.FromSeconds(10));
         await system.Terminate();
-        return new PipelineResult(faults / seconds, [.. results.SelectMany(r => r.LatencyTicks)], faults == 0 ? 0 : (double)allocated / faults, journal);
+        return new PipelineResult(faults / seconds, [.. results.SelectMany(r => r.LatencyTicks)], faults == 0 ? 0 : (double)allocated / faults, paused.TotalSeconds / seconds, journal);
     }
 
     /// <summary>The median of the repetitions; null when the section did not run.</summary>
@@ -334,7 +339,7 @@ public static class BenchCommand
         var cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() : null;
         Console.WriteLine($"actorsim bench — {Environment.ProcessorCount} cores, {cpu ?? "unknown CPU"}, {vms} VMs x {vcpus} vCPUs (closed loop, batchers regroup), {span.TotalSeconds:0}s x {reps} reps, medians");
 
-        var inmemBatched = new List<double>(); var inmemSingle = new List<double>(); var inmemAllocated = new List<double>();
+        var inmemBatched = new List<double>(); var inmemSingle = new List<double>(); var inmemAllocated = new List<double>(); var inmemGcPaused = new List<double>();
         var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();
         // The Marten journal's writer in the batched durable rounds: what limits that figure.
         var commitMs = new List<double>(); var writerBusy = new List<double>(); var eventsPerCommit = new List<double>();
@@ -352,6 +357,7 @@ public static class BenchCommand
                 var b = await Pipeline(null, 256, vms, vcpus, span);
                 inmemBatched.Add(b.FaultsPerSecond);
                 inmemAllocated.Add(b.AllocatedPerFault);
+                inmemGcPaused.Add(b.GcPaused);
                 latencies.AddRange(b.Latency);
                 inmemSingle.Add((await Pipeline(null, 1, vms, vcpus, span)).FaultsPerSecond);
             }
@@ -453,6 +459,7 @@ public static class BenchCommand
             ["inmem_unbatched_faults_per_s"] = Median(inmemSingle),
             ["inmem_batched_over_unbatched"] = Ratio(Median(inmemBatched), Median(inmemSingle)),
             ["inmem_allocated_bytes_per_fault"] = Median(inmemAllocated),
+            ["inmem_gc_paused_fraction"] = Median(inmemGcPaused),
             ["durable_decisions_per_s"] = Median(durBatched),
             ["durable_unbatched_decisions_per_s"] = Median(durSingle),
             ["batched_over_unbatched"] = Ratio(Median(durBatched), Median(durSingle)),
