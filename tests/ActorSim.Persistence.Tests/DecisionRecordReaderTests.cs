@@ -12,7 +12,7 @@ public class DecisionRecordReaderTests
 {
     /// <summary>Decisions of every kind the sample run makes (device, RAM, errors, relaxed permissions),
     /// plus decisions of a larger seeded run.</summary>
-    private static IReadOnlyList<DecisionRecord> Decisions()
+    internal static IReadOnlyList<DecisionRecord> Decisions()
     {
         var k = new Domain.Simulation.SyncKernel(Domain.Kernel.KernelPolicy.Of("6.17"));
         k.AddDevice(Domain.Vfio.DeviceLayout.Build("gpu0", Domain.Vfio.VfioDriver.VfioPci, 0, [new Domain.Vfio.RegionSpec(0, 1UL << 24, Domain.Vfio.BarType.Mem64, true)]));
@@ -59,7 +59,7 @@ public class DecisionRecordReaderTests
 
     /// <summary>Records the runs do not make: odd names, values without an enum name, unknown VM flag
     /// bits, several prot flags, extreme numbers.</summary>
-    private static IEnumerable<DecisionRecord> OddDecisions()
+    internal static IEnumerable<DecisionRecord> OddDecisions()
     {
         var d = Decisions().First(x => x.Inputs.Vma is not null && x.Inputs.Slot is not null && x.Outcome.Leaf is not null);
         var vma = d.Inputs.Vma!.Value;

@@ -132,7 +132,7 @@ public static class RunLog
             var entry = JournalEntryBinary.View(buffer.Bytes.AsSpan(0, length));
             if (entry.Rejected || entry.Type is null || !entry.HasData) return null;
             (ticks, logSeq) = (entry.Timestamp, entry.LogSeq);
-            e = DomainEventSerializer.FromUtf8(entry.Type, entry.SchemaVersion, entry.Json);
+            e = entry.Event();
         }
         else
         {

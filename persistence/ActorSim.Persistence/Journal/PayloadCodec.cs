@@ -3,7 +3,8 @@ using ActorSim.Persistence.Serialization;
 
 namespace ActorSim.Persistence.Journal;
 
-/// <summary>Turns payloads into stored fields and back: domain events as JSON under their alias,
+/// <summary>Turns payloads into stored fields and back: domain events under their alias (decision
+/// events compact, the others as JSON; <see cref="EventData.Of"/>),
 /// anything else through Akka's serialization (bytes as base64).</summary>
 public sealed class PayloadCodec(Akka.Serialization.Serialization serialization)
 {
@@ -14,7 +15,7 @@ public sealed class PayloadCodec(Akka.Serialization.Serialization serialization)
         {
             type = DomainEventSerializer.AliasOf(e.GetType());
             version = DomainEventSerializer.VersionOf(type);
-            data = new EventData(DomainEventSerializer.ToUtf8(e));
+            data = EventData.Of(e);
             serializerId = 0;
             manifest = null;
             bytes = null;

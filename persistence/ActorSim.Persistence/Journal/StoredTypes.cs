@@ -37,7 +37,7 @@ public sealed class JournalEntry
         var alias = DomainEventSerializer.AliasOf(e.GetType());
         return new JournalEntry
         {
-            Type = alias, SchemaVersion = DomainEventSerializer.VersionOf(alias), Data = new EventData(DomainEventSerializer.ToUtf8(e)),
+            Type = alias, SchemaVersion = DomainEventSerializer.VersionOf(alias), Data = EventData.Of(e),
             Timestamp = timestamp, WriterGuid = writerGuid, LogSeq = logSeq,
         };
     }
@@ -52,6 +52,9 @@ public enum Packing : byte
     Zlib,
     /// <summary>LZ4 (<c>LZ4Pickler</c>: a header with the length, then the block), in a binary entry.</summary>
     Lz4,
+    /// <summary>Not JSON at all: a decision event as <see cref="CompactDecisions"/> writes it, in a
+    /// binary entry (format 3); its JSON is made again from the event when asked for.</summary>
+    Compact,
 }
 
 /// <summary>A domain event's JSON in a journal entry. Written, it holds the UTF-8 bytes the event was
@@ -74,7 +77,7 @@ public sealed class EventData
     /// <summary>Events whose JSON is longer than this are stored packed.</summary>
     public const int PackAbove = 4096;
 
-    private readonly byte[]? _utf8;
+    private byte[]? _utf8; // for a compact event, made from it when first asked for
     private readonly byte[]? _packed;
     private readonly Packing _packing;
     private JsonElement? _element;
@@ -87,6 +90,11 @@ public sealed class EventData
 
     public EventData(JsonElement element) => _element = element;
 
+    /// <summary>A domain event to store: a decision event compact (<see cref="CompactDecisions"/>),
+    /// any other as its JSON (packed when large).</summary>
+    public static EventData Of(ActorSim.Domain.IDomainEvent e) =>
+        CompactDecisions.Supports(e) ? new EventData(null, CompactDecisions.Write(e), Packing.Compact) : new EventData(DomainEventSerializer.ToUtf8(e));
+
     public JsonElement Element => _element ??= JsonElement.Parse(_utf8);
 
     /// <summary>Whether this event is stored packed (written, or read back from a packed entry).</summary>
@@ -97,8 +105,11 @@ public sealed class EventData
 
     internal void WriteTo(Utf8JsonWriter writer)
     {
-        // A JSON entry's packed form is zlib: that is what its readers (this build's and earlier ones) unpack.
-        if (_packed is not null) writer.WriteBase64StringValue(_packing == Packing.Zlib ? _packed : ZlibPack(_utf8!));
+        // A JSON entry's packed form is zlib: that is what its readers (this build's and earlier ones)
+        // unpack. A compact event goes in as its JSON, packed if large, as any other.
+        if (_packing == Packing.Compact && Utf8.Length > PackAbove) writer.WriteBase64StringValue(ZlibPack(Utf8));
+        else if (_packing == Packing.Compact) writer.WriteRawValue(Utf8, skipInputValidation: true);
+        else if (_packed is not null) writer.WriteBase64StringValue(_packing == Packing.Zlib ? _packed : ZlibPack(_utf8!));
         else if (_utf8 is not null) writer.WriteRawValue(_utf8, skipInputValidation: true);
         else _element!.Value.WriteTo(writer);
     }
@@ -107,17 +118,34 @@ public sealed class EventData
     /// from the UTF-8 bytes when it has them (a binary entry; the decision events then by their written
     /// template), else from the element (a JSON entry of an earlier build).</summary>
     public ActorSim.Domain.IDomainEvent Decode(string alias, int version) =>
-        _utf8 is not null ? DomainEventSerializer.FromUtf8(alias, version, _utf8) : DomainEventSerializer.FromJson(alias, version, Element);
+        _packing == Packing.Compact ? DecodeCompact(alias, version, _packed)
+        : _utf8 is not null ? DomainEventSerializer.FromUtf8(alias, version, _utf8) : DomainEventSerializer.FromJson(alias, version, Element);
 
-    /// <summary>The event's JSON as UTF-8 (unpacked).</summary>
-    public byte[] Utf8 => _utf8 ?? JsonSerializer.SerializeToUtf8Bytes(_element!.Value);
+    /// <summary>A compact event: written at its alias' current schema version, the only one it has.</summary>
+    internal static ActorSim.Domain.IDomainEvent DecodeCompact(string alias, int version, ReadOnlySpan<byte> compact)
+    {
+        if (version != DomainEventSerializer.VersionOf(alias))
+            throw new InvalidDataException($"journal entry: a compact {alias} at schema version {version} (this build writes {DomainEventSerializer.VersionOf(alias)})");
+        var e = CompactDecisions.Read(compact);
+        var stored = DomainEventSerializer.AliasOf(e.GetType());
+        return stored == alias ? e : throw new InvalidDataException($"journal entry: a compact {stored} under the type {alias}");
+    }
+
+    /// <summary>The event's JSON as UTF-8 (unpacked; for a compact event, written from it).</summary>
+    public byte[] Utf8 => _utf8 ??= _packing == Packing.Compact
+        ? DomainEventSerializer.ToUtf8(CompactDecisions.Read(_packed))
+        : JsonSerializer.SerializeToUtf8Bytes(_element!.Value);
 
     /// <summary>As <see cref="JournalEntryBinary"/> stores it: the packed bytes if packed, else the JSON.</summary>
     internal (byte[] Bytes, Packing Packing) Stored => _packed is not null ? (_packed, _packing) : (Utf8, Packing.None);
 
     /// <summary>From <see cref="Stored"/>: a packed event is unpacked, a plain one kept as it is.</summary>
-    internal static EventData FromStored(byte[] bytes, Packing packing) =>
-        new(packing == Packing.None ? bytes : Unpack(bytes, packing), packing == Packing.None ? null : bytes, packing);
+    internal static EventData FromStored(byte[] bytes, Packing packing) => packing switch
+    {
+        Packing.None => new(bytes, null, packing),
+        Packing.Compact => new(null, bytes, packing),
+        _ => new(Unpack(bytes, packing), bytes, packing),
+    };
 
     /// <summary>Packed bytes unpacked.</summary>
     internal static byte[] Unpack(ReadOnlySpan<byte> packed, Packing packing) => packing switch
@@ -127,7 +155,7 @@ public sealed class EventData
         _ => throw new ArgumentOutOfRangeException(nameof(packing)),
     };
 
-    private EventData(byte[] utf8, byte[]? packed, Packing packing)
+    private EventData(byte[]? utf8, byte[]? packed, Packing packing)
     {
         _utf8 = utf8;
         _packed = packed;
@@ -174,23 +202,28 @@ internal sealed class EventDataConverter : System.Text.Json.Serialization.JsonCo
 }
 
 /// <summary>How a <see cref="JournalEntry"/> is stored: in <c>mt_events.bdata</c>, through Marten's
-/// binary events (<c>data</c> holds Marten's <c>{}</c> placeholder). The domain event inside is still
-/// its JSON (UTF-8, or packed as <see cref="EventData"/> says); the entry's other fields around it are
+/// binary events (<c>data</c> holds Marten's <c>{}</c> placeholder). The domain event inside is its
+/// JSON (UTF-8, or packed as <see cref="EventData"/> says), a decision event compact (since the round
+/// after the evening's of 2026-11-27); the entry's other fields around it are
 /// a small binary record instead of a JSON object.
 /// <para>PostgreSQL parsed every jsonb body it received character by character (<c>jsonb_recv</c>):
 /// 23 % of its time in a PersistAll bench after the decision rows went to one statement per commit
 /// (perf), and printed it back as text for every row a replay read. A <c>bytea</c> is copied.</para>
-/// <para>Layout, little-endian: format byte (2; 1 before LZ4, the same layout without flag 64, still
-/// read: a build that knows only format 1 refuses a newer record by its format instead of reading LZ4
-/// bytes as JSON); flags (1 rejected, 2 type, 4 manifest, 8 bytes, 16 data, 32 data packed with zlib,
-/// 64 data packed with LZ4); type; schema version, serializer id (7-bit encoded); manifest; bytes;
+/// <para>Layout, little-endian: format byte (2; 3 when the data is a compact decision event, the same
+/// layout with flag 128; 1 before LZ4, the same layout without flag 64, still read: a build that knows
+/// an older format refuses a newer record by its format instead of reading its data as JSON); flags
+/// (1 rejected, 2 type, 4 manifest, 8 bytes, 16 data, 32 data packed with zlib, 64 data packed with
+/// LZ4, 128 data compact, <see cref="CompactDecisions"/>); type; schema version, serializer id (7-bit encoded); manifest; bytes;
 /// writer guid; timestamp, log seq (8 bytes each); tag count (7-bit) and tags; data length (7-bit) and
 /// data. Strings are 7-bit length-prefixed UTF-8; an absent field is not written. Entries written
 /// before this format are JSON (<c>bdata</c> null) and read as before.</para></summary>
 public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
 {
     public const byte Format = 2;
-    private const byte Rejected = 1, HasType = 2, HasManifest = 4, HasBytes = 8, HasData = 16, DataZlib = 32, DataLz4 = 64;
+    /// <summary>The format of a record whose data is a compact decision event (flag 128): a build that
+    /// knows only format 2 refuses it by its format instead of reading it as JSON.</summary>
+    public const byte CompactFormat = 3;
+    private const byte Rejected = 1, HasType = 2, HasManifest = 4, HasBytes = 8, HasData = 16, DataZlib = 32, DataLz4 = 64, DataCompact = 128;
 
     public byte[] Serialize(Type type, object value) => Write((JournalEntry)value);
 
@@ -203,9 +236,9 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
         var output = new MemoryStream(size);
         using (var w = new BinaryWriter(output, System.Text.Encoding.UTF8, leaveOpen: true))
         {
-            w.Write(Format);
+            w.Write(data?.Packing == Packing.Compact ? CompactFormat : Format);
             w.Write((byte)((e.Rejected ? Rejected : 0) | (e.Type is null ? 0 : HasType) | (e.Manifest is null ? 0 : HasManifest) | (e.Bytes is null ? 0 : HasBytes)
-                | (data is null ? 0 : HasData) | (data?.Packing switch { Packing.Zlib => DataZlib, Packing.Lz4 => DataLz4, _ => 0 })));
+                | (data is null ? 0 : HasData) | (data?.Packing switch { Packing.Zlib => DataZlib, Packing.Lz4 => DataLz4, Packing.Compact => DataCompact, _ => 0 })));
             if (e.Type is not null) w.Write(e.Type);
             w.Write7BitEncodedInt(e.SchemaVersion);
             w.Write7BitEncodedInt(e.SerializerId);
@@ -257,21 +290,23 @@ public sealed class JournalEntryBinary : Marten.Events.IEventBinarySerializer
     {
         var c = new Cursor(bytes);
         var format = c.Byte();
-        if (format is not (1 or Format)) throw new InvalidDataException($"journal entry: unknown binary format {format}");
+        if (format is not (1 or Format or CompactFormat)) throw new InvalidDataException($"journal entry: unknown binary format {format}");
         var flags = c.Byte();
         if (format == 1 && (flags & DataLz4) != 0) throw new InvalidDataException("journal entry: LZ4 data in a format 1 record");
+        if ((format == CompactFormat) != ((flags & DataCompact) != 0)) throw new InvalidDataException($"journal entry: compact data in a format {format} record, or a format 3 record without it");
         var v = new EntryView
         {
             Rejected = (flags & Rejected) != 0,
             HasManifest = (flags & HasManifest) != 0,
             HasBytes = (flags & HasBytes) != 0,
             HasData = (flags & HasData) != 0,
-            Packing = (flags & (DataZlib | DataLz4)) switch
+            Packing = (flags & (DataZlib | DataLz4 | DataCompact)) switch
             {
                 0 => Packing.None,
                 DataZlib => Packing.Zlib,
                 DataLz4 => Packing.Lz4,
-                _ => throw new InvalidDataException("journal entry: data packed both with zlib and with LZ4"),
+                DataCompact => Packing.Compact,
+                _ => throw new InvalidDataException("journal entry: data packed more than one way"),
             },
         };
         v.Type = (flags & HasType) != 0 ? Aliases.Intern(c.String()) : null;
@@ -343,8 +378,18 @@ internal ref struct EntryView
     public long Timestamp, LogSeq;
     public Packing Packing;
 
-    /// <summary>The event's JSON, unpacked if it is packed.</summary>
-    public readonly ReadOnlySpan<byte> Json => Packing == Packing.None ? Data : EventData.Unpack(Data, Packing);
+    /// <summary>The event's JSON, unpacked if it is packed (written from the event if it is compact).</summary>
+    public readonly ReadOnlySpan<byte> Json => Packing switch
+    {
+        Packing.None => Data,
+        Packing.Compact => DomainEventSerializer.ToUtf8(Event()),
+        _ => EventData.Unpack(Data, Packing),
+    };
+
+    /// <summary>The domain event (an entry with a type and data).</summary>
+    public readonly ActorSim.Domain.IDomainEvent Event() => Packing == Packing.Compact
+        ? EventData.DecodeCompact(Type!, SchemaVersion, Data)
+        : DomainEventSerializer.FromUtf8(Type!, SchemaVersion, Json);
 }
 
 /// <summary>Per persistenceId: messages up to DeletedTo are deleted (DeleteMessagesTo). Events are

@@ -609,7 +609,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
     }
 
     /// <summary>One KernelPolicy object per (rule set, CPU, word size): every record of a run has the same.</summary>
-    private static class Policies
+    internal static class Policies
     {
         private static readonly ConcurrentDictionary<(RuleSet, CpuFeatures, WordSize), KernelPolicy> Known = new();
 
