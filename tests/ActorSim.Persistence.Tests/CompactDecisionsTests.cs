@@ -99,6 +99,7 @@ public class CompactDecisionsTests
         Assert.Equal(Packing.Compact, back.Data!.Packing);
         Assert.Equal(single, back.Data.Decode(entry.Type!, entry.SchemaVersion));
         Assert.Equal(DomainEventSerializer.ToUtf8(single), back.Data.Utf8); // its JSON, made again
+        Assert.Equal(DomainEventSerializer.ToJson(single).GetRawText(), back.Data.Element.GetRawText());
         var view = JournalEntryBinary.View(bytes);
         Assert.Equal(single, view.Event());
         Assert.Equal(DomainEventSerializer.ToUtf8(single), view.Json.ToArray());

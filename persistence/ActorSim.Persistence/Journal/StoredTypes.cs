@@ -70,7 +70,10 @@ public enum Packing : byte
 /// entries (0.2–0.4 against 1.2–1.6 µs a decision record unpacked: a sixth to a third of a replay's
 /// time per decision from the database); those stay zlib and read as before. In a JSON entry a packed
 /// event is a zlib base64 string instead of an object (a domain event is always a JSON object, so a
-/// string is never ambiguous); smaller events stay plain JSON.</para></summary>
+/// string is never ambiguous); smaller events stay plain JSON.</para>
+/// <para><b>Decision events compact</b> (<see cref="Of"/>): not their JSON but a binary record of
+/// their decisions (<see cref="CompactDecisions"/>, <see cref="Packing.Compact"/>); their JSON is
+/// written again from the event when something asks for it.</para></summary>
 [System.Text.Json.Serialization.JsonConverter(typeof(EventDataConverter))]
 public sealed class EventData
 {
@@ -95,7 +98,7 @@ public sealed class EventData
     public static EventData Of(ActorSim.Domain.IDomainEvent e) =>
         CompactDecisions.Supports(e) ? new EventData(null, CompactDecisions.Write(e), Packing.Compact) : new EventData(DomainEventSerializer.ToUtf8(e));
 
-    public JsonElement Element => _element ??= JsonElement.Parse(_utf8);
+    public JsonElement Element => _element ??= JsonElement.Parse(Utf8);
 
     /// <summary>Whether this event is stored packed (written, or read back from a packed entry).</summary>
     public bool Packed => _packed is not null;
@@ -115,7 +118,8 @@ public sealed class EventData
     }
 
     /// <summary>The domain event stored under <paramref name="alias"/> at schema <paramref name="version"/>:
-    /// from the UTF-8 bytes when it has them (a binary entry; the decision events then by their written
+    /// from its compact record (a decision event, <see cref="CompactDecisions"/>), from the UTF-8 bytes
+    /// when it has them (a binary entry; decision events of earlier builds then by their written
     /// template), else from the element (a JSON entry of an earlier build).</summary>
     public ActorSim.Domain.IDomainEvent Decode(string alias, int version) =>
         _packing == Packing.Compact ? DecodeCompact(alias, version, _packed)
@@ -132,9 +136,9 @@ public sealed class EventData
     }
 
     /// <summary>The event's JSON as UTF-8 (unpacked; for a compact event, written from it).</summary>
-    public byte[] Utf8 => _utf8 ??= _packing == Packing.Compact
-        ? DomainEventSerializer.ToUtf8(CompactDecisions.Read(_packed))
-        : JsonSerializer.SerializeToUtf8Bytes(_element!.Value);
+    public byte[] Utf8 => _packing == Packing.Compact
+        ? _utf8 ??= DomainEventSerializer.ToUtf8(CompactDecisions.Read(_packed))
+        : _utf8 ?? JsonSerializer.SerializeToUtf8Bytes(_element!.Value);
 
     /// <summary>As <see cref="JournalEntryBinary"/> stores it: the packed bytes if packed, else the JSON.</summary>
     internal (byte[] Bytes, Packing Packing) Stored => _packed is not null ? (_packed, _packing) : (Utf8, Packing.None);
