@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using ActorSim.Domain;
 using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
