@@ -115,4 +115,23 @@ public class CompactDecisionsTests
         var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(entry);
         Assert.Equal(single, System.Text.Json.JsonSerializer.Deserialize<JournalEntry>(json)!.Data!.Decode(entry.Type!, entry.SchemaVersion));
     }
+
+    /// <summary>Akka's serialization of domain events (snapshots' states, a journal on Akka's
+    /// serialization such as the bench's peer): a decision event goes compact under its own manifest;
+    /// other events, and decision events written as JSON before, read as before.</summary>
+    [Fact]
+    public void Akka_serialization_writes_decision_events_compact_and_reads_the_json_ones_of_before()
+    {
+        var single = new Stage2FaultResolved(All()[0]);
+        var (manifest, bytes) = DomainEventSerializer.ToBinary(single);
+        Assert.EndsWith(DomainEventSerializer.CompactManifest, manifest);
+        Assert.Equal(CompactDecisions.Write(single), bytes);
+        Assert.Equal(single, DomainEventSerializer.FromBinary(manifest, bytes));
+        var json = DomainEventSerializer.ToUtf8(single);
+        Assert.Equal(single, DomainEventSerializer.FromBinary(manifest[..^DomainEventSerializer.CompactManifest.Length], json));
+        var other = new MmuInvalidateBegan("vm1", 0x1000, 0x2000);
+        var (otherManifest, otherBytes) = DomainEventSerializer.ToBinary(other);
+        Assert.DoesNotContain("#", otherManifest);
+        Assert.Equal(other, DomainEventSerializer.FromBinary(otherManifest, otherBytes));
+    }
 }

@@ -63,21 +63,34 @@ public static class DomainEventSerializer
 
     public static bool IsState(object o) => States.Any(s => s.Type == o.GetType());
 
-    /// <summary>A domain event or decider state as (alias@version, UTF-8 JSON).</summary>
+    /// <summary>A domain event or decider state as (alias@version, UTF-8 JSON); a decision event as
+    /// (alias@version#c, its compact record, <see cref="CompactDecisions"/>), as the journal stores it,
+    /// so a journal on Akka's serialization (the bench's peer) stores what ours does.</summary>
     public static (string Manifest, byte[] Bytes) ToBinary(object o)
     {
         if (o is IDomainEvent e && ByType.TryGetValue(e.GetType(), out var r))
-            return ($"{r.Alias}@{r.Version}", JsonSerializer.SerializeToUtf8Bytes(e, e.GetType(), Options));
+            return CompactDecisions.Supports(e)
+                ? ($"{r.Alias}@{r.Version}{CompactManifest}", CompactDecisions.Write(e))
+                : ($"{r.Alias}@{r.Version}", JsonSerializer.SerializeToUtf8Bytes(e, e.GetType(), Options));
         var st = States.FirstOrDefault(s => s.Type == o.GetType());
         if (st.Type is null) throw new ArgumentException($"{o.GetType().Name} is not a domain event or decider state");
         return (st.Alias, JsonSerializer.SerializeToUtf8Bytes(o, st.Type, Options));
     }
 
+    /// <summary>The manifest's suffix for a compact decision event (<see cref="ToBinary"/>); without it,
+    /// the bytes are JSON, as every event was before.</summary>
+    public const string CompactManifest = "#c";
+
     public static object FromBinary(string manifest, byte[] bytes)
     {
+        var compact = manifest.EndsWith(CompactManifest, StringComparison.Ordinal);
+        if (compact) manifest = manifest[..^CompactManifest.Length];
         var at = manifest.IndexOf('@');
         if (at > 0)
-            return FromJson(manifest[..at], int.Parse(manifest[(at + 1)..], CultureInfo.InvariantCulture), JsonDocument.Parse(bytes).RootElement);
+        {
+            var (alias, version) = (manifest[..at], int.Parse(manifest[(at + 1)..], CultureInfo.InvariantCulture));
+            return compact ? Journal.EventData.DecodeCompact(alias, version, bytes) : FromJson(alias, version, JsonDocument.Parse(bytes).RootElement);
+        }
         var st = States.FirstOrDefault(s => s.Alias == manifest);
         if (st.Type is null) throw new JsonException($"unknown manifest '{manifest}'");
         return JsonSerializer.Deserialize(bytes, st.Type, Options)!;
