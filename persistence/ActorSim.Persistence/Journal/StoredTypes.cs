@@ -122,18 +122,8 @@ public sealed class EventData
     /// when it has them (a binary entry; decision events of earlier builds then by their written
     /// template), else from the element (a JSON entry of an earlier build).</summary>
     public ActorSim.Domain.IDomainEvent Decode(string alias, int version) =>
-        _packing == Packing.Compact ? DecodeCompact(alias, version, _packed)
+        _packing == Packing.Compact ? CompactDecisions.Read(alias, version, _packed)
         : _utf8 is not null ? DomainEventSerializer.FromUtf8(alias, version, _utf8) : DomainEventSerializer.FromJson(alias, version, Element);
-
-    /// <summary>A compact event: written at its alias' current schema version, the only one it has.</summary>
-    internal static ActorSim.Domain.IDomainEvent DecodeCompact(string alias, int version, ReadOnlySpan<byte> compact)
-    {
-        if (version != DomainEventSerializer.VersionOf(alias))
-            throw new InvalidDataException($"journal entry: a compact {alias} at schema version {version} (this build writes {DomainEventSerializer.VersionOf(alias)})");
-        var e = CompactDecisions.Read(compact);
-        var stored = DomainEventSerializer.AliasOf(e.GetType());
-        return stored == alias ? e : throw new InvalidDataException($"journal entry: a compact {stored} under the type {alias}");
-    }
 
     /// <summary>The event's JSON as UTF-8 (unpacked; for a compact event, written from it).</summary>
     public byte[] Utf8 => _packing == Packing.Compact
@@ -392,7 +382,7 @@ internal ref struct EntryView
 
     /// <summary>The domain event (an entry with a type and data).</summary>
     public readonly ActorSim.Domain.IDomainEvent Event() => Packing == Packing.Compact
-        ? EventData.DecodeCompact(Type!, SchemaVersion, Data)
+        ? CompactDecisions.Read(Type!, SchemaVersion, Data)
         : DomainEventSerializer.FromUtf8(Type!, SchemaVersion, Json);
 }
 

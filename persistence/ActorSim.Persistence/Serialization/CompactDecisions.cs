@@ -53,6 +53,18 @@ internal static class CompactDecisions
 
     private const byte Single = 0, Batch = 1;
 
+    /// <summary>The event stored under <paramref name="alias"/> at schema <paramref name="version"/> (a
+    /// journal entry's type, an Akka manifest): a compact record is written at its alias' current
+    /// version, the only one it has, and must be of that alias.</summary>
+    public static IDomainEvent Read(string alias, int version, ReadOnlySpan<byte> bytes)
+    {
+        if (version != DomainEventSerializer.VersionOf(alias))
+            throw new InvalidDataException($"compact decision record: a {alias} at schema version {version} (this build writes {DomainEventSerializer.VersionOf(alias)})");
+        var e = Read(bytes);
+        var stored = DomainEventSerializer.AliasOf(e.GetType());
+        return stored == alias ? e : throw new InvalidDataException($"compact decision record: a {stored} under the type {alias}");
+    }
+
     /// <summary>The event back; a record of another version or kind, cut short or with bytes left over
     /// is refused (<see cref="InvalidDataException"/>).</summary>
     public static IDomainEvent Read(ReadOnlySpan<byte> bytes)

@@ -89,7 +89,7 @@ public static class DomainEventSerializer
         if (at > 0)
         {
             var (alias, version) = (manifest[..at], int.Parse(manifest[(at + 1)..], CultureInfo.InvariantCulture));
-            return compact ? Journal.EventData.DecodeCompact(alias, version, bytes) : FromJson(alias, version, JsonDocument.Parse(bytes).RootElement);
+            return compact ? CompactDecisions.Read(alias, version, bytes) : FromJson(alias, version, JsonDocument.Parse(bytes).RootElement);
         }
         var st = States.FirstOrDefault(s => s.Alias == manifest);
         if (st.Type is null) throw new JsonException($"unknown manifest '{manifest}'");
