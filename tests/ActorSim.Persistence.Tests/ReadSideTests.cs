@@ -195,6 +195,61 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         }
     }
 
+    /// <summary>Until 2026-11-28 the table's index was on (run, vm, gpa_page): a store on a database an
+    /// earlier build made replaces it with the one on (run, global_seq, idx).</summary>
+    [Fact]
+    public async Task The_index_an_earlier_build_gave_the_table_is_replaced()
+    {
+        var old = PostgresSchema.NewName("oldindex");
+        try
+        {
+            using (MartenStores.Create(PostgresSchema.ConnectionString, old)) { }
+            await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
+            await conn.OpenAsync();
+            async Task<List<string>> Indexes()
+            {
+                await using var q = new Npgsql.NpgsqlCommand(
+                    $"select indexdef from pg_indexes where schemaname = '{old}' and tablename = '{DecisionRows.TableName}' order by indexname", conn);
+                var defs = new List<string>();
+                await using var r = await q.ExecuteReaderAsync();
+                while (await r.ReadAsync()) defs.Add(r.GetString(0));
+                return defs;
+            }
+            Assert.Equal([$"CREATE INDEX {DecisionRows.RunIndexName} ON {old}.{DecisionRows.TableName} USING btree (run, global_seq, idx)"], await Indexes());
+            await using (var earlier = new Npgsql.NpgsqlCommand(
+                $"drop index {old}.{DecisionRows.RunIndexName}; create index ix_{DecisionRows.TableName}_run_vm_page on {old}.{DecisionRows.TableName} (run, vm, gpa_page)", conn))
+                await earlier.ExecuteNonQueryAsync();
+            using (MartenStores.Create(PostgresSchema.ConnectionString, old)) { }
+            Assert.Equal([$"CREATE INDEX {DecisionRows.RunIndexName} ON {old}.{DecisionRows.TableName} USING btree (run, global_seq, idx)"], await Indexes());
+        }
+        finally
+        {
+            PostgresSchema.Drop(old);
+        }
+    }
+
+    /// <summary>A run's history is read in the index's order: an index scan of the run's range, no sort.</summary>
+    [Fact]
+    public async Task A_runs_history_is_read_in_the_order_of_its_index()
+    {
+        var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+        await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await using var tx = await conn.BeginTransactionAsync();
+        // The table of this fixture may be near empty; the planner is told what a large one would cost.
+        await using (var noSeq = new Npgsql.NpgsqlCommand("set local enable_seqscan = off; set local enable_bitmapscan = off", conn)) await noSeq.ExecuteNonQueryAsync();
+        await using var explain = new Npgsql.NpgsqlCommand("explain " + DecisionRows.HistorySql(schema.Name), conn);
+        explain.Parameters.AddWithValue("run", "r1");
+        explain.Parameters.Add(new Npgsql.NpgsqlParameter<string?>("vm", NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = null });
+        explain.Parameters.Add(new Npgsql.NpgsqlParameter<long?>("page", NpgsqlTypes.NpgsqlDbType.Bigint) { TypedValue = null });
+        var plan = new List<string>();
+        await using (var r = await explain.ExecuteReaderAsync())
+            while (await r.ReadAsync()) plan.Add(r.GetString(0));
+        Assert.Contains(plan, l => l.Contains($"Index Scan using {DecisionRows.RunIndexName}", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"\bSort\b"));
+        GC.KeepAlive(store);
+    }
+
     [Fact]
     public async Task The_rows_insert_planned_generically_on_a_fresh_schema_looks_events_up_by_index()
     {
