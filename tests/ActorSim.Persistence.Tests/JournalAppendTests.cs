@@ -43,7 +43,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         }
         await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
-        await MartenJournal.SendAsync(conn, append, null);
+        await MartenJournal.SendAsync(conn, append, append.Statement);
     }
 
     private async Task AppendMartens(string stream, long expected, List<JournalEntry> entries)
@@ -143,8 +143,8 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         Assert.Equal((0, "missing"), ((await Rows(other)).Events.Count, (await Rows(other)).Stream));
     }
 
-    /// <summary>The append and the decision rows go as two statements of one batch, outside a
-    /// transaction: if the rows' insert fails, the append must not stay either.</summary>
+    /// <summary>The append and the decision rows go as one statement, outside a transaction: if the
+    /// rows' insert fails, the append must not stay either.</summary>
     [Fact]
     public async Task A_failing_decision_row_takes_the_commits_append_with_it()
     {
@@ -154,18 +154,25 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         append.AddStream(s, 0, [decision]);
         var commit = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
         commit.Add(s, 1, decision);
-        var rows = commit.Rows(Store.Options)!.Value;
-        // The row's VM (the seventh array) made null: the table refuses the row.
-        var parameters = rows.Parameters.ToArray();
-        parameters[6] = (new string?[] { null }, parameters[6].Type);
+        var statement = append.StatementWith(commit.RowBatch, Store.Options.DatabaseSchemaName);
+        Assert.NotEqual(append.Statement.Sql, statement.Sql);
+        // The row's VM (the rows' seventh array, after the append's eleven parameters) made null: the table refuses the row.
+        var parameters = statement.Parameters.ToArray();
+        var vm = ActorSim.Domain.Kvm.DecisionEvents.Of(decision.Decoded ?? decision.Data!.Decode(decision.Type!, decision.SchemaVersion))[0].Inputs.Vm;
+        Assert.Equal(new[] { vm }, parameters[11 + 6].Value);
+        parameters[11 + 6] = (new string?[] { null }, parameters[11 + 6].Type);
         await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
-        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(rows.Sql, parameters)));
+        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(statement.Sql, parameters)));
         Assert.Equal((PostgresErrorCodes.NotNullViolation, "mt_decision_rows", "vm"), (e.SqlState, e.TableName, e.ColumnName));
         Assert.Equal((0, "missing"), ((await Rows(s)).Events.Count, (await Rows(s)).Stream));
-        // The same commit with its row intact goes in whole.
-        await MartenJournal.SendAsync(conn, append, rows);
+        // The same commit with its row intact goes in whole, the row with its event's global sequence number.
+        await MartenJournal.SendAsync(conn, append, statement);
         Assert.Single((await Rows(s)).Events);
+        await using var session = Store.QuerySession();
+        var row = Assert.Single(await ActorSim.Persistence.ReadSide.DecisionRows.ForRunAsync(session, ActorSim.Persistence.ReadSide.DecisionProjection.RunOf(s)), x => x.Stream == s);
+        var ev = await session.Events.QueryAllRawEvents().SingleAsync(x => x.StreamKey == s);
+        Assert.Equal((ev.Sequence, 1L), (row.GlobalSeq, row.Version));
     }
 
     [Fact]
@@ -210,10 +217,27 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             Assert.DoesNotContain("$12", sql, StringComparison.Ordinal);
             Assert.Contains(plan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
             Assert.DoesNotContain(plan, l => l.Contains("Seq Scan on mt_streams", StringComparison.Ordinal));
+
+            // With the decision rows in the same statement: the same, and no table read for the rows' seq_ids.
+            var withRows = TypedStatement.Number(JournalAppend.SqlWithRowsFor(fresh, fresh));
+            await using (var prepare = new NpgsqlCommand("prepare journal_append_rows as " + withRows, conn)) await prepare.ExecuteNonQueryAsync();
+            await using var explainRows = new NpgsqlCommand(
+                "explain execute journal_append_rows('{s}', '{1}', '{2}', '*DEFAULT*', 't', '*DEFAULT*', 'T', '{s}', '{2}', '{00000000-0000-0000-0000-000000000001}', '{\\\\x00}', " +
+                "'{s}', '{2}', '{f}', '{r}', '{1}', '{0}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}')", conn);
+            var rowsPlan = new List<string>();
+            await using (var r = await explainRows.ExecuteReaderAsync())
+                while (await r.ReadAsync()) rowsPlan.Add(r.GetString(0));
+            Assert.Contains("$25", withRows, StringComparison.Ordinal);
+            Assert.DoesNotContain("$26", withRows, StringComparison.Ordinal);
+            Assert.Contains(rowsPlan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
+            Assert.Contains(rowsPlan, l => l.Contains($"Insert on {DecisionRowsTable}", StringComparison.Ordinal));
+            Assert.DoesNotContain(rowsPlan, l => l.Contains("Seq Scan", StringComparison.Ordinal) || l.Contains("on mt_events m", StringComparison.Ordinal));
         }
         finally
         {
             PostgresSchema.Drop(fresh);
         }
     }
+
+    private const string DecisionRowsTable = ActorSim.Persistence.ReadSide.DecisionRows.TableName;
 }

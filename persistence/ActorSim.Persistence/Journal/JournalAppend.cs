@@ -6,7 +6,8 @@ namespace ActorSim.Persistence.Journal;
 
 /// <summary>The journal's appends of one commit — every stream of it — as one statement on Marten's
 /// event tables (<see cref="MartenJournal"/>): sent in one batch with the read side's rows on the
-/// journal's own connection, or, for a commit that also stores documents, queued in a Marten session.
+/// journal's own connection with the read side's rows in the same statement (<see cref="StatementWith"/>),
+/// or, for a commit that also stores documents, queued in a Marten session.
 /// <para>Why not <c>session.Events.Append</c>: in Quick mode Marten calls its append function,
 /// <c>mt_quick_append_events</c>, once per stream, and that plpgsql function inserts each event with a
 /// statement of its own (a loop), reads the stream with another and updates it with a third. In the
@@ -29,7 +30,7 @@ namespace ActorSim.Persistence.Journal;
 /// version) key.</para></summary>
 internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperation
 {
-    private readonly string _sql;
+    private readonly string _sql, _schema;
     private readonly string _tenant;
     private readonly string _eventType, _dotnetType;
     private readonly List<string> _streams = [];
@@ -44,7 +45,8 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
     {
         var events = (Marten.Events.EventGraph)store.Options.Events;
         var mapping = events.EventMappingFor(typeof(JournalEntry));
-        _sql = SqlFor(events.DatabaseSchemaName);
+        _schema = events.DatabaseSchemaName;
+        _sql = SqlFor(_schema);
         _tenant = tenant;
         _eventType = mapping.EventTypeName;
         _dotnetType = mapping.DotNetTypeName;
@@ -67,13 +69,24 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
     }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Sql = new(StringComparer.Ordinal);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), string> SqlWithRows = new();
 
     /// <summary>The statement for the event tables in <paramref name="schema"/>. Its <c>?</c>
     /// parameters: the streams (id, expected version, last version), the tenant, then the events' type
     /// alias, tenant and .NET type name, then the events (stream, version, id, entry). It returns how
     /// many events it appended.</summary>
-    internal static string SqlFor(string schema) => Sql.GetOrAdd(schema, s =>
-        $"with s as materialized (select * from unnest(?::varchar[], ?::bigint[], ?::bigint[]) as s(id, expected, last)), " +
+    internal static string SqlFor(string schema) => Sql.GetOrAdd(schema, s => $"with {AppendCtes(s)} select count(*) from appended");
+
+    /// <summary>The same statement with the read side's decision rows of its events
+    /// (<see cref="ReadSide.DecisionRows.CtesAfterAppend"/>, tables in <paramref name="readSchema"/>)
+    /// inserted by it too: their parameters follow the append's. One statement, so the rows take each
+    /// event's seq_id from what the append returns rather than from an index probe of mt_events per
+    /// event, and the commit is one statement to bind and execute, not two.</summary>
+    internal static string SqlWithRowsFor(string schema, string readSchema) => SqlWithRows.GetOrAdd((schema, readSchema), k =>
+        $"with {AppendCtes(k.Item1)}, {ReadSide.DecisionRows.CtesAfterAppend(k.Item2)} select count(*) from appended");
+
+    private static string AppendCtes(string s) =>
+        $"s as materialized (select * from unnest(?::varchar[], ?::bigint[], ?::bigint[]) as s(id, expected, last)), " +
         $"moved as (update {s}.mt_streams m set version = greatest(m.version, s.last), timestamp = now() from s " +
         "where s.expected > 0 and m.id = s.id and m.version = s.expected and not m.is_archived returning m.id), " +
         // New streams; and a null id, which fails the statement, for each stream that was expected to
@@ -84,9 +97,8 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
         $"appended as (insert into {s}.mt_events (seq_id, id, stream_id, version, data, bdata, type, tenant_id, timestamp, mt_dotnet_type, is_archived) " +
         $"select nextval('{s}.mt_events_sequence'), e.id, e.stream, e.version, '{{}}'::jsonb, e.bdata, ?::varchar, ?::varchar, (now() at time zone 'utc'), ?::varchar, false " +
         "from (select * from unnest(?::varchar[], ?::bigint[], ?::uuid[], ?::bytea[]) with ordinality as e(stream, version, id, bdata, n) order by e.n) e " +
-        "returning 1) " +
         // Every CTE that writes runs to completion, read or not.
-        "select count(*) from appended");
+        "returning stream_id, version, seq_id)";
 
     /// <summary>Whether the statement failed because a stream of the commit was not where its writer
     /// expected: the null stream id it inserts for a stream not moved, or a collision on mt_events'
@@ -105,7 +117,14 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
         return false;
     }
 
-    public TypedStatement Statement => new(_sql, [
+    /// <summary>The append and, if <paramref name="rows"/> has any, the decision rows of its events in
+    /// one statement (<see cref="SqlWithRowsFor"/>); without rows, <see cref="Statement"/>.</summary>
+    public TypedStatement StatementWith(ReadSide.DecisionRows.Batch? rows, string readSchema) =>
+        rows is not { Rows: > 0 } ? Statement : new(SqlWithRowsFor(_schema, readSchema), [.. Parameters(), .. rows.Parameters()]);
+
+    public TypedStatement Statement => new(_sql, Parameters());
+
+    private (object Value, NpgsqlDbType Type)[] Parameters() => [
         (_streams.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar),
         (_expected.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
         (_last.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
@@ -117,7 +136,7 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
         (_eventVersion.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
         (_eventId.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Uuid),
         (_eventData.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea),
-    ]);
+    ];
 
     public Type DocumentType => typeof(JournalEntry);
 

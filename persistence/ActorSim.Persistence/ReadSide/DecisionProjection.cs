@@ -66,6 +66,10 @@ public sealed class DecisionProjection : IProjection
         /// <summary>Marten documents to store (violation rows): these need a Marten session.</summary>
         public bool HasDocuments => _violations.Count > 0;
 
+        /// <summary>The decision rows of the commit, if it has decisions (for the journal's append
+        /// statement, <see cref="JournalAppend.StatementWith"/>).</summary>
+        public DecisionRows.Batch? RowBatch => _rows is { Rows: > 0 } rows ? rows : null;
+
         /// <summary>The decision rows' insert, if the commit has decisions.</summary>
         public TypedStatement? Rows(IReadOnlyStoreOptions options) =>
             _rows is { Rows: > 0 } rows ? rows.ToStatement(DecisionRows.InsertSql(options.DatabaseSchemaName, options.Events.DatabaseSchemaName)) : null;

@@ -81,9 +81,24 @@ public static class DecisionRows
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), string> InsertSqls = new();
 
     private static string InsertSqlText(string schema, string eventsSchema) =>
-        $"with ev as materialized (select s.stream, s.version, s.in_batch, s.run, s.n, " +
-        $"(select m.seq_id from {eventsSchema}.mt_events m where m.stream_id = s.stream and m.version = s.version) as seq_id " +
-        "from unnest(?::text[], ?::bigint[], ?::boolean[], ?::text[]) with ordinality as s(stream, version, in_batch, run, n)) " +
+        "with " + EventsCte($"(select m.seq_id from {eventsSchema}.mt_events m where m.stream_id = s.stream and m.version = s.version)", "") +
+        " " + InsertText(schema);
+
+    /// <summary>The rows' insert written into the journal's append statement (<see cref="Journal.JournalAppend.SqlWithRowsFor"/>),
+    /// after its CTEs: each event's global sequence number is read from what the append returns
+    /// (<c>appended</c>: stream_id, version, seq_id) instead of looked up in mt_events. A left join: an
+    /// event the append did not return leaves a null, which the table refuses, so the statement fails.
+    /// Its <c>?</c> parameters are <see cref="InsertSql"/>'s, in the same order.</summary>
+    internal static string CtesAfterAppend(string schema) =>
+        EventsCte("a.seq_id", "left join appended a on a.stream_id = s.stream and a.version = s.version") + $", decision_rows as ({InsertText(schema)})";
+
+    /// <summary>The events of the rows, <c>ev</c>: stream, version, in_batch, run, their place n (from 1)
+    /// and seq_id (<paramref name="seqId"/>).</summary>
+    private static string EventsCte(string seqId, string join) =>
+        $"ev as materialized (select s.stream, s.version, s.in_batch, s.run, s.n, {seqId} as seq_id " +
+        $"from unnest(?::text[], ?::bigint[], ?::boolean[], ?::text[]) with ordinality as s(stream, version, in_batch, run, n) {join})";
+
+    private static string InsertText(string schema) =>
         $"insert into {schema}.{TableName} ({Columns}) " +
         "select ev.stream, ev.version, r.idx, ev.in_batch, ev.run, r.vm, r.vcpu, r.gpa, r.gpa & ~4095::bigint, r.op, r.result, r.path, r.errno, r.mem_type, ev.seq_id " +
         "from unnest(?::bigint[], ?::int[], ?::text[], ?::int[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) " +
@@ -137,7 +152,10 @@ public static class DecisionRows
             }
         }
 
-        public TypedStatement ToStatement(string sql) => new(sql, [
+        public TypedStatement ToStatement(string sql) => new(sql, Parameters());
+
+        /// <summary>The parameters of <see cref="InsertSql"/> (and of <see cref="CtesAfterAppend"/>).</summary>
+        public (object Value, NpgsqlDbType Type)[] Parameters() => [
             (_stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
             (_version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
             (_inBatch.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Boolean),
@@ -152,7 +170,7 @@ public static class DecisionRows
             (_path.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
             (_errno.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
             (_memType.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-        ]);
+        ];
     }
 
     /// <summary>One commit's rows as a Marten storage operation, in the append's batch and transaction.
