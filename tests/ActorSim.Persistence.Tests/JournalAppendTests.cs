@@ -239,5 +239,52 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         }
     }
 
+    /// <summary>PostgreSQL checks Marten's foreign key from mt_events to mt_streams for every event with
+    /// this query, planned per session and again after each ANALYZE of mt_streams. Analyzed while the
+    /// table holds a few streams in one page, a session plans it as a sequential scan; the journal's
+    /// writer session (<see cref="MartenJournal.WriterSessionSettings"/>) by the key, so the check does
+    /// not read every page of a table that each commit's update of its streams grows.</summary>
+    [Fact]
+    public async Task The_writer_session_checks_the_foreign_key_by_mt_streams_key()
+    {
+        var fresh = PostgresSchema.NewName("fk");
+        try
+        {
+            using (MartenStores.Create(PostgresSchema.ConnectionString, fresh)) { }
+            await using (var conn = new NpgsqlConnection(PostgresSchema.ConnectionString))
+            {
+                await conn.OpenAsync();
+                await using var streams = new NpgsqlCommand(
+                    $"insert into {fresh}.mt_streams (id, type, version, timestamp, tenant_id) select 's' || i, null, 1, now(), '*DEFAULT*' from generate_series(1, 20) i; analyze {fresh}.mt_streams", conn);
+                await streams.ExecuteNonQueryAsync();
+            }
+            async Task<List<string>> Plan(string? settings)
+            {
+                await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+                await conn.OpenAsync();
+                if (settings is not null)
+                    await using (var set = new NpgsqlCommand(settings, conn)) await set.ExecuteNonQueryAsync();
+                else
+                    await using (var set = new NpgsqlCommand("set plan_cache_mode = force_generic_plan", conn)) await set.ExecuteNonQueryAsync();
+                // The query ri_triggers.c's RI_FKey_check builds for the key (PostgreSQL 15).
+                await using (var prepare = new NpgsqlCommand($"prepare fk_check(varchar) as select 1 from only {fresh}.mt_streams x where id = $1 for key share of x", conn))
+                    await prepare.ExecuteNonQueryAsync();
+                await using var explain = new NpgsqlCommand("explain execute fk_check('s')", conn);
+                var plan = new List<string>();
+                await using var r = await explain.ExecuteReaderAsync();
+                while (await r.ReadAsync()) plan.Add(r.GetString(0));
+                return plan;
+            }
+            Assert.Contains(await Plan(null), l => l.Contains("Seq Scan on mt_streams", StringComparison.Ordinal));
+            var writer = await Plan(MartenJournal.WriterSessionSettings);
+            Assert.Contains(writer, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
+            Assert.DoesNotContain(writer, l => l.Contains("Seq Scan", StringComparison.Ordinal));
+        }
+        finally
+        {
+            PostgresSchema.Drop(fresh);
+        }
+    }
+
     private const string DecisionRowsTable = ActorSim.Persistence.ReadSide.DecisionRows.TableName;
 }

@@ -278,6 +278,18 @@ public sealed class MartenJournal : AsyncWriteJournal
     /// 8.2 k → 13.9 / 15.6 k events/s.</para></summary>
     private Npgsql.NpgsqlConnection? _connection;
 
+    /// <summary>The writer connection's settings: generic plans (above), and no sequential scans where
+    /// an index serves. The second is for the foreign key Marten declares from mt_events to mt_streams:
+    /// PostgreSQL checks it for every event appended with a query of its own (<c>SELECT 1 FROM ONLY
+    /// mt_streams x WHERE id = $1 FOR KEY SHARE OF x</c>), planned per session and again after each
+    /// ANALYZE of mt_streams — analyzed while the table holds a few streams in a page, as a sequential
+    /// scan, kept while the table's pages fill with the versions every commit's update of its streams
+    /// leaves. In a journal-alone PersistAll bench
+    /// that check was about a third of PostgreSQL's time (perf), most of it reading mt_streams' pages
+    /// (<c>heapgetpage</c>, <c>heap_getnextslot</c>). The journal's own statements read mt_streams by
+    /// its key either way (a test checks their plans).</summary>
+    internal const string WriterSessionSettings = "set plan_cache_mode = force_generic_plan; set enable_seqscan = off";
+
     private async Task SendOnWriterConnectionAsync(JournalAppend append, TypedStatement statement)
     {
         if (_connection is null)
@@ -286,7 +298,7 @@ public sealed class MartenJournal : AsyncWriteJournal
             try
             {
                 await conn.OpenAsync().ConfigureAwait(false);
-                await using var generic = new Npgsql.NpgsqlCommand("set plan_cache_mode = force_generic_plan", conn);
+                await using var generic = new Npgsql.NpgsqlCommand(WriterSessionSettings, conn);
                 await generic.ExecuteNonQueryAsync().ConfigureAwait(false);
             }
             catch
