@@ -195,7 +195,7 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         }
     }
 
-    /// <summary>Until 2026-11-28 the table's index was on (run, vm, gpa_page): a store on a database an
+    /// <summary>Until the night of 2026-11-27 the table's index was on (run, vm, gpa_page): a store on a database an
     /// earlier build made replaces it with the one on (run, global_seq, idx).</summary>
     [Fact]
     public async Task The_index_an_earlier_build_gave_the_table_is_replaced()

@@ -18,7 +18,7 @@ namespace ActorSim.Persistence.ReadSide;
 /// <para>One index, on (run, global_seq, idx): it serves a run's history in the order it is read (and a
 /// VM's or a page's, filtered from it) and its counts. A run's rows arrive in global order, so each
 /// goes in at the right end of its run's range of the index — the same few leaf pages, filled before
-/// they split. The index this table had until 2026-11-28, on (run, vm, gpa_page), took each row at
+/// they split. The index this table had until the night of 2026-11-27, on (run, vm, gpa_page), took each row at
 /// its VM's and page's place instead: with 8 VMs x 128 vCPUs each on its own GPA range, 1,024 places
 /// in the index, each leaf split half-empty. 300,000 rows in batches of 300 after 450,000 (two
 /// alternations, psql): 2.4 / 3.2 s with it, 1.4 / 1.7 s with this one, 0.8 s with none; the index
