@@ -210,9 +210,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             await using (var prepare = new NpgsqlCommand("prepare journal_append as " + sql, conn)) await prepare.ExecuteNonQueryAsync();
             await using var explain = new NpgsqlCommand(
                 "explain execute journal_append('{s}', '{1}', '{2}', '*DEFAULT*', 't', '*DEFAULT*', 'T', '{s}', '{2}', '{00000000-0000-0000-0000-000000000001}', '{\\\\x00}')", conn);
-            var plan = new List<string>();
-            await using (var r = await explain.ExecuteReaderAsync())
-                while (await r.ReadAsync()) plan.Add(r.GetString(0));
+            var plan = await PostgresSchema.LinesAsync(explain);
             Assert.Contains("$11", sql, StringComparison.Ordinal);
             Assert.DoesNotContain("$12", sql, StringComparison.Ordinal);
             Assert.Contains(plan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
@@ -224,9 +222,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             await using var explainRows = new NpgsqlCommand(
                 "explain execute journal_append_rows('{s}', '{1}', '{2}', '*DEFAULT*', 't', '*DEFAULT*', 'T', '{s}', '{2}', '{00000000-0000-0000-0000-000000000001}', '{\\\\x00}', " +
                 "'{s}', '{2}', '{f}', '{r}', '{1}', '{0}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}')", conn);
-            var rowsPlan = new List<string>();
-            await using (var r = await explainRows.ExecuteReaderAsync())
-                while (await r.ReadAsync()) rowsPlan.Add(r.GetString(0));
+            var rowsPlan = await PostgresSchema.LinesAsync(explainRows);
             Assert.Contains("$25", withRows, StringComparison.Ordinal);
             Assert.DoesNotContain("$26", withRows, StringComparison.Ordinal);
             Assert.Contains(rowsPlan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
@@ -258,24 +254,18 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
                     $"insert into {fresh}.mt_streams (id, type, version, timestamp, tenant_id) select 's' || i, null, 1, now(), '*DEFAULT*' from generate_series(1, 20) i; analyze {fresh}.mt_streams", conn);
                 await streams.ExecuteNonQueryAsync();
             }
-            async Task<List<string>> Plan(string? settings)
+            async Task<List<string>> Plan(string settings)
             {
                 await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
                 await conn.OpenAsync();
-                if (settings is not null)
-                    await using (var set = new NpgsqlCommand(settings, conn)) await set.ExecuteNonQueryAsync();
-                else
-                    await using (var set = new NpgsqlCommand("set plan_cache_mode = force_generic_plan", conn)) await set.ExecuteNonQueryAsync();
+                await using (var set = new NpgsqlCommand(settings, conn)) await set.ExecuteNonQueryAsync();
                 // The query ri_triggers.c's RI_FKey_check builds for the key (PostgreSQL 15).
                 await using (var prepare = new NpgsqlCommand($"prepare fk_check(varchar) as select 1 from only {fresh}.mt_streams x where id = $1 for key share of x", conn))
                     await prepare.ExecuteNonQueryAsync();
                 await using var explain = new NpgsqlCommand("explain execute fk_check('s')", conn);
-                var plan = new List<string>();
-                await using var r = await explain.ExecuteReaderAsync();
-                while (await r.ReadAsync()) plan.Add(r.GetString(0));
-                return plan;
+                return await PostgresSchema.LinesAsync(explain);
             }
-            Assert.Contains(await Plan(null), l => l.Contains("Seq Scan on mt_streams", StringComparison.Ordinal));
+            Assert.Contains(await Plan("set plan_cache_mode = force_generic_plan"), l => l.Contains("Seq Scan on mt_streams", StringComparison.Ordinal));
             var writer = await Plan(MartenJournal.WriterSessionSettings);
             Assert.Contains(writer, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
             Assert.DoesNotContain(writer, l => l.Contains("Seq Scan", StringComparison.Ordinal));

@@ -20,6 +20,15 @@ public static class PostgresSchema
         MartenPersistence.Config(connectionString ?? ConnectionString, schema, outageLimit: outageLimit)
             .WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING"));
 
+    /// <summary>The first column of every row <paramref name="query"/> returns, as text (an EXPLAIN's plan lines, say).</summary>
+    public static async Task<List<string>> LinesAsync(NpgsqlCommand query)
+    {
+        var lines = new List<string>();
+        await using var r = await query.ExecuteReaderAsync();
+        while (await r.ReadAsync()) lines.Add(r.GetString(0));
+        return lines;
+    }
+
     public static void Drop(string schema)
     {
         using var conn = new NpgsqlConnection(ConnectionString);

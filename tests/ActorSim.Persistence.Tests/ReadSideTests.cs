@@ -210,10 +210,7 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
             {
                 await using var q = new Npgsql.NpgsqlCommand(
                     $"select indexdef from pg_indexes where schemaname = '{old}' and tablename = '{DecisionRows.TableName}' order by indexname", conn);
-                var defs = new List<string>();
-                await using var r = await q.ExecuteReaderAsync();
-                while (await r.ReadAsync()) defs.Add(r.GetString(0));
-                return defs;
+                return await PostgresSchema.LinesAsync(q);
             }
             Assert.Equal([$"CREATE INDEX {DecisionRows.RunIndexName} ON {old}.{DecisionRows.TableName} USING btree (run, global_seq, idx)"], await Indexes());
             await using (var earlier = new Npgsql.NpgsqlCommand(
@@ -242,9 +239,7 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         explain.Parameters.AddWithValue("run", "r1");
         explain.Parameters.Add(new Npgsql.NpgsqlParameter<string?>("vm", NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = null });
         explain.Parameters.Add(new Npgsql.NpgsqlParameter<long?>("page", NpgsqlTypes.NpgsqlDbType.Bigint) { TypedValue = null });
-        var plan = new List<string>();
-        await using (var r = await explain.ExecuteReaderAsync())
-            while (await r.ReadAsync()) plan.Add(r.GetString(0));
+        var plan = await PostgresSchema.LinesAsync(explain);
         Assert.Contains(plan, l => l.Contains($"Index Scan using {DecisionRows.RunIndexName}", StringComparison.Ordinal));
         Assert.DoesNotContain(plan, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"\bSort\b"));
         GC.KeepAlive(store);
@@ -263,9 +258,7 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         await using (var prepare = new Npgsql.NpgsqlCommand("prepare rows_insert as " + sql, conn)) await prepare.ExecuteNonQueryAsync();
         await using var explain = new Npgsql.NpgsqlCommand(
             "explain execute rows_insert('{s}', '{1}', '{f}', '{r}', '{1}', '{0}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}')", conn);
-        var plan = new List<string>();
-        await using (var r = await explain.ExecuteReaderAsync())
-            while (await r.ReadAsync()) plan.Add(r.GetString(0));
+        var plan = await PostgresSchema.LinesAsync(explain);
         Assert.Equal(14, n);
         Assert.Contains(plan, l => l.Contains($"Index Scan using pk_mt_events_stream_and_version on mt_events", StringComparison.Ordinal));
         Assert.DoesNotContain(plan, l => l.Contains("Seq Scan", StringComparison.Ordinal));
