@@ -5,9 +5,9 @@ using Weasel.Postgresql;
 namespace ActorSim.Persistence.Journal;
 
 /// <summary>The journal's appends of one commit — every stream of it — as one statement on Marten's
-/// event tables (<see cref="MartenJournal"/>): sent in one batch with the read side's rows on the
-/// journal's own connection with the read side's rows in the same statement (<see cref="StatementWith"/>),
-/// or, for a commit that also stores documents, queued in a Marten session.
+/// event tables (<see cref="MartenJournal"/>): sent on the journal's own connection with the read
+/// side's rows in the same statement (<see cref="StatementWith"/>), or, for a commit that also stores
+/// documents, queued in a Marten session.
 /// <para>Why not <c>session.Events.Append</c>: in Quick mode Marten calls its append function,
 /// <c>mt_quick_append_events</c>, once per stream, and that plpgsql function inserts each event with a
 /// statement of its own (a loop), reads the stream with another and updates it with a third. In the

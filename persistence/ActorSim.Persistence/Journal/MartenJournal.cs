@@ -267,8 +267,8 @@ public sealed class MartenJournal : AsyncWriteJournal
     }
 
     /// <summary>The single writer's own connection, opened on first use and after a failure, with
-    /// generic plans for the session: the journal's statements (with rows and without) are prepared once (Npgsql's automatic
-    /// preparation, <see cref="MartenStores.WithStoreSettings"/>) and planned once for any arrays
+    /// generic plans for the session: the journal's statements (with rows and without) are prepared
+    /// once (Npgsql's automatic preparation, <see cref="MartenStores.WithStoreSettings"/>) and planned once for any arrays
     /// (<see cref="ReadSide.DecisionRows.GenericPlans"/>). Nothing else runs on it.
     /// <para>A Marten session per commit cost a second round trip (its explicit transaction's
     /// <c>COMMIT</c>) and Marten's unit of work; a batch sent without a transaction is one implicit
@@ -284,10 +284,10 @@ public sealed class MartenJournal : AsyncWriteJournal
     /// mt_streams x WHERE id = $1 FOR KEY SHARE OF x</c>), planned per session and again after each
     /// ANALYZE of mt_streams — analyzed while the table holds a few streams in a page, as a sequential
     /// scan, kept while the table's pages fill with the versions every commit's update of its streams
-    /// leaves. In a journal-alone PersistAll bench
-    /// that check was about a third of PostgreSQL's time (perf), most of it reading mt_streams' pages
-    /// (<c>heapgetpage</c>, <c>heap_getnextslot</c>). The journal's own statements read mt_streams by
-    /// its key either way (a test checks their plans).</summary>
+    /// leaves. In a journal-alone PersistAll bench that check was about a third of PostgreSQL's time
+    /// (perf), most of it reading mt_streams' pages (<c>heapgetpage</c>, <c>heap_getnextslot</c>); by the
+    /// key, a fifth. The journal's own statements read mt_streams by its key either way (a test checks
+    /// their plans).</summary>
     internal const string WriterSessionSettings = "set plan_cache_mode = force_generic_plan; set enable_seqscan = off";
 
     private async Task SendOnWriterConnectionAsync(JournalAppend append, TypedStatement statement)
