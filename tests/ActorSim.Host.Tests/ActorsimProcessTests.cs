@@ -69,6 +69,10 @@ public class ActorsimProcessTests
             Assert.True(Get($"{w}_journal_events_per_s") > 0 && Get($"{w}_akka_sql_events_per_s") > 0, output);
             Assert.Equal(Get($"{w}_journal_events_per_s") / Get($"{w}_akka_sql_events_per_s"), Get($"{w}_journal_over_akka_sql"), 6);
         }
+        // Cores used in the window by the bench and by the local PostgreSQL (the tests' cluster): both
+        // worked, and neither used more cores than the machine has (a little slack for the clocks).
+        foreach (var k in new[] { "persistall_journal_host_cpu_cores", "persistall_journal_postgres_cpu_cores", "persistall_akka_sql_postgres_cpu_cores" })
+            Assert.InRange(Get(k), 0.01, Environment.ProcessorCount * 1.1);
         Assert.Equal(System.Text.Json.JsonValueKind.Null, j.RootElement.GetProperty("durable_decisions_per_s").ValueKind);
     }
 

@@ -118,7 +118,7 @@ public static class BenchCommand
     /// decision events per write in a closed loop (the "PersistAll" and "many-actor Persist"),
     /// on the Marten journal or Akka.Persistence.Sql. Events per second, and the Marten journal's writer
     /// figures (<see cref="JournalStats"/>) for the measured window.</summary>
-    private static async Task<(double EventsPerSecond, JournalStats? Stats)> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
+    private static async Task<(double EventsPerSecond, JournalStats? Stats, (double Host, double? Postgres) Cpu)> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
     {
         using var system = ActorSystem.Create("bench-journal", JournalConfig(cs, akkaSql));
         var run = $"bench-journal-{Guid.NewGuid():N}";
@@ -131,14 +131,16 @@ public static class BenchCommand
         // took 4.5–5.4 s, on either journal, and a writer then made one write in the measured 3 s.
         await Task.WhenAll(writers.Select(w => w.Ask<Writer.Ready>(Writer.Ready.Instance, TimeSpan.FromMinutes(2))));
         var clock = Stopwatch.StartNew();
+        var cpu = CpuWindow.Start();
         var until = DateTime.UtcNow + duration;
         var done = await Task.WhenAll(writers.Select(w => w.Ask<Writer.Done>(new Writer.Start(until), duration + TimeSpan.FromMinutes(2))));
         var seconds = clock.Elapsed.TotalSeconds;
+        var cores = cpu.Stop();
         JournalStats? stats = null;
         if (!akkaSql)
             stats = await Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Ask<JournalStats>(GetJournalStats.Instance, TimeSpan.FromSeconds(10));
         await system.Terminate();
-        return (done.Sum(d => d.Events) / seconds, stats);
+        return (done.Sum(d => d.Events) / seconds, stats, cores);
     }
 
     /// <summary>The bench's own schemas: Marten's (journal and read side) and Akka.Persistence.Sql's.</summary>
@@ -162,7 +164,7 @@ public static class BenchCommand
     /// the share of the window the runtime spent with threads paused for garbage collection
     /// (<c>GC.GetTotalPauseDuration</c>; background collections' concurrent work is not counted).
     /// </summary>
-    private sealed record PipelineResult(double FaultsPerSecond, long[] Latency, double AllocatedPerFault, double GcPaused, JournalStats? Journal = null);
+    private sealed record PipelineResult(double FaultsPerSecond, long[] Latency, double AllocatedPerFault, double GcPaused, (double Host, double? Postgres) Cpu, JournalStats? Journal = null);
 
     /// <summary>The actors on the Marten journal (the bench's schema) or on Akka.Persistence.Sql.</summary>
     private static Akka.Configuration.Config JournalConfig(string cs, bool akkaSql) =>
@@ -213,9 +215,11 @@ public static class BenchCommand
         var allocated = GC.GetTotalAllocatedBytes(precise: false);
         var paused = GC.GetTotalPauseDuration();
         var clock = Stopwatch.StartNew();
+        var cpu = CpuWindow.Start();
         var until = DateTime.UtcNow + duration;
         var results = await Task.WhenAll(loops.Select(l => l.Ask<Loop.Result>(new Loop.Start(until), duration + TimeSpan.FromMinutes(2))));
         var seconds = clock.Elapsed.TotalSeconds;
+        var cores = cpu.Stop();
         allocated = GC.GetTotalAllocatedBytes(precise: false) - allocated;
         paused = GC.GetTotalPauseDuration() - paused;
         var faults = results.Sum(r => r.Faults);
@@ -223,7 +227,7 @@ public static class BenchCommand
         if (connectionString is not null && !akkaSql)
             journal = await Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Ask<JournalStats>(GetJournalStats.Instance, TimeSpan.FromSeconds(10));
         await system.Terminate();
-        return new PipelineResult(faults / seconds, [.. results.SelectMany(r => r.LatencyTicks)], faults == 0 ? 0 : (double)allocated / faults, paused.TotalSeconds / seconds, journal);
+        return new PipelineResult(faults / seconds, [.. results.SelectMany(r => r.LatencyTicks)], faults == 0 ? 0 : (double)allocated / faults, paused.TotalSeconds / seconds, cores, journal);
     }
 
     /// <summary>The median of the repetitions; null when the section did not run.</summary>
@@ -343,6 +347,9 @@ public static class BenchCommand
         var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();
         // The Marten journal's writer in the batched durable rounds: what limits that figure.
         var commitMs = new List<double>(); var writerBusy = new List<double>(); var eventsPerCommit = new List<double>();
+        // Cores used in the measured windows, by this process and by PostgreSQL (CpuWindow).
+        var durHostCpu = new List<double>(); var durPgCpu = new List<double>();
+        var persistAllHostCpu = new List<double>(); var persistAllPgCpu = new List<double>(); var persistAllPeerPgCpu = new List<double>();
         var latencies = new List<long>();
         // Short unmeasured rounds first, one per journal, so the JIT's tiering of that journal's code
         // (Marten, Npgsql, linq2db) is not charged to the first figure: in a 3 s durable round the JIT's
@@ -365,6 +372,8 @@ public static class BenchCommand
             {
                 var d = await Pipeline(cs, 256, vms, vcpus, span);
                 durBatched.Add(d.FaultsPerSecond);
+                durHostCpu.Add(d.Cpu.Host);
+                if (d.Cpu.Postgres is { } pg) durPgCpu.Add(pg);
                 if (d.Journal is { } j)
                 {
                     commitMs.Add(j.MeanCommit.TotalMilliseconds);
@@ -390,7 +399,11 @@ public static class BenchCommand
                 var all = await JournalOnly(cs, false, 10, 100, span, decisions);
                 persistAll.Add(all.EventsPerSecond);
                 persistAllCommitMs.Add(all.Stats!.MeanCommit.TotalMilliseconds);
-                persistAllPeer.Add((await JournalOnly(cs, true, 10, 100, span, decisions)).EventsPerSecond);
+                persistAllHostCpu.Add(all.Cpu.Host);
+                if (all.Cpu.Postgres is { } pg) persistAllPgCpu.Add(pg);
+                var allPeer = await JournalOnly(cs, true, 10, 100, span, decisions);
+                persistAllPeer.Add(allPeer.EventsPerSecond);
+                if (allPeer.Cpu.Postgres is { } peerPg) persistAllPeerPgCpu.Add(peerPg);
                 var many = await JournalOnly(cs, false, 100, 1, span, decisions);
                 persistMany.Add(many.EventsPerSecond);
                 persistManyCommitMs.Add(many.Stats!.MeanCommit.TotalMilliseconds);
@@ -466,12 +479,17 @@ public static class BenchCommand
             ["journal_mean_commit_ms"] = Median(commitMs),
             ["journal_writer_busy"] = Median(writerBusy),
             ["journal_events_per_commit"] = Median(eventsPerCommit),
+            ["durable_host_cpu_cores"] = Median(durHostCpu),
+            ["durable_postgres_cpu_cores"] = Median(durPgCpu),
             ["akka_sql_decisions_per_s"] = Median(akkaSql),
             ["journal_over_akka_sql"] = Ratio(Median(durBatched), Median(akkaSql)),
             ["persistall_journal_events_per_s"] = Median(persistAll),
             ["persistall_akka_sql_events_per_s"] = Median(persistAllPeer),
             ["persistall_journal_over_akka_sql"] = Ratio(Median(persistAll), Median(persistAllPeer)),
             ["persistall_journal_mean_commit_ms"] = Median(persistAllCommitMs),
+            ["persistall_journal_host_cpu_cores"] = Median(persistAllHostCpu),
+            ["persistall_journal_postgres_cpu_cores"] = Median(persistAllPgCpu),
+            ["persistall_akka_sql_postgres_cpu_cores"] = Median(persistAllPeerPgCpu),
             ["persist_many_journal_events_per_s"] = Median(persistMany),
             ["persist_many_akka_sql_events_per_s"] = Median(persistManyPeer),
             ["persist_many_journal_over_akka_sql"] = Ratio(Median(persistMany), Median(persistManyPeer)),
