@@ -198,10 +198,8 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
     [Fact]
     public async Task The_append_planned_generically_on_a_fresh_schema_finds_streams_by_key()
     {
-        var fresh = PostgresSchema.NewName("plan");
-        try
+        await PostgresSchema.WithStoreSchemaAsync("plan", async fresh =>
         {
-            using (MartenStores.Create(PostgresSchema.ConnectionString, fresh)) { }
             var sql = TypedStatement.Number(JournalAppend.SqlFor(fresh));
             await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
             await conn.OpenAsync();
@@ -228,11 +226,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             Assert.Contains(rowsPlan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
             Assert.Contains(rowsPlan, l => l.Contains($"Insert on {DecisionRowsTable}", StringComparison.Ordinal));
             Assert.DoesNotContain(rowsPlan, l => l.Contains("Seq Scan", StringComparison.Ordinal) || l.Contains("on mt_events m", StringComparison.Ordinal));
-        }
-        finally
-        {
-            PostgresSchema.Drop(fresh);
-        }
+        });
     }
 
     /// <summary>PostgreSQL checks Marten's foreign key from mt_events to mt_streams for every event with
@@ -243,10 +237,8 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
     [Fact]
     public async Task The_writer_session_checks_the_foreign_key_by_mt_streams_key()
     {
-        var fresh = PostgresSchema.NewName("fk");
-        try
+        await PostgresSchema.WithStoreSchemaAsync("fk", async fresh =>
         {
-            using (MartenStores.Create(PostgresSchema.ConnectionString, fresh)) { }
             await using (var conn = new NpgsqlConnection(PostgresSchema.ConnectionString))
             {
                 await conn.OpenAsync();
@@ -269,11 +261,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             var writer = await Plan(MartenJournal.WriterSessionSettings);
             Assert.Contains(writer, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
             Assert.DoesNotContain(writer, l => l.Contains("Seq Scan", StringComparison.Ordinal));
-        }
-        finally
-        {
-            PostgresSchema.Drop(fresh);
-        }
+        });
     }
 
     private const string DecisionRowsTable = ActorSim.Persistence.ReadSide.DecisionRows.TableName;

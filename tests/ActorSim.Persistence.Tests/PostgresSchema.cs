@@ -29,6 +29,22 @@ public static class PostgresSchema
         return lines;
     }
 
+    /// <summary>Runs <paramref name="body"/> on a schema of its own that a store has just made (Marten's
+    /// tables and the read side's), dropped afterwards.</summary>
+    public static async Task WithStoreSchemaAsync(string prefix, Func<string, Task> body)
+    {
+        var schema = NewName(prefix);
+        try
+        {
+            using (MartenStores.Create(ConnectionString, schema)) { }
+            await body(schema);
+        }
+        finally
+        {
+            Drop(schema);
+        }
+    }
+
     public static void Drop(string schema)
     {
         using var conn = new NpgsqlConnection(ConnectionString);

@@ -170,10 +170,8 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
     [Fact]
     public async Task The_key_an_earlier_build_gave_the_table_is_dropped()
     {
-        var old = PostgresSchema.NewName("oldkey");
-        try
+        await PostgresSchema.WithStoreSchemaAsync("oldkey", async old =>
         {
-            using (MartenStores.Create(PostgresSchema.ConnectionString, old)) { }
             await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
             await conn.OpenAsync();
             async Task<long> Keys()
@@ -188,11 +186,7 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
             Assert.Equal(1, await Keys());
             using (MartenStores.Create(PostgresSchema.ConnectionString, old)) { }
             Assert.Equal(0, await Keys());
-        }
-        finally
-        {
-            PostgresSchema.Drop(old);
-        }
+        });
     }
 
     /// <summary>Until the night of 2026-11-27 the table's index was on (run, vm, gpa_page): a store on a database an
@@ -200,10 +194,8 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
     [Fact]
     public async Task The_index_an_earlier_build_gave_the_table_is_replaced()
     {
-        var old = PostgresSchema.NewName("oldindex");
-        try
+        await PostgresSchema.WithStoreSchemaAsync("oldindex", async old =>
         {
-            using (MartenStores.Create(PostgresSchema.ConnectionString, old)) { }
             await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
             await conn.OpenAsync();
             async Task<List<string>> Indexes()
@@ -218,11 +210,7 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
                 await earlier.ExecuteNonQueryAsync();
             using (MartenStores.Create(PostgresSchema.ConnectionString, old)) { }
             Assert.Equal([$"CREATE INDEX {DecisionRows.RunIndexName} ON {old}.{DecisionRows.TableName} USING btree (run, global_seq, idx)"], await Indexes());
-        }
-        finally
-        {
-            PostgresSchema.Drop(old);
-        }
+        });
     }
 
     /// <summary>A run's history is read in the index's order: an index scan of the run's range, no sort.</summary>

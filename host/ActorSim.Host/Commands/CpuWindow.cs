@@ -7,7 +7,7 @@ namespace ActorSim.Host.Commands;
 /// <c>postgres</c>: backends, WAL writer, autovacuum). Which side is busy tells what limits a durable
 /// figure: the host, the database, or neither (both waiting on each other). A PostgreSQL process that
 /// exits inside the window takes its CPU time with it, so the database's figure is a lower bound; it
-/// is null where there is no <c>/proc</c> or no local PostgreSQL process.</summary>
+/// is null where there is no <c>/proc</c>, no local PostgreSQL process, or it was not asked for.</summary>
 internal sealed class CpuWindow
 {
     // /proc/PID/stat counts in USER_HZ, which is 100 on Linux's x86-64 and arm64 ABIs (sysconf(_SC_CLK_TCK)).
@@ -24,14 +24,15 @@ internal sealed class CpuWindow
         _started = Stopwatch.GetTimestamp();
     }
 
-    public static CpuWindow Start() => new(Process.GetCurrentProcess().TotalProcessorTime, PostgresTicks());
+    /// <param name="postgres">Whether to count PostgreSQL's processes too (a run on a database).</param>
+    public static CpuWindow Start(bool postgres) => new(Environment.CpuUsage.TotalTime, postgres ? PostgresTicks() : null);
 
     /// <summary>Cores used since <see cref="Start"/>: this process, and PostgreSQL's processes (those
     /// that started in the window counted whole).</summary>
     public (double Host, double? Postgres) Stop()
     {
         var seconds = Stopwatch.GetElapsedTime(_started).TotalSeconds;
-        var host = (Process.GetCurrentProcess().TotalProcessorTime - _host).TotalSeconds / seconds;
+        var host = (Environment.CpuUsage.TotalTime - _host).TotalSeconds / seconds;
         if (_postgres is null || PostgresTicks() is not { Count: > 0 } now) return (host, null);
         long ticks = 0;
         foreach (var (pid, t) in now) ticks += t - _postgres.GetValueOrDefault(pid);
