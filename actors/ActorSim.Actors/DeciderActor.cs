@@ -4,27 +4,43 @@ using Akka.Persistence;
 
 namespace ActorSim.Actors;
 
+/// <summary>When a decider actor saves its state as a snapshot.</summary>
+/// <param name="Every">A snapshot every this many events (0: never); recovery starts from the newest.</param>
+/// <param name="DropCoveredEvents">After a snapshot is saved, delete the events it covers from the
+/// journal, keeping only what recovery needs. For runs without a database only (the
+/// <see cref="InMemoryJournal"/>), where nothing reads the journal back but recovery and an
+/// ever-growing journal is memory that only grows; a database's journal is the run's record and
+/// keeps every event.</param>
+public readonly record struct SnapshotPolicy(int Every, bool DropCoveredEvents = false)
+{
+    public static readonly SnapshotPolicy Never = default;
+}
+
 /// <summary>A persistent actor that owns one decider's state: it persists the events a Decide
 /// returned, folds each into its state with the decider's Evolve, publishes it on the EventStream,
 /// and recovers by folding its journal. Subclasses stay thin: messages in, Decide, persist, tell.</summary>
 public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
 {
-    private readonly int _snapshotEvery;
+    private readonly SnapshotPolicy _snapshots;
     private long _sinceSnapshot;
 
-    /// <param name="snapshotEvery">Save the state as a snapshot every this many events (0: never);
-    /// recovery then starts from the newest snapshot.</param>
-    protected DeciderActor(string persistenceId, TState initial, int snapshotEvery = 0)
+    protected DeciderActor(string persistenceId, TState initial, SnapshotPolicy snapshots = default)
     {
         PersistenceId = persistenceId;
         State = initial;
-        _snapshotEvery = snapshotEvery;
+        _snapshots = snapshots;
         Recover<SnapshotOffer>(o => State = (TState)o.Snapshot);
         Recover<IDomainEvent>(e => State = Evolve(State, e));
-        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotSuccess>(s =>
+        {
+            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+            if (_snapshots.DropCoveredEvents) DeleteMessages(s.Metadata.SequenceNr);
+        });
         Command<SaveSnapshotFailure>(_ => { });
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(_ => { }); // kept, not lost: the next snapshot's delete covers them
     }
 
     public override string PersistenceId { get; }
@@ -128,10 +144,10 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
 
     private void Publish(IDomainEvent e) => Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
 
-    /// <summary>Counts one persisted event; true every <c>snapshotEvery</c> events.</summary>
+    /// <summary>Counts one persisted event; true every <see cref="SnapshotPolicy.Every"/> events.</summary>
     private bool SnapshotDue()
     {
-        if (_snapshotEvery <= 0 || ++_sinceSnapshot < _snapshotEvery) return false;
+        if (_snapshots.Every <= 0 || ++_sinceSnapshot < _snapshots.Every) return false;
         _sinceSnapshot = 0;
         return true;
     }

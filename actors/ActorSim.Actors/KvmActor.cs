@@ -30,7 +30,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
     /// once per batch. Started anew whenever the state is handed out (<see cref="HandOut"/>).</summary>
     private Stage2Edit _edit = new();
 
-    public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) : base(persistenceId, initial, snapshotEvery)
+    public KvmActor(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, SnapshotPolicy snapshots = default, string? testFault = null) : base(persistenceId, initial, snapshots)
     {
         _skipInvalidateRetry = testFault == "skip-invalidate-retry";
         _policy = policy;
@@ -57,8 +57,8 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         });
     }
 
-    public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0, string? testFault = null) =>
-        ActorProps.Of(() => new KvmActor(persistenceId, initial, policy, mm, snapshotEvery, testFault));
+    public static Props Props(string persistenceId, KvmVm initial, KernelPolicy policy, IActorRef mm, SnapshotPolicy snapshots = default, string? testFault = null) =>
+        ActorProps.Of(() => new KvmActor(persistenceId, initial, policy, mm, snapshots, testFault));
 
     protected override KvmVm Evolve(KvmVm state, IDomainEvent e) => KvmVmDecider.Evolve(state, e, _edit);
 

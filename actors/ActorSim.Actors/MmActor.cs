@@ -64,14 +64,14 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public ulong WaitingPfnHva;
     }
 
-    public MmActor(string persistenceId, KernelPolicy policy, int snapshotEvery = 0) : base(persistenceId, AddressSpace.Empty(policy.WordSize), snapshotEvery)
+    public MmActor(string persistenceId, KernelPolicy policy, SnapshotPolicy snapshots = default) : base(persistenceId, AddressSpace.Empty(policy.WordSize), snapshots)
     {
         _policy = policy;
         Ready();
     }
 
-    public static Props Props(string persistenceId, KernelPolicy policy, int snapshotEvery = 0) =>
-        ActorProps.Of(() => new MmActor(persistenceId, policy, snapshotEvery));
+    public static Props Props(string persistenceId, KernelPolicy policy, SnapshotPolicy snapshots = default) =>
+        ActorProps.Of(() => new MmActor(persistenceId, policy, snapshots));
 
     protected override AddressSpace Evolve(AddressSpace state, IDomainEvent e) => AddressSpaceDecider.Evolve(state, e);
 

@@ -6,16 +6,30 @@ using Akka.Configuration;
 
 namespace ActorSim.Actors;
 
-/// <param name="SnapshotEvery">Decider actors save a snapshot every this many events (0: never).</param>
+/// <param name="SnapshotEvery">Decider actors save a snapshot every this many events (0: never). Unset:
+/// never with a database's journal; every <see cref="InMemorySnapshotEvery"/> with the
+/// <see cref="InMemoryJournal"/>, which then keeps only the events after each actor's newest snapshot
+/// (<see cref="SnapshotPolicy.DropCoveredEvents"/>), so a long run without a database does not grow.</param>
 /// <param name="TestFault">Test-only fault switch that breaks a kernel mechanism on purpose, to prove
 /// the invariant checker catches it: "skip-invalidate-retry" installs faults that should have retried.</param>
 /// <param name="RegroupWait">Turns on the batchers' regrouping (<see cref="Stage2FaultBatcher"/>): how
 /// long a batch waits, at most, for the vCPUs the last batch answered. For closed-loop workloads (each
 /// vCPU faults again as soon as it is answered: the bench); off (null) by default — the seeded run's
 /// rounds, deterministic runs and scenarios.</param>
-public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int SnapshotEvery = 0, string? TestFault = null,
+public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int? SnapshotEvery = null, string? TestFault = null,
     TimeSpan? RegroupWait = null)
 {
+    /// <summary>Snapshots by default in memory: a snapshot there is a reference to the state (Akka's
+    /// in-memory snapshot store keeps the object), so this bounds the events kept per actor.</summary>
+    public const int InMemorySnapshotEvery = 1000;
+
+    /// <summary>The decider actors' snapshots with the journal <paramref name="system"/> is configured with.</summary>
+    public SnapshotPolicy Snapshots(ActorSystem system)
+    {
+        var inMemory = system.Settings.Config.GetString("akka.persistence.journal.plugin") == InMemoryJournal.PluginId;
+        return new SnapshotPolicy(SnapshotEvery ?? (inMemory ? InMemorySnapshotEvery : 0), DropCoveredEvents: inMemory);
+    }
+
     /// <summary>The regroup wait the bench runs with: short, as a fallback for vCPUs that do not fault
     /// again; in a closed loop the batch goes as soon as they are back.</summary>
     public static readonly TimeSpan DefaultRegroupWait = TimeSpan.FromMilliseconds(2);
@@ -59,15 +73,15 @@ public sealed class SimHost
     public string VmStream(string name) => $"{RunId}/kvm-{name}";
 
     /// <summary>HOCON for the actors: the in-memory journal (the Marten journal replaces it through
-    /// configuration), and in deterministic mode one dispatcher thread for every actor and the journal.</summary>
+    /// configuration) and Akka's in-memory snapshot store (it keeps the state object itself: a snapshot
+    /// costs a reference, see <see cref="DeciderActor{TState}.HandOut"/>), and in deterministic mode one
+    /// dispatcher thread for every actor and the journal.</summary>
     public static Config BaseConfig(bool deterministic)
     {
         var hocon = """
             akka.loglevel = WARNING
             akka.stdout-loglevel = WARNING
-            akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.local"
-            akka.persistence.snapshot-store.local.dir = "snapshots"
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
             """;
         if (deterministic)
             hocon += """
@@ -78,12 +92,11 @@ public sealed class SimHost
                   dedicated-thread-pool { thread-count = 1, threadtype = background }
                 }
                 akka.actor.internal-dispatcher = ${akka.actor.default-dispatcher}
-                akka.persistence.journal.inmem.plugin-dispatcher = "akka.actor.default-dispatcher"
                 akka.persistence.dispatchers.default-plugin-dispatcher = ${akka.actor.default-dispatcher}
                 akka.persistence.dispatchers.default-replay-dispatcher = ${akka.actor.default-dispatcher}
                 akka.persistence.dispatchers.default-stream-dispatcher = ${akka.actor.default-dispatcher}
                 """;
-        return ConfigurationFactory.ParseString(hocon);
+        return ConfigurationFactory.ParseString(hocon).WithFallback(InMemoryJournal.Config);
     }
 
     /// <summary>Creates the actors and wires them (devices registered with the mm, VMs subscribed to
@@ -92,20 +105,21 @@ public sealed class SimHost
         IReadOnlyList<VfioDevice> devices, IReadOnlyList<KvmVm> vms, SimHostOptions? options = null)
     {
         var h = new SimHost(system, runId, policy, options ?? new SimHostOptions());
+        var snapshots = h._options.Snapshots(system);
         var safe = Uri.EscapeDataString(runId);
         h.Checker = system.ActorOf(InvariantChecker.Props($"{runId}/invariants", policy, h.MmStream,
             devices.ToDictionary(d => h.DeviceStream(d.Name)), vms.ToDictionary(v => h.VmStream(v.Name))), $"checker-{safe}");
         await h.Checker.Ask<Violations>(new GetViolations(), h.Timeout); // subscribed before any event
-        h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy, h._options.SnapshotEvery), $"mm-{safe}");
+        h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy, snapshots), $"mm-{safe}");
         foreach (var d in devices)
         {
-            var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm, h._options.SnapshotEvery), $"vfio-{safe}-{d.Name}");
+            var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm, snapshots), $"vfio-{safe}-{d.Name}");
             h._devices[d.Name] = vfio;
             await h.Mm.Ask<MmResult>(new MmRegisterDevice(d.Name, vfio), h.Timeout);
         }
         foreach (var v in vms)
         {
-            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, h._options.SnapshotEvery, h._options.TestFault), $"kvm-{safe}-{v.Name}");
+            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, snapshots, h._options.TestFault), $"kvm-{safe}-{v.Name}");
             h._vms[v.Name] = kvm;
             h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity, h._options.RegroupWait), $"batcher-{safe}-{v.Name}");
             await h.Mm.Ask<MmResult>(new MmSubscribeNotifier(v.Name, kvm), h.Timeout);

@@ -23,15 +23,15 @@ public sealed class VfioActor : DeciderActor<VfioDevice>
     // pool would make the order of messages depend on timing).
     private readonly Queue<Action<MmResult>> _mmReplies = new();
 
-    public VfioActor(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) : base(persistenceId, initial, snapshotEvery)
+    public VfioActor(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm, SnapshotPolicy snapshots = default) : base(persistenceId, initial, snapshots)
     {
         _policy = policy;
         _mm = mm;
         Ready();
     }
 
-    public static Props Props(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm, int snapshotEvery = 0) =>
-        ActorProps.Of(() => new VfioActor(persistenceId, initial, policy, mm, snapshotEvery));
+    public static Props Props(string persistenceId, VfioDevice initial, KernelPolicy policy, IActorRef mm, SnapshotPolicy snapshots = default) =>
+        ActorProps.Of(() => new VfioActor(persistenceId, initial, policy, mm, snapshots));
 
     protected override VfioDevice Evolve(VfioDevice state, IDomainEvent e) => VfioDeviceDecider.Evolve(state, e);
 

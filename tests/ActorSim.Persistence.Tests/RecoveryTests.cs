@@ -74,4 +74,13 @@ public sealed class RecoveryTests(SchemaFixture schema) : IClassFixture<SchemaFi
         }
         await sys2.Terminate();
     }
+
+    [Fact]
+    public async Task With_the_Marten_journal_actors_keep_every_event_and_snapshot_only_when_asked()
+    {
+        using var sys = ActorSystem.Create("policy", ActorConfig());
+        Assert.Equal(SnapshotPolicy.Never, new SimHostOptions().Snapshots(sys));
+        Assert.Equal(new SnapshotPolicy(25, DropCoveredEvents: false), new SimHostOptions(SnapshotEvery: 25).Snapshots(sys));
+        await sys.Terminate();
+    }
 }

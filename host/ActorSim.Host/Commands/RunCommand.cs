@@ -90,7 +90,7 @@ public static class RunCommand
         var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
-            new SimHostOptions(SnapshotEvery: (int)a.GetLong("run", "--snapshot-every", 0), AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
+            new SimHostOptions(SnapshotEvery: a.Has("--snapshot-every") ? (int)a.GetLong("run", "--snapshot-every", 0) : null, AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
                 TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
         SeededWorkload workload;
         if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);

@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Persistence;
+using Akka.Persistence.Journal;
+
+namespace ActorSim.Actors;
+
+/// <summary>The journal of a run without a database: each persistence id's events in a list, in
+/// sequence order, kept as the objects they are (nothing is serialized).
+/// <para>Unlike Akka's <c>MemoryJournal</c>, deleting is cheap: <c>DeleteMessagesTo</c> drops the events
+/// from the front of the list (Akka's walks every sequence number from 1 and searches its linked list
+/// for each, so deleting after each snapshot of a long run grows quadratic). That is what lets an
+/// in-memory run keep only the events its newest snapshot does not cover
+/// (<see cref="SnapshotPolicy.DropCoveredEvents"/>), so its memory stays flat.</para>
+/// <para>A write must continue its stream: its first sequence number one past the highest written (or
+/// deleted); otherwise the call fails and writes nothing — as the Marten journal refuses a second
+/// writer of a stream.</para></summary>
+public sealed class InMemoryJournal : AsyncWriteJournal
+{
+    /// <summary>The plugin id <see cref="SimHost.BaseConfig"/> selects.</summary>
+    public const string PluginId = "akka.persistence.journal.actorsim-memory";
+
+    public static Config Config => ConfigurationFactory.ParseString($$"""
+        akka.persistence.journal.plugin = "{{PluginId}}"
+        {{PluginId}} {
+          class = "ActorSim.Actors.InMemoryJournal, ActorSim.Actors"
+          plugin-dispatcher = "akka.actor.default-dispatcher"
+        }
+        """);
+
+    private sealed class Stream
+    {
+        public readonly List<IPersistentRepresentation> Events = [];
+        public int Head;      // Events[..Head] are deleted (null)
+        public long Highest;  // highest sequence number written, kept after deletes
+    }
+
+    private readonly ConcurrentDictionary<string, Stream> _streams = new(StringComparer.Ordinal);
+
+    private Stream For(string persistenceId) => _streams.GetOrAdd(persistenceId, _ => new Stream());
+
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    {
+        foreach (var write in messages)
+        {
+            var events = (IImmutableList<IPersistentRepresentation>)write.Payload;
+            var stream = For(write.PersistenceId);
+            lock (stream)
+            {
+                if (write.LowestSequenceNr != stream.Highest + 1)
+                    return Task.FromException<IImmutableList<Exception?>>(new InvalidOperationException(
+                        $"{write.PersistenceId}: a write from sequence number {write.LowestSequenceNr}, but the stream is at {stream.Highest}"));
+                stream.Events.AddRange(events);
+                stream.Highest = write.HighestSequenceNr;
+            }
+        }
+        return Task.FromResult<IImmutableList<Exception?>>(null!); // every write succeeded
+    }
+
+    public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
+    {
+        if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
+        IPersistentRepresentation[] replayed;
+        lock (stream)
+        {
+            var from = FirstAtOrAfter(stream, fromSequenceNr);
+            var taken = new List<IPersistentRepresentation>();
+            for (var i = from; i < stream.Events.Count && taken.Count < max && stream.Events[i].SequenceNr <= toSequenceNr; i++)
+                taken.Add(stream.Events[i]);
+            replayed = [.. taken];
+        }
+        foreach (var e in replayed) recoveryCallback(e);
+        return Task.CompletedTask;
+    }
+
+    public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
+    {
+        if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.FromResult(0L);
+        lock (stream) return Task.FromResult(stream.Highest);
+    }
+
+    protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
+    {
+        if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
+        lock (stream)
+        {
+            var events = stream.Events;
+            while (stream.Head < events.Count && events[stream.Head].SequenceNr <= toSequenceNr) events[stream.Head++] = null!;
+            // Give the list's front back once it is most of the list.
+            if (stream.Head > 1024 && stream.Head * 2 > events.Count)
+            {
+                events.RemoveRange(0, stream.Head);
+                stream.Head = 0;
+            }
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The index of the first event kept with a sequence number at or after <paramref name="seq"/>
+    /// (sequence numbers rise along the list; a rejected write leaves a gap).</summary>
+    private static int FirstAtOrAfter(Stream stream, long seq)
+    {
+        int lo = stream.Head, hi = stream.Events.Count;
+        while (lo < hi)
+        {
+            var mid = lo + (hi - lo) / 2;
+            if (stream.Events[mid].SequenceNr < seq) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+}
