@@ -83,6 +83,17 @@ public sealed record KvmFaultBatchResult(long BatchId, AccessResult[] Results);
 public sealed record VcpuRunAccess(ulong Gpa, AccessOp Op);
 public sealed record VcpuAccessDone(ulong Gpa, AccessOp Op, AccessResult Result);
 
+/// <summary>Run <paramref name="Count"/> guest accesses on this vCPU, at <paramref name="Gpa"/> and every
+/// <paramref name="Stride"/> bytes after it, each as soon as the last one's fault is answered, until
+/// all ran or <paramref name="Until"/> (UTC) has passed; the reply is <see cref="VcpuSequenceDone"/>.
+/// Each access's decision is an event like any other (journal, EventStream).</summary>
+public sealed record VcpuRunSequence(ulong Gpa, ulong Stride, long Count, AccessOp Op, DateTime? Until = null);
+
+/// <param name="Accesses">How many ran.</param>
+/// <param name="LatencyTicks">Each access's time from its guest abort to its answer, in
+/// <see cref="System.Diagnostics.Stopwatch"/> ticks, in order.</param>
+public sealed record VcpuSequenceDone(long Accesses, long[] LatencyTicks);
+
 // ---- invariant checker ----
 public sealed record InvariantViolated(long Seq, string Stream, Domain.Invariants.Violation Violation);
 public sealed record GetViolations;

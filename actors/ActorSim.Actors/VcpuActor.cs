@@ -1,22 +1,38 @@
+using ActorSim.Domain.Kvm;
+using System.Diagnostics;
 using Akka.Actor;
 
 namespace ActorSim.Actors;
 
 /// <summary>A vCPU: runs guest accesses one at a time, as a real vCPU has at most one fault
 /// outstanding. Each access goes to the VM's batcher as a <see cref="GuestAbort"/>; a rejection
-/// (batcher full) is retried after a short back-off.</summary>
+/// (batcher full) is retried after a short back-off. It runs one access (<see cref="VcpuRunAccess"/>)
+/// or a sequence of them (<see cref="VcpuRunSequence"/>: the next abort leaves as soon as the last is
+/// answered, as KVM_RUN keeps a vCPU in the guest across stage-2 faults without a return to user
+/// space); what arrives meanwhile waits its turn.</summary>
 public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
 {
     private readonly int _index;
     private readonly IActorRef _batcher;
     private readonly TimeSpan _backoff;
     private long _nextId;
-    private (long Id, VcpuRunAccess Access, IActorRef ReplyTo)? _current;
+    private (long Id, ulong Gpa, AccessOp Op)? _abort;           // the guest abort in flight
+    private (VcpuRunAccess Access, IActorRef ReplyTo)? _access;  // a single access being run
+    private Sequence? _sequence;                                  // or a sequence
 
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed record RetryAbort(long Id);
+
+    private sealed class Sequence(VcpuRunSequence run, IActorRef replyTo)
+    {
+        public readonly VcpuRunSequence Run = run;
+        public readonly IActorRef ReplyTo = replyTo;
+        public readonly List<long> LatencyTicks = [];
+        public long Done;
+        public long SentAt;
+    }
 
     public VcpuActor(int index, IActorRef batcher, TimeSpan backoff)
     {
@@ -24,36 +40,83 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         _batcher = batcher;
         _backoff = backoff;
         Receive<VcpuRunAccess>(OnRun);
+        Receive<VcpuRunSequence>(OnRunSequence);
         Receive<GuestAbortCompleted>(OnCompleted);
         Receive<GuestAbortRejected>(r => Timers.StartSingleTimer("retry", new RetryAbort(r.Id), _backoff));
         Receive<RetryAbort>(r =>
         {
-            if (_current is { } c && c.Id == r.Id) Send(c.Id, c.Access);
+            if (_abort is { } a && a.Id == r.Id) Send(a.Id, a.Gpa, a.Op);
         });
     }
 
     public static Props Props(int index, IActorRef batcher, TimeSpan? backoff = null) =>
         ActorProps.Of(() => new VcpuActor(index, batcher, backoff ?? TimeSpan.FromMilliseconds(1)));
 
+    private bool Busy => _access is not null || _sequence is not null;
+
     private void OnRun(VcpuRunAccess m)
     {
-        if (_current is not null)
+        if (Busy)
         {
             Stash.Stash();
             return;
         }
-        var id = ++_nextId;
-        _current = (id, m, Sender);
-        Send(id, m);
+        _access = (m, Sender);
+        Abort(m.Gpa, m.Op);
     }
 
-    private void Send(long id, VcpuRunAccess m) => _batcher.Tell(new GuestAbort(id, _index, m.Gpa, m.Op, Self));
+    private void OnRunSequence(VcpuRunSequence m)
+    {
+        if (Busy)
+        {
+            Stash.Stash();
+            return;
+        }
+        if (m.Count <= 0)
+        {
+            Sender.Tell(new VcpuSequenceDone(0, []));
+            return;
+        }
+        _sequence = new Sequence(m, Sender);
+        NextOfSequence(_sequence);
+    }
+
+    private void NextOfSequence(Sequence s)
+    {
+        s.SentAt = Stopwatch.GetTimestamp();
+        Abort(s.Run.Gpa + (ulong)s.Done * s.Run.Stride, s.Run.Op);
+    }
+
+    private void Abort(ulong gpa, AccessOp op)
+    {
+        var id = ++_nextId;
+        _abort = (id, gpa, op);
+        Send(id, gpa, op);
+    }
+
+    private void Send(long id, ulong gpa, AccessOp op) => _batcher.Tell(new GuestAbort(id, _index, gpa, op, Self));
 
     private void OnCompleted(GuestAbortCompleted c)
     {
-        if (_current is not { } cur || cur.Id != c.Id) return;
-        _current = null;
-        cur.ReplyTo.Tell(new VcpuAccessDone(cur.Access.Gpa, cur.Access.Op, c.Result));
-        Stash.Unstash();
+        if (_abort is not { } a || a.Id != c.Id) return;
+        _abort = null;
+        if (_access is { } x)
+        {
+            _access = null;
+            x.ReplyTo.Tell(new VcpuAccessDone(x.Access.Gpa, x.Access.Op, c.Result));
+            Stash.Unstash();
+        }
+        else if (_sequence is { } s)
+        {
+            s.LatencyTicks.Add(Stopwatch.GetTimestamp() - s.SentAt);
+            s.Done++;
+            if (s.Done < s.Run.Count && (s.Run.Until is not { } until || DateTime.UtcNow < until)) NextOfSequence(s);
+            else
+            {
+                _sequence = null;
+                s.ReplyTo.Tell(new VcpuSequenceDone(s.Done, [.. s.LatencyTicks]));
+                Stash.Unstash();
+            }
+        }
     }
 }

@@ -24,43 +24,6 @@ public static class BenchCommand
     private const ulong RamGpa = 0x4000_0000UL;
     private const ulong RamSize = 4UL << 30; // 1 M pages per VM: every access faults on a fresh page
 
-    /// <summary>Closed loop for one vCPU: the next access as soon as the last one is answered.</summary>
-    private sealed class Loop : ReceiveActor
-    {
-        public sealed record Start(DateTime Until);
-        public sealed record Result(long Faults, long[] LatencyTicks);
-        private readonly IActorRef _vcpu;
-        private ulong _next;
-        private readonly ulong _end;
-        private long _count;
-        private long _sent;
-        private DateTime _until;
-        private IActorRef _replyTo = ActorRefs.Nobody;
-        private readonly List<long> _latency = [];
-
-        public Loop(IActorRef vcpu, ulong start, ulong end)
-        {
-            _vcpu = vcpu;
-            _next = start;
-            _end = end;
-            Receive<Start>(s => { _until = s.Until; _replyTo = Sender; Send(); });
-            Receive<VcpuAccessDone>(d =>
-            {
-                _count++;
-                _latency.Add(Stopwatch.GetTimestamp() - _sent);
-                if (DateTime.UtcNow >= _until || _next >= _end) _replyTo.Tell(new Result(_count, [.. _latency]));
-                else Send();
-            });
-        }
-
-        private void Send()
-        {
-            _sent = Stopwatch.GetTimestamp();
-            _vcpu.Tell(new VcpuRunAccess(_next, AccessOp.Read));
-            _next += PageGeometry.PageSize;
-        }
-    }
-
     /// <summary>A persistent actor writing in a closed loop: <c>batch</c> events per write (<c>Persist</c>
     /// for one, <c>PersistAll</c> for more), the next write once the last is durable.</summary>
     private sealed class Writer : Akka.Persistence.ReceivePersistentActor
@@ -160,7 +123,7 @@ public static class BenchCommand
     }
 
     /// <summary><paramref name="AllocatedPerFault"/>: bytes the whole process allocated in the measured
-    /// window per fault (actors, journal, checker, the bench's own loops); <paramref name="GcPaused"/>:
+    /// window per fault (actors, journal, checker, the vCPUs' latency lists); <paramref name="GcPaused"/>:
     /// the share of the window the runtime spent with threads paused for garbage collection
     /// (<c>GC.GetTotalPauseDuration</c>; background collections' concurrent work is not counted).
     /// </summary>
@@ -199,7 +162,7 @@ public static class BenchCommand
         using var system = ActorSystem.Create("bench", config);
         var run = $"bench-{Guid.NewGuid():N}";
         var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch, RegroupWait: SimHostOptions.DefaultRegroupWait));
-        var loops = new List<IActorRef>();
+        var vcpuRuns = new List<(IActorRef Vcpu, ulong Start, long Pages)>();
         for (var v = 1; v <= vms; v++)
         {
             var ram = await host.Ask<MmResult>(host.Mm, new MmMapRam(RamSize, null));
@@ -208,8 +171,7 @@ public static class BenchCommand
             for (var c = 0; c < vcpus; c++)
             {
                 var start = RamGpa + (ulong)c * share;
-                var vcpu = host.Vcpu($"vm{v}", c);
-                loops.Add(system.ActorOf(ActorProps.Of(() => new Loop(vcpu, start, start + share))));
+                vcpuRuns.Add((host.Vcpu($"vm{v}", c), start, (long)(share / PageGeometry.PageSize)));
             }
         }
         var allocated = GC.GetTotalAllocatedBytes(precise: false);
@@ -217,12 +179,14 @@ public static class BenchCommand
         var cpu = CpuWindow.Start(postgres: connectionString is not null);
         var clock = Stopwatch.StartNew();
         var until = DateTime.UtcNow + duration;
-        var results = await Task.WhenAll(loops.Select(l => l.Ask<Loop.Result>(new Loop.Start(until), duration + TimeSpan.FromMinutes(2))));
+        // A closed loop per vCPU: each runs its own pages, the next access as soon as the last is answered.
+        var results = await Task.WhenAll(vcpuRuns.Select(r => r.Vcpu.Ask<VcpuSequenceDone>(
+            new VcpuRunSequence(r.Start, PageGeometry.PageSize, r.Pages, AccessOp.Read, until), duration + TimeSpan.FromMinutes(2))));
         var seconds = clock.Elapsed.TotalSeconds;
         var cores = cpu.Stop();
         allocated = GC.GetTotalAllocatedBytes(precise: false) - allocated;
         paused = GC.GetTotalPauseDuration() - paused;
-        var faults = results.Sum(r => r.Faults);
+        var faults = results.Sum(r => r.Accesses);
         JournalStats? journal = null;
         if (connectionString is not null && !akkaSql)
             journal = await Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Ask<JournalStats>(GetJournalStats.Instance, TimeSpan.FromSeconds(10));
