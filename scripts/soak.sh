@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Soak test (not in CI): runs the host for DURATION (default 10m) on the local database and samples
-# its resident memory every 10 s. After a warm-up (first third), RSS must stay within 10 % of its
-# post-warm-up median. Prints the samples and a verdict; exit 1 if the bound is broken.
+# Soak test (not in CI): runs the host for DURATION (default 10m) on the local database, or with
+# --in-memory (second argument) without one, and samples its resident memory every 10 s. After a
+# warm-up (first third), RSS must stay within 10 % of its post-warm-up median. Prints the samples and
+# a verdict; exit 1 if the bound is broken.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 duration=${1:-10m}
-scripts/pg.sh start >/dev/null
-export ACTORSIM_DB=${ACTORSIM_DB:-$(scripts/pg.sh url)}
+mode=${2:-}
+case "$mode" in
+  --in-memory) store=(--in-memory) ;;
+  "") scripts/pg.sh start >/dev/null
+      export ACTORSIM_DB=${ACTORSIM_DB:-$(scripts/pg.sh url)}
+      store=() ;;
+  *) echo "usage: scripts/soak.sh [DURATION] [--in-memory]" >&2; exit 2 ;;
+esac
 dotnet build host/ActorSim.Host -c Release -nologo -v q >/dev/null
 out=$(mktemp)
-dotnet host/ActorSim.Host/bin/Release/net10.0/actorsim.dll run --duration "$duration" --seed 42 >"$out" 2>&1 &
+dotnet host/ActorSim.Host/bin/Release/net10.0/actorsim.dll run --duration "$duration" --seed 42 "${store[@]}" >"$out" 2>&1 &
 pid=$!
 samples=()
 t=0
