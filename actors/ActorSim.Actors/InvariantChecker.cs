@@ -25,6 +25,10 @@ public sealed class InvariantChecker : ReceivePersistentActor
     // One stage-2 edit per VM replica, kept for the checker's life: the replicas never leave it, so
     // their nodes are changed in place after the first copy (Stage2Edit).
     private readonly Dictionary<string, Stage2Edit> _edits = [];
+    // Per VM, the base IPAs of the leaves it installed over device memory (a pfn outside RAM), so a
+    // device that stops decoding rechecks those and not every leaf. Only faults install leaves; an
+    // entry whose leaf has gone is dropped when next looked at.
+    private readonly Dictionary<string, HashSet<ulong>> _deviceLeaves = [];
     private readonly List<InvariantViolated> _violations = [];
     private readonly HashSet<string> _reported = [];
     private AddressSpace _mm;
@@ -42,7 +46,12 @@ public sealed class InvariantChecker : ReceivePersistentActor
         _mmStream = mmStream;
         _mm = AddressSpace.Empty(policy.WordSize);
         foreach (var (stream, d) in devices) { _streamToDevice[stream] = d.Name; _devices[d.Name] = d; }
-        foreach (var (stream, v) in vms) { _streamToVm[stream] = v.Name; _vms[v.Name] = v; }
+        foreach (var (stream, v) in vms)
+        {
+            _streamToVm[stream] = v.Name;
+            _vms[v.Name] = v;
+            _deviceLeaves[v.Name] = [.. v.Stage2.Leaves.Where(l => !PhysMap.PfnIsMapMemory(l.Pfn)).Select(l => l.Gpa)];
+        }
         Command<DomainEventPublished>(p => { if (p.Stream != PersistenceId) OnEvent(p); });
         Command<GetViolations>(_ => Sender.Tell(new Violations([.. _violations], _seq)));
         Command<CheckerWarmUp>(w =>
@@ -68,22 +77,40 @@ public sealed class InvariantChecker : ReceivePersistentActor
         var seq = ++_seq;
         Fold(p.Stream, p.Event);
         foreach (var v in Invariants.CheckEvent(p.Event)) Report(seq, p.Stream, v);
-        // State predicates, incrementally: every leaf after an event that can take something away
-        // from a mapping, else only the leaf a fault just installed (Invariants.NeedsFullCheck).
+        // State predicates, incrementally: after an event that can take something away from a mapping
+        // (Invariants.NeedsFullCheck) the leaves it can reach — those over the user range it changed, or
+        // those over device memory when a device stops decoding, or every leaf after a memslot change —
+        // else only the leaf a fault just installed. What the others showed cannot have changed.
         var view = new SystemView(_policy, _mm, _devices, _vms);
-        IReadOnlyList<Violation> state;
-        if (Invariants.NeedsFullCheck(p.Event)) state = Invariants.CheckState(view);
-        else
+        var state = new List<Violation>();
+        switch (p.Event)
         {
-            // The leaves the event's decisions installed, as they stand after the whole event.
-            var found = new List<Violation>();
-            foreach (var d in DecisionEvents.Of(p.Event))
-                if (d.Outcome.Leaf is { } leaf && _vms.TryGetValue(d.Inputs.Vm, out var vm) && vm.Stage2.Lookup(leaf.Gpa) is { } now)
-                    Invariants.CheckLeaf(view, vm, now, found);
-            state = found;
+            case VmaRangeUnmapped u: Invariants.CheckUserRange(view, u.Start, u.End, state); break;
+            case VmaProtectionChanged c: Invariants.CheckUserRange(view, c.Start, c.End, state); break;
+            case UserPtesZapped z: Invariants.CheckUserRange(view, z.Start, z.End, state); break;
+            case VfioMemoryToggled { Enabled: false } or VfioPowerStateChanged: CheckDeviceLeaves(view, state); break;
+            case var e when Invariants.NeedsFullCheck(e): state.AddRange(Invariants.CheckState(view)); break;
+            default:
+                // The leaves the event's decisions installed, as they stand after the whole event.
+                foreach (var d in DecisionEvents.Of(p.Event))
+                    if (d.Outcome.Leaf is { } leaf && _vms.TryGetValue(d.Inputs.Vm, out var vm) && vm.Stage2.Lookup(leaf.Gpa) is { } now)
+                        Invariants.CheckLeaf(view, vm, now, state);
+                break;
         }
         foreach (var v in state)
             if (_reported.Add(v.ToString())) Report(seq, p.Stream, v); // a lasting bad state is reported once
+    }
+
+    /// <summary>A device's memory stopped decoding (I6 looks at the device a leaf's pfn belongs to):
+    /// the leaves over device memory, in every VM.</summary>
+    private void CheckDeviceLeaves(SystemView view, List<Violation> found)
+    {
+        foreach (var (name, gpas) in _deviceLeaves)
+        {
+            var vm = _vms[name];
+            gpas.RemoveWhere(gpa => vm.Stage2.Lookup(gpa) is not { } l || l.Gpa != gpa || PhysMap.PfnIsMapMemory(l.Pfn));
+            foreach (var gpa in gpas) Invariants.CheckLeaf(view, vm, vm.Stage2.Lookup(gpa)!.Value, found);
+        }
     }
 
     private void Report(long seq, string stream, Violation v)
@@ -105,6 +132,8 @@ public sealed class InvariantChecker : ReceivePersistentActor
         {
             if (!_edits.TryGetValue(v, out var edit)) _edits[v] = edit = new Stage2Edit();
             _vms[v] = KvmVmDecider.Evolve(_vms[v], e, edit);
+            foreach (var r in DecisionEvents.Of(e))
+                if (r.Outcome.Leaf is { } leaf && !PhysMap.PfnIsMapMemory(leaf.Pfn)) _deviceLeaves[v].Add(leaf.Gpa);
         }
     }
 }

@@ -223,6 +223,32 @@ public class InvariantCheckerTests
     }
 
     [Fact]
+    public void After_PTEs_are_zapped_the_leaves_over_that_user_range_are_checked_and_no_others()
+    {
+        var k = WithGpuAndVm(Policy("6.9"), out var ramHva);
+        const ulong far = 512 * MiB;
+        k.Access("vm1", 0, RamGpa, AccessOp.Write);
+        k.Access("vm1", 0, RamGpa + far, AccessOp.Write);
+        // Both user pages zapped, the leaves left, as a kernel that skipped the notifier would leave them.
+        var mm = AddressSpaceDecider.Evolve(AddressSpaceDecider.Evolve(k.Mm, new UserPtesZapped(ramHva, ramHva + 0x1000)),
+            new UserPtesZapped(ramHva + far, ramHva + far + 0x1000));
+        var view = k.View with { Mm = mm };
+        string[] Found(Action<List<Violation>> check)
+        {
+            var found = new List<Violation>();
+            check(found);
+            return [.. found.Select(v => v.ToString()).Order()];
+        }
+        var everything = Found(f => f.AddRange(Invariants.Invariants.CheckState(view)));
+        Assert.Equal(2, everything.Count(v => v.StartsWith("I4")));
+        // The range over both: what the whole check finds. Over one: that leaf's.
+        Assert.Equal(everything, Found(f => Invariants.Invariants.CheckUserRange(view, ramHva, ramHva + far + 0x1000, f)));
+        var first = Assert.Single(Found(f => Invariants.Invariants.CheckUserRange(view, ramHva, ramHva + 0x1000, f)));
+        Assert.Contains($"gpa 0x{RamGpa:x}", first);
+        Assert.Empty(Found(f => Invariants.Invariants.CheckUserRange(view, ramHva + 0x1000, ramHva + far, f)));
+    }
+
+    [Fact]
     public void Dirty_logging_over_PFNMAP_is_reported_as_I8()
     {
         var e = new MemslotSet("vm1", new Memslot(1, 0, 0x1000, 0x1000, MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES), MemslotChange.Create,

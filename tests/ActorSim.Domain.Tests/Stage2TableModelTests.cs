@@ -49,6 +49,20 @@ public class Stage2TableModelTests
     }
 
     [Fact]
+    public void The_leaves_in_a_range_are_those_of_the_list_that_overlap_it()
+    {
+        // Ranges from a few pages to several PUDs, starting inside blocks, at bases and between them.
+        Gen.Select(GenLeaf.Array[0, 60], GenLeaf, Gen.Int[-600, 600], Gen.ULong[1, 3UL << 30]).Sample((leaves, at, shift, length) =>
+        {
+            var t = leaves.Aggregate(Stage2Table.Empty, (x, l) => x.Install(l));
+            var start = (ulong)((long)at.Gpa + shift * (long)PageGeometry.PageSize);
+            var end = start + length;
+            var expected = t.Leaves.Where(l => l.Gpa < end && l.EndGpa > start);
+            return t.LeavesIn(start, end).SequenceEqual(expected) && t.LeavesIn(start, start).Count == 0;
+        });
+    }
+
+    [Fact]
     public void Changes_sharing_an_edit_give_the_same_table_and_leave_the_one_they_started_from_as_it_was()
     {
         // A table built without edits, then the same random changes applied twice: one by one without

@@ -27,11 +27,34 @@ public static class Invariants
         foreach (var vm in v.Vms.Values)
             foreach (var leaf in vm.Stage2.Leaves)
                 CheckLeaf(v, vm, leaf, found);
-        // I12: the flag is VM_NONE on 32-bit.
+        CheckVmaFlags(v, found);
+        return found;
+    }
+
+    /// <summary>I12: the flag is VM_NONE on 32-bit.</summary>
+    public static void CheckVmaFlags(SystemView v, List<Violation> found)
+    {
         if (v.Policy.WordSize == WordSize.Bits32)
             foreach (var vma in v.Mm.Vmas.Where(x => ((ulong)x.Flags & (1UL << 39)) != 0))
                 found.Add(new("I12", $"VMA 0x{vma.Start:x} has bit 39 on a 32-bit kernel"));
-        return found;
+    }
+
+    /// <summary>The state predicates after a change to user mappings of [start, end) (munmap, mprotect,
+    /// zapped PTEs): what <see cref="CheckState"/> finds there, from only the leaves that can see it — in
+    /// each VM, those overlapping the IPA range of each memslot over that user range (a leaf's I4 and I11
+    /// look at the user mapping of its own first page through its memslot; nothing outside the range
+    /// changed) — instead of every leaf of every VM, whose number only grows in a long run.</summary>
+    public static void CheckUserRange(SystemView v, ulong start, ulong end, List<Violation> found)
+    {
+        foreach (var vm in v.Vms.Values)
+            foreach (var (_, slot) in vm.Memslots)
+            {
+                if (!slot.OverlapsHva(start, end)) continue;
+                var from = slot.BaseGpa + (Math.Max(start, slot.UserspaceAddr) - slot.UserspaceAddr);
+                var to = slot.BaseGpa + (Math.Min(end, slot.UserspaceAddr + slot.Size) - slot.UserspaceAddr);
+                foreach (var leaf in vm.Stage2.LeavesIn(from, to)) CheckLeaf(v, vm, leaf, found);
+            }
+        CheckVmaFlags(v, found);
     }
 
     /// <summary>Can this event break a state predicate of a leaf it did not install? Only changes that

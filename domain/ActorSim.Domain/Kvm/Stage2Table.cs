@@ -85,6 +85,39 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
                 foreach (var l in Walk(child, level - 1)) yield return l;
     }
 
+    /// <summary>Every leaf overlapping [start, end), in IPA order: those whose base lies in the range,
+    /// and a PMD or PUD block that starts below it and reaches into it (as <see cref="Unmap"/> sees them).
+    /// Visits only the subtrees the range reaches.</summary>
+    public List<Stage2Leaf> LeavesIn(ulong start, ulong end)
+    {
+        var found = new List<Stage2Leaf>();
+        if (_root is null || start >= end) return found;
+        // A block that reaches in starts at most a PUD below start; its base is then PUD-aligned.
+        var first = AlignDown(start, PudSize) >> PageShift;
+        var last = ((end - 1) >> PageShift) + 1;
+        Collect(_root, _height, 0, first, last, found);
+        found.RemoveAll(l => l.EndGpa <= start);
+        return found;
+    }
+
+    private static void Collect(Node n, int level, ulong nodeBase, ulong first, ulong last, List<Stage2Leaf> found)
+    {
+        var span = 1UL << (Bits * (level + 1));
+        if (last <= nodeBase || first >= nodeBase + span) return;
+        if (n is Chunk c)
+        {
+            var from = (int)(Math.Max(first, nodeBase) - nodeBase);
+            var to = (int)(Math.Min(last, nodeBase + span) - nodeBase);
+            for (var i = from; i < to; i++)
+                if (c.Slots[i].Level != 0) found.Add(c.Slots[i]);
+            return;
+        }
+        var childSpan = span / Width;
+        var children = ((Inner)n).Children;
+        for (var i = 0; i < Width; i++)
+            if (children[i] is { } child) Collect(child, level - 1, nodeBase + (ulong)i * childSpan, first, last, found);
+    }
+
     private static int Index(ulong page, int level) => (int)((page >> (Bits * level)) & Mask);
     private static bool Covers(int height, ulong page) => height * Bits + Bits >= 64 || page >> (Bits * (height + 1)) == 0;
 
