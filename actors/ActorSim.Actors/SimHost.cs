@@ -19,8 +19,8 @@ namespace ActorSim.Actors;
 public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int? SnapshotEvery = null, string? TestFault = null,
     TimeSpan? RegroupWait = null)
 {
-    /// <summary>Snapshots by default in memory: a snapshot there is a reference to the state (Akka's
-    /// in-memory snapshot store keeps the object), so this bounds the events kept per actor.</summary>
+    /// <summary>Snapshots by default in memory: a snapshot there is a reference to the state
+    /// (<see cref="InMemorySnapshotStore"/>), so this bounds the events kept per actor.</summary>
     public const int InMemorySnapshotEvery = 1000;
 
     /// <summary>The decider actors' snapshots with the journal <paramref name="system"/> is configured with.</summary>
@@ -73,7 +73,7 @@ public sealed class SimHost
     public string VmStream(string name) => $"{RunId}/kvm-{name}";
 
     /// <summary>HOCON for the actors: the in-memory journal (the Marten journal replaces it through
-    /// configuration) and Akka's in-memory snapshot store (it keeps the state object itself: a snapshot
+    /// configuration) and the in-memory snapshot store (<see cref="InMemorySnapshotStore"/>: a snapshot
     /// costs a reference, see <see cref="DeciderActor{TState}.HandOut"/>), and in deterministic mode one
     /// dispatcher thread for every actor and the journal.</summary>
     public static Config BaseConfig(bool deterministic)
@@ -81,7 +81,6 @@ public sealed class SimHost
         var hocon = """
             akka.loglevel = WARNING
             akka.stdout-loglevel = WARNING
-            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
             """;
         if (deterministic)
             hocon += """
@@ -96,7 +95,7 @@ public sealed class SimHost
                 akka.persistence.dispatchers.default-replay-dispatcher = ${akka.actor.default-dispatcher}
                 akka.persistence.dispatchers.default-stream-dispatcher = ${akka.actor.default-dispatcher}
                 """;
-        return ConfigurationFactory.ParseString(hocon).WithFallback(InMemoryJournal.Config);
+        return ConfigurationFactory.ParseString(hocon).WithFallback(InMemoryJournal.Config).WithFallback(InMemorySnapshotStore.Config);
     }
 
     /// <summary>Creates the actors and wires them (devices registered with the mm, VMs subscribed to
