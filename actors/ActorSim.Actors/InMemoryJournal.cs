@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Configuration;
@@ -37,22 +36,34 @@ public sealed class InMemoryJournal : AsyncWriteJournal
         public long Highest;  // highest sequence number written, kept after deletes
     }
 
-    private readonly ConcurrentDictionary<string, Stream> _streams = new(StringComparer.Ordinal);
+    // One lock for every stream: writes come from the journal actor, replays may run beside them.
+    private readonly Dictionary<string, Stream> _streams = new(StringComparer.Ordinal);
 
-    private Stream For(string persistenceId) => _streams.GetOrAdd(persistenceId, _ => new Stream());
+    private Stream For(string persistenceId)
+    {
+        if (!_streams.TryGetValue(persistenceId, out var s)) _streams[persistenceId] = s = new Stream();
+        return s;
+    }
 
     protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
     {
-        foreach (var write in messages)
+        var writes = messages.ToArray();
+        lock (_streams)
         {
-            var events = (IImmutableList<IPersistentRepresentation>)write.Payload;
-            var stream = For(write.PersistenceId);
-            lock (stream)
+            // Every write checked before any is kept: a failed call writes nothing.
+            var next = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (var write in writes)
             {
-                if (write.LowestSequenceNr != stream.Highest + 1)
+                var expected = next.TryGetValue(write.PersistenceId, out var n) ? n : For(write.PersistenceId).Highest + 1;
+                if (write.LowestSequenceNr != expected)
                     return Task.FromException<IImmutableList<Exception?>>(new InvalidOperationException(
-                        $"{write.PersistenceId}: a write from sequence number {write.LowestSequenceNr}, but the stream is at {stream.Highest}"));
-                stream.Events.AddRange(events);
+                        $"{write.PersistenceId}: a write from sequence number {write.LowestSequenceNr}, but the stream is at {expected - 1}"));
+                next[write.PersistenceId] = write.HighestSequenceNr + 1;
+            }
+            foreach (var write in writes)
+            {
+                var stream = For(write.PersistenceId);
+                stream.Events.AddRange((IImmutableList<IPersistentRepresentation>)write.Payload);
                 stream.Highest = write.HighestSequenceNr;
             }
         }
@@ -61,10 +72,10 @@ public sealed class InMemoryJournal : AsyncWriteJournal
 
     public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
     {
-        if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
         IPersistentRepresentation[] replayed;
-        lock (stream)
+        lock (_streams)
         {
+            if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
             var from = FirstAtOrAfter(stream, fromSequenceNr);
             var taken = new List<IPersistentRepresentation>();
             for (var i = from; i < stream.Events.Count && taken.Count < max && stream.Events[i].SequenceNr <= toSequenceNr; i++)
@@ -77,15 +88,14 @@ public sealed class InMemoryJournal : AsyncWriteJournal
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
     {
-        if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.FromResult(0L);
-        lock (stream) return Task.FromResult(stream.Highest);
+        lock (_streams) return Task.FromResult(_streams.TryGetValue(persistenceId, out var stream) ? stream.Highest : 0L);
     }
 
     protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
     {
-        if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
-        lock (stream)
+        lock (_streams)
         {
+            if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
             var events = stream.Events;
             while (stream.Head < events.Count && events[stream.Head].SequenceNr <= toSequenceNr) events[stream.Head++] = null!;
             // Give the list's front back once it is most of the list.

@@ -229,6 +229,17 @@ public sealed class InMemoryJournalSpec() : JournalSpec(ActorSim.Actors.InMemory
     protected override bool Serializes => false;
 
     [Fact]
+    public void A_call_with_a_write_that_does_not_continue_its_stream_writes_nothing()
+    {
+        var probe = CreateTestProbe();
+        Journal.Tell(new WriteMessages([Write(Pid, 6, "a-6", WriterGuid), Write(Pid, 8, "a-8", WriterGuid)], probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesFailed>(TimeSpan.FromSeconds(20));
+        var (replayed, highest) = Replay(1, long.MaxValue, long.MaxValue);
+        Assert.Equal([1L, 2, 3, 4, 5], replayed.Select(p => p.SequenceNr));
+        Assert.Equal(5, highest);
+    }
+
+    [Fact]
     public void Deleting_again_and_past_the_end_keeps_the_highest_sequence_number_and_the_rest()
     {
         WriteMessages(6, 2000, Pid, CreateTestProbe().Ref, WriterGuid);

@@ -92,12 +92,17 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     {
         var found = new List<Stage2Leaf>();
         if (_root is null || start >= end) return found;
-        // A block that reaches in starts at most a PUD below start; its base is then PUD-aligned.
-        var first = AlignDown(start, PudSize) >> PageShift;
-        var last = ((end - 1) >> PageShift) + 1;
-        Collect(_root, _height, 0, first, last, found);
-        found.RemoveAll(l => l.EndGpa <= start);
+        Collect(_root, _height, 0, start >> PageShift, ((end - 1) >> PageShift) + 1, found);
+        // At most one block starts below the range and reaches into it (blocks do not overlap).
+        if (BlockReachingIn(start, PmdSize, 2) is { } pmd) found.Insert(0, pmd);
+        else if (BlockReachingIn(start, PudSize, 1) is { } pud) found.Insert(0, pud);
         return found;
+    }
+
+    private Stage2Leaf? BlockReachingIn(ulong start, ulong size, int level)
+    {
+        var b = AlignDown(start, size);
+        return b != start && TryGet(b, out var l) && l.Level == level && l.EndGpa > start ? l : null;
     }
 
     private static void Collect(Node n, int level, ulong nodeBase, ulong first, ulong last, List<Stage2Leaf> found)
