@@ -50,15 +50,19 @@ public sealed class InMemoryJournal : AsyncWriteJournal
         var writes = messages.ToArray();
         lock (_streams)
         {
-            // Every write checked before any is kept: a failed call writes nothing.
-            var next = new Dictionary<string, long>(StringComparer.Ordinal);
-            foreach (var write in writes)
+            // Every write checked before any is kept: a failed call writes nothing. Each must start one
+            // past the call's last earlier write of its stream, or the stream's end (a call holds one
+            // actor's writes, a few at most).
+            for (var i = 0; i < writes.Length; i++)
             {
-                var expected = next.TryGetValue(write.PersistenceId, out var n) ? n : For(write.PersistenceId).Highest + 1;
+                var write = writes[i];
+                var expected = -1L;
+                for (var j = i - 1; j >= 0 && expected < 0; j--)
+                    if (writes[j].PersistenceId == write.PersistenceId) expected = writes[j].HighestSequenceNr + 1;
+                if (expected < 0) expected = (_streams.TryGetValue(write.PersistenceId, out var s) ? s.Highest : 0) + 1;
                 if (write.LowestSequenceNr != expected)
                     return Task.FromException<IImmutableList<Exception?>>(new InvalidOperationException(
                         $"{write.PersistenceId}: a write from sequence number {write.LowestSequenceNr}, but the stream is at {expected - 1}"));
-                next[write.PersistenceId] = write.HighestSequenceNr + 1;
             }
             foreach (var write in writes)
             {
