@@ -36,7 +36,8 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public List<(MmFaultInPfnBatch Request, IActorRef ReplyTo)> Batches { get; } = batches;
         public AddressSpace Working = working;
         public int Batch, Next;
-        public readonly List<MmPfnAnswer>[] Answers = batches.Select(b => new List<MmPfnAnswer>(b.Request.Faults.Length)).ToArray();
+        /// <summary>Per batch, one answer per fault, in the faults' order (sent as they are).</summary>
+        public readonly MmPfnAnswer[][] Answers = batches.Select(b => new MmPfnAnswer[b.Request.Faults.Length]).ToArray();
         public readonly List<IDomainEvent> Events = [];
         /// <summary>PTEs populated by the pass and not yet folded into <see cref="Working"/>: folding them
         /// one fault at a time copied the VMA's whole range list per fault. A fault reads the PTEs only
@@ -251,7 +252,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
     {
         var p = a.Pass;
         for (var i = 0; i < p.Batches.Count; i++)
-            p.Batches[i].ReplyTo.Tell(new MmPfnBatchAnswer(p.Batches[i].Request.BatchId, [.. p.Answers[i]]));
+            p.Batches[i].ReplyTo.Tell(new MmPfnBatchAnswer(p.Batches[i].Request.BatchId, p.Answers[i]));
     }
 
     private static void Record(FaultPass p, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
@@ -266,8 +267,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             }
             p.Events.Add(e);
         }
-        p.Answers[p.Batch].Add(new MmPfnAnswer(vma, pfnHva, step.Lookup));
-        p.Next++;
+        p.Answers[p.Batch][p.Next++] = new MmPfnAnswer(vma, pfnHva, step.Lookup);
     }
 
     private void OnDriverAnswer(DriverFaultAnswer answer)
