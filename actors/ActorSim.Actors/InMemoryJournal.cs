@@ -8,7 +8,7 @@ namespace ActorSim.Actors;
 
 /// <summary>The journal of a run without a database: each persistence id's events in a list, in
 /// sequence order, kept as the objects they are (nothing is serialized).
-/// <para>Unlike Akka's <c>MemoryJournal</c>, deleting is cheap: <c>DeleteMessagesTo</c> drops the events
+/// <para>Unlike Akka's <c>MemoryJournal</c>, deleting is cheap: <c>DeleteMessagesTo</c> removes the events
 /// from the front of the list (Akka's walks every sequence number from 1 and searches its linked list
 /// for each, so deleting after each snapshot of a long run grows quadratic). That is what lets an
 /// in-memory run keep only the events its newest snapshot does not cover
@@ -31,9 +31,8 @@ public sealed class InMemoryJournal : AsyncWriteJournal
 
     private sealed class Stream
     {
-        public readonly List<IPersistentRepresentation> Events = [];
-        public int Head;      // Events[..Head] are deleted (null)
-        public long Highest;  // highest sequence number written, kept after deletes
+        public readonly List<IPersistentRepresentation> Events = []; // kept, in sequence order
+        public long Highest; // highest sequence number written, kept after deletes
     }
 
     // One lock for every stream: writes come from the journal actor, replays may run beside them.
@@ -76,15 +75,12 @@ public sealed class InMemoryJournal : AsyncWriteJournal
 
     public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
     {
-        IPersistentRepresentation[] replayed;
+        var replayed = new List<IPersistentRepresentation>();
         lock (_streams)
         {
             if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
-            var from = FirstAtOrAfter(stream, fromSequenceNr);
-            var taken = new List<IPersistentRepresentation>();
-            for (var i = from; i < stream.Events.Count && taken.Count < max && stream.Events[i].SequenceNr <= toSequenceNr; i++)
-                taken.Add(stream.Events[i]);
-            replayed = [.. taken];
+            for (var i = FirstAtOrAfter(stream.Events, fromSequenceNr); i < stream.Events.Count && replayed.Count < max && stream.Events[i].SequenceNr <= toSequenceNr; i++)
+                replayed.Add(stream.Events[i]);
         }
         foreach (var e in replayed) recoveryCallback(e);
         return Task.CompletedTask;
@@ -99,28 +95,22 @@ public sealed class InMemoryJournal : AsyncWriteJournal
     {
         lock (_streams)
         {
-            if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
-            var events = stream.Events;
-            while (stream.Head < events.Count && events[stream.Head].SequenceNr <= toSequenceNr) events[stream.Head++] = null!;
-            // Give the list's front back once it is most of the list.
-            if (stream.Head > 1024 && stream.Head * 2 > events.Count)
-            {
-                events.RemoveRange(0, stream.Head);
-                stream.Head = 0;
-            }
+            // The covered events are the list's front: one move of the rest (a snapshot's worth).
+            if (_streams.TryGetValue(persistenceId, out var stream))
+                stream.Events.RemoveRange(0, FirstAtOrAfter(stream.Events, toSequenceNr == long.MaxValue ? long.MaxValue : toSequenceNr + 1));
         }
         return Task.CompletedTask;
     }
 
     /// <summary>The index of the first event kept with a sequence number at or after <paramref name="seq"/>
-    /// (sequence numbers rise along the list; a rejected write leaves a gap).</summary>
-    private static int FirstAtOrAfter(Stream stream, long seq)
+    /// (sequence numbers rise along the list).</summary>
+    private static int FirstAtOrAfter(List<IPersistentRepresentation> events, long seq)
     {
-        int lo = stream.Head, hi = stream.Events.Count;
+        int lo = 0, hi = events.Count;
         while (lo < hi)
         {
             var mid = lo + (hi - lo) / 2;
-            if (stream.Events[mid].SequenceNr < seq) lo = mid + 1;
+            if (events[mid].SequenceNr < seq) lo = mid + 1;
             else hi = mid;
         }
         return lo;
