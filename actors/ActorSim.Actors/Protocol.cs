@@ -90,9 +90,17 @@ public sealed record VcpuAccessDone(ulong Gpa, AccessOp Op, AccessResult Result)
 public sealed record VcpuRunSequence(ulong Gpa, ulong Stride, long Count, AccessOp Op, DateTime? Until = null);
 
 /// <param name="Accesses">How many ran.</param>
-/// <param name="LatencyTicks">Each access's time from its guest abort to its answer, in
-/// <see cref="System.Diagnostics.Stopwatch"/> ticks, in order.</param>
-public sealed record VcpuSequenceDone(long Accesses, long[] LatencyTicks);
+/// <param name="Latency">Each access's time from its guest abort to its answer, in
+/// <see cref="System.Diagnostics.Stopwatch"/> ticks, counted in a histogram of fixed size (three
+/// significant digits, up to <see cref="VcpuSequenceDone.MaxLatencyTicks"/>, longer ones counted there), so
+/// a sequence of any length costs the same memory.</param>
+public sealed record VcpuSequenceDone(long Accesses, HdrHistogram.LongHistogram Latency)
+{
+    /// <summary>The longest latency the histogram tells apart: ten minutes.</summary>
+    public static readonly long MaxLatencyTicks = HdrHistogram.TimeStamp.Minutes(10);
+
+    public static HdrHistogram.LongHistogram NewLatencyHistogram() => new(MaxLatencyTicks, 3);
+}
 
 // ---- invariant checker ----
 public sealed record InvariantViolated(long Seq, string Stream, Domain.Invariants.Violation Violation);

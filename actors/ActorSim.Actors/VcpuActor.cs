@@ -29,7 +29,7 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
     {
         public readonly VcpuRunSequence Run = run;
         public readonly IActorRef ReplyTo = replyTo;
-        public readonly List<long> LatencyTicks = [];
+        public readonly HdrHistogram.LongHistogram Latency = VcpuSequenceDone.NewLatencyHistogram();
         public long Done;
         public long SentAt;
     }
@@ -74,7 +74,7 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         }
         if (m.Count <= 0)
         {
-            Sender.Tell(new VcpuSequenceDone(0, []));
+            Sender.Tell(new VcpuSequenceDone(0, VcpuSequenceDone.NewLatencyHistogram()));
             return;
         }
         _sequence = new Sequence(m, Sender);
@@ -108,13 +108,13 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         }
         else if (_sequence is { } s)
         {
-            s.LatencyTicks.Add(Stopwatch.GetTimestamp() - s.SentAt);
+            s.Latency.RecordValue(Math.Clamp(Stopwatch.GetTimestamp() - s.SentAt, 1, VcpuSequenceDone.MaxLatencyTicks));
             s.Done++;
             if (s.Done < s.Run.Count && (s.Run.Until is not { } until || DateTime.UtcNow < until)) NextOfSequence(s);
             else
             {
                 _sequence = null;
-                s.ReplyTo.Tell(new VcpuSequenceDone(s.Done, [.. s.LatencyTicks]));
+                s.ReplyTo.Tell(new VcpuSequenceDone(s.Done, s.Latency));
                 Stash.Unstash();
             }
         }

@@ -1,3 +1,4 @@
+using HdrHistogram;
 using ActorSim.Domain;
 using ActorSim.Domain.Kvm;
 using static ActorSim.Actors.Tests.Fixtures;
@@ -27,8 +28,9 @@ public class VcpuSequenceTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConfi
         h.Vcpu("vm1", 0).Tell(new VcpuRunSequence(RamGpa, 3 * 0x1000, 20, AccessOp.Write), TestActor);
         var done = ExpectMsg<VcpuSequenceDone>(TimeSpan.FromSeconds(10));
         Assert.Equal(20, done.Accesses);
-        Assert.Equal(20, done.LatencyTicks.Length);
-        Assert.All(done.LatencyTicks, t => Assert.True(t > 0));
+        Assert.Equal(20, done.Latency.TotalCount);
+        Assert.True(done.Latency.GetValueAtPercentile(0) > 0);
+        Assert.True(done.Latency.GetMaxValue() < VcpuSequenceDone.MaxLatencyTicks);
 
         var decided = events.ReceiveWhile(TimeSpan.FromMilliseconds(300), m => (DomainEventPublished)m)
             .SelectMany(p => DecisionEvents.Of(p.Event)).Select(r => r.Inputs.Gpa).ToArray();
@@ -47,9 +49,12 @@ public class VcpuSequenceTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConfi
         vcpu.Tell(new VcpuRunAccess(RamGpa + 60 * MiB, AccessOp.Write), TestActor);
         var done = ExpectMsg<VcpuSequenceDone>(TimeSpan.FromSeconds(10));
         Assert.InRange(done.Accesses, 1, 99_999_999);
+        Assert.Equal(done.Accesses, done.Latency.TotalCount);
         Assert.Equal(RamGpa + 60 * MiB, ExpectMsg<VcpuAccessDone>(TimeSpan.FromSeconds(5)).Gpa);
 
         vcpu.Tell(new VcpuRunSequence(RamGpa, 0x1000, 0, AccessOp.Read), TestActor);
-        Assert.Equal(0, ExpectMsg<VcpuSequenceDone>().Accesses);
+        var none = ExpectMsg<VcpuSequenceDone>();
+        Assert.Equal(0, none.Accesses);
+        Assert.Equal(0, none.Latency.TotalCount);
     }
 }

@@ -123,11 +123,11 @@ public static class BenchCommand
     }
 
     /// <summary><paramref name="AllocatedPerFault"/>: bytes the whole process allocated in the measured
-    /// window per fault (actors, journal, checker, the vCPUs' latency lists); <paramref name="GcPaused"/>:
+    /// window per fault (actors, journal, checker, the vCPUs' latency histograms); <paramref name="GcPaused"/>:
     /// the share of the window the runtime spent with threads paused for garbage collection
     /// (<c>GC.GetTotalPauseDuration</c>; background collections' concurrent work is not counted).
     /// </summary>
-    private sealed record PipelineResult(double FaultsPerSecond, long[] Latency, double AllocatedPerFault, double GcPaused, (double Host, double? Postgres) Cpu, JournalStats? Journal = null);
+    private sealed record PipelineResult(double FaultsPerSecond, LongHistogram Latency, double AllocatedPerFault, double GcPaused, (double Host, double? Postgres) Cpu, JournalStats? Journal = null);
 
     /// <summary>The actors on the Marten journal (the bench's schema) or on Akka.Persistence.Sql.</summary>
     private static Akka.Configuration.Config JournalConfig(string cs, bool akkaSql) =>
@@ -191,7 +191,9 @@ public static class BenchCommand
         if (connectionString is not null && !akkaSql)
             journal = await Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Ask<JournalStats>(GetJournalStats.Instance, TimeSpan.FromSeconds(10));
         await system.Terminate();
-        return new PipelineResult(faults / seconds, [.. results.SelectMany(r => r.LatencyTicks)], faults == 0 ? 0 : (double)allocated / faults, paused.TotalSeconds / seconds, cores, journal);
+        var latency = VcpuSequenceDone.NewLatencyHistogram();
+        foreach (var r in results) latency.Add(r.Latency);
+        return new PipelineResult(faults / seconds, latency, faults == 0 ? 0 : (double)allocated / faults, paused.TotalSeconds / seconds, cores, journal);
     }
 
     /// <summary>The median of the repetitions; null when the section did not run.</summary>
@@ -314,7 +316,7 @@ public static class BenchCommand
         // Cores used in the measured windows, by this process and by PostgreSQL (CpuWindow).
         var durHostCpu = new List<double>(); var durPgCpu = new List<double>();
         var persistAllHostCpu = new List<double>(); var persistAllPgCpu = new List<double>(); var persistAllPeerPgCpu = new List<double>();
-        var latencies = new List<long>();
+        var latencies = VcpuSequenceDone.NewLatencyHistogram(); // the batched in-memory repetitions'
         // Short unmeasured rounds first, one per journal, so the JIT's tiering of that journal's code
         // (Marten, Npgsql, linq2db) is not charged to the first figure: in a 3 s durable round the JIT's
         // background compiles took a third of the process's CPU (perf).
@@ -329,7 +331,7 @@ public static class BenchCommand
                 inmemBatched.Add(b.FaultsPerSecond);
                 inmemAllocated.Add(b.AllocatedPerFault);
                 inmemGcPaused.Add(b.GcPaused);
-                latencies.AddRange(b.Latency);
+                latencies.Add(b.Latency);
                 inmemSingle.Add((await Pipeline(null, 1, vms, vcpus, span)).FaultsPerSecond);
             }
             if (cs is not null && On("durable"))
@@ -425,11 +427,9 @@ public static class BenchCommand
         }
         // The issue asks for the figure at 1 M mapped pages; building the table takes a few seconds.
         double? bytesPerPage = On("memory") ? BytesPerMappedPage(1_000_000) : null;
-        var histogram = new LongHistogram(TimeStamp.Minutes(10), 3);
-        foreach (var t in latencies) histogram.RecordValue(Math.Max(1, t));
 
         double? Ratio(double? x, double? y) => x is { } a1 && y is { } b1 && b1 > 0 ? a1 / b1 : null;
-        double? Us(double p) => latencies.Count == 0 ? null : histogram.GetValueAtPercentile(p) * 1e6 / Stopwatch.Frequency;
+        double? Us(double p) => latencies.TotalCount == 0 ? null : latencies.GetValueAtPercentile(p) * 1e6 / Stopwatch.Frequency;
         var m = new Dictionary<string, double?>
         {
             ["inmem_faults_per_s"] = Median(inmemBatched),
