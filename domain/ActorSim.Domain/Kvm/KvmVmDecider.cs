@@ -107,10 +107,14 @@ public static class KvmVmDecider
     /// <summary>The VM after one decision: its leaf installed if it mapped or relaxed one. Decisions of
     /// one batch may share an <paramref name="edit"/> (see <see cref="Stage2Table"/>): then only the
     /// VM after the last of them is valid.</summary>
-    public static KvmVm Resolved(KvmVm vm, DecisionRecord d, Stage2Edit? edit = null) =>
-        d.Inputs.Vm == vm.Name && d.Outcome is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf }
-            ? vm with { Stage2 = vm.Stage2.Install(leaf, edit) }
-            : vm;
+    public static KvmVm Resolved(KvmVm vm, DecisionRecord d, Stage2Edit? edit = null)
+    {
+        if (d.Inputs.Vm != vm.Name || d.Outcome is not { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf })
+            return vm;
+        var stage2 = vm.Stage2.Install(leaf, edit);
+        // The table changed in place (nodes the edit made): the same VM, as valid as a copy would be.
+        return ReferenceEquals(stage2, vm.Stage2) ? vm : vm with { Stage2 = stage2 };
+    }
 
     /// <summary>The VM after a batch's decisions, in order, with one edit: each stage-2 node is copied
     /// at most once per batch. Without an <paramref name="edit"/> the VM it started from is unchanged;

@@ -158,7 +158,9 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     /// that edit made are changed in place (see the class comment).</summary>
     public Stage2Table Install(Stage2Leaf leaf, Stage2Edit? edit = null)
     {
-        var t = Unmap(leaf.Gpa, leaf.EndGpa, edit);
+        // A page's one slot is overwritten by Set below, so only a block reaching into the page from
+        // below has to go first; a block's range may hold leaves in many slots.
+        var t = leaf.EndGpa - leaf.Gpa == PageSize ? WithoutBlocksReachingIn(leaf.Gpa, edit) : Unmap(leaf.Gpa, leaf.EndGpa, edit);
         var page = leaf.Gpa >> PageShift;
         var root = t._root;
         var height = t._height;
@@ -171,7 +173,9 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
         }
         if (root is null)
             while (!Covers(height, page)) height++;
-        return new Stage2Table(Set(root, height, page, leaf, edit), height);
+        root = Set(root, height, page, leaf, edit);
+        // Changed in place (a node this edit made): the same table, as in Unmap.
+        return ReferenceEquals(root, t._root) ? t : new Stage2Table(root, height);
     }
 
     private static Node Set(Node? n, int level, ulong page, Stage2Leaf leaf, Stage2Edit? edit)
@@ -203,6 +207,14 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
         var first = start >> PageShift;
         var last = ((end - 1) >> PageShift) + 1; // page numbers [first, last)
         root = RemoveRange(root, _height, 0, first, last, edit);
+        return WithBlocksReachingInRemoved(root, start, edit);
+    }
+
+    /// <summary>Without the PMD or PUD block that starts below <paramref name="start"/> and covers it.</summary>
+    private Stage2Table WithoutBlocksReachingIn(ulong start, Stage2Edit? edit) => _root is null ? this : WithBlocksReachingInRemoved(_root, start, edit);
+
+    private Stage2Table WithBlocksReachingInRemoved(Node? root, ulong start, Stage2Edit? edit)
+    {
         root = RemoveBlockReachingIn(root, _height, start, PmdSize, 2, edit);
         root = RemoveBlockReachingIn(root, _height, start, PudSize, 1, edit);
         // Changed in place or not at all: the same root, and this table is as valid as a new one.
