@@ -110,8 +110,18 @@ public sealed class KvmActor : DeciderActor<KvmVm>
             Stash.Stash();
             return;
         }
-        var starts = b.Aborts.Select(a => KvmFaultPath.Begin(State, a.Vcpu, a.Gpa, a.Op)).ToArray();
-        var needMm = starts.Where(s => s.NeedsPfn(State.IpaBits)).ToArray();
+        var starts = new FaultStart[b.Aborts.Length];
+        var mmCount = 0;
+        for (var i = 0; i < starts.Length; i++)
+        {
+            var a = b.Aborts[i];
+            starts[i] = KvmFaultPath.Begin(State, a.Vcpu, a.Gpa, a.Op);
+            if (starts[i].NeedsPfn(State.IpaBits)) mmCount++;
+        }
+        var needMm = mmCount == starts.Length ? starts : new FaultStart[mmCount];
+        if (mmCount < starts.Length)
+            for (int i = 0, n = 0; n < mmCount; i++)
+                if (starts[i].NeedsPfn(State.IpaBits)) needMm[n++] = starts[i];
         var id = ++_nextMmBatch;
         _inFlight[id] = (b, starts, Sender);
         if (needMm.Length == 0) OnPfnAnswer(new MmPfnBatchAnswer(id, []));

@@ -38,7 +38,8 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public int Batch, Next;
         /// <summary>Per batch, one answer per fault, in the faults' order (sent as they are).</summary>
         public readonly MmPfnAnswer[][] Answers = batches.Select(b => new MmPfnAnswer[b.Request.Faults.Length]).ToArray();
-        public readonly List<IDomainEvent> Events = [];
+        /// <summary>Every PTE range the pass populated, in order (its journal entry).</summary>
+        public readonly List<PteRange> Populated = [];
         /// <summary>PTEs populated by the pass and not yet folded into <see cref="Working"/>: folding them
         /// one fault at a time copied the VMA's whole range list per fault. A fault reads the PTEs only
         /// at the page it resolves (BeginFaultIn's pte check), so <see cref="Working"/> answers exactly
@@ -232,7 +233,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         }
         _pass = null;
         p.Fold();
-        // One journal entry for the PTEs of the whole pass (AddressSpaceDecider.CoalescePopulated).
+        // One journal entry for the PTEs of the whole pass (AddressSpaceDecider.PopulatedEvents).
         // The answers go out as soon as the write has been handed to the journal — from the next
         // message, since the write leaves when this one's handling ends — but the mm stays busy until
         // the write is durable. It must: a persistent actor has one journal write in flight at a time,
@@ -242,7 +243,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         // in the order they come, puts each VM's decisions in the same commit as these PTEs or a later
         // one. The PTE events are published now, so the invariant checker sees them before the
         // decisions that used them.
-        PersistPipelined(AddressSpaceDecider.CoalescePopulated(p.Events), p.Working, Resume);
+        PersistPipelined(AddressSpaceDecider.PopulatedEvents(p.Populated), p.Working, Resume);
         Self.Tell(new AnswerPass(p));
     }
 
@@ -257,15 +258,10 @@ public sealed class MmActor : DeciderActor<AddressSpace>
 
     private static void Record(FaultPass p, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
     {
-        foreach (var e in step.Events)
+        if (step.Populated is { } r)
         {
-            if (e is UserPtesPopulated pop) p.Pending.Add(new PteRange(pop.Start, pop.End));
-            else
-            {
-                p.Fold();
-                p.Working = AddressSpaceDecider.Evolve(p.Working, e);
-            }
-            p.Events.Add(e);
+            p.Pending.Add(r);
+            p.Populated.Add(r);
         }
         p.Answers[p.Batch][p.Next++] = new MmPfnAnswer(vma, pfnHva, step.Lookup);
     }

@@ -139,19 +139,25 @@ public class BatchEventTests
 public class PopulatedBatchTests
 {
     [Fact]
-    public void Coalesced_PTE_events_give_the_same_address_space()
+    public void A_pass_s_populated_ranges_as_one_event_give_the_same_address_space()
     {
         var k = WithGpuAndVm(Policy("6.9"), out _);
         for (var i = 0; i < 8; i++) k.Access("vm1", 0, RamGpa + (ulong)(i * 3) * 0x1000, AccessOp.Write);
         var mmEvents = k.Log.Where(e => e.Stream.Contains("mm")).Select(e => e.Event).ToList();
-        Assert.True(mmEvents.OfType<Mm.UserPtesPopulated>().Count() >= 8);
-        var coalesced = Mm.AddressSpaceDecider.CoalescePopulated(mmEvents);
-        Assert.True(coalesced.Count < mmEvents.Count);
-        Assert.Contains(coalesced, e => e is Mm.UserPtesPopulatedBatch);
+        var populated = mmEvents.OfType<Mm.UserPtesPopulated>().Select(p => new Mm.PteRange(p.Start, p.End)).ToList();
+        Assert.True(populated.Count >= 8);
+        // The VMAs came first (mmap), the faults' PTEs after them.
+        var before = mmEvents.TakeWhile(e => e is not Mm.UserPtesPopulated).ToList();
+        Assert.Equal(mmEvents.Count, before.Count + populated.Count);
+        var passEvents = Mm.AddressSpaceDecider.PopulatedEvents(populated);
+        Assert.IsType<Mm.UserPtesPopulatedBatch>(Assert.Single(passEvents));
         var one = mmEvents.Aggregate(Mm.AddressSpace.Empty(), Mm.AddressSpaceDecider.Evolve);
-        var batch = coalesced.Aggregate(Mm.AddressSpace.Empty(), Mm.AddressSpaceDecider.Evolve);
+        var batch = before.Concat(passEvents).Aggregate(Mm.AddressSpace.Empty(), Mm.AddressSpaceDecider.Evolve);
         Assert.Equal(one.Vmas.Select(v => v.Ptes.ToString()), batch.Vmas.Select(v => v.Ptes.ToString()));
         Assert.Equal(one.Vmas.Length, batch.Vmas.Length);
+
+        Assert.Empty(Mm.AddressSpaceDecider.PopulatedEvents([]));
+        Assert.Equal(new Mm.UserPtesPopulated(populated[0].Start, populated[0].End), Assert.Single(Mm.AddressSpaceDecider.PopulatedEvents([populated[0]])));
     }
 
     [Fact]

@@ -7,10 +7,15 @@ namespace ActorSim.Domain.Mm;
 /// <summary>A VMA to install: what the generic mmap path and the driver's mmap decided.</summary>
 public sealed record VmaTemplate(ulong Length, VmFlags Flags, ulong PgOff, MairIndex S1, VmaBacking Backing, bool Prepopulated);
 
-/// <summary>How a pfn lookup goes on: done, or the VMA's driver must handle a fault first.</summary>
-public readonly record struct FaultInStep(PfnLookup Lookup, Vma? Vma, Vma? NeedsDriverFault, IReadOnlyList<IDomainEvent> Events)
+/// <summary>How a pfn lookup goes on: done, or the VMA's driver must handle a fault first.
+/// <paramref name="Populated"/>: the user PTEs the fault populated, if any — the step's one possible
+/// event, <see cref="UserPtesPopulated"/> (<see cref="Events"/>); a value, so a pass over many faults
+/// collects the ranges without an event object per fault.</summary>
+public readonly record struct FaultInStep(PfnLookup Lookup, Vma? Vma, Vma? NeedsDriverFault, PteRange? Populated = null)
 {
     public bool Done => NeedsDriverFault is null;
+
+    public IReadOnlyList<IDomainEvent> Events => Populated is { } r ? [new UserPtesPopulated(r.Start, r.End)] : [];
 }
 
 /// <summary>The mm as a decider: mmap/munmap/mprotect, VFIO zaps and KVM's pfn lookups.
@@ -163,22 +168,21 @@ public static class AddressSpaceDecider
     {
         var page = PageGeometry.AlignDown(hva, PageGeometry.PageSize);
         var vma = s.VmaLookup(page);
-        if (vma is null) return new(PfnLookup.Failed(PfnStatus.NoVma), null, null, []);
+        if (vma is null) return new(PfnLookup.Failed(PfnStatus.NoVma), null, null);
         // check_vma_flags / vma_permits_fault: a write needs VM_WRITE, a read VM_READ.
         if (write ? !vma.Flags.Has(VmFlags.VM_WRITE) : !vma.Flags.Has(VmFlags.VM_READ))
-            return new(PfnLookup.Failed(PfnStatus.AccessDenied), vma, null, []);
+            return new(PfnLookup.Failed(PfnStatus.AccessDenied), vma, null);
         if (vma.Ptes.Contains(page))
-            return new(PfnLookup.Of(vma.PfnOf(page), vma.PteWritable), vma, null, []);
+            return new(PfnLookup.Of(vma.PfnOf(page), vma.PteWritable), vma, null);
         switch (vma.Backing.Kind)
         {
             case BackingKind.Anonymous:
-                return new(PfnLookup.Of(vma.PfnOf(page), vma.PteWritable), vma, null,
-                    [new UserPtesPopulated(page, page + PageGeometry.PageSize)]);
+                return new(PfnLookup.Of(vma.PfnOf(page), vma.PteWritable), vma, null, new PteRange(page, page + PageGeometry.PageSize));
             case BackingKind.VfioPci:
-                return new(default, vma, vma, []);
+                return new(default, vma, vma);
             default:
                 // remap_pfn_range mappings have no ->fault: a zapped page faults VM_FAULT_SIGBUS.
-                return new(PfnLookup.Failed(PfnStatus.Sigbus), vma, null, []);
+                return new(PfnLookup.Failed(PfnStatus.Sigbus), vma, null);
         }
     }
 
@@ -186,11 +190,11 @@ public static class AddressSpaceDecider
     {
         var page = PageGeometry.AlignDown(hva, PageGeometry.PageSize);
         var vma = s.VmaLookup(page);
-        if (vma is null) return new(PfnLookup.Failed(PfnStatus.NoVma), null, null, []);
-        if (answer.Sigbus) return new(PfnLookup.Failed(PfnStatus.Sigbus), vma, null, []);
+        if (vma is null) return new(PfnLookup.Failed(PfnStatus.NoVma), null, null);
+        if (answer.Sigbus) return new(PfnLookup.Failed(PfnStatus.Sigbus), vma, null);
         var from = Math.Max(answer.PopulateStart, vma.Start);
         var to = Math.Min(answer.PopulateEnd, vma.End);
-        return new(PfnLookup.Of(vma.PfnOf(page), vma.PteWritable), vma, null, [new UserPtesPopulated(from, to)]);
+        return new(PfnLookup.Of(vma.PfnOf(page), vma.PteWritable), vma, null, new PteRange(from, to));
     }
 
     public static AddressSpace Evolve(AddressSpace s, IDomainEvent e) => e switch
@@ -237,28 +241,15 @@ public static class AddressSpaceDecider
         return vmas is null ? s : s with { Vmas = ImmutableCollectionsMarshal.AsImmutableArray(vmas) };
     }
 
-    /// <summary>The events of a pass over many faults, with each run of <see cref="UserPtesPopulated"/>
-    /// folded into one <see cref="UserPtesPopulatedBatch"/> (a run of one stays as it is): the same
-    /// state change in fewer journal entries.</summary>
-    public static List<IDomainEvent> CoalescePopulated(IReadOnlyList<IDomainEvent> events)
+    /// <summary>The event of a pass over many faults that populated these PTE ranges, in order: none,
+    /// one <see cref="UserPtesPopulated"/>, or one <see cref="UserPtesPopulatedBatch"/> — the same
+    /// state change as one event per range, in one journal entry.</summary>
+    public static IDomainEvent[] PopulatedEvents(IReadOnlyList<PteRange> ranges) => ranges.Count switch
     {
-        var result = new List<IDomainEvent>();
-        var run = new List<PteRange>();
-        void Flush()
-        {
-            if (run.Count == 1) result.Add(new UserPtesPopulated(run[0].Start, run[0].End));
-            else if (run.Count > 1) result.Add(new UserPtesPopulatedBatch([.. run]));
-            run.Clear();
-        }
-        foreach (var e in events)
-        {
-            if (e is UserPtesPopulated p) { run.Add(new PteRange(p.Start, p.End)); continue; }
-            Flush();
-            result.Add(e);
-        }
-        Flush();
-        return result;
-    }
+        0 => [],
+        1 => [new UserPtesPopulated(ranges[0].Start, ranges[0].End)],
+        _ => [new UserPtesPopulatedBatch([.. ranges])],
+    };
 
     private static ImmutableArray<Vma> Insert(ImmutableArray<Vma> vmas, Vma vma)
     {

@@ -46,7 +46,8 @@ public sealed record VmaMapped(Vma Vma) : IDomainEvent;
 public sealed record VmaRangeUnmapped(ulong Start, ulong End) : IDomainEvent;
 public sealed record VmaProtectionChanged(ulong Start, ulong End, Prot Prot) : IDomainEvent;
 public sealed record UserPtesPopulated(ulong Start, ulong End) : IDomainEvent;
-public sealed record PteRange(ulong Start, ulong End);
+/// <summary>A value (a struct): a pass over a batch makes one per populated page.</summary>
+public readonly record struct PteRange(ulong Start, ulong End);
 /// <summary>The PTEs one pass over fault batches populated, in order: the same as one
 /// <see cref="UserPtesPopulated"/> per range, as one journal entry.</summary>
 public sealed record UserPtesPopulatedBatch(PteRange[] Ranges) : IDomainEvent
