@@ -20,8 +20,11 @@ public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 40
     TimeSpan? RegroupWait = null)
 {
     /// <summary>Snapshots by default in memory: a snapshot there is a reference to the state
-    /// (<see cref="InMemorySnapshotStore"/>), so this bounds the events kept per actor.</summary>
-    public const int InMemorySnapshotEvery = 1000;
+    /// (<see cref="InMemorySnapshotStore"/>), so this bounds the events kept per actor. An event is a
+    /// batch of up to 256 decisions, and events kept until the next snapshot outlive the young
+    /// generations of the GC: at 4 VMs x 64 vCPUs (bench, in memory, five alternations) every 1,000
+    /// events had 13-16 % of the time paused for GC, every 100 had 7-9 %.</summary>
+    public const int InMemorySnapshotEvery = 100;
 
     /// <summary>The decider actors' snapshots with the journal <paramref name="system"/> is configured with.</summary>
     public SnapshotPolicy Snapshots(ActorSystem system)
