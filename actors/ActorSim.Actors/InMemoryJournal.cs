@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Persistence;
@@ -15,8 +14,14 @@ namespace ActorSim.Actors;
 /// (<see cref="SnapshotPolicy.DropCoveredEvents"/>), so its memory stays flat.</para>
 /// <para>A write must continue its stream: its first sequence number one past the highest written (or
 /// deleted); otherwise the call fails and writes nothing — as the Marten journal refuses a second
-/// writer of a stream.</para></summary>
-public sealed class InMemoryJournal : AsyncWriteJournal
+/// writer of a stream. So a stream has one writer, and replays need no replay filter.</para>
+/// <para>It answers the journal protocol itself, in the order <c>AsyncWriteJournal</c> does (for a write:
+/// <see cref="WriteMessagesSuccessful"/> or <see cref="WriteMessagesFailed"/>, then one answer per
+/// event and per looped message, in the call's order; for a replay: the events, then
+/// <see cref="RecoverySuccess"/>), but at once, from the message's own turn: nothing it does waits, so
+/// the base class's task per call, circuit breaker and resequencer actor were a quarter of the
+/// in-memory pipeline's allocations a batch and a message hop before each answer.</para></summary>
+public sealed class InMemoryJournal : WriteJournalBase
 {
     /// <summary>The plugin id <see cref="SimHost.BaseConfig"/> selects.</summary>
     public const string PluginId = "akka.persistence.journal.actorsim-memory";
@@ -35,8 +40,19 @@ public sealed class InMemoryJournal : AsyncWriteJournal
         public long Highest; // highest sequence number written, kept after deletes
     }
 
-    // One lock for every stream: writes come from the journal actor, replays may run beside them.
     private readonly Dictionary<string, Stream> _streams = new(StringComparer.Ordinal);
+    private readonly bool _publish = Akka.Persistence.Persistence.Instance.Apply(Context.System).Settings.Internal.PublishPluginCommands;
+
+    protected override bool Receive(object message)
+    {
+        switch (message)
+        {
+            case WriteMessages w: Write(w); return true;
+            case ReplayMessages r: Replay(r); return true;
+            case DeleteMessagesTo d: Delete(d); return true;
+            default: return false;
+        }
+    }
 
     private Stream For(string persistenceId)
     {
@@ -44,62 +60,74 @@ public sealed class InMemoryJournal : AsyncWriteJournal
         return s;
     }
 
-    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    private void Write(WriteMessages w)
     {
-        var writes = messages.ToArray();
-        lock (_streams)
-        {
-            // Every write checked before any is kept: a failed call writes nothing. Each must start one
-            // past the call's last earlier write of its stream, or the stream's end (a call holds one
-            // actor's writes, a few at most).
-            for (var i = 0; i < writes.Length; i++)
-            {
-                var write = writes[i];
-                var expected = -1L;
-                for (var j = i - 1; j >= 0 && expected < 0; j--)
-                    if (writes[j].PersistenceId == write.PersistenceId) expected = writes[j].HighestSequenceNr + 1;
-                if (expected < 0) expected = (_streams.TryGetValue(write.PersistenceId, out var s) ? s.Highest : 0) + 1;
-                if (write.LowestSequenceNr != expected)
-                    return Task.FromException<IImmutableList<Exception?>>(new InvalidOperationException(
-                        $"{write.PersistenceId}: a write from sequence number {write.LowestSequenceNr}, but the stream is at {expected - 1}"));
-            }
+        var writes = new List<AtomicWrite>(w.Messages.Count());
+        foreach (var m in w.Messages)
+            if (m is AtomicWrite a) writes.Add(a);
+        var failure = Refusal(writes);
+        if (failure is null)
             foreach (var write in writes)
             {
                 var stream = For(write.PersistenceId);
-                stream.Events.AddRange((IImmutableList<IPersistentRepresentation>)write.Payload);
+                foreach (var p in (IEnumerable<IPersistentRepresentation>)write.Payload)
+                    // Kept without its sender (WriteJournalBase.PreparePersistentBatch), adapted.
+                    stream.Events.Add(AdaptToJournal(p.Update(p.SequenceNr, p.PersistenceId, p.IsDeleted, ActorRefs.NoSender, p.WriterGuid)));
                 stream.Highest = write.HighestSequenceNr;
             }
-        }
-        return Task.FromResult<IImmutableList<Exception?>>(null!); // every write succeeded
-    }
-
-    public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
-    {
-        var replayed = new List<IPersistentRepresentation>();
-        lock (_streams)
+        var target = w.PersistentActor;
+        target.Tell(failure is null ? WriteMessagesSuccessful.Instance : new WriteMessagesFailed(failure, writes.Count), Self);
+        foreach (var m in w.Messages)
         {
-            if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
-            for (var i = FirstAtOrAfter(stream.Events, fromSequenceNr); i < stream.Events.Count && replayed.Count < max && stream.Events[i].SequenceNr <= toSequenceNr; i++)
-                replayed.Add(stream.Events[i]);
+            if (m is AtomicWrite a)
+                foreach (var p in (IEnumerable<IPersistentRepresentation>)a.Payload)
+                    target.Tell(failure is null ? new WriteMessageSuccess(p, w.ActorInstanceId) : new WriteMessageFailure(p, failure, w.ActorInstanceId), p.Sender);
+            else target.Tell(new LoopMessageSuccess(m.Payload, w.ActorInstanceId), m.Sender);
         }
-        foreach (var e in replayed) recoveryCallback(e);
-        return Task.CompletedTask;
+        if (_publish) Context.System.EventStream.Publish(w);
     }
 
-    public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
+    /// <summary>Why the call must write nothing, if it must: every write checked before any is kept.
+    /// Each must start one past the call's last earlier write of its stream, or the stream's end (a
+    /// call holds one actor's writes, a few at most).</summary>
+    private Exception? Refusal(List<AtomicWrite> writes)
     {
-        lock (_streams) return Task.FromResult(_streams.TryGetValue(persistenceId, out var stream) ? stream.Highest : 0L);
-    }
-
-    protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
-    {
-        lock (_streams)
+        for (var i = 0; i < writes.Count; i++)
         {
-            // The covered events are the list's front: one move of the rest (a snapshot's worth).
-            if (_streams.TryGetValue(persistenceId, out var stream))
-                stream.Events.RemoveRange(0, FirstAtOrAfter(stream.Events, toSequenceNr == long.MaxValue ? long.MaxValue : toSequenceNr + 1));
+            var write = writes[i];
+            var expected = -1L;
+            for (var j = i - 1; j >= 0 && expected < 0; j--)
+                if (writes[j].PersistenceId == write.PersistenceId) expected = writes[j].HighestSequenceNr + 1;
+            if (expected < 0) expected = (_streams.TryGetValue(write.PersistenceId, out var s) ? s.Highest : 0) + 1;
+            if (write.LowestSequenceNr != expected)
+                return new InvalidOperationException($"{write.PersistenceId}: a write from sequence number {write.LowestSequenceNr}, but the stream is at {expected - 1}");
         }
-        return Task.CompletedTask;
+        return null;
+    }
+
+    private void Replay(ReplayMessages r)
+    {
+        var highest = 0L;
+        if (_streams.TryGetValue(r.PersistenceId, out var stream))
+        {
+            highest = stream.Highest;
+            var to = Math.Min(r.ToSequenceNr, highest);
+            var sent = 0L;
+            for (var i = FirstAtOrAfter(stream.Events, r.FromSequenceNr); i < stream.Events.Count && sent < r.Max && stream.Events[i].SequenceNr <= to; i++, sent++)
+                foreach (var adapted in AdaptFromJournal(stream.Events[i]))
+                    r.PersistentActor.Tell(new ReplayedMessage(adapted), ActorRefs.NoSender);
+        }
+        r.PersistentActor.Tell(new RecoverySuccess(highest), ActorRefs.NoSender);
+        if (_publish) Context.System.EventStream.Publish(r);
+    }
+
+    private void Delete(DeleteMessagesTo d)
+    {
+        // The covered events are the list's front: one move of the rest (a snapshot's worth).
+        if (_streams.TryGetValue(d.PersistenceId, out var stream))
+            stream.Events.RemoveRange(0, FirstAtOrAfter(stream.Events, d.ToSequenceNr == long.MaxValue ? long.MaxValue : d.ToSequenceNr + 1));
+        d.PersistentActor.Tell(new DeleteMessagesSuccess(d.ToSequenceNr), ActorRefs.NoSender);
+        if (_publish) Context.System.EventStream.Publish(d);
     }
 
     /// <summary>The index of the first event kept with a sequence number at or after <paramref name="seq"/>

@@ -136,6 +136,46 @@ public abstract class JournalSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(["a-6", "a-7", "a-8"], Replay(6, long.MaxValue, long.MaxValue).Replayed.Select(p => (string)p.Payload));
     }
 
+    [Fact]
+    public void Journal_should_answer_a_call_in_its_order_with_each_events_sender()
+    {
+        var probe = CreateTestProbe();
+        var a = CreateTestProbe();
+        var b = CreateTestProbe();
+        Journal.Tell(new WriteMessages([Write(Pid, 6, "a-6", WriterGuid, a.Ref), Write(Pid, 7, "a-7", WriterGuid, b.Ref)], probe.Ref, 7));
+        probe.ExpectMsg<WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 6 && m.ActorInstanceId == 7);
+        Assert.Equal(a.Ref, probe.LastSender);
+        probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 7);
+        Assert.Equal(b.Ref, probe.LastSender);
+        // Replayed without the sender it was written with.
+        Assert.All(Replay(6, 7, long.MaxValue).Replayed, p => Assert.Equal(ActorRefs.NoSender, p.Sender));
+    }
+
+    /// <summary>Persists, defers and persists again in one command: one call to the journal, whose
+    /// answers run the handlers in that order, each with the command's sender.</summary>
+    private sealed class PersistDeferPersist(string persistenceId) : UntypedPersistentActor
+    {
+        public override string PersistenceId { get; } = persistenceId;
+        protected override void OnRecover(object message) { }
+        protected override void OnCommand(object message)
+        {
+            var from = Sender;
+            PersistAsync("e-1", e => from.Tell((e, Sender)));
+            DeferAsync("deferred", d => from.Tell((d, Sender)));
+            PersistAsync("e-2", e => from.Tell((e, Sender)));
+        }
+    }
+
+    [Fact]
+    public void Journal_should_loop_a_deferred_message_back_between_the_events_around_it()
+    {
+        var actor = Sys.ActorOf(Props.Create(() => new PersistDeferPersist($"d-{Guid.NewGuid():N}")));
+        actor.Tell("go", TestActor);
+        foreach (var expected in new[] { "e-1", "deferred", "e-2" })
+            Assert.Equal((expected, TestActor), ExpectMsg<(string, IActorRef)>(TimeSpan.FromSeconds(20)));
+    }
+
     /// <summary>Whether the journal serializes what it writes (a database's does; the in-memory one keeps
     /// the objects, so nothing is refused for want of a serializer).</summary>
     protected virtual bool Serializes => true;
