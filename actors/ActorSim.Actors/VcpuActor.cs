@@ -30,6 +30,11 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         public readonly VcpuRunSequence Run = run;
         public readonly IActorRef ReplyTo = replyTo;
         public readonly HdrHistogram.LongHistogram Latency = VcpuSequenceDone.NewLatencyHistogram();
+        /// <summary><see cref="VcpuRunSequence.Until"/> as a <see cref="Stopwatch"/> timestamp: one clock
+        /// read per access serves the latency, the deadline and the next access's start.</summary>
+        public readonly long Deadline = run.Until is { } until
+            ? Stopwatch.GetTimestamp() + (long)Math.Max(0, (until - DateTime.UtcNow).TotalSeconds * Stopwatch.Frequency)
+            : long.MaxValue;
         public long Done;
         public long SentAt;
     }
@@ -78,12 +83,12 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
             return;
         }
         _sequence = new Sequence(m, Sender);
-        NextOfSequence(_sequence);
+        NextOfSequence(_sequence, Stopwatch.GetTimestamp());
     }
 
-    private void NextOfSequence(Sequence s)
+    private void NextOfSequence(Sequence s, long now)
     {
-        s.SentAt = Stopwatch.GetTimestamp();
+        s.SentAt = now;
         Abort(s.Run.Gpa + (ulong)s.Done * s.Run.Stride, s.Run.Op);
     }
 
@@ -108,9 +113,10 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         }
         else if (_sequence is { } s)
         {
-            s.Latency.RecordValue(Math.Clamp(Stopwatch.GetTimestamp() - s.SentAt, 1, VcpuSequenceDone.MaxLatencyTicks));
+            var now = Stopwatch.GetTimestamp();
+            s.Latency.RecordValue(Math.Clamp(now - s.SentAt, 1, VcpuSequenceDone.MaxLatencyTicks));
             s.Done++;
-            if (s.Done < s.Run.Count && (s.Run.Until is not { } until || DateTime.UtcNow < until)) NextOfSequence(s);
+            if (s.Done < s.Run.Count && now < s.Deadline) NextOfSequence(s, now);
             else
             {
                 _sequence = null;
