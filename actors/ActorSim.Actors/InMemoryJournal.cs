@@ -18,9 +18,9 @@ namespace ActorSim.Actors;
 /// <para>It answers the journal protocol itself, in the order <c>AsyncWriteJournal</c> does (for a write:
 /// <see cref="WriteMessagesSuccessful"/> or <see cref="WriteMessagesFailed"/>, then one answer per
 /// event and per looped message, in the call's order; for a replay: the events, then
-/// <see cref="RecoverySuccess"/>), but at once, from the message's own turn: nothing it does waits, so
-/// the base class's task per call, circuit breaker and resequencer actor were a quarter of the
-/// in-memory pipeline's allocations a batch and a message hop before each answer.</para></summary>
+/// <see cref="RecoverySuccess"/>), but at once, from the message's own turn: nothing it does waits, and
+/// the base class's task per call, circuit breaker and resequencer actor cost ~110 B of each fault's
+/// allocations in the in-memory pipeline and a message hop before each answer.</para></summary>
 public sealed class InMemoryJournal : WriteJournalBase
 {
     /// <summary>The plugin id <see cref="SimHost.BaseConfig"/> selects.</summary>

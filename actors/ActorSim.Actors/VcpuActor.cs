@@ -32,9 +32,15 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         public readonly HdrHistogram.LongHistogram Latency = VcpuSequenceDone.NewLatencyHistogram();
         /// <summary><see cref="VcpuRunSequence.Until"/> as a <see cref="Stopwatch"/> timestamp: one clock
         /// read per access serves the latency, the deadline and the next access's start.</summary>
-        public readonly long Deadline = run.Until is { } until
-            ? Stopwatch.GetTimestamp() + (long)Math.Max(0, (until - DateTime.UtcNow).TotalSeconds * Stopwatch.Frequency)
-            : long.MaxValue;
+        public readonly long Deadline = DeadlineOf(run.Until);
+
+        private static long DeadlineOf(DateTime? until)
+        {
+            if (until is not { } u) return long.MaxValue;
+            var now = Stopwatch.GetTimestamp();
+            var ticks = Math.Max(0, (u - DateTime.UtcNow).TotalSeconds * Stopwatch.Frequency);
+            return ticks >= long.MaxValue - now ? long.MaxValue : now + (long)ticks; // a deadline past the clock's range: none
+        }
         public long Done;
         public long SentAt;
     }

@@ -56,5 +56,9 @@ public class VcpuSequenceTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConfi
         var none = ExpectMsg<VcpuSequenceDone>();
         Assert.Equal(0, none.Accesses);
         Assert.Equal(0, none.Latency.TotalCount);
+
+        // A deadline beyond the clock's range is no deadline: the count ends the sequence.
+        vcpu.Tell(new VcpuRunSequence(RamGpa, 0x1000, 5, AccessOp.Read, DateTime.MaxValue), TestActor);
+        Assert.Equal(5, ExpectMsg<VcpuSequenceDone>(TimeSpan.FromSeconds(10)).Accesses);
     }
 }
