@@ -30,6 +30,7 @@ public sealed class InvariantChecker : ReceivePersistentActor
     // entry whose leaf has gone is dropped when next looked at.
     private readonly Dictionary<string, HashSet<ulong>> _deviceLeaves = [];
     private readonly List<InvariantViolated> _violations = [];
+    private readonly List<Violation> _found = []; // an event's state check's findings, reused event by event
     private readonly HashSet<string> _reported = [];
     private AddressSpace _mm;
     private readonly string _mmStream;
@@ -82,7 +83,8 @@ public sealed class InvariantChecker : ReceivePersistentActor
         // those over device memory when a device stops decoding, or every leaf after a memslot change —
         // else only the leaf a fault just installed. What the others showed cannot have changed.
         var view = new SystemView(_policy, _mm, _devices, _vms);
-        var state = new List<Violation>();
+        var state = _found;
+        state.Clear();
         switch (p.Event)
         {
             case VmaRangeUnmapped u: Invariants.CheckUserRange(view, u.Start, u.End, state); break;

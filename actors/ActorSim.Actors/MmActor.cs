@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ActorSim.Domain;
 using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
@@ -51,7 +52,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public void Fold()
         {
             if (Pending.Count == 0) return;
-            Working = AddressSpaceDecider.Evolve(Working, new UserPtesPopulatedBatch([.. Pending]));
+            Working = AddressSpaceDecider.PopulatedAll(Working, CollectionsMarshal.AsSpan(Pending));
             Pending.Clear();
         }
 

@@ -222,8 +222,9 @@ public static class AddressSpaceDecider
 
     /// <summary>A batch's ranges, each VMA's share added to its PTEs in one copy
     /// (<see cref="PageRangeSet.AddAll"/>), the VMA array copied once: the same state as folding
-    /// <see cref="Populated"/> range by range, which copied both per range.</summary>
-    private static AddressSpace PopulatedAll(AddressSpace s, PteRange[] ranges)
+    /// <see cref="Populated"/> range by range, which copied both per range. Also the fold of ranges a
+    /// caller holds without an event (the mm's pass, <c>MmActor</c>).</summary>
+    public static AddressSpace PopulatedAll(AddressSpace s, ReadOnlySpan<PteRange> ranges)
     {
         if (ranges.Length == 1) return Populated(s, ranges[0].Start, ranges[0].End);
         Vma[]? vmas = null;
