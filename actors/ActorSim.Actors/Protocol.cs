@@ -93,7 +93,8 @@ public sealed record VcpuRunSequence(ulong Gpa, ulong Stride, long Count, Access
 /// <param name="Latency">Each access's time from its guest abort to its answer, in
 /// <see cref="System.Diagnostics.Stopwatch"/> ticks, counted in a histogram of fixed size (three
 /// significant digits, up to <see cref="VcpuSequenceDone.MaxLatencyTicks"/>, longer ones counted there), so
-/// a sequence of any length costs the same memory.</param>
+/// a sequence of any length costs the same memory. Handed over: the vCPU records nothing into it
+/// once it is sent.</param>
 public sealed record VcpuSequenceDone(long Accesses, HdrHistogram.LongHistogram Latency)
 {
     /// <summary>The longest latency the histogram tells apart: ten minutes.</summary>
