@@ -41,19 +41,22 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public readonly MmPfnAnswer[][] Answers = batches.Select(b => new MmPfnAnswer[b.Request.Faults.Length]).ToArray();
         /// <summary>Every PTE range the pass populated, in order (its journal entry).</summary>
         public readonly List<PteRange> Populated = [];
-        /// <summary>PTEs populated by the pass and not yet folded into <see cref="Working"/>: folding them
-        /// one fault at a time copied the VMA's whole range list per fault. A fault reads the PTEs only
-        /// at the page it resolves (BeginFaultIn's pte check), so <see cref="Working"/> answers exactly
-        /// unless that page is pending; then they are folded first (<see cref="Fold"/>).</summary>
-        public readonly List<PteRange> Pending = [];
+        /// <summary>How many of <see cref="Populated"/> are folded into <see cref="Working"/>; the rest
+        /// are pending. Folding them one fault at a time copied the VMA's whole range list per fault. A
+        /// fault reads the PTEs only at the page it resolves (BeginFaultIn's pte check), so
+        /// <see cref="Working"/> answers exactly unless that page is pending; then they are folded first
+        /// (<see cref="Fold"/>).</summary>
+        private int _folded;
+
+        private Span<PteRange> Pending => CollectionsMarshal.AsSpan(Populated)[_folded..];
 
         /// <summary>Folds the pending PTEs into <see cref="Working"/> in one batch
         /// (AddressSpaceDecider.PopulatedAll: one copy per VMA).</summary>
         public void Fold()
         {
-            if (Pending.Count == 0) return;
-            Working = AddressSpaceDecider.PopulatedAll(Working, CollectionsMarshal.AsSpan(Pending));
-            Pending.Clear();
+            if (_folded == Populated.Count) return;
+            Working = AddressSpaceDecider.PopulatedAll(Working, Pending);
+            _folded = Populated.Count;
         }
 
         public bool IsPending(ulong hva)
@@ -259,11 +262,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
 
     private static void Record(FaultPass p, FaultInStep step, VmaSnapshot? vma, ulong pfnHva)
     {
-        if (step.Populated is { } r)
-        {
-            p.Pending.Add(r);
-            p.Populated.Add(r);
-        }
+        if (step.Populated is { } r) p.Populated.Add(r);
         p.Answers[p.Batch][p.Next++] = new MmPfnAnswer(vma, pfnHva, step.Lookup);
     }
 

@@ -33,6 +33,8 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         /// <summary><see cref="VcpuRunSequence.Until"/> as a <see cref="Stopwatch"/> timestamp: one clock
         /// read per access serves the latency, the deadline and the next access's start.</summary>
         public readonly long Deadline = DeadlineOf(run.Until);
+        public long Done;
+        public long SentAt;
 
         private static long DeadlineOf(DateTime? until)
         {
@@ -41,8 +43,6 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
             var ticks = Math.Max(0, (u - DateTime.UtcNow).TotalSeconds * Stopwatch.Frequency);
             return ticks >= long.MaxValue - now ? long.MaxValue : now + (long)ticks; // a deadline past the clock's range: none
         }
-        public long Done;
-        public long SentAt;
     }
 
     public VcpuActor(int index, IActorRef batcher, TimeSpan backoff)

@@ -94,15 +94,16 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
         if (_root is null || start >= end) return found;
         Collect(_root, _height, 0, start >> PageShift, ((end - 1) >> PageShift) + 1, found);
         // At most one block starts below the range and reaches into it (blocks do not overlap).
-        if (BlockReachingIn(start, PmdSize, 2) is { } pmd) found.Insert(0, pmd);
-        else if (BlockReachingIn(start, PudSize, 1) is { } pud) found.Insert(0, pud);
+        if (BlockReachingIn(_root, _height, start, PmdSize, 2) is { } pmd) found.Insert(0, pmd);
+        else if (BlockReachingIn(_root, _height, start, PudSize, 1) is { } pud) found.Insert(0, pud);
         return found;
     }
 
-    private Stage2Leaf? BlockReachingIn(ulong start, ulong size, int level)
+    /// <summary>The block of this level that starts below <paramref name="start"/> and covers it, if any.</summary>
+    private static Stage2Leaf? BlockReachingIn(Node? root, int height, ulong start, ulong size, int level)
     {
         var b = AlignDown(start, size);
-        return b != start && TryGet(b, out var l) && l.Level == level && l.EndGpa > start ? l : null;
+        return b != start && TryGet(root, height, b, out var l) && l.Level == level && l.EndGpa > start ? l : null;
     }
 
     private static void Collect(Node n, int level, ulong nodeBase, ulong first, ulong last, List<Stage2Leaf> found)
@@ -160,7 +161,7 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     {
         // A page's one slot is overwritten by Set below, so only a block reaching into the page from
         // below has to go first; a block's range may hold leaves in many slots.
-        var t = leaf.EndGpa - leaf.Gpa == PageSize ? WithoutBlocksReachingIn(leaf.Gpa, edit) : Unmap(leaf.Gpa, leaf.EndGpa, edit);
+        var t = leaf.EndGpa - leaf.Gpa == PageSize ? WithoutBlocksReachingIn(_root, leaf.Gpa, edit) : Unmap(leaf.Gpa, leaf.EndGpa, edit);
         var page = leaf.Gpa >> PageShift;
         var root = t._root;
         var height = t._height;
@@ -207,13 +208,12 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
         var first = start >> PageShift;
         var last = ((end - 1) >> PageShift) + 1; // page numbers [first, last)
         root = RemoveRange(root, _height, 0, first, last, edit);
-        return WithBlocksReachingInRemoved(root, start, edit);
+        return WithoutBlocksReachingIn(root, start, edit);
     }
 
-    /// <summary>Without the PMD or PUD block that starts below <paramref name="start"/> and covers it.</summary>
-    private Stage2Table WithoutBlocksReachingIn(ulong start, Stage2Edit? edit) => _root is null ? this : WithBlocksReachingInRemoved(_root, start, edit);
-
-    private Stage2Table WithBlocksReachingInRemoved(Node? root, ulong start, Stage2Edit? edit)
+    /// <summary>This table with <paramref name="root"/> (this table's root after an edit), without the PMD
+    /// or PUD block that starts below <paramref name="start"/> and covers it.</summary>
+    private Stage2Table WithoutBlocksReachingIn(Node? root, ulong start, Stage2Edit? edit)
     {
         root = RemoveBlockReachingIn(root, _height, start, PmdSize, 2, edit);
         root = RemoveBlockReachingIn(root, _height, start, PudSize, 1, edit);
@@ -224,9 +224,9 @@ public sealed class Stage2Table : IEquatable<Stage2Table>
     /// <summary>Without the block of this level that starts below <paramref name="start"/> and covers it.</summary>
     private static Node? RemoveBlockReachingIn(Node? root, int height, ulong start, ulong size, int level, Stage2Edit? edit)
     {
-        var b = AlignDown(start, size);
-        if (b == start || !TryGet(root, height, b, out var l) || l.Level != level || l.EndGpa <= start) return root;
-        return RemoveRange(root!, height, 0, b >> PageShift, (b >> PageShift) + 1, edit);
+        if (BlockReachingIn(root, height, start, size, level) is not { } block) return root;
+        var page = block.Gpa >> PageShift;
+        return RemoveRange(root!, height, 0, page, page + 1, edit);
     }
 
     /// <summary>The subtree without the slots numbered [first, last); null when nothing is left.</summary>
