@@ -26,8 +26,9 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         return k.Log.Take(count).Select((e, i) => JournalEntry.ForEvent(e.Event, "w1", 1000 + i, i + 1)).ToList();
     }
 
-    /// <summary>As the journal sends a commit: one batch on a connection, no transaction; or, for a
-    /// commit that stores documents too, queued in a Marten session.</summary>
+    /// <summary>As the journal sends a commit: one batch on a connection set up as its writer's
+    /// (foreign-key checks skipped where the role may), no transaction; or, for a commit that stores
+    /// documents too, queued in a Marten session.</summary>
     private async Task AppendOurs(params (string Stream, long Expected, List<JournalEntry> Entries)[] streams) => await AppendOurs(false, streams);
 
     private async Task AppendOurs(bool viaSession, params (string Stream, long Expected, List<JournalEntry> Entries)[] streams)
@@ -43,6 +44,7 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         }
         await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
+        await MartenJournal.ConfigureWriterSessionAsync(conn);
         await MartenJournal.SendAsync(conn, append, append.Statement);
     }
 
@@ -173,6 +175,43 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         var row = Assert.Single(await ActorSim.Persistence.ReadSide.DecisionRows.ForRunAsync(session, ActorSim.Persistence.ReadSide.DecisionProjection.RunOf(s)), x => x.Stream == s);
         var ev = await session.Events.QueryAllRawEvents().SingleAsync(x => x.StreamKey == s);
         Assert.Equal((ev.Sequence, 1L), (row.GlobalSeq, row.Version));
+    }
+
+    /// <summary>Where the writer's session skips the foreign-key check (<see cref="MartenJournal.SkipForeignKeyChecks"/>),
+    /// only the append's own statement keeps an event from a stream that is not there.</summary>
+    [Fact]
+    public async Task An_event_of_a_stream_that_is_not_there_fails_the_commit_and_leaves_nothing()
+    {
+        var entries = Entries(4);
+        var (missing, other) = ($"missing-{Guid.NewGuid():N}", $"o-{Guid.NewGuid():N}");
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => AppendOurs((other, 0, entries[..1]), (missing, 2, entries[1..3])));
+        Assert.True(JournalAppend.IsConflict(e), e.ToString());
+        Assert.Equal((0, "missing"), ((await Rows(missing)).Events.Count, (await Rows(missing)).Stream));
+        Assert.Equal((0, "missing"), ((await Rows(other)).Events.Count, (await Rows(other)).Stream));
+    }
+
+    /// <summary>The writer's session skips the check exactly where the role may set the replica role,
+    /// and a setting refused leaves the connection working.</summary>
+    [Fact]
+    public async Task The_writer_session_skips_foreign_key_checks_where_the_role_may()
+    {
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        async Task<string> Query(string sql)
+        {
+            await using var c = new NpgsqlCommand(sql, conn);
+            return Convert.ToString(await c.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture)!;
+        }
+        var may = await Query("select has_parameter_privilege('session_replication_role', 'SET')") == "True";
+        Assert.Equal(may, await MartenJournal.ConfigureWriterSessionAsync(conn));
+        Assert.Equal(may ? "replica" : "origin", await Query("show session_replication_role"));
+        Assert.Equal("force_generic_plan", await Query("show plan_cache_mode"));
+        // A setting only a superuser (or a role granted it) may change.
+        var mayLog = await Query("select has_parameter_privilege('log_min_duration_statement', 'SET')") == "True";
+        var before = await Query("show log_min_duration_statement");
+        Assert.Equal(mayLog, await MartenJournal.TrySetAsync(conn, "set log_min_duration_statement = 12345"));
+        Assert.Equal(mayLog ? "12345ms" : before, await Query("show log_min_duration_statement"));
+        Assert.Equal("1", await Query("select 1"));
     }
 
     [Fact]

@@ -313,6 +313,12 @@ public static class BenchCommand
         var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();
         // The Marten journal's writer in the batched durable rounds: what limits that figure.
         var commitMs = new List<double>(); var writerBusy = new List<double>(); var eventsPerCommit = new List<double>();
+        // Whether the Marten journal's writer skipped the per-event foreign-key check (1) or not (0).
+        double? fkChecksSkipped = null;
+        void Saw(JournalStats? j)
+        {
+            if (j?.SkipsForeignKeyChecks is { } skips) fkChecksSkipped = skips ? 1 : 0;
+        }
         // Cores used in the measured windows, by this process and by PostgreSQL (CpuWindow).
         var durHostCpu = new List<double>(); var durPgCpu = new List<double>();
         var persistAllHostCpu = new List<double>(); var persistAllPgCpu = new List<double>(); var persistAllPeerPgCpu = new List<double>();
@@ -349,6 +355,7 @@ public static class BenchCommand
                 durBatched.Add(d.FaultsPerSecond);
                 durHostCpu.Add(d.Cpu.Host);
                 if (d.Cpu.Postgres is { } pg) durPgCpu.Add(pg);
+                Saw(d.Journal);
                 if (d.Journal is { } j)
                 {
                     commitMs.Add(j.MeanCommit.TotalMilliseconds);
@@ -374,6 +381,7 @@ public static class BenchCommand
                 var all = await JournalOnly(cs, false, 10, 100, span, decisions);
                 persistAll.Add(all.EventsPerSecond);
                 persistAllCommitMs.Add(all.Stats!.MeanCommit.TotalMilliseconds);
+                Saw(all.Stats);
                 persistAllHostCpu.Add(all.Cpu.Host);
                 if (all.Cpu.Postgres is { } pg) persistAllPgCpu.Add(pg);
                 var allPeer = await JournalOnly(cs, true, 10, 100, span, decisions);
@@ -452,6 +460,7 @@ public static class BenchCommand
             ["journal_mean_commit_ms"] = Median(commitMs),
             ["journal_writer_busy"] = Median(writerBusy),
             ["journal_events_per_commit"] = Median(eventsPerCommit),
+            ["journal_fk_checks_skipped"] = fkChecksSkipped,
             ["durable_host_cpu_cores"] = Median(durHostCpu),
             ["durable_postgres_cpu_cores"] = Median(durPgCpu),
             ["akka_sql_decisions_per_s"] = Median(akkaSql),

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Event;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Marten;
@@ -20,6 +21,10 @@ public sealed record GetJournalStats
 /// (<see cref="Busy"/> near 1 means the writer, one commit at a time, is what limits throughput).</summary>
 public sealed record JournalStats(long Commits, long Calls, long Events, TimeSpan InCommits, TimeSpan Span)
 {
+    /// <summary>Whether the writer's session skips PostgreSQL's per-event check of mt_events' foreign key
+    /// (<see cref="MartenJournal.SkipForeignKeyChecks"/>); null until its connection is open.</summary>
+    public bool? SkipsForeignKeyChecks { get; init; }
+
     public double EventsPerCommit => Commits == 0 ? 0 : (double)Events / Commits;
     public TimeSpan MeanCommit => Commits == 0 ? TimeSpan.Zero : InCommits / Commits;
     public double Busy => Span <= TimeSpan.Zero ? 0 : InCommits / Span;
@@ -51,6 +56,8 @@ public sealed record JournalUnavailable(TimeSpan After, string Error);
 /// Several writers committing at once (a stream's calls kept on one writer) were measured twice,
 /// side by side: +8–15 % at 4 VMs x 64 vCPUs, −10–20 % at 2 x 8 on this 2-core machine; they give up
 /// that order, so they were not kept (docs/BENCHMARKS.md).</para>
+/// <para><b>No per-event foreign-key check</b> where the database lets the writer's session skip it
+/// (<see cref="SkipForeignKeyChecks"/>): the append makes every stream of the commit itself.</para>
 /// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
 /// highest sequence number never goes down; replay skips deleted ones.</para></summary>
 public sealed class MartenJournal : AsyncWriteJournal
@@ -62,6 +69,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     private readonly int _maxEventsPerCommit;
     private readonly TimeSpan _outageLimit;
     private readonly Akka.Event.EventStream _events;
+    private readonly ILoggingAdapter _log;
 
     private sealed record StreamAppend(string PersistenceId, long LastSequenceNr, List<JournalEntry> Entries);
 
@@ -79,6 +87,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         _maxEventsPerCommit = Math.Max(1, config.GetInt("max-events-per-commit", 1000));
         _outageLimit = config.GetTimeSpan("outage-limit", TimeSpan.FromSeconds(60));
         _events = Context.System.EventStream;
+        _log = Context.GetLogger();
         _codec = new PayloadCodec(Context.System.Serialization);
         _writer = Task.Run(WriteLoop);
     }
@@ -290,6 +299,48 @@ public sealed class MartenJournal : AsyncWriteJournal
     /// their plans).</summary>
     internal const string WriterSessionSettings = "set plan_cache_mode = force_generic_plan; set enable_seqscan = off";
 
+    /// <summary>Tried on the writer's session after <see cref="WriterSessionSettings"/>: in the replica
+    /// role PostgreSQL fires no trigger left at its default, and the check of mt_events' foreign key to
+    /// mt_streams is such a trigger (ri_triggers.c, <c>RI_FKey_check_ins</c>), run once per event
+    /// appended: a query of its own through SPI, planned and started per row. In a journal-alone
+    /// PersistAll it was a quarter of the writer backend's time (perf: <c>AfterTriggerEndQuery</c> →
+    /// <c>SPI_execute_snapshot</c> 25 %). The check has nothing to find here: the append's own statement
+    /// moves or creates every stream of the commit, and fails if it cannot (<see cref="JournalAppend"/>),
+    /// holding each stream's row locked until it commits, so no delete of a stream can come between.
+    /// Every other connection — a Marten session, the documents path of <see cref="Commit"/>, a user's
+    /// psql — keeps the check. Setting the role needs the right to (<c>GRANT SET ON PARAMETER
+    /// session_replication_role</c>, PostgreSQL 15; <c>scripts/pg.sh</c> grants it, a superuser has
+    /// it); refused, the writer goes on with the check (<see cref="TrySetAsync"/>) and says so once.</summary>
+    internal const string SkipForeignKeyChecks = "set session_replication_role = replica";
+
+    /// <summary>A writer session on <paramref name="conn"/>: <see cref="WriterSessionSettings"/>, then
+    /// <see cref="SkipForeignKeyChecks"/> if the role may; returns whether it may.</summary>
+    internal static async Task<bool> ConfigureWriterSessionAsync(Npgsql.NpgsqlConnection conn)
+    {
+        await using (var settings = new Npgsql.NpgsqlCommand(WriterSessionSettings, conn)) await settings.ExecuteNonQueryAsync().ConfigureAwait(false);
+        return await TrySetAsync(conn, SkipForeignKeyChecks).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs <paramref name="set"/>; false if the role may not (insufficient privilege), and
+    /// the connection, outside any transaction, goes on as before.</summary>
+    internal static async Task<bool> TrySetAsync(Npgsql.NpgsqlConnection conn, string set)
+    {
+        try
+        {
+            await using var command = new Npgsql.NpgsqlCommand(set, conn);
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            return true;
+        }
+        catch (Npgsql.PostgresException e) when (e.SqlState == Npgsql.PostgresErrorCodes.InsufficientPrivilege)
+        {
+            return false;
+        }
+    }
+
+    // 0 until the writer's first connection is open, then 1 if it skips the checks, 2 if not (written
+    // by the writer, read by the journal's actor).
+    private int _foreignKeyChecks;
+
     private async Task SendOnWriterConnectionAsync(JournalAppend append, TypedStatement statement)
     {
         if (_connection is null)
@@ -298,8 +349,10 @@ public sealed class MartenJournal : AsyncWriteJournal
             try
             {
                 await conn.OpenAsync().ConfigureAwait(false);
-                await using var generic = new Npgsql.NpgsqlCommand(WriterSessionSettings, conn);
-                await generic.ExecuteNonQueryAsync().ConfigureAwait(false);
+                var skips = await ConfigureWriterSessionAsync(conn).ConfigureAwait(false);
+                if (!skips && Volatile.Read(ref _foreignKeyChecks) == 0)
+                    _log.Info("Marten journal: PostgreSQL checks mt_events' foreign key for every event appended; the database role may not set session_replication_role (scripts/pg.sh grants it)");
+                Volatile.Write(ref _foreignKeyChecks, skips ? 1 : 2);
             }
             catch
             {
@@ -374,7 +427,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     protected override bool ReceivePluginInternal(object message)
     {
         if (message is not GetJournalStats) return false;
-        Sender.Tell(_stats.Snapshot());
+        Sender.Tell(_stats.Snapshot() with { SkipsForeignKeyChecks = Volatile.Read(ref _foreignKeyChecks) switch { 1 => true, 2 => false, _ => null } });
         return true;
     }
 
