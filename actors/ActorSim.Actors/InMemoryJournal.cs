@@ -62,42 +62,58 @@ public sealed class InMemoryJournal : WriteJournalBase
 
     private void Write(WriteMessages w)
     {
-        var writes = new List<AtomicWrite>(w.Messages.Count());
-        foreach (var m in w.Messages)
-            if (m is AtomicWrite a) writes.Add(a);
-        var failure = Refusal(writes);
+        // By index: Eventsourced sends its batch as an array and each AtomicWrite's events as an
+        // immutable list; a foreach through their interfaces boxed an enumerator for each (~6 % of the
+        // bytes the in-memory pipeline allocated, dotnet-trace).
+        var messages = w.Messages as IReadOnlyList<IPersistentEnvelope> ?? [.. w.Messages];
+        var failure = Refusal(messages);
         if (failure is null)
-            foreach (var write in writes)
+            for (var i = 0; i < messages.Count; i++)
             {
+                if (messages[i] is not AtomicWrite write) continue;
                 var stream = For(write.PersistenceId);
-                foreach (var p in (IEnumerable<IPersistentRepresentation>)write.Payload)
+                var payload = Payload(write);
+                for (var j = 0; j < payload.Count; j++)
+                {
+                    var p = payload[j];
                     // Kept without its sender (WriteJournalBase.PreparePersistentBatch), adapted.
                     stream.Events.Add(AdaptToJournal(p.Update(p.SequenceNr, p.PersistenceId, p.IsDeleted, ActorRefs.NoSender, p.WriterGuid)));
+                }
                 stream.Highest = write.HighestSequenceNr;
             }
         var target = w.PersistentActor;
-        target.Tell(failure is null ? WriteMessagesSuccessful.Instance : new WriteMessagesFailed(failure, writes.Count), Self);
-        foreach (var m in w.Messages)
+        target.Tell(failure is null ? WriteMessagesSuccessful.Instance : new WriteMessagesFailed(failure, messages.Count(m => m is AtomicWrite)), Self);
+        for (var i = 0; i < messages.Count; i++)
         {
+            var m = messages[i];
             if (m is AtomicWrite a)
-                foreach (var p in (IEnumerable<IPersistentRepresentation>)a.Payload)
+            {
+                var payload = Payload(a);
+                for (var j = 0; j < payload.Count; j++)
+                {
+                    var p = payload[j];
                     target.Tell(failure is null ? new WriteMessageSuccess(p, w.ActorInstanceId) : new WriteMessageFailure(p, failure, w.ActorInstanceId), p.Sender);
+                }
+            }
             else target.Tell(new LoopMessageSuccess(m.Payload, w.ActorInstanceId), m.Sender);
         }
         if (_publish) Context.System.EventStream.Publish(w);
     }
 
+    /// <summary>An AtomicWrite's events (its payload is an <c>IImmutableList</c> of them).</summary>
+    private static IReadOnlyList<IPersistentRepresentation> Payload(AtomicWrite write) => (IReadOnlyList<IPersistentRepresentation>)write.Payload;
+
     /// <summary>Why the call must write nothing, if it must: every write checked before any is kept.
     /// Each must start one past the call's last earlier write of its stream, or the stream's end (a
     /// call holds one actor's writes, a few at most).</summary>
-    private Exception? Refusal(List<AtomicWrite> writes)
+    private Exception? Refusal(IReadOnlyList<IPersistentEnvelope> messages)
     {
-        for (var i = 0; i < writes.Count; i++)
+        for (var i = 0; i < messages.Count; i++)
         {
-            var write = writes[i];
+            if (messages[i] is not AtomicWrite write) continue;
             var expected = -1L;
             for (var j = i - 1; j >= 0 && expected < 0; j--)
-                if (writes[j].PersistenceId == write.PersistenceId) expected = writes[j].HighestSequenceNr + 1;
+                if (messages[j] is AtomicWrite before && before.PersistenceId == write.PersistenceId) expected = before.HighestSequenceNr + 1;
             if (expected < 0) expected = (_streams.TryGetValue(write.PersistenceId, out var s) ? s.Highest : 0) + 1;
             if (write.LowestSequenceNr != expected)
                 return new InvalidOperationException($"{write.PersistenceId}: a write from sequence number {write.LowestSequenceNr}, but the stream is at {expected - 1}");

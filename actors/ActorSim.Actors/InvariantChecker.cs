@@ -33,6 +33,7 @@ public sealed class InvariantChecker : ReceivePersistentActor
     private readonly List<Violation> _found = []; // an event's state check's findings, reused event by event
     private readonly HashSet<string> _reported = [];
     private AddressSpace _mm;
+    private SystemView? _view;
     private readonly string _mmStream;
     private long _seq;
 
@@ -82,7 +83,9 @@ public sealed class InvariantChecker : ReceivePersistentActor
         // (Invariants.NeedsFullCheck) the leaves it can reach — those over the user range it changed, or
         // those over device memory when a device stops decoding, or every leaf after a memslot change —
         // else only the leaf a fault just installed. What the others showed cannot have changed.
-        var view = new SystemView(_policy, _mm, _devices, _vms);
+        // The devices and VMs are this checker's own dictionaries, changed in place: a new view only
+        // when the mm's state is a new object.
+        var view = _view is { } last && ReferenceEquals(last.Mm, _mm) ? last : _view = new SystemView(_policy, _mm, _devices, _vms);
         var state = _found;
         state.Clear();
         switch (p.Event)
