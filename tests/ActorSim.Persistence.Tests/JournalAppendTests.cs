@@ -272,7 +272,9 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
     /// this query, planned per session and again after each ANALYZE of mt_streams. Analyzed while the
     /// table holds a few streams in one page, a session plans it as a sequential scan; the journal's
     /// writer session (<see cref="MartenJournal.WriterSessionSettings"/>) by the key, so the check does
-    /// not read every page of a table that each commit's update of its streams grows.</summary>
+    /// not read every page of a table that each commit's update of its streams grows. (The writer
+    /// skips the check altogether where its role may, <see cref="MartenJournal.SkipForeignKeyChecks"/>;
+    /// this is the plan where it may not.)</summary>
     [Fact]
     public async Task The_writer_session_checks_the_foreign_key_by_mt_streams_key()
     {

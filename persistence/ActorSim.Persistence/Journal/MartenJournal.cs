@@ -68,7 +68,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     private readonly Task _writer;
     private readonly int _maxEventsPerCommit;
     private readonly TimeSpan _outageLimit;
-    private readonly Akka.Event.EventStream _events;
+    private readonly EventStream _events;
     private readonly ILoggingAdapter _log;
 
     private sealed record StreamAppend(string PersistenceId, long LastSequenceNr, List<JournalEntry> Entries);
