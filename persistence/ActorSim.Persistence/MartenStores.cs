@@ -116,6 +116,7 @@ public static class MartenStores
             o.Schema.For<JournalMetadata>();
             o.Schema.For<SnapshotDocument>().Index(x => x.PersistenceId);
             o.Storage.ExtendedSchemaObjects.Add(ReadSide.DecisionRows.Table(schema));
+            o.Storage.ExtendedSchemaObjects.Add(ReadSide.DecisionRows.EventsTable(schema));
             o.Schema.For<ReadSide.ViolationRow>().Index(x => x.Run);
             o.Schema.For<ReadSide.RunInfo>();
             o.Projections.Add(new ReadSide.DecisionProjection(), JasperFx.Events.Projections.ProjectionLifecycle.Inline);

@@ -158,11 +158,11 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         commit.Add(s, 1, decision);
         var statement = append.StatementWith(commit.RowBatch, Store.Options.DatabaseSchemaName);
         Assert.NotEqual(append.Statement.Sql, statement.Sql);
-        // The row's VM (the rows' seventh array, after the append's eleven parameters) made null: the table refuses the row.
+        // The row's VM (the single decisions' fourth array, after the append's eleven parameters) made null: the table refuses the row.
         var parameters = statement.Parameters.ToArray();
         var vm = ActorSim.Domain.Kvm.DecisionEvents.Of(decision.Decoded ?? decision.Data!.Decode(decision.Type!, decision.SchemaVersion))[0].Inputs.Vm;
-        Assert.Equal(new[] { vm }, parameters[11 + 6].Value);
-        parameters[11 + 6] = (new string?[] { null }, parameters[11 + 6].Type);
+        Assert.Equal(new[] { vm }, parameters[11 + 3].Value);
+        parameters[11 + 3] = (new string?[] { null }, parameters[11 + 3].Type);
         await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
         var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(statement.Sql, parameters)));
@@ -254,16 +254,21 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             Assert.DoesNotContain(plan, l => l.Contains("Seq Scan on mt_streams", StringComparison.Ordinal));
 
             // With the decision rows in the same statement: the same, and no table read for the rows' seq_ids.
-            var withRows = TypedStatement.Number(JournalAppend.SqlWithRowsFor(fresh, fresh));
+            // Both kinds: single decisions (a row each) and batch events (a row of arrays each).
+            var withRows = TypedStatement.Number(JournalAppend.SqlWithRowsFor(fresh, fresh,
+                ActorSim.Persistence.ReadSide.DecisionRows.Parts.Singles | ActorSim.Persistence.ReadSide.DecisionRows.Parts.Batches));
             await using (var prepare = new NpgsqlCommand("prepare journal_append_rows as " + withRows, conn)) await prepare.ExecuteNonQueryAsync();
             await using var explainRows = new NpgsqlCommand(
-                "explain execute journal_append_rows('{s}', '{1}', '{2}', '*DEFAULT*', 't', '*DEFAULT*', 'T', '{s}', '{2}', '{00000000-0000-0000-0000-000000000001}', '{\\\\x00}', " +
-                "'{s}', '{2}', '{f}', '{r}', '{1}', '{0}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}')", conn);
+                "explain execute journal_append_rows('{s,t}', '{1,0}', '{2,1}', '*DEFAULT*', 't', '*DEFAULT*', 'T', '{s,t}', '{2,1}', " +
+                "'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}', '{\\\\x00,\\\\x00}', " +
+                "'{s}', '{2}', '{r}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}', " +
+                "'{t}', '{1}', '{r}', '{1}', '{2}', '{vm1,vm1}', '{0,1}', '{4096,8192}', '{Read,Read}', '{Mapped,Mapped}', '{MapLeaf,MapLeaf}', '{null,null}', '{null,null}')", conn);
             var rowsPlan = await PostgresSchema.LinesAsync(explainRows);
-            Assert.Contains("$25", withRows, StringComparison.Ordinal);
-            Assert.DoesNotContain("$26", withRows, StringComparison.Ordinal);
+            Assert.Contains("$35", withRows, StringComparison.Ordinal);
+            Assert.DoesNotContain("$36", withRows, StringComparison.Ordinal);
             Assert.Contains(rowsPlan, l => l.Contains("Index Scan using pkey_mt_streams_id on mt_streams", StringComparison.Ordinal));
             Assert.Contains(rowsPlan, l => l.Contains($"Insert on {DecisionRowsTable}", StringComparison.Ordinal));
+            Assert.Contains(rowsPlan, l => l.Contains($"Insert on {ActorSim.Persistence.ReadSide.DecisionRows.EventsTableName}", StringComparison.Ordinal));
             Assert.DoesNotContain(rowsPlan, l => l.Contains("Seq Scan", StringComparison.Ordinal) || l.Contains("on mt_events m", StringComparison.Ordinal));
         });
     }

@@ -69,7 +69,7 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
     }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Sql = new(StringComparer.Ordinal);
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), string> SqlWithRows = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, ReadSide.DecisionRows.Parts), string> SqlWithRows = new();
 
     /// <summary>The statement for the event tables in <paramref name="schema"/>. Its <c>?</c>
     /// parameters: the streams (id, expected version, last version), the tenant, then the events' type
@@ -82,8 +82,8 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
     /// inserted by it too: their parameters follow the append's. One statement, so the rows take each
     /// event's seq_id from what the append returns rather than from an index probe of mt_events per
     /// event, and the commit is one statement to bind and execute, not two.</summary>
-    internal static string SqlWithRowsFor(string schema, string readSchema) => SqlWithRows.GetOrAdd((schema, readSchema), k =>
-        $"with {AppendCtes(k.Item1)}, {ReadSide.DecisionRows.CtesAfterAppend(k.Item2)} select count(*) from appended");
+    internal static string SqlWithRowsFor(string schema, string readSchema, ReadSide.DecisionRows.Parts parts) => SqlWithRows.GetOrAdd((schema, readSchema, parts), k =>
+        $"with {AppendCtes(k.Item1)}, {ReadSide.DecisionRows.CtesAfterAppend(k.Item2, k.Item3)} select count(*) from appended");
 
     private static string AppendCtes(string s) =>
         $"s as materialized (select * from unnest(?::varchar[], ?::bigint[], ?::bigint[]) as s(id, expected, last)), " +
@@ -120,7 +120,7 @@ internal sealed class JournalAppend : Marten.Internal.Operations.IStorageOperati
     /// <summary>The append and, if <paramref name="rows"/> has any, the decision rows of its events in
     /// one statement (<see cref="SqlWithRowsFor"/>); without rows, <see cref="Statement"/>.</summary>
     public TypedStatement StatementWith(ReadSide.DecisionRows.Batch? rows, string readSchema) =>
-        rows is not { Rows: > 0 } ? Statement : new(SqlWithRowsFor(_schema, readSchema), [.. Parameters(), .. rows.Parameters()]);
+        rows is not { Rows: > 0 } ? Statement : new(SqlWithRowsFor(_schema, readSchema, rows.Parts), [.. Parameters(), .. rows.Parameters()]);
 
     public TypedStatement Statement => new(_sql, Parameters());
 

@@ -72,7 +72,7 @@ public sealed class DecisionProjection : IProjection
 
         /// <summary>The decision rows' insert, if the commit has decisions.</summary>
         public TypedStatement? Rows(IReadOnlyStoreOptions options) =>
-            RowBatch?.ToStatement(DecisionRows.InsertSql(options.DatabaseSchemaName, options.Events.DatabaseSchemaName));
+            RowBatch?.InsertStatement(options.DatabaseSchemaName, options.Events.DatabaseSchemaName);
 
         /// <summary>Into a Marten session, after the append: the documents and the decision rows' insert.
         /// <paramref name="genericPlans"/>: set generic planning first (<see cref="DecisionRows.GenericPlans"/>),

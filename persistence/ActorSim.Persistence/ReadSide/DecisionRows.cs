@@ -32,7 +32,15 @@ namespace ActorSim.Persistence.ReadSide;
 /// insert (a bulk insert here: 4.7 µs a row with it and the index, 2.4 with the index alone); without
 /// it, side by side (bench --quick, two alternations): 4 VMs x 64 vCPUs durable 41.0 / 38.0 k → 53.1 /
 /// 47.9 k decisions/s, PersistAll 23.1 / 29.8 k → 29.2 / 34.4 k events/s. Marten's schema management
-/// drops the key from a table an earlier build made.</para></summary>
+/// drops the key from a table an earlier build made.</para>
+/// <para>A batch event's decisions (<c>stage2_faults_resolved</c>, 2–256 of them) are one row of a
+/// second table, <c>mt_decision_events</c> (<see cref="EventsTable"/>), each column an array with an
+/// element per decision, since 2026-11-28: PostgreSQL's work here is per row — a heap tuple, an index
+/// entry, their WAL, ~5–8 µs a row on this machine — and a commit of 4 × 64 decisions spent more on
+/// its rows than on everything else (docs/BENCHMARKS.md). A single decision keeps its row here: as a
+/// row of one-element arrays it cost more (PersistAll of single-decision events, side by side: 33 k →
+/// 21 k events/s). Rows an earlier build wrote for batch events stay here and read back as they were;
+/// a history reads both tables (<see cref="HistorySql"/>).</para></summary>
 public static class DecisionRows
 {
     public const string TableName = "mt_decision_rows";
@@ -63,46 +71,115 @@ public static class DecisionRows
         return t;
     }
 
-    /// <summary>The rows of every decision event of one commit, in one statement. Its <c>?</c>
-    /// parameters: four arrays of one element per event (stream, version, in_batch, run), then ten of
-    /// one element per row (its event's place in the first four, from 1; idx, vm, vcpu, gpa, op, result,
-    /// path, errno, mem_type).
-    /// <para>A plain insert: a row holds its event's stream and version, which the append in the same
+    /// <summary>The table of batch events' decisions: a row per event.</summary>
+    public const string EventsTableName = "mt_decision_events";
+
+    /// <summary>Its one index, on (run, global_seq).</summary>
+    public const string EventsRunIndexName = $"ix_{EventsTableName}_run_seq";
+
+    /// <summary>The batch events' table: stream, version, run and global_seq as in <see cref="Table"/>,
+    /// then one array per decision field with an element per decision, in the event's order (element i
+    /// is the decision with index i - 1). No key, as there.</summary>
+    public static Table EventsTable(string schema)
+    {
+        var t = new Table(new PostgresqlObjectName(schema, EventsTableName, SchemaUtils.IdentifierUsage.General));
+        t.AddColumn<string>("stream").NotNull();
+        t.AddColumn<long>("version").NotNull();
+        t.AddColumn<string>("run").NotNull();
+        t.AddColumn<long>("global_seq").NotNull();
+        t.AddColumn("vm", "text[]").NotNull();
+        t.AddColumn("vcpu", "integer[]").NotNull();
+        t.AddColumn("gpa", "bigint[]").NotNull();
+        t.AddColumn("op", "text[]").NotNull();
+        t.AddColumn("result", "text[]").NotNull();
+        t.AddColumn("path", "text[]").NotNull();
+        t.AddColumn("errno", "text[]").NotNull();
+        t.AddColumn("mem_type", "text[]").NotNull();
+        t.Indexes.Add(new IndexDefinition(EventsRunIndexName) { Columns = ["run", "global_seq"] });
+        return t;
+    }
+
+    /// <summary>Which of the two inserts a commit's rows need.</summary>
+    [Flags]
+    internal enum Parts
+    {
+        /// <summary>Single decisions: a row each in <see cref="TableName"/>.</summary>
+        Singles = 1,
+        /// <summary>Batch events: a row each in <see cref="EventsTableName"/>.</summary>
+        Batches = 2,
+    }
+
+    /// <summary>The rows of every decision event of one commit, in one statement (the parts it has).
+    /// Its <c>?</c> parameters (<see cref="Batch.Parameters"/>): for the single decisions, eleven arrays
+    /// of one element each (stream, version, run, vm, vcpu, gpa, op, result, path, errno, mem_type); then
+    /// for the batch events five of one element per event (stream, version, run, and where its
+    /// decisions start and end in the next eight, from 1) and eight of one element per decision (vm,
+    /// vcpu, gpa, op, result, path, errno, mem_type), an event's arrays being slices of these.
+    /// <para>Plain inserts: a row holds its event's stream and version, which the append in the same
     /// transaction makes new (mt_events is unique on them, and the append checks the expected version),
     /// so no row can be there already (an upsert cost PostgreSQL ~18 µs a row against ~15).</para>
     /// <para><c>global_seq</c> is the event's <c>seq_id</c>, read by the statement: PostgreSQL assigns
     /// it in the append of the same batch (the journal's statement or Marten's append function), after
     /// the rows were collected. It is looked up
-    /// once per event (the materialized <c>ev</c>), by a scalar subquery on mt_events' unique
+    /// once per event (the materialized <c>evs</c>, <c>evb</c>), by a scalar subquery on mt_events' unique
     /// (stream_id, version) index: a join with mt_events, prepared on a fresh, empty table, got a
     /// sequential-scan plan that stayed cached (1–2 ms a commit).</para></summary>
-    public static string InsertSql(string schema, string eventsSchema) => InsertSqls.GetOrAdd((schema, eventsSchema), k => InsertSqlText(k.Item1, k.Item2));
+    internal static string InsertSql(string schema, string eventsSchema, Parts parts) => InsertSqls.GetOrAdd((schema, eventsSchema, parts), k =>
+    {
+        var seqId = $"(select m.seq_id from {k.Item2}.mt_events m where m.stream_id = s.stream and m.version = s.version)";
+        var ctes = new List<string>();
+        var inserts = new List<string>();
+        if (k.Item3.HasFlag(Parts.Singles))
+        {
+            ctes.Add(SinglesCte(seqId, ""));
+            inserts.Add(SinglesInsert(k.Item1));
+        }
+        if (k.Item3.HasFlag(Parts.Batches))
+        {
+            ctes.Add(BatchesCte(seqId, ""));
+            inserts.Add(BatchesInsert(k.Item1));
+        }
+        // The last insert is the statement; one before it goes in its place among the CTEs.
+        if (inserts.Count == 2) ctes.Insert(1, $"decision_rows as ({inserts[0]})");
+        return $"with {string.Join(", ", ctes)} {inserts[^1]}";
+    });
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), string> InsertSqls = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, Parts), string> InsertSqls = new();
 
-    private static string InsertSqlText(string schema, string eventsSchema) =>
-        "with " + EventsCte($"(select m.seq_id from {eventsSchema}.mt_events m where m.stream_id = s.stream and m.version = s.version)", "") +
-        " " + InsertText(schema);
-
-    /// <summary>The rows' insert written into the journal's append statement (<see cref="Journal.JournalAppend.SqlWithRowsFor"/>),
+    /// <summary>The rows' inserts written into the journal's append statement (<see cref="Journal.JournalAppend.SqlWithRowsFor"/>),
     /// after its CTEs: each event's global sequence number is read from what the append returns
     /// (<c>appended</c>: stream_id, version, seq_id) instead of looked up in mt_events. A left join: an
     /// event the append did not return leaves a null, which the table refuses, so the statement fails.
     /// Its <c>?</c> parameters are <see cref="InsertSql"/>'s, in the same order.</summary>
-    internal static string CtesAfterAppend(string schema) =>
-        EventsCte("a.seq_id", "left join appended a on a.stream_id = s.stream and a.version = s.version") + $", decision_rows as ({InsertText(schema)})";
+    internal static string CtesAfterAppend(string schema, Parts parts)
+    {
+        const string seqId = "a.seq_id", join = "left join appended a on a.stream_id = s.stream and a.version = s.version";
+        var ctes = new List<string>();
+        if (parts.HasFlag(Parts.Singles)) ctes.Add($"{SinglesCte(seqId, join)}, decision_rows as ({SinglesInsert(schema)})");
+        if (parts.HasFlag(Parts.Batches)) ctes.Add($"{BatchesCte(seqId, join)}, decision_events as ({BatchesInsert(schema)})");
+        return string.Join(", ", ctes);
+    }
 
-    /// <summary>The events of the rows, <c>ev</c>: stream, version, in_batch, run, their place n (from 1)
-    /// and seq_id (<paramref name="seqId"/>).</summary>
-    private static string EventsCte(string seqId, string join) =>
-        $"ev as materialized (select s.stream, s.version, s.in_batch, s.run, s.n, {seqId} as seq_id " +
-        $"from unnest(?::text[], ?::bigint[], ?::boolean[], ?::text[]) with ordinality as s(stream, version, in_batch, run, n) {join})";
+    /// <summary>The single decisions, <c>evs</c>: one per event, with its seq_id (<paramref name="seqId"/>).</summary>
+    private static string SinglesCte(string seqId, string join) =>
+        $"evs as materialized (select s.*, {seqId} as seq_id " +
+        "from unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) " +
+        $"as s(stream, version, run, vm, vcpu, gpa, op, result, path, errno, mem_type) {join})";
 
-    private static string InsertText(string schema) =>
+    private static string SinglesInsert(string schema) =>
         $"insert into {schema}.{TableName} ({Columns}) " +
-        "select ev.stream, ev.version, r.idx, ev.in_batch, ev.run, r.vm, r.vcpu, r.gpa, r.gpa & ~4095::bigint, r.op, r.result, r.path, r.errno, r.mem_type, ev.seq_id " +
-        "from unnest(?::bigint[], ?::int[], ?::text[], ?::int[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) " +
-        "as r(ev, idx, vm, vcpu, gpa, op, result, path, errno, mem_type) join ev on ev.n = r.ev";
+        "select evs.stream, evs.version, 0, false, evs.run, evs.vm, evs.vcpu, evs.gpa, evs.gpa & ~4095::bigint, evs.op, evs.result, evs.path, evs.errno, evs.mem_type, evs.seq_id from evs";
+
+    /// <summary>The batch events, <c>evb</c>: stream, version, run, the first and last place of their
+    /// decisions in the decision arrays (from 1), and seq_id (<paramref name="seqId"/>).</summary>
+    private static string BatchesCte(string seqId, string join) =>
+        $"evb as materialized (select s.stream, s.version, s.run, s.lo, s.hi, {seqId} as seq_id " +
+        $"from unnest(?::text[], ?::bigint[], ?::text[], ?::int[], ?::int[]) as s(stream, version, run, lo, hi) {join})";
+
+    private static string BatchesInsert(string schema) =>
+        $"insert into {schema}.{EventsTableName} ({EventsColumns}) " +
+        "select evb.stream, evb.version, evb.run, evb.seq_id, (?::text[])[evb.lo:evb.hi], (?::int[])[evb.lo:evb.hi], (?::bigint[])[evb.lo:evb.hi], " +
+        "(?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi] from evb";
 
     /// <summary>Run in the journal's transaction before the rows' insert: its plan is made once, for
     /// any parameters (<see cref="Insert"/>). Scoped to the transaction: a read of a run's history
@@ -113,33 +190,82 @@ public static class DecisionRows
     /// <see cref="Insert"/> (<see cref="InsertSql"/>).</summary>
     internal sealed class Batch
     {
-        private readonly List<string> _stream = [];
-        private readonly List<long> _version = [];
-        private readonly List<bool> _inBatch = [];
-        private readonly List<string> _run = [];
-        private readonly List<long> _ev = [];
-        private readonly List<int> _idx = [], _vcpu = [];
-        private readonly List<string> _vm = [], _op = [], _result = [], _path = [];
-        private readonly List<long> _gpa = [];
-        private readonly List<string?> _errno = [], _memType = [];
+        private readonly Fields _single = new(), _inBatches = new();
+        private readonly List<string> _sStream = [], _sRun = [];
+        private readonly List<long> _sVersion = [];
+        private readonly List<string> _bStream = [], _bRun = [];
+        private readonly List<long> _bVersion = [];
+        private readonly List<int> _bLo = [], _bHi = [];
 
-        public int Rows => _idx.Count;
+        /// <summary>The decisions collected.</summary>
+        public int Rows => _single.Count + _inBatches.Count;
 
-        /// <summary>An event's decisions. A batch event's rows are "stream/version/index", a single
-        /// decision's "stream/version".</summary>
+        public Parts Parts => (_single.Count > 0 ? Parts.Singles : 0) | (_inBatches.Count > 0 ? Parts.Batches : 0);
+
+        /// <summary>An event's decisions: a batch event's (<paramref name="inBatch"/>; read back as
+        /// "stream/version/index") as one row of arrays, a single decision ("stream/version") as a row.</summary>
         public void AddEvent(string stream, long version, bool inBatch, string run, IReadOnlyList<ActorSim.Domain.Kvm.DecisionRecord> decisions)
         {
-            _stream.Add(stream);
-            _version.Add(version);
-            _inBatch.Add(inBatch);
-            _run.Add(run);
-            long ev = _stream.Count; // with ordinality counts from 1
-            for (var i = 0; i < decisions.Count; i++)
+            if (decisions.Count == 0) return;
+            if (!inBatch)
             {
-                var d = decisions[i];
+                foreach (var d in decisions)
+                {
+                    _sStream.Add(stream);
+                    _sVersion.Add(version);
+                    _sRun.Add(run);
+                    _single.Add(d);
+                }
+                return;
+            }
+            _bStream.Add(stream);
+            _bVersion.Add(version);
+            _bRun.Add(run);
+            _bLo.Add(_inBatches.Count + 1); // PostgreSQL's arrays count from 1
+            foreach (var d in decisions) _inBatches.Add(d);
+            _bHi.Add(_inBatches.Count);
+        }
+
+        /// <summary>The insert of these rows on their own (a Marten session's commit).</summary>
+        public TypedStatement InsertStatement(string schema, string eventsSchema) => new(InsertSql(schema, eventsSchema, Parts), Parameters());
+
+        /// <summary>The parameters of <see cref="InsertSql"/> (and of <see cref="CtesAfterAppend"/>) for <see cref="Parts"/>.</summary>
+        public (object Value, NpgsqlDbType Type)[] Parameters()
+        {
+            var p = new List<(object, NpgsqlDbType)>(24);
+            if (_single.Count > 0)
+            {
+                p.Add((_sStream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_sVersion.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
+                p.Add((_sRun.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                _single.AddTo(p);
+            }
+            if (_inBatches.Count > 0)
+            {
+                p.Add((_bStream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_bVersion.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
+                p.Add((_bRun.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_bLo.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                p.Add((_bHi.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                _inBatches.AddTo(p);
+            }
+            return [.. p];
+        }
+
+        /// <summary>The fields of decisions, a list each, in the tables' column order (vm, vcpu, gpa, op,
+        /// result, path, errno, mem_type).</summary>
+        private sealed class Fields
+        {
+            private readonly List<string> _vm = [], _op = [], _result = [], _path = [];
+            private readonly List<int> _vcpu = [];
+            private readonly List<long> _gpa = [];
+            private readonly List<string?> _errno = [], _memType = [];
+
+            public int Count => _vcpu.Count;
+
+            public void Add(ActorSim.Domain.Kvm.DecisionRecord d)
+            {
                 var o = d.Outcome;
-                _ev.Add(ev);
-                _idx.Add(i);
                 _vm.Add(d.Inputs.Vm);
                 _vcpu.Add(d.Inputs.Vcpu);
                 _gpa.Add((long)d.Inputs.Gpa);
@@ -150,27 +276,19 @@ public static class DecisionRows
                 _memType.Add(o.Leaf is { } leaf && ActorSim.Domain.Stage2.MemAttr.TypeOf(leaf.MemAttr, d.Inputs.Policy.Cpu.Fwb) is { } t
                     ? ActorSim.Domain.Stage2.MemAttr.MemTypeOf(t).Name() : null);
             }
+
+            public void AddTo(List<(object, NpgsqlDbType)> p)
+            {
+                p.Add((_vm.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_vcpu.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                p.Add((_gpa.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
+                p.Add((_op.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_result.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_path.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_errno.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_memType.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+            }
         }
-
-        public TypedStatement ToStatement(string sql) => new(sql, Parameters());
-
-        /// <summary>The parameters of <see cref="InsertSql"/> (and of <see cref="CtesAfterAppend"/>).</summary>
-        public (object Value, NpgsqlDbType Type)[] Parameters() => [
-            (_stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-            (_version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
-            (_inBatch.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Boolean),
-            (_run.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-            (_ev.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
-            (_idx.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer),
-            (_vm.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-            (_vcpu.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer),
-            (_gpa.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
-            (_op.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-            (_result.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-            (_path.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-            (_errno.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-            (_memType.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
-        ];
     }
 
     /// <summary>One commit's rows as a Marten storage operation, in the append's batch and transaction.
@@ -223,13 +341,17 @@ public static class DecisionRows
 
     private const string Columns = "stream, version, idx, in_batch, run, vm, vcpu, gpa, gpa_page, op, result, path, errno, mem_type, global_seq";
 
+    private const string EventsColumns = "stream, version, run, global_seq, vm, vcpu, gpa, op, result, path, errno, mem_type";
+
     /// <summary>How many of a run's decisions had each result and memory type, counted by PostgreSQL
     /// (a run's rows are not read for it).</summary>
     public static async Task<List<(string Result, string? MemType, long Count)>> CountsAsync(IQuerySession session, string run, CancellationToken ct = default)
     {
         var conn = await session.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var cmd = new NpgsqlCommand(
-            $"select result, mem_type, count(*) from {session.DocumentStore.Options.DatabaseSchemaName}.{TableName} where run = @run group by 1, 2", conn);
+            $"select result, mem_type, count(*) from (select result, mem_type from {session.DocumentStore.Options.DatabaseSchemaName}.{TableName} where run = @run " +
+            $"union all select d.result, d.mem_type from {session.DocumentStore.Options.DatabaseSchemaName}.{EventsTableName} e " +
+            "cross join lateral unnest(e.result, e.mem_type) as d(result, mem_type) where e.run = @run) c group by 1, 2", conn);
         cmd.Parameters.AddWithValue("run", run);
         var counts = new List<(string, string?, long)>();
         await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
@@ -237,10 +359,18 @@ public static class DecisionRows
         return counts;
     }
 
-    /// <summary><see cref="ForRunAsync"/>'s query: parameters <c>@run</c>, <c>@vm</c>, <c>@page</c>.</summary>
+    /// <summary><see cref="ForRunAsync"/>'s query: parameters <c>@run</c>, <c>@vm</c>, <c>@page</c>; a row
+    /// per decision, from both tables, with <see cref="Table"/>'s columns, each table's rows found by its
+    /// run index. Unordered: PostgreSQL cannot merge the two ordered scans (a union's branch that joins
+    /// an event to its unnested arrays is planned as a subquery, whose order its parent does not see),
+    /// so <see cref="ForRunAsync"/> orders the rows itself rather than have PostgreSQL sort them.</summary>
     internal static string HistorySql(string schema) =>
         $"select {Columns} from {schema}.{TableName} " +
-        "where run = @run and (@vm::text is null or vm = @vm) and (@page::bigint is null or gpa_page = @page) order by global_seq, idx";
+        "where run = @run and (@vm::text is null or vm = @vm) and (@page::bigint is null or gpa_page = @page) " +
+        "union all select e.stream, e.version, (d.n - 1)::int, true, e.run, d.vm, d.vcpu, d.gpa, d.gpa & ~4095::bigint, d.op, d.result, d.path, d.errno, d.mem_type, e.global_seq " +
+        $"from {schema}.{EventsTableName} e cross join lateral unnest(e.vm, e.vcpu, e.gpa, e.op, e.result, e.path, e.errno, e.mem_type) " +
+        "with ordinality as d(vm, vcpu, gpa, op, result, path, errno, mem_type, n) " +
+        "where e.run = @run and (@vm::text is null or d.vm = @vm) and (@page::bigint is null or d.gpa & ~4095::bigint = @page)";
 
     /// <summary>A run's decisions in global order (then their place in their event), optionally of one
     /// VM and one GPA page.</summary>
@@ -266,6 +396,15 @@ public static class DecisionRows
                 Errno = r.IsDBNull(12) ? null : r.GetString(12), MemType = r.IsDBNull(13) ? null : r.GetString(13), GlobalSeq = r.GetInt64(14),
             });
         }
+        // Events in global order (rows from builds that wrote no sequence number share 0: then by stream
+        // and version), a batch event's decisions by their index.
+        rows.Sort(static (a, b) =>
+        {
+            var c = a.GlobalSeq.CompareTo(b.GlobalSeq);
+            if (c == 0) c = string.CompareOrdinal(a.Stream, b.Stream);
+            if (c == 0) c = a.Version.CompareTo(b.Version);
+            return c != 0 ? c : a.Index.CompareTo(b.Index);
+        });
         return rows;
     }
 }
