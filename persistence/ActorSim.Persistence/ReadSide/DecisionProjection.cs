@@ -8,8 +8,9 @@ using Marten.Events.Projections;
 
 namespace ActorSim.Persistence.ReadSide;
 
-/// <summary>Inline Marten projection over the journal: a row of <see cref="DecisionRows"/> per stage-2
-/// fault decision and a <see cref="ViolationRow"/> per invariant violation, written in the same
+/// <summary>Inline Marten projection over the journal: the <see cref="DecisionRows"/> of each stage-2
+/// fault decision event (a row per single decision, a row of arrays per batch event) and a
+/// <see cref="ViolationRow"/> per invariant violation, written in the same
 /// transaction as the append. Marten hands an inline projection every event of a commit at once (of
 /// all its streams), and the decision rows of all of them go in one statement: a statement per event
 /// halved the journal's throughput when each event held one decision (bench --only journal, side by

@@ -8,7 +8,8 @@ using Weasel.Postgresql.Tables;
 
 namespace ActorSim.Persistence.ReadSide;
 
-/// <summary>The decision history table: one typed row per stage-2 fault decision, written by
+/// <summary>The decision history tables: one typed row per single stage-2 fault decision
+/// (<c>mt_decision_rows</c>) and one per batch event (<c>mt_decision_events</c>, below), written by
 /// <see cref="DecisionProjection"/> in the append's transaction and read with plain SQL.
 /// <para>A table of columns, not a Marten document (a jsonb body per row): in a durable bench the
 /// document rows cost PostgreSQL about as much as the journal's own events — the rows' JSON parsed
