@@ -177,6 +177,37 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         Assert.Equal((ev.Sequence, 1L), (row.GlobalSeq, row.Version));
     }
 
+    /// <summary>The same for a batch event's row of arrays (<c>mt_decision_events</c>): if it fails, the
+    /// append goes with it; intact, the event's decisions read back one by one, in order, with its
+    /// global sequence number.</summary>
+    [Fact]
+    public async Task A_failing_batch_row_takes_the_commits_append_with_it()
+    {
+        var decisions = Entries(40).Where(e => e.Type == "stage2_fault_resolved").Take(3)
+            .Select(e => ((Stage2FaultResolved)(e.Decoded ?? e.Data!.Decode(e.Type!, e.SchemaVersion))).Decision).ToArray();
+        var batch = JournalEntry.ForEvent(new Stage2FaultsResolved(decisions), "w1", 2000, 1);
+        var s = $"batch/kvm-{Guid.NewGuid():N}";
+        var append = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
+        append.AddStream(s, 0, [batch]);
+        var commit = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
+        commit.Add(s, 1, batch);
+        var statement = append.StatementWith(commit.RowBatch, Store.Options.DatabaseSchemaName);
+        // The event's run (the batch events' third array, after the append's eleven parameters) made null: the table refuses the row.
+        var parameters = statement.Parameters.ToArray();
+        Assert.Equal(new[] { "batch" }, parameters[11 + 2].Value);
+        parameters[11 + 2] = (new string?[] { null }, parameters[11 + 2].Type);
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(statement.Sql, parameters)));
+        Assert.Equal((PostgresErrorCodes.NotNullViolation, ActorSim.Persistence.ReadSide.DecisionRows.EventsTableName, "run"), (e.SqlState, e.TableName, e.ColumnName));
+        Assert.Equal((0, "missing"), ((await Rows(s)).Events.Count, (await Rows(s)).Stream));
+        await MartenJournal.SendAsync(conn, append, statement);
+        await using var session = Store.QuerySession();
+        var rows = (await ActorSim.Persistence.ReadSide.DecisionRows.ForRunAsync(session, "batch")).Where(x => x.Stream == s).ToList();
+        var ev = await session.Events.QueryAllRawEvents().SingleAsync(x => x.StreamKey == s);
+        Assert.Equal(decisions.Select((d, i) => $"{s}/1/{i} {(long)d.Inputs.Gpa:x} {ev.Sequence}"), rows.Select(r => $"{r.Id} {r.Gpa:x} {r.GlobalSeq}"));
+    }
+
     /// <summary>Where the writer's session skips the foreign-key check (<see cref="MartenJournal.SkipForeignKeyChecks"/>),
     /// only the append's own statement keeps an event from a stream that is not there.</summary>
     [Fact]
