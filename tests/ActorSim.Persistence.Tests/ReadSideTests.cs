@@ -269,3 +269,58 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         GC.KeepAlive(store);
     }
 }
+
+/// <summary>Single decisions of consecutive versions of one stream in one commit (PersistAll's batches)
+/// go as one row of arrays; a lone one, or one after a gap, as rows of their own kind; every decision
+/// reads back as its own event's, with its version and global sequence number.</summary>
+public sealed class RunProjectionTests(SchemaFixture schema) : Akka.TestKit.Xunit2.TestKit(PostgresSchema.AkkaConfig(schema.Name)), IClassFixture<SchemaFixture>
+{
+    /// <summary>Through the journal's own statement (the gap in stream a a batch event).</summary>
+    [Fact]
+    public Task Consecutive_single_decisions_of_a_stream_are_one_row_and_read_back_one_by_one() => Check("rs5", violation: false);
+
+    /// <summary>Through a Marten session (a commit with a violation row to store: the gap in stream a).</summary>
+    [Fact]
+    public Task The_same_in_a_commit_that_stores_documents() => Check("rs6", violation: true);
+
+    private async Task Check(string run, bool violation)
+    {
+        var single = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultResolved>().First();
+        var batch = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultsResolved>().Single();
+        Domain.Kvm.Stage2FaultResolved At(ulong gpa) => single with { Decision = single.Decision with { Inputs = single.Decision.Inputs with { Gpa = gpa } } };
+        Akka.Persistence.Persistent P(object e, long seq, string pid) => new(e, seq, pid, "", false, ActorRefs.NoSender, "w");
+        string a = $"{run}/kvm-a", b = $"{run}/kvm-b";
+        var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+        // One commit: stream a has single decisions at versions 1-3, the gap at 4, decisions at 5-6;
+        // stream b one decision.
+        object gap = violation ? new Domain.Invariants.InvariantViolationDetected(3, a, "I5", "x") : batch;
+        journal.Tell(new Akka.Persistence.WriteMessages(
+        [
+            new Akka.Persistence.AtomicWrite(ImmutableList.Create<Akka.Persistence.IPersistentRepresentation>(
+                P(At(0x1000), 1, a), P(At(0x2000), 2, a), P(At(0x3000), 3, a), P(gap, 4, a), P(At(0x5000), 5, a), P(At(0x6000), 6, a))),
+            new Akka.Persistence.AtomicWrite(P(At(0xb000), 1, b)),
+        ], TestActor, 1));
+        ExpectMsg<Akka.Persistence.WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        await using var session = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name).QuerySession();
+        var seqs = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey!.StartsWith(run + "/")).ToListAsync())
+            .ToDictionary(e => $"{e.StreamKey}/{e.Version}", e => e.Sequence);
+        var rows = await DecisionRows.ForRunAsync(session, run);
+        var singles = new[] { ($"{a}/1", 0x1000UL), ($"{a}/2", 0x2000UL), ($"{a}/3", 0x3000UL), ($"{a}/5", 0x5000UL), ($"{a}/6", 0x6000UL), ($"{b}/1", 0xb000UL) }
+            .Select(x => (Id: x.Item1, Event: x.Item1, Gpa: x.Item2));
+        var batchRows = violation ? [] : batch.Decisions.Select((d, i) => (Id: $"{a}/4/{i}", Event: $"{a}/4", Gpa: d.Inputs.Gpa));
+        var expected = singles.Concat(batchRows).OrderBy(x => seqs[x.Event]).ThenBy(x => x.Id, StringComparer.Ordinal)
+            .Select(x => $"{x.Id} {x.Gpa:x} {seqs[x.Event]}");
+        Assert.Equal(expected, rows.Select(r => $"{r.Id} {r.Gpa:x} {r.GlobalSeq}"));
+        Assert.Equal(6 + (violation ? 0 : batch.Decisions.Length), (await RunSummaries.ForRunAsync(session, run)).Decisions);
+        // Two runs (a 1-3, a 5-6) as rows of arrays, b's lone decision a row of its own.
+        await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand(
+            $"select (select string_agg(stream || ':' || version || ':' || cardinality(seqs), ' ' order by version) from {schema.Name}.{DecisionRows.EventsTableName} where run = @run and seqs is not null), " +
+            $"(select string_agg(stream || ':' || version, ' ') from {schema.Name}.{DecisionRows.TableName} where run = @run)", conn);
+        count.Parameters.AddWithValue("run", run);
+        await using var r = await count.ExecuteReaderAsync();
+        await r.ReadAsync();
+        Assert.Equal(($"{a}:1:3 {a}:5:2", $"{b}:1"), (r.GetString(0), r.GetString(1)));
+    }
+}

@@ -80,7 +80,8 @@ public static class DecisionRows
 
     /// <summary>The batch events' table: stream, version, run and global_seq as in <see cref="Table"/>,
     /// then one array per decision field with an element per decision, in the event's order (element i
-    /// is the decision with index i - 1). No key, as there.</summary>
+    /// is the decision with index i - 1). No key, as there. A row may also hold a run of single
+    /// decisions (<c>seqs</c>, below).</summary>
     public static Table EventsTable(string schema)
     {
         var t = new Table(new PostgresqlObjectName(schema, EventsTableName, SchemaUtils.IdentifierUsage.General));
@@ -96,11 +97,15 @@ public static class DecisionRows
         t.AddColumn("path", "text[]").NotNull();
         t.AddColumn("errno", "text[]").NotNull();
         t.AddColumn("mem_type", "text[]").NotNull();
+        // Null for a batch event; for a run of single decisions (consecutive events of one stream in
+        // one commit, a decision each), each event's seq_id: the row's version and global_seq are the
+        // first event's, element i the event version + i - 1.
+        t.AddColumn("seqs", "bigint[]").AllowNulls();
         t.Indexes.Add(new IndexDefinition(EventsRunIndexName) { Columns = ["run", "global_seq"] });
         return t;
     }
 
-    /// <summary>Which of the two inserts a commit's rows need.</summary>
+    /// <summary>Which of the three inserts a commit's rows need.</summary>
     [Flags]
     internal enum Parts
     {
@@ -108,6 +113,9 @@ public static class DecisionRows
         Singles = 1,
         /// <summary>Batch events: a row each in <see cref="EventsTableName"/>.</summary>
         Batches = 2,
+        /// <summary>Runs of single decisions, consecutive events of one stream in the commit: a row each
+        /// in <see cref="EventsTableName"/> (PersistAll's 100 events a write).</summary>
+        Runs = 4,
     }
 
     /// <summary>The rows of every decision event of one commit, in one statement (the parts it has).
@@ -128,21 +136,11 @@ public static class DecisionRows
     internal static string InsertSql(string schema, string eventsSchema, Parts parts) => InsertSqls.GetOrAdd((schema, eventsSchema, parts), k =>
     {
         var seqId = $"(select m.seq_id from {k.Item2}.mt_events m where m.stream_id = s.stream and m.version = s.version)";
-        var ctes = new List<string>();
-        var inserts = new List<string>();
-        if (k.Item3.HasFlag(Parts.Singles))
-        {
-            ctes.Add(SinglesCte(seqId, ""));
-            inserts.Add(SinglesInsert(k.Item1));
-        }
-        if (k.Item3.HasFlag(Parts.Batches))
-        {
-            ctes.Add(BatchesCte(seqId, ""));
-            inserts.Add(BatchesInsert(k.Item1));
-        }
-        // The last insert is the statement; one before it goes in its place among the CTEs.
-        if (inserts.Count == 2) ctes.Insert(1, $"decision_rows as ({inserts[0]})");
-        return $"with {string.Join(", ", ctes)} {inserts[^1]}";
+        var seqs = $"(select array_agg(m.seq_id order by m.version) from {k.Item2}.mt_events m where {RunOfEvents("m")})";
+        var parts = PartsSql(k.Item1, seqId, "", seqs).Where(x => k.Item3.HasFlag(x.Part)).ToArray();
+        // The last part's insert is the statement; the inserts before it are CTEs in their places.
+        var ctes = parts.SelectMany((x, i) => i < parts.Length - 1 ? [x.Source, $"{InsertName(x.Part)} as ({x.Insert})"] : new[] { x.Source });
+        return $"with {string.Join(", ", ctes)} {parts[^1].Insert}";
     });
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, Parts), string> InsertSqls = new();
@@ -152,14 +150,44 @@ public static class DecisionRows
     /// (<c>appended</c>: stream_id, version, seq_id) instead of looked up in mt_events. A left join: an
     /// event the append did not return leaves a null, which the table refuses, so the statement fails.
     /// Its <c>?</c> parameters are <see cref="InsertSql"/>'s, in the same order.</summary>
-    internal static string CtesAfterAppend(string schema, Parts parts)
+    internal static string CtesAfterAppend(string schema, Parts parts) =>
+        string.Join(", ", PartsSql(schema, "a.seq_id", "left join appended a on a.stream_id = s.stream and a.version = s.version",
+                $"(select array_agg(a.seq_id order by a.version) from appended a where {RunOfEvents("a")})")
+            .Where(x => parts.HasFlag(x.Part)).Select(x => $"{x.Source}, {InsertName(x.Part)} as ({x.Insert})"));
+
+    /// <summary>Each part's source CTE and insert, in the order of their parameters.</summary>
+    private static (Parts Part, string Source, string Insert)[] PartsSql(string schema, string seqId, string join, string seqs) =>
+    [
+        (Parts.Singles, SinglesCte(seqId, join), SinglesInsert(schema)),
+        (Parts.Batches, BatchesCte(seqId, join), BatchesInsert(schema)),
+        (Parts.Runs, RunsCte(seqs), RunsInsert(schema)),
+    ];
+
+    private static string InsertName(Parts part) => part switch
     {
-        const string seqId = "a.seq_id", join = "left join appended a on a.stream_id = s.stream and a.version = s.version";
-        var ctes = new List<string>();
-        if (parts.HasFlag(Parts.Singles)) ctes.Add($"{SinglesCte(seqId, join)}, decision_rows as ({SinglesInsert(schema)})");
-        if (parts.HasFlag(Parts.Batches)) ctes.Add($"{BatchesCte(seqId, join)}, decision_events as ({BatchesInsert(schema)})");
-        return string.Join(", ", ctes);
-    }
+        Parts.Singles => "decision_rows",
+        Parts.Batches => "decision_events",
+        _ => "decision_runs",
+    };
+
+    /// <summary>The events of a run <c>s</c> (its first version, and lo..hi its decisions, one an event)
+    /// among those of <paramref name="alias"/> (stream_id, version).</summary>
+    private static string RunOfEvents(string alias) =>
+        $"{alias}.stream_id = s.stream and {alias}.version between s.version and s.version + (s.hi - s.lo)";
+
+    /// <summary>The runs of single decisions, <c>evr</c>: stream, first version, run, the first and last
+    /// place of their decisions in the decision arrays (from 1), and each event's seq_id in version
+    /// order (<paramref name="seqs"/>).</summary>
+    private static string RunsCte(string seqs) =>
+        $"evr as materialized (select s.stream, s.version, s.run, s.lo, s.hi, {seqs} as seqs " +
+        "from unnest(?::text[], ?::bigint[], ?::text[], ?::int[], ?::int[]) as s(stream, version, run, lo, hi))";
+
+    /// <summary>A run whose events were not all found leaves a null global_seq, which the table refuses.</summary>
+    private static string RunsInsert(string schema) =>
+        $"insert into {schema}.{EventsTableName} ({EventsColumns}, seqs) " +
+        "select evr.stream, evr.version, evr.run, case when cardinality(evr.seqs) = evr.hi - evr.lo + 1 then evr.seqs[1] end, " +
+        "(?::text[])[evr.lo:evr.hi], (?::int[])[evr.lo:evr.hi], (?::bigint[])[evr.lo:evr.hi], " +
+        "(?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], evr.seqs from evr";
 
     /// <summary>The single decisions, <c>evs</c>: one per event, with its seq_id (<paramref name="seqId"/>).</summary>
     private static string SinglesCte(string seqId, string join) =>
@@ -191,32 +219,41 @@ public static class DecisionRows
     /// <see cref="Insert"/> (<see cref="InsertSql"/>).</summary>
     internal sealed class Batch
     {
-        private readonly Fields _single = new(), _inBatches = new();
+        private readonly Fields _single = new(), _inBatches = new(), _inRuns = new();
         private readonly List<string> _sStream = [], _sRun = [];
         private readonly List<long> _sVersion = [];
         private readonly List<string> _bStream = [], _bRun = [];
         private readonly List<long> _bVersion = [];
         private readonly List<int> _bLo = [], _bHi = [];
+        private readonly List<string> _rStream = [], _rRun = [];
+        private readonly List<long> _rVersion = [];
+        private readonly List<int> _rLo = [], _rHi = [];
+        // Single decisions as they come, in the commit's order; sorted into rows and runs once all are in.
+        private readonly List<(string Stream, long Version, string Run, ActorSim.Domain.Kvm.DecisionRecord Decision)> _singles = [];
+        private bool _sealed;
 
         /// <summary>The decisions collected.</summary>
-        public int Rows => _single.Count + _inBatches.Count;
+        public int Rows => _singles.Count + _inBatches.Count;
 
-        public Parts Parts => (_single.Count > 0 ? Parts.Singles : 0) | (_inBatches.Count > 0 ? Parts.Batches : 0);
+        public Parts Parts
+        {
+            get
+            {
+                Seal();
+                return (_single.Count > 0 ? Parts.Singles : 0) | (_inBatches.Count > 0 ? Parts.Batches : 0) | (_inRuns.Count > 0 ? Parts.Runs : 0);
+            }
+        }
 
         /// <summary>An event's decisions: a batch event's (<paramref name="inBatch"/>; read back as
-        /// "stream/version/index") as one row of arrays, a single decision ("stream/version") as a row.</summary>
+        /// "stream/version/index") as one row of arrays; a single decision ("stream/version") as a row,
+        /// or, with the next events of its stream in the commit, as a row of arrays for the run.</summary>
         public void AddEvent(string stream, long version, bool inBatch, string run, IReadOnlyList<ActorSim.Domain.Kvm.DecisionRecord> decisions)
         {
+            if (_sealed) throw new InvalidOperationException("the commit's rows were already sent");
             if (decisions.Count == 0) return;
             if (!inBatch)
             {
-                foreach (var d in decisions)
-                {
-                    _sStream.Add(stream);
-                    _sVersion.Add(version);
-                    _sRun.Add(run);
-                    _single.Add(d);
-                }
+                foreach (var d in decisions) _singles.Add((stream, version, run, d));
                 return;
             }
             _bStream.Add(stream);
@@ -227,13 +264,44 @@ public static class DecisionRows
             _bHi.Add(_inBatches.Count);
         }
 
+        /// <summary>Single decisions of consecutive versions of one stream go as one row (a run), a lone
+        /// one as a row of its own: as a row of one-element arrays it cost more.</summary>
+        private void Seal()
+        {
+            if (_sealed) return;
+            _sealed = true;
+            for (var i = 0; i < _singles.Count;)
+            {
+                var j = i + 1;
+                while (j < _singles.Count && _singles[j].Stream == _singles[i].Stream && _singles[j].Version == _singles[j - 1].Version + 1) j++;
+                if (j - i == 1)
+                {
+                    _sStream.Add(_singles[i].Stream);
+                    _sVersion.Add(_singles[i].Version);
+                    _sRun.Add(_singles[i].Run);
+                    _single.Add(_singles[i].Decision);
+                }
+                else
+                {
+                    _rStream.Add(_singles[i].Stream);
+                    _rVersion.Add(_singles[i].Version);
+                    _rRun.Add(_singles[i].Run);
+                    _rLo.Add(_inRuns.Count + 1);
+                    for (var k = i; k < j; k++) _inRuns.Add(_singles[k].Decision);
+                    _rHi.Add(_inRuns.Count);
+                }
+                i = j;
+            }
+        }
+
         /// <summary>The insert of these rows on their own (a Marten session's commit).</summary>
         public TypedStatement InsertStatement(string schema, string eventsSchema) => new(InsertSql(schema, eventsSchema, Parts), Parameters());
 
         /// <summary>The parameters of <see cref="InsertSql"/> (and of <see cref="CtesAfterAppend"/>) for <see cref="Parts"/>.</summary>
         public (object Value, NpgsqlDbType Type)[] Parameters()
         {
-            var p = new List<(object, NpgsqlDbType)>(24);
+            Seal();
+            var p = new List<(object, NpgsqlDbType)>(37);
             if (_single.Count > 0)
             {
                 p.Add((_sStream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
@@ -241,16 +309,19 @@ public static class DecisionRows
                 p.Add((_sRun.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
                 _single.AddTo(p);
             }
-            if (_inBatches.Count > 0)
-            {
-                p.Add((_bStream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
-                p.Add((_bVersion.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
-                p.Add((_bRun.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
-                p.Add((_bLo.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
-                p.Add((_bHi.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
-                _inBatches.AddTo(p);
-            }
+            if (_inBatches.Count > 0) AddRows(p, _bStream, _bVersion, _bRun, _bLo, _bHi, _inBatches);
+            if (_inRuns.Count > 0) AddRows(p, _rStream, _rVersion, _rRun, _rLo, _rHi, _inRuns);
             return [.. p];
+        }
+
+        private static void AddRows(List<(object, NpgsqlDbType)> p, List<string> stream, List<long> version, List<string> run, List<int> lo, List<int> hi, Fields decisions)
+        {
+            p.Add((stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+            p.Add((version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
+            p.Add((run.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+            p.Add((lo.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+            p.Add((hi.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+            decisions.AddTo(p);
         }
 
         /// <summary>The fields of decisions, a list each, in the tables' column order (vm, vcpu, gpa, op,
@@ -368,7 +439,9 @@ public static class DecisionRows
     internal static string HistorySql(string schema) =>
         $"select {Columns} from {schema}.{TableName} " +
         "where run = @run and (@vm::text is null or vm = @vm) and (@page::bigint is null or gpa_page = @page) " +
-        "union all select e.stream, e.version, (d.n - 1)::int, true, e.run, d.vm, d.vcpu, d.gpa, d.gpa & ~4095::bigint, d.op, d.result, d.path, d.errno, d.mem_type, e.global_seq " +
+        // A batch event's row: its decisions' indexes; a run's: its events' versions and seq_ids.
+        "union all select e.stream, e.version + case when e.seqs is null then 0 else d.n - 1 end, case when e.seqs is null then (d.n - 1)::int else 0 end, " +
+        "e.seqs is null, e.run, d.vm, d.vcpu, d.gpa, d.gpa & ~4095::bigint, d.op, d.result, d.path, d.errno, d.mem_type, coalesce(e.seqs[d.n], e.global_seq) " +
         $"from {schema}.{EventsTableName} e cross join lateral unnest(e.vm, e.vcpu, e.gpa, e.op, e.result, e.path, e.errno, e.mem_type) " +
         "with ordinality as d(vm, vcpu, gpa, op, result, path, errno, mem_type, n) " +
         "where e.run = @run and (@vm::text is null or d.vm = @vm) and (@page::bigint is null or d.gpa & ~4095::bigint = @page)";
