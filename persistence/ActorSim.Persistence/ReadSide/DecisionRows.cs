@@ -38,9 +38,10 @@ namespace ActorSim.Persistence.ReadSide;
 /// second table, <c>mt_decision_events</c> (<see cref="EventsTable"/>), each column an array with an
 /// element per decision, since 2026-11-28: PostgreSQL's work here is per row — a heap tuple, an index
 /// entry, their WAL, ~5–8 µs a row on this machine — and a commit of 4 × 64 decisions spent more on
-/// its rows than on everything else (docs/BENCHMARKS.md). A single decision keeps its row here: as a
-/// row of one-element arrays it cost more (PersistAll of single-decision events, side by side: 33 k →
-/// 21 k events/s). Rows an earlier build wrote for batch events stay here and read back as they were;
+/// its rows than on everything else (docs/BENCHMARKS.md). So is a run of single decisions, consecutive
+/// events of one stream in one commit (PersistAll's 100 a write). A lone single decision keeps its row
+/// here: as a row of one-element arrays it cost more (PersistAll of single-decision events, one row an
+/// event, side by side: 33 k → 21 k events/s). Rows an earlier build wrote for batch events stay here and read back as they were;
 /// a history reads both tables (<see cref="HistorySql"/>).</para></summary>
 public static class DecisionRows
 {
