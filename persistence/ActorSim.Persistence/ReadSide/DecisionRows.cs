@@ -124,7 +124,8 @@ public static class DecisionRows
     /// of one element each (stream, version, run, vm, vcpu, gpa, op, result, path, errno, mem_type); then
     /// for the batch events five of one element per event (stream, version, run, and where its
     /// decisions start and end in the next eight, from 1) and eight of one element per decision (vm,
-    /// vcpu, gpa, op, result, path, errno, mem_type), an event's arrays being slices of these.
+    /// vcpu, gpa, op, result, path, errno, mem_type), an event's arrays being slices of these; then the
+    /// same thirteen for the runs of single decisions (a run's first version in place of the event's).
     /// <para>Plain inserts: a row holds its event's stream and version, which the append in the same
     /// transaction makes new (mt_events is unique on them, and the append checks the expected version),
     /// so no row can be there already (an upsert cost PostgreSQL ~18 µs a row against ~15).</para>
