@@ -157,12 +157,16 @@ public static class DecisionRows
                 $"(select array_agg(a.seq_id order by a.version) from appended a where {RunOfEvents("a")})")
             .Where(x => parts.HasFlag(x.Part)).Select(x => $"{x.Source}, {InsertName(x.Part)} as ({x.Insert})"));
 
-    /// <summary>Each part's source CTE and insert, in the order of their parameters.</summary>
+    /// <summary>Each part's source CTE and insert, in the order of their parameters. A batch event's
+    /// row takes its event's seq_id (<paramref name="seqId"/>); a run's, each of its events' in version
+    /// order (<paramref name="seqs"/>) — a run whose events were not all found leaves a null
+    /// global_seq, which the table refuses.</summary>
     private static (Parts Part, string Source, string Insert)[] PartsSql(string schema, string seqId, string join, string seqs) =>
     [
         (Parts.Singles, SinglesCte(seqId, join), SinglesInsert(schema)),
-        (Parts.Batches, BatchesCte(seqId, join), BatchesInsert(schema)),
-        (Parts.Runs, RunsCte(seqs), RunsInsert(schema)),
+        (Parts.Batches, ArraysCte("evb", $"{seqId} as seq_id", join), ArraysInsert(schema, "evb", "evb.seq_id", "")),
+        (Parts.Runs, ArraysCte("evr", $"{seqs} as seqs", ""),
+            ArraysInsert(schema, "evr", "case when cardinality(evr.seqs) = evr.hi - evr.lo + 1 then evr.seqs[1] end", "seqs")),
     ];
 
     private static string InsertName(Parts part) => part switch
@@ -177,20 +181,6 @@ public static class DecisionRows
     private static string RunOfEvents(string alias) =>
         $"{alias}.stream_id = s.stream and {alias}.version between s.version and s.version + (s.hi - s.lo)";
 
-    /// <summary>The runs of single decisions, <c>evr</c>: stream, first version, run, the first and last
-    /// place of their decisions in the decision arrays (from 1), and each event's seq_id in version
-    /// order (<paramref name="seqs"/>).</summary>
-    private static string RunsCte(string seqs) =>
-        $"evr as materialized (select s.stream, s.version, s.run, s.lo, s.hi, {seqs} as seqs " +
-        "from unnest(?::text[], ?::bigint[], ?::text[], ?::int[], ?::int[]) as s(stream, version, run, lo, hi))";
-
-    /// <summary>A run whose events were not all found leaves a null global_seq, which the table refuses.</summary>
-    private static string RunsInsert(string schema) =>
-        $"insert into {schema}.{EventsTableName} ({EventsColumns}, seqs) " +
-        "select evr.stream, evr.version, evr.run, case when cardinality(evr.seqs) = evr.hi - evr.lo + 1 then evr.seqs[1] end, " +
-        "(?::text[])[evr.lo:evr.hi], (?::int[])[evr.lo:evr.hi], (?::bigint[])[evr.lo:evr.hi], " +
-        "(?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], (?::text[])[evr.lo:evr.hi], evr.seqs from evr";
-
     /// <summary>The single decisions, <c>evs</c>: one per event, with its seq_id (<paramref name="seqId"/>).</summary>
     private static string SinglesCte(string seqId, string join) =>
         $"evs as materialized (select s.*, {seqId} as seq_id " +
@@ -201,16 +191,23 @@ public static class DecisionRows
         $"insert into {schema}.{TableName} ({Columns}) " +
         "select evs.stream, evs.version, 0, false, evs.run, evs.vm, evs.vcpu, evs.gpa, evs.gpa & ~4095::bigint, evs.op, evs.result, evs.path, evs.errno, evs.mem_type, evs.seq_id from evs";
 
-    /// <summary>The batch events, <c>evb</c>: stream, version, run, the first and last place of their
-    /// decisions in the decision arrays (from 1), and seq_id (<paramref name="seqId"/>).</summary>
-    private static string BatchesCte(string seqId, string join) =>
-        $"evb as materialized (select s.stream, s.version, s.run, s.lo, s.hi, {seqId} as seq_id " +
+    /// <summary>The rows of arrays (batch events <c>evb</c>, runs of single decisions <c>evr</c>):
+    /// stream, (first) version, run, the first and last place of their decisions in the decision
+    /// arrays (from 1), and <paramref name="seq"/>.</summary>
+    private static string ArraysCte(string name, string seq, string join) =>
+        $"{name} as materialized (select s.stream, s.version, s.run, s.lo, s.hi, {seq} " +
         $"from unnest(?::text[], ?::bigint[], ?::text[], ?::int[], ?::int[]) as s(stream, version, run, lo, hi) {join})";
 
-    private static string BatchesInsert(string schema) =>
-        $"insert into {schema}.{EventsTableName} ({EventsColumns}) " +
-        "select evb.stream, evb.version, evb.run, evb.seq_id, (?::text[])[evb.lo:evb.hi], (?::int[])[evb.lo:evb.hi], (?::bigint[])[evb.lo:evb.hi], " +
-        "(?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi], (?::text[])[evb.lo:evb.hi] from evb";
+    /// <summary>The insert of <paramref name="name"/>'s rows: each row's slices of the decision arrays,
+    /// and <paramref name="extra"/> (a column of the CTE of the same name) if given.</summary>
+    private static string ArraysInsert(string schema, string name, string globalSeq, string extra) =>
+        $"insert into {schema}.{EventsTableName} ({EventsColumns}{(extra.Length > 0 ? ", " + extra : "")}) " +
+        $"select {name}.stream, {name}.version, {name}.run, {globalSeq}, " +
+        string.Join(", ", DecisionArrayTypes.Select(t => $"(?::{t}[])[{name}.lo:{name}.hi]")) +
+        (extra.Length > 0 ? $", {name}.{extra}" : "") + $" from {name}";
+
+    /// <summary>The types of the decision arrays, in <see cref="EventsColumns"/>' order (vm … mem_type).</summary>
+    private static readonly string[] DecisionArrayTypes = ["text", "int", "bigint", "text", "text", "text", "text", "text"];
 
     /// <summary>Run in the journal's transaction before the rows' insert: its plan is made once, for
     /// any parameters (<see cref="Insert"/>). Scoped to the transaction: a read of a run's history
@@ -221,28 +218,21 @@ public static class DecisionRows
     /// <see cref="Insert"/> (<see cref="InsertSql"/>).</summary>
     internal sealed class Batch
     {
-        private readonly Fields _single = new(), _inBatches = new(), _inRuns = new();
-        private readonly List<string> _sStream = [], _sRun = [];
-        private readonly List<long> _sVersion = [];
-        private readonly List<string> _bStream = [], _bRun = [];
-        private readonly List<long> _bVersion = [];
-        private readonly List<int> _bLo = [], _bHi = [];
-        private readonly List<string> _rStream = [], _rRun = [];
-        private readonly List<long> _rVersion = [];
-        private readonly List<int> _rLo = [], _rHi = [];
+        private readonly ScalarRows _single = new();
+        private readonly ArrayRows _batches = new(), _runs = new();
         // Single decisions as they come, in the commit's order; sorted into rows and runs once all are in.
         private readonly List<(string Stream, long Version, string Run, ActorSim.Domain.Kvm.DecisionRecord Decision)> _singles = [];
         private bool _sealed;
 
         /// <summary>The decisions collected.</summary>
-        public int Rows => _singles.Count + _inBatches.Count;
+        public int Rows => _singles.Count + _batches.Decisions.Count;
 
         public Parts Parts
         {
             get
             {
                 Seal();
-                return (_single.Count > 0 ? Parts.Singles : 0) | (_inBatches.Count > 0 ? Parts.Batches : 0) | (_inRuns.Count > 0 ? Parts.Runs : 0);
+                return (_single.Decisions.Count > 0 ? Parts.Singles : 0) | (_batches.Decisions.Count > 0 ? Parts.Batches : 0) | (_runs.Decisions.Count > 0 ? Parts.Runs : 0);
             }
         }
 
@@ -258,12 +248,9 @@ public static class DecisionRows
                 foreach (var d in decisions) _singles.Add((stream, version, run, d));
                 return;
             }
-            _bStream.Add(stream);
-            _bVersion.Add(version);
-            _bRun.Add(run);
-            _bLo.Add(_inBatches.Count + 1); // PostgreSQL's arrays count from 1
-            foreach (var d in decisions) _inBatches.Add(d);
-            _bHi.Add(_inBatches.Count);
+            _batches.Start(stream, version, run);
+            foreach (var d in decisions) _batches.Decisions.Add(d);
+            _batches.End();
         }
 
         /// <summary>Single decisions of consecutive versions of one stream go as one row (a run), a lone
@@ -276,21 +263,13 @@ public static class DecisionRows
             {
                 var j = i + 1;
                 while (j < _singles.Count && _singles[j].Stream == _singles[i].Stream && _singles[j].Version == _singles[j - 1].Version + 1) j++;
-                if (j - i == 1)
-                {
-                    _sStream.Add(_singles[i].Stream);
-                    _sVersion.Add(_singles[i].Version);
-                    _sRun.Add(_singles[i].Run);
-                    _single.Add(_singles[i].Decision);
-                }
+                var (stream, version, run, decision) = _singles[i];
+                if (j - i == 1) _single.Add(stream, version, run, decision);
                 else
                 {
-                    _rStream.Add(_singles[i].Stream);
-                    _rVersion.Add(_singles[i].Version);
-                    _rRun.Add(_singles[i].Run);
-                    _rLo.Add(_inRuns.Count + 1);
-                    for (var k = i; k < j; k++) _inRuns.Add(_singles[k].Decision);
-                    _rHi.Add(_inRuns.Count);
+                    _runs.Start(stream, version, run);
+                    for (var k = i; k < j; k++) _runs.Decisions.Add(_singles[k].Decision);
+                    _runs.End();
                 }
                 i = j;
             }
@@ -304,26 +283,65 @@ public static class DecisionRows
         {
             Seal();
             var p = new List<(object, NpgsqlDbType)>(37);
-            if (_single.Count > 0)
-            {
-                p.Add((_sStream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
-                p.Add((_sVersion.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
-                p.Add((_sRun.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
-                _single.AddTo(p);
-            }
-            if (_inBatches.Count > 0) AddRows(p, _bStream, _bVersion, _bRun, _bLo, _bHi, _inBatches);
-            if (_inRuns.Count > 0) AddRows(p, _rStream, _rVersion, _rRun, _rLo, _rHi, _inRuns);
+            if (_single.Decisions.Count > 0) _single.AddTo(p);
+            if (_batches.Decisions.Count > 0) _batches.AddTo(p);
+            if (_runs.Decisions.Count > 0) _runs.AddTo(p);
             return [.. p];
         }
 
-        private static void AddRows(List<(object, NpgsqlDbType)> p, List<string> stream, List<long> version, List<string> run, List<int> lo, List<int> hi, Fields decisions)
+        /// <summary>Rows of a decision each: stream, version, run, then the decision's fields.</summary>
+        private sealed class ScalarRows
         {
-            p.Add((stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
-            p.Add((version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
-            p.Add((run.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
-            p.Add((lo.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
-            p.Add((hi.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
-            decisions.AddTo(p);
+            private readonly List<string> _stream = [], _run = [];
+            private readonly List<long> _version = [];
+            public readonly Fields Decisions = new();
+
+            public void Add(string stream, long version, string run, ActorSim.Domain.Kvm.DecisionRecord d)
+            {
+                _stream.Add(stream);
+                _version.Add(version);
+                _run.Add(run);
+                Decisions.Add(d);
+            }
+
+            public void AddTo(List<(object, NpgsqlDbType)> p)
+            {
+                p.Add((_stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
+                p.Add((_run.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                Decisions.AddTo(p);
+            }
+        }
+
+        /// <summary>Rows of arrays: per row stream, (first) version, run and the place of its decisions
+        /// in <see cref="Decisions"/> (lo..hi, from 1: PostgreSQL's arrays count from 1).</summary>
+        private sealed class ArrayRows
+        {
+            private readonly List<string> _stream = [], _run = [];
+            private readonly List<long> _version = [];
+            private readonly List<int> _lo = [], _hi = [];
+            public readonly Fields Decisions = new();
+
+            /// <summary>A row, whose decisions are those added to <see cref="Decisions"/> until <see cref="End"/>.</summary>
+            public void Start(string stream, long version, string run)
+            {
+                _stream.Add(stream);
+                _version.Add(version);
+                _run.Add(run);
+                _lo.Add(Decisions.Count + 1);
+            }
+
+            public void End() => _hi.Add(Decisions.Count);
+
+            public void AddTo(List<(object, NpgsqlDbType)> p)
+            {
+                p.Add((_stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
+                p.Add((_run.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_lo.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                p.Add((_hi.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                Decisions.AddTo(p);
+            }
         }
 
         /// <summary>The fields of decisions, a list each, in the tables' column order (vm, vcpu, gpa, op,
