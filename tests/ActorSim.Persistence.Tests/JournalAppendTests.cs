@@ -208,6 +208,38 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         Assert.Equal(decisions.Select((d, i) => $"{s}/1/{i} {(long)d.Inputs.Gpa:x} {ev.Sequence}"), rows.Select(r => $"{r.Id} {r.Gpa:x} {r.GlobalSeq}"));
     }
 
+    /// <summary>A group of lone single decisions (<c>mt_decision_events</c> with streams and versions):
+    /// if one of its events is not in the append, the row gets no global sequence number, the table
+    /// refuses it and the append goes with it; a whole group reads back one by one.</summary>
+    [Fact]
+    public async Task A_group_row_with_an_event_the_append_did_not_write_takes_the_commit_with_it()
+    {
+        var decision = Entries(40).First(e => e.Type == "stage2_fault_resolved");
+        var run = $"group-{Guid.NewGuid():N}";
+        string g1 = $"{run}/kvm-1", g2 = $"{run}/kvm-2", g3 = $"{run}/kvm-3";
+        TypedStatement Statement(JournalAppend append, params string[] rowStreams)
+        {
+            var commit = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
+            foreach (var s in rowStreams) commit.Add(s, 1, decision);
+            Assert.Equal(ActorSim.Persistence.ReadSide.DecisionRows.Parts.Groups, commit.RowBatch!.Parts);
+            return append.StatementWith(commit.RowBatch, Store.Options.DatabaseSchemaName);
+        }
+        var two = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
+        two.AddStream(g1, 0, [decision]);
+        two.AddStream(g2, 0, [decision]);
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        // Rows for three events, two appended.
+        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, two, Statement(two, g1, g2, g3)));
+        Assert.Equal((PostgresErrorCodes.NotNullViolation, ActorSim.Persistence.ReadSide.DecisionRows.EventsTableName, "global_seq"), (e.SqlState, e.TableName, e.ColumnName));
+        Assert.Equal((0, 0), ((await Rows(g1)).Events.Count, (await Rows(g2)).Events.Count));
+        await MartenJournal.SendAsync(conn, two, Statement(two, g1, g2));
+        await using var session = Store.QuerySession();
+        var seqs = (await session.Events.QueryAllRawEvents().Where(x => x.StreamKey!.StartsWith(run)).ToListAsync()).ToDictionary(x => x.StreamKey!, x => x.Sequence);
+        Assert.Equal([$"{g1}/1 {seqs[g1]}", $"{g2}/1 {seqs[g2]}"],
+            (await ActorSim.Persistence.ReadSide.DecisionRows.ForRunAsync(session, run)).Select(r => $"{r.Id} {r.GlobalSeq}"));
+    }
+
     /// <summary>Where the writer's session skips the foreign-key check (<see cref="MartenJournal.SkipForeignKeyChecks"/>),
     /// only the append's own statement keeps an event from a stream that is not there.</summary>
     [Fact]

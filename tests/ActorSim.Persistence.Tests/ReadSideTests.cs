@@ -251,7 +251,7 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
         var n = 0;
         var sql = System.Text.RegularExpressions.Regex.Replace(
-            DecisionRows.InsertSql(schema.Name, schema.Name, DecisionRows.Parts.Singles | DecisionRows.Parts.Batches), @"\?", _ => "$" + ++n);
+            DecisionRows.InsertSql(schema.Name, schema.Name, DecisionRows.Parts.Singles | DecisionRows.Parts.Batches | DecisionRows.Parts.Groups), @"\?", _ => "$" + ++n);
         await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
         await using var tx = await conn.BeginTransactionAsync();
@@ -259,9 +259,10 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
         await using (var prepare = new Npgsql.NpgsqlCommand("prepare rows_insert as " + sql, conn)) await prepare.ExecuteNonQueryAsync();
         await using var explain = new Npgsql.NpgsqlCommand(
             "explain execute rows_insert('{s}', '{1}', '{r}', '{vm1}', '{0}', '{4096}', '{Read}', '{Mapped}', '{MapLeaf}', '{null}', '{null}', " +
-            "'{t}', '{1}', '{r}', '{1}', '{2}', '{vm1,vm1}', '{0,1}', '{4096,8192}', '{Read,Read}', '{Mapped,Mapped}', '{MapLeaf,MapLeaf}', '{null,null}', '{null,null}')", conn);
+            "'{t}', '{1}', '{r}', '{1}', '{2}', '{vm1,vm1}', '{0,1}', '{4096,8192}', '{Read,Read}', '{Mapped,Mapped}', '{MapLeaf,MapLeaf}', '{null,null}', '{null,null}', " +
+            "'{r}', '{1}', '{2}', '{g1,g2}', '{1,1}', '{vm1,vm1}', '{0,1}', '{4096,8192}', '{Read,Read}', '{Mapped,Mapped}', '{MapLeaf,MapLeaf}', '{null,null}', '{null,null}')", conn);
         var plan = await PostgresSchema.LinesAsync(explain);
-        Assert.Equal(24, n);
+        Assert.Equal(37, n);
         Assert.Contains(plan, l => l.Contains($"Insert on {DecisionRows.TableName}", StringComparison.Ordinal));
         Assert.Contains(plan, l => l.Contains($"Insert on {DecisionRows.EventsTableName}", StringComparison.Ordinal));
         Assert.Contains(plan, l => l.Contains($"Index Scan using pk_mt_events_stream_and_version on mt_events", StringComparison.Ordinal));
@@ -322,5 +323,65 @@ public sealed class RunProjectionTests(SchemaFixture schema) : Akka.TestKit.Xuni
         await using var r = await count.ExecuteReaderAsync();
         await r.ReadAsync();
         Assert.Equal(($"{a}:1:3 {a}:5:2", $"{b}:1"), (r.GetString(0), r.GetString(1)));
+    }
+}
+
+/// <summary>The lone single decisions of a run in one commit, each of its own stream (Persist from many
+/// actors, one event a write), go as one row of arrays, a group; a lone one alone in its run keeps a row
+/// of its own; every decision reads back as its own event's, with its stream, version and global
+/// sequence number.</summary>
+public sealed class GroupProjectionTests(SchemaFixture schema) : Akka.TestKit.Xunit2.TestKit(PostgresSchema.AkkaConfig(schema.Name)), IClassFixture<SchemaFixture>
+{
+    /// <summary>Through the journal's own statement.</summary>
+    [Fact]
+    public Task Lone_single_decisions_of_a_run_are_one_row_and_read_back_one_by_one() => Check("gp1", violation: false);
+
+    /// <summary>Through a Marten session (a commit with a violation row to store).</summary>
+    [Fact]
+    public Task The_same_in_a_commit_that_stores_documents() => Check("gp2", violation: true);
+
+    private async Task Check(string run, bool violation)
+    {
+        var single = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultResolved>().First();
+        Domain.Kvm.Stage2FaultResolved At(ulong gpa) => single with { Decision = single.Decision with { Inputs = single.Decision.Inputs with { Gpa = gpa } } };
+        Akka.Persistence.Persistent P(object e, long seq, string pid) => new(e, seq, pid, "", false, ActorRefs.NoSender, "w");
+        var other = $"{run}x";
+        var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+        // One commit: streams c, a and b of the run one decision each (b's after an event that is not a
+        // decision), stream d of another run one decision; and, for a session's commit, a violation.
+        var writes = new List<Akka.Persistence.AtomicWrite>
+        {
+            new(P(At(0xc000), 1, $"{run}/kvm-c")),
+            new(P(At(0xa000), 1, $"{run}/kvm-a")),
+            new(ImmutableList.Create<Akka.Persistence.IPersistentRepresentation>(
+                P(new Domain.Kvm.MmuInvalidateBegan("vm1", 0x1000, 0x2000), 1, $"{run}/kvm-b"), P(At(0xb000), 2, $"{run}/kvm-b"))),
+            new(P(At(0xd000), 1, $"{other}/kvm-d")),
+        };
+        if (violation) writes.Add(new(P(new Domain.Invariants.InvariantViolationDetected(1, $"{run}/kvm-a", "I5", "x"), 1, $"{run}/checker")));
+        journal.Tell(new Akka.Persistence.WriteMessages(writes, TestActor, 1));
+        ExpectMsg<Akka.Persistence.WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        await using var session = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name).QuerySession();
+        var seqs = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey!.StartsWith(run)).ToListAsync())
+            .ToDictionary(e => $"{e.StreamKey}/{e.Version}", e => e.Sequence);
+        var expected = new[] { ($"{run}/kvm-c/1", 0xc000UL), ($"{run}/kvm-a/1", 0xa000UL), ($"{run}/kvm-b/2", 0xb000UL) }
+            .OrderBy(x => seqs[x.Item1]).Select(x => $"{x.Item1} {x.Item2:x} {seqs[x.Item1]}");
+        Assert.Equal(expected, (await DecisionRows.ForRunAsync(session, run)).Select(r => $"{r.Id} {r.Gpa:x} {r.GlobalSeq}"));
+        Assert.Equal([$"{other}/kvm-d/1 d000 {seqs[$"{other}/kvm-d/1"]}"], (await DecisionRows.ForRunAsync(session, other)).Select(r => $"{r.Id} {r.Gpa:x} {r.GlobalSeq}"));
+        Assert.Equal(3, (await RunSummaries.ForRunAsync(session, run)).Decisions);
+        // The run's three as one row (streams, versions and seq_ids in the commit's order), d's a row of its own.
+        await using var conn = new Npgsql.NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand(
+            $"select (select string_agg(array_to_string(streams, ',') || ':' || array_to_string(versions, ',') || ':' || (seqs = array[@c, @a, @b]) || ':' || (global_seq = @c), ' ') " +
+            $"from {schema.Name}.{DecisionRows.EventsTableName} where run = @run), " +
+            $"(select string_agg(stream || ':' || version, ' ') from {schema.Name}.{DecisionRows.TableName} where run in (@run, @other))", conn);
+        count.Parameters.AddWithValue("run", run);
+        count.Parameters.AddWithValue("other", other);
+        count.Parameters.AddWithValue("c", seqs[$"{run}/kvm-c/1"]);
+        count.Parameters.AddWithValue("a", seqs[$"{run}/kvm-a/1"]);
+        count.Parameters.AddWithValue("b", seqs[$"{run}/kvm-b/2"]);
+        await using var r = await count.ExecuteReaderAsync();
+        await r.ReadAsync();
+        Assert.Equal(($"{run}/kvm-c,{run}/kvm-a,{run}/kvm-b:1,1,2:true:true", $"{other}/kvm-d:1"), (r.GetString(0), r.GetString(1)));
     }
 }

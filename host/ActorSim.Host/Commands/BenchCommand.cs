@@ -81,7 +81,7 @@ public static class BenchCommand
     /// decision events per write in a closed loop (the issue's "PersistAll" and "many-actor Persist"),
     /// on the Marten journal or Akka.Persistence.Sql. Events per second, and the Marten journal's writer
     /// figures (<see cref="JournalStats"/>) for the measured window.</summary>
-    private static async Task<(double EventsPerSecond, JournalStats? Stats, (double Host, double? Postgres) Cpu)> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
+    private static async Task<(double EventsPerSecond, JournalStats? Stats, CpuWindow.Cores Cpu)> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
     {
         using var system = ActorSystem.Create("bench-journal", JournalConfig(cs, akkaSql));
         var run = $"bench-journal-{Guid.NewGuid():N}";
@@ -127,7 +127,7 @@ public static class BenchCommand
     /// the share of the window the runtime spent with threads paused for garbage collection
     /// (<c>GC.GetTotalPauseDuration</c>; background collections' concurrent work is not counted).
     /// </summary>
-    private sealed record PipelineResult(double FaultsPerSecond, LongHistogram Latency, double AllocatedPerFault, double GcPaused, (double Host, double? Postgres) Cpu, JournalStats? Journal = null);
+    private sealed record PipelineResult(double FaultsPerSecond, LongHistogram Latency, double AllocatedPerFault, double GcPaused, CpuWindow.Cores Cpu, JournalStats? Journal = null);
 
     /// <summary>The actors on the Marten journal (the bench's schema) or on Akka.Persistence.Sql.</summary>
     private static Akka.Configuration.Config JournalConfig(string cs, bool akkaSql) =>
@@ -194,6 +194,27 @@ public static class BenchCommand
         var latency = VcpuSequenceDone.NewLatencyHistogram();
         foreach (var r in results) latency.Add(r.Latency);
         return new PipelineResult(faults / seconds, latency, faults == 0 ? 0 : (double)allocated / faults, paused.TotalSeconds / seconds, cores, journal);
+    }
+
+    /// <summary>A round's JIT compilation time under this share of its wall time: the section's code is
+    /// warm (<see cref="WarmUpAsync"/>).</summary>
+    private const double WarmJitShare = 0.05;
+
+    /// <summary>Runs <paramref name="round"/>, unmeasured, until the JIT's compilation time in a round
+    /// (<see cref="System.Runtime.JitInfo.GetCompilationTime"/>, every thread's) is under
+    /// <see cref="WarmJitShare"/> of the round's wall time; at least once, at most
+    /// <paramref name="maxRounds"/> times. Returns how many rounds ran.</summary>
+    private static async Task<int> WarmUpAsync(Func<Task> round, int maxRounds)
+    {
+        for (var n = 1; ; n++)
+        {
+            var jit = System.Runtime.JitInfo.GetCompilationTime();
+            var clock = Stopwatch.StartNew();
+            await round();
+            var share = (System.Runtime.JitInfo.GetCompilationTime() - jit) / clock.Elapsed;
+            Console.Error.WriteLine($"XX warm round {n}: jit share {share:F3} in {clock.Elapsed.TotalSeconds:F1}s");
+            if (share < WarmJitShare || n >= maxRounds) return n;
+        }
     }
 
     /// <summary>The median of the repetitions; null when the section did not run.</summary>
@@ -323,21 +344,40 @@ public static class BenchCommand
         var durHostCpu = new List<double>(); var durPgCpu = new List<double>();
         var persistAllHostCpu = new List<double>(); var persistAllPgCpu = new List<double>(); var persistAllPeerPgCpu = new List<double>();
         var latencies = VcpuSequenceDone.NewLatencyHistogram(); // the batched in-memory repetitions'
-        // Short unmeasured rounds first, one per journal, so the JIT's tiering of that journal's code
-        // (Marten, Npgsql, linq2db) is not charged to the first figure: in a 3 s durable round the JIT's
-        // background compiles took a third of the process's CPU (perf).
-        // In memory, three short rounds of each: every pipeline starts an actor system, and the start-up
-        // code becomes hot only after a few of them; after one 1 s round the JIT's tiering thread took
-        // 20-35 % of the samples in the first second of the first measured repetitions (perf, `--only inmem`).
+        // Unmeasured rounds first, so the JIT's tiering of each section's code (the actors, Marten,
+        // Npgsql, linq2db) is not charged to its first figures: in a 3 s durable round the JIT's
+        // background compiles took a third of the process's CPU (perf), and after a fixed warm-up of
+        // 1 s per journal the JIT still compiled for 3.3 s of the 5.4 s around the first measured
+        // PersistAll and 4.3 s of the 6.2 s around the first many-actor Persist (JitInfo). So each
+        // section warms up in rounds of everything it measures until a round's JIT time is under
+        // WarmJitShare of the round (WarmUpAsync); `*_jit_share` then reports the largest share in
+        // a measured window.
+        var warmRounds = new Dictionary<string, int>();
+        // The JIT's share of each measured window, by section (CpuWindow.Cores.Jit).
+        var jitShares = new Dictionary<string, List<double>>();
+        void Jit(string section, CpuWindow.Cores cores)
+        {
+            if (!jitShares.TryGetValue(section, out var shares)) jitShares[section] = shares = [];
+            shares.Add(cores.Jit);
+        }
+        var maxWarmRounds = quick ? 4 : 8;
         if (On("inmem") || On("durable") || On("akka-sql")) await Pipeline(null, 256, vms, vcpus, TimeSpan.FromSeconds(1));
         if (On("inmem"))
-            for (var w = 0; w < 3; w++)
+            warmRounds["inmem"] = await WarmUpAsync(async () =>
             {
                 await Pipeline(null, 1, vms, vcpus, TimeSpan.FromSeconds(0.5));
                 await Pipeline(null, 256, vms, vcpus, TimeSpan.FromSeconds(0.5));
-            }
-        if (cs is not null && On("durable")) await Pipeline(cs, 256, vms, vcpus, TimeSpan.FromSeconds(2));
-        if (cs is not null && On("akka-sql")) await Pipeline(cs, 256, vms, vcpus, TimeSpan.FromSeconds(2), akkaSql: true);
+            }, maxWarmRounds);
+        if (cs is not null && (On("durable") || On("akka-sql")))
+            warmRounds["durable"] = await WarmUpAsync(async () =>
+            {
+                if (On("durable"))
+                {
+                    await Pipeline(cs, 256, vms, vcpus, TimeSpan.FromSeconds(1));
+                    await Pipeline(cs, 1, vms, vcpus, TimeSpan.FromSeconds(0.5));
+                }
+                if (On("akka-sql")) await Pipeline(cs, 256, vms, vcpus, TimeSpan.FromSeconds(1), akkaSql: true);
+            }, maxWarmRounds);
         for (var r = 0; r < reps; r++)
         {
             if (On("inmem"))
@@ -347,13 +387,17 @@ public static class BenchCommand
                 inmemAllocated.Add(b.AllocatedPerFault);
                 inmemGcPaused.Add(b.GcPaused);
                 latencies.Add(b.Latency);
-                inmemSingle.Add((await Pipeline(null, 1, vms, vcpus, span)).FaultsPerSecond);
+                Jit("inmem", b.Cpu);
+                var single = await Pipeline(null, 1, vms, vcpus, span);
+                inmemSingle.Add(single.FaultsPerSecond);
+                Jit("inmem", single.Cpu);
             }
             if (cs is not null && On("durable"))
             {
                 var d = await Pipeline(cs, 256, vms, vcpus, span);
                 durBatched.Add(d.FaultsPerSecond);
                 durHostCpu.Add(d.Cpu.Host);
+                Jit("durable", d.Cpu);
                 if (d.Cpu.Postgres is { } pg) durPgCpu.Add(pg);
                 Saw(d.Journal);
                 if (d.Journal is { } j)
@@ -362,9 +406,16 @@ public static class BenchCommand
                     writerBusy.Add(j.Busy);
                     eventsPerCommit.Add(j.EventsPerCommit);
                 }
-                durSingle.Add((await Pipeline(cs, 1, vms, vcpus, span)).FaultsPerSecond);
+                var single = await Pipeline(cs, 1, vms, vcpus, span);
+                durSingle.Add(single.FaultsPerSecond);
+                Jit("durable", single.Cpu);
             }
-            if (cs is not null && On("akka-sql")) akkaSql.Add((await Pipeline(cs, 256, vms, vcpus, span, akkaSql: true)).FaultsPerSecond);
+            if (cs is not null && On("akka-sql"))
+            {
+                var peer = await Pipeline(cs, 256, vms, vcpus, span, akkaSql: true);
+                akkaSql.Add(peer.FaultsPerSecond);
+                Jit("durable", peer.Cpu);
+            }
         }
         var decisions = On("copy") || On("replay") || On("journal") ? SampleDecisions(quick ? 50_000 : 200_000) : [];
         // The journal alone, ours and the peer's, side by side in each repetition (after one unmeasured
@@ -374,8 +425,14 @@ public static class BenchCommand
         var persistAllCommitMs = new List<double>(); var persistManyCommitMs = new List<double>(); var persistManyPerCommit = new List<double>();
         if (cs is not null && On("journal"))
         {
-            await JournalOnly(cs, false, 10, 100, TimeSpan.FromSeconds(1), decisions);
-            await JournalOnly(cs, true, 10, 100, TimeSpan.FromSeconds(1), decisions);
+            warmRounds["journal"] = await WarmUpAsync(async () =>
+            {
+                foreach (var (actors, batch) in new[] { (10, 100), (100, 1) })
+                {
+                    await JournalOnly(cs, false, actors, batch, TimeSpan.FromSeconds(1), decisions);
+                    await JournalOnly(cs, true, actors, batch, TimeSpan.FromSeconds(1), decisions);
+                }
+            }, maxWarmRounds);
             for (var r = 0; r < reps; r++)
             {
                 var all = await JournalOnly(cs, false, 10, 100, span, decisions);
@@ -383,15 +440,20 @@ public static class BenchCommand
                 persistAllCommitMs.Add(all.Stats!.MeanCommit.TotalMilliseconds);
                 Saw(all.Stats);
                 persistAllHostCpu.Add(all.Cpu.Host);
+                Jit("journal", all.Cpu);
                 if (all.Cpu.Postgres is { } pg) persistAllPgCpu.Add(pg);
                 var allPeer = await JournalOnly(cs, true, 10, 100, span, decisions);
                 persistAllPeer.Add(allPeer.EventsPerSecond);
                 if (allPeer.Cpu.Postgres is { } peerPg) persistAllPeerPgCpu.Add(peerPg);
+                Jit("journal", allPeer.Cpu);
                 var many = await JournalOnly(cs, false, 100, 1, span, decisions);
                 persistMany.Add(many.EventsPerSecond);
                 persistManyCommitMs.Add(many.Stats!.MeanCommit.TotalMilliseconds);
                 persistManyPerCommit.Add(many.Stats.EventsPerCommit);
-                persistManyPeer.Add((await JournalOnly(cs, true, 100, 1, span, decisions)).EventsPerSecond);
+                Jit("journal", many.Cpu);
+                var manyPeer = await JournalOnly(cs, true, 100, 1, span, decisions);
+                persistManyPeer.Add(manyPeer.EventsPerSecond);
+                Jit("journal", manyPeer.Cpu);
             }
         }
         var copy = new List<double>();
@@ -488,6 +550,12 @@ public static class BenchCommand
             ["p999_fault_latency_us"] = Us(99.9),
             ["bytes_per_mapped_page"] = bytesPerPage,
         };
+        // How warm each section was: its unmeasured rounds, and the largest JIT share of a measured window.
+        foreach (var section in new[] { "inmem", "durable", "journal" })
+        {
+            m[$"{section}_warmup_rounds"] = warmRounds.TryGetValue(section, out var n) ? n : null;
+            m[$"{section}_jit_share_max"] = jitShares.TryGetValue(section, out var shares) ? shares.Max() : null;
+        }
         foreach (var (k, v) in m) Console.WriteLine($"  {k,-36} {(v is null ? "not measured" : v.Value.ToString(v.Value < 100 ? "0.00" : "0", System.Globalization.CultureInfo.InvariantCulture))}");
         if (a.Has("--json")) Console.WriteLine(JsonSerializer.Serialize(m));
         return 0;

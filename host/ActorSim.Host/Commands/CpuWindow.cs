@@ -7,7 +7,10 @@ namespace ActorSim.Host.Commands;
 /// <c>postgres</c>: backends, WAL writer, autovacuum). Which side is busy tells what limits a durable
 /// figure: the host, the database, or neither (both waiting on each other). A PostgreSQL process that
 /// exits inside the window takes its CPU time with it, so the database's figure is a lower bound; it
-/// is null where there is no <c>/proc</c>, no local PostgreSQL process, or it was not asked for.</summary>
+/// is null where there is no <c>/proc</c>, no local PostgreSQL process, or it was not asked for.
+/// <para>Also the JIT's share of the window (<see cref="System.Runtime.JitInfo.GetCompilationTime"/>,
+/// every thread's, ÷ the window's seconds): a window the JIT was still busy in measured the start-up
+/// of code as much as the code (<see cref="BenchCommand"/>'s warm-up waits for it to settle).</para></summary>
 internal sealed class CpuWindow
 {
     // /proc/PID/stat counts in USER_HZ, which is 100 on Linux's x86-64 and arm64 ABIs (sysconf(_SC_CLK_TCK)).
@@ -16,11 +19,13 @@ internal sealed class CpuWindow
     private readonly TimeSpan _host;
     private readonly Dictionary<int, long>? _postgres;
     private readonly long _started;
+    private readonly TimeSpan _jit;
 
     private CpuWindow(TimeSpan host, Dictionary<int, long>? postgres)
     {
         _host = host;
         _postgres = postgres;
+        _jit = System.Runtime.JitInfo.GetCompilationTime();
         _started = Stopwatch.GetTimestamp();
     }
 
@@ -28,16 +33,21 @@ internal sealed class CpuWindow
     public static CpuWindow Start(bool postgres) => new(Environment.CpuUsage.TotalTime, postgres ? PostgresTicks() : null);
 
     /// <summary>Cores used since <see cref="Start"/>: this process, and PostgreSQL's processes (those
-    /// that started in the window counted whole).</summary>
-    public (double Host, double? Postgres) Stop()
+    /// that started in the window counted whole); and the JIT's share of the window.</summary>
+    public Cores Stop()
     {
         var seconds = Stopwatch.GetElapsedTime(_started).TotalSeconds;
         var host = (Environment.CpuUsage.TotalTime - _host).TotalSeconds / seconds;
-        if (_postgres is null || PostgresTicks() is not { Count: > 0 } now) return (host, null);
+        var jit = (System.Runtime.JitInfo.GetCompilationTime() - _jit).TotalSeconds / seconds;
+        if (_postgres is null || PostgresTicks() is not { Count: > 0 } now) return new(host, null, jit);
         long ticks = 0;
         foreach (var (pid, t) in now) ticks += t - _postgres.GetValueOrDefault(pid);
-        return (host, ticks / TicksPerSecond / seconds);
+        return new(host, ticks / TicksPerSecond / seconds, jit);
     }
+
+    /// <summary>A window's cores: this process's, PostgreSQL's (null if not counted), and the JIT's
+    /// compilation time ÷ the window's wall time.</summary>
+    public readonly record struct Cores(double Host, double? Postgres, double Jit);
 
     /// <summary>utime + stime of every PostgreSQL process, by pid; null without /proc.</summary>
     private static Dictionary<int, long>? PostgresTicks()

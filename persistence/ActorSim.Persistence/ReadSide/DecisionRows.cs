@@ -39,9 +39,11 @@ namespace ActorSim.Persistence.ReadSide;
 /// element per decision, since 2026-11-28: PostgreSQL's work here is per row — a heap tuple, an index
 /// entry, their WAL, ~5–8 µs a row on this machine — and a commit of 4 × 64 decisions spent more on
 /// its rows than on everything else (docs/BENCHMARKS.md). So is a run of single decisions, consecutive
-/// events of one stream in one commit (PersistAll's 100 a write). A lone single decision keeps its row
-/// here: as a row of one-element arrays it cost more (PersistAll of single-decision events, one row an
-/// event, side by side: 33 k → 21 k events/s). Rows an earlier build wrote for batch events stay here and read back as they were;
+/// events of one stream in one commit (PersistAll's 100 a write), and so, since the afternoon of 2026-11-28,
+/// are the lone single decisions of a run in a commit, two or more, each of another stream (a group:
+/// Persist from 100 actors, one event a write). A single decision alone in its run in a commit keeps
+/// its row here: as a row of one-element arrays it cost more (PersistAll of single-decision events, one
+/// row an event, side by side: 33 k → 21 k events/s). Rows an earlier build wrote for batch events stay here and read back as they were;
 /// a history reads both tables (<see cref="HistorySql"/>).</para></summary>
 public static class DecisionRows
 {
@@ -102,6 +104,11 @@ public static class DecisionRows
         // one commit, a decision each), each event's seq_id: the row's version and global_seq are the
         // first event's, element i the event version + i - 1.
         t.AddColumn("seqs", "bigint[]").AllowNulls();
+        // Null but for a group of single decisions (a commit's lone ones of a run, each of its own
+        // stream, since 2026-11-28): element i is the event (streams[i], versions[i]), whose seq_id is
+        // seqs[i]; the row's stream, version and global_seq are its first element's.
+        t.AddColumn("streams", "text[]").AllowNulls();
+        t.AddColumn("versions", "bigint[]").AllowNulls();
         t.Indexes.Add(new IndexDefinition(EventsRunIndexName) { Columns = ["run", "global_seq"] });
         return t;
     }
@@ -117,6 +124,9 @@ public static class DecisionRows
         /// <summary>Runs of single decisions, consecutive events of one stream in the commit: a row each
         /// in <see cref="EventsTableName"/> (PersistAll's 100 events a write).</summary>
         Runs = 4,
+        /// <summary>The lone single decisions of a run in the commit, each of another stream, when there
+        /// are two or more: one row in <see cref="EventsTableName"/> (Persist from 100 actors).</summary>
+        Groups = 8,
     }
 
     /// <summary>The rows of every decision event of one commit, in one statement (the parts it has).
@@ -125,7 +135,10 @@ public static class DecisionRows
     /// for the batch events five of one element per event (stream, version, run, and where its
     /// decisions start and end in the next eight, from 1) and eight of one element per decision (vm,
     /// vcpu, gpa, op, result, path, errno, mem_type), an event's arrays being slices of these; then the
-    /// same thirteen for the runs of single decisions (a run's first version in place of the event's).
+    /// same thirteen for the runs of single decisions (a run's first version in place of the event's);
+    /// then for the groups of single decisions three of one element per group (run, and where its
+    /// decisions start and end, from 1), two of one element per decision (its event's stream and
+    /// version) and the eight decision arrays.
     /// <para>Plain inserts: a row holds its event's stream and version, which the append in the same
     /// transaction makes new (mt_events is unique on them, and the append checks the expected version),
     /// so no row can be there already (an upsert cost PostgreSQL ~18 µs a row against ~15).</para>
@@ -139,7 +152,7 @@ public static class DecisionRows
     {
         var seqId = $"(select m.seq_id from {k.Item2}.mt_events m where m.stream_id = s.stream and m.version = s.version)";
         var seqs = $"(select array_agg(m.seq_id order by m.version) from {k.Item2}.mt_events m where {RunOfEvents("m")})";
-        var parts = PartsSql(k.Item1, seqId, "", seqs).Where(x => k.Item3.HasFlag(x.Part)).ToArray();
+        var parts = PartsSql(k.Item1, seqId, "", seqs, GroupSeqsFromEvents(k.Item2)).Where(x => k.Item3.HasFlag(x.Part)).ToArray();
         // The last part's insert is the statement; the inserts before it are CTEs in their places.
         var ctes = parts.SelectMany((x, i) => i < parts.Length - 1 ? [x.Source, $"{InsertName(x.Part)} as ({x.Insert})"] : new[] { x.Source });
         return $"with {string.Join(", ", ctes)} {parts[^1].Insert}";
@@ -154,26 +167,55 @@ public static class DecisionRows
     /// Its <c>?</c> parameters are <see cref="InsertSql"/>'s, in the same order.</summary>
     internal static string CtesAfterAppend(string schema, Parts parts) =>
         string.Join(", ", PartsSql(schema, "a.seq_id", "left join appended a on a.stream_id = s.stream and a.version = s.version",
-                $"(select array_agg(a.seq_id order by a.version) from appended a where {RunOfEvents("a")})")
+                $"(select array_agg(a.seq_id order by a.version) from appended a where {RunOfEvents("a")})", GroupSeqsFromAppended)
             .Where(x => parts.HasFlag(x.Part)).Select(x => $"{x.Source}, {InsertName(x.Part)} as ({x.Insert})"));
 
     /// <summary>Each part's source CTE and insert, in the order of their parameters. A batch event's
     /// row takes its event's seq_id (<paramref name="seqId"/>); a run's, each of its events' in version
     /// order (<paramref name="seqs"/>) — a run whose events were not all found leaves a null
     /// global_seq, which the table refuses.</summary>
-    private static (Parts Part, string Source, string Insert)[] PartsSql(string schema, string seqId, string join, string seqs) =>
+    private static (Parts Part, string Source, string Insert)[] PartsSql(string schema, string seqId, string join, string seqs, string groupSeqs) =>
     [
         (Parts.Singles, SinglesCte(seqId, join), SinglesInsert(schema)),
-        (Parts.Batches, ArraysCte("evb", $"{seqId} as seq_id", join), ArraysInsert(schema, "evb", "evb.seq_id", "")),
+        (Parts.Batches, ArraysCte("evb", $"{seqId} as seq_id", join), ArraysInsert(schema, "evb", "evb.stream", "evb.version", "evb.seq_id", [])),
         (Parts.Runs, ArraysCte("evr", $"{seqs} as seqs", ""),
-            ArraysInsert(schema, "evr", "case when cardinality(evr.seqs) = evr.hi - evr.lo + 1 then evr.seqs[1] end", "seqs")),
+            ArraysInsert(schema, "evr", "evr.stream", "evr.version", AllFound("evr"), ["seqs"])),
+        (Parts.Groups, GroupsCte(groupSeqs),
+            ArraysInsert(schema, "evg", "evg.streams[1]", "evg.versions[1]", AllFound("evg"), ["seqs", "streams", "versions"])),
     ];
+
+    /// <summary>The first seq_id of a row of single decisions (a run, a group), or null — which the table
+    /// refuses — unless every one of its events was found.</summary>
+    private static string AllFound(string name) => $"case when cardinality({name}.seqs) = {name}.hi - {name}.lo + 1 then {name}.seqs[1] end";
+
+    /// <summary>A group's seq_ids, in the order of its elements (<c>g.streams</c>, <c>g.versions</c>),
+    /// from what the append returns (<c>appended</c>); an element not found leaves none.</summary>
+    private const string GroupSeqsFromAppended =
+        "(select array_agg(a.seq_id order by u.n) from unnest(g.streams, g.versions) with ordinality as u(stream, version, n) " +
+        "join appended a on a.stream_id = u.stream and a.version = u.version)";
+
+    /// <summary>The same from mt_events in <paramref name="eventsSchema"/>, an element at a time by its
+    /// unique (stream_id, version) index: a join, planned generically on a fresh schema's empty table,
+    /// would read the whole table.</summary>
+    private static string GroupSeqsFromEvents(string eventsSchema) =>
+        "(select array_agg(x.seq_id order by x.n) from (select u.n, " +
+        $"(select m.seq_id from {eventsSchema}.mt_events m where m.stream_id = u.stream and m.version = u.version) as seq_id " +
+        "from unnest(g.streams, g.versions) with ordinality as u(stream, version, n)) x where x.seq_id is not null)";
+
+    /// <summary>The groups of single decisions, <c>evg</c>: run, the first and last place of their
+    /// decisions (and events) in the arrays (from 1), each element's stream and version, and their
+    /// seq_ids (<paramref name="seqs"/>).</summary>
+    private static string GroupsCte(string seqs) =>
+        $"evg as materialized (select s.run, s.lo, s.hi, g.streams, g.versions, {seqs} as seqs " +
+        "from unnest(?::text[], ?::int[], ?::int[]) as s(run, lo, hi) " +
+        "cross join lateral (select (?::text[])[s.lo:s.hi] as streams, (?::bigint[])[s.lo:s.hi] as versions) g)";
 
     private static string InsertName(Parts part) => part switch
     {
         Parts.Singles => "decision_rows",
         Parts.Batches => "decision_events",
-        _ => "decision_runs",
+        Parts.Runs => "decision_runs",
+        _ => "decision_groups",
     };
 
     /// <summary>The events of a run <c>s</c> (its first version, and lo..hi its decisions, one an event)
@@ -199,12 +241,12 @@ public static class DecisionRows
         $"from unnest(?::text[], ?::bigint[], ?::text[], ?::int[], ?::int[]) as s(stream, version, run, lo, hi) {join})";
 
     /// <summary>The insert of <paramref name="name"/>'s rows: each row's slices of the decision arrays,
-    /// and <paramref name="extra"/> (a column of the CTE of the same name) if given.</summary>
-    private static string ArraysInsert(string schema, string name, string globalSeq, string extra) =>
-        $"insert into {schema}.{EventsTableName} ({EventsColumns}{(extra.Length > 0 ? ", " + extra : "")}) " +
-        $"select {name}.stream, {name}.version, {name}.run, {globalSeq}, " +
+    /// and the <paramref name="extras"/> (columns of the CTE of the same names).</summary>
+    private static string ArraysInsert(string schema, string name, string stream, string version, string globalSeq, string[] extras) =>
+        $"insert into {schema}.{EventsTableName} ({EventsColumns}{string.Concat(extras.Select(x => ", " + x))}) " +
+        $"select {stream}, {version}, {name}.run, {globalSeq}, " +
         string.Join(", ", DecisionArrayTypes.Select(t => $"(?::{t}[])[{name}.lo:{name}.hi]")) +
-        (extra.Length > 0 ? $", {name}.{extra}" : "") + $" from {name}";
+        string.Concat(extras.Select(x => $", {name}.{x}")) + $" from {name}";
 
     /// <summary>The types of the decision arrays, in <see cref="EventsColumns"/>' order (vm … mem_type).</summary>
     private static readonly string[] DecisionArrayTypes = ["text", "int", "bigint", "text", "text", "text", "text", "text"];
@@ -220,6 +262,7 @@ public static class DecisionRows
     {
         private readonly ScalarRows _single = new();
         private readonly ArrayRows _batches = new(), _runs = new();
+        private readonly GroupRows _groups = new();
         // Single decisions as they come, in the commit's order; sorted into rows and runs once all are in.
         private readonly List<(string Stream, long Version, string Run, ActorSim.Domain.Kvm.DecisionRecord Decision)> _singles = [];
         private bool _sealed;
@@ -232,7 +275,8 @@ public static class DecisionRows
             get
             {
                 Seal();
-                return (_single.Decisions.Count > 0 ? Parts.Singles : 0) | (_batches.Decisions.Count > 0 ? Parts.Batches : 0) | (_runs.Decisions.Count > 0 ? Parts.Runs : 0);
+                return (_single.Decisions.Count > 0 ? Parts.Singles : 0) | (_batches.Decisions.Count > 0 ? Parts.Batches : 0) |
+                    (_runs.Decisions.Count > 0 ? Parts.Runs : 0) | (_groups.Decisions.Count > 0 ? Parts.Groups : 0);
             }
         }
 
@@ -253,18 +297,25 @@ public static class DecisionRows
             _batches.End();
         }
 
-        /// <summary>Single decisions of consecutive versions of one stream go as one row (a run), a lone
-        /// one as a row of its own: as a row of one-element arrays it cost more.</summary>
+        /// <summary>Single decisions of consecutive versions of one stream go as one row (a run); the lone
+        /// ones of a run, two or more, as one row too (a group: Persist from 100 actors, one event a
+        /// write, put ~50 such decisions in a commit, and a row each was a quarter of its time); a lone
+        /// one alone in its run as a row of its own: as a row of one-element arrays it cost more.</summary>
         private void Seal()
         {
             if (_sealed) return;
             _sealed = true;
+            var lone = new Dictionary<string, List<int>>(StringComparer.Ordinal);
             for (var i = 0; i < _singles.Count;)
             {
                 var j = i + 1;
                 while (j < _singles.Count && _singles[j].Stream == _singles[i].Stream && _singles[j].Version == _singles[j - 1].Version + 1) j++;
-                var (stream, version, run, decision) = _singles[i];
-                if (j - i == 1) _single.Add(stream, version, run, decision);
+                var (stream, version, run, _) = _singles[i];
+                if (j - i == 1)
+                {
+                    if (!lone.TryGetValue(run, out var ofRun)) lone[run] = ofRun = [];
+                    ofRun.Add(i);
+                }
                 else
                 {
                     _runs.Start(stream, version, run);
@@ -272,6 +323,18 @@ public static class DecisionRows
                     _runs.End();
                 }
                 i = j;
+            }
+            foreach (var (run, ofRun) in lone)
+            {
+                if (ofRun.Count == 1)
+                {
+                    var (stream, version, _, decision) = _singles[ofRun[0]];
+                    _single.Add(stream, version, run, decision);
+                    continue;
+                }
+                _groups.Start(run);
+                foreach (var i in ofRun) _groups.Add(_singles[i].Stream, _singles[i].Version, _singles[i].Decision);
+                _groups.End();
             }
         }
 
@@ -286,6 +349,7 @@ public static class DecisionRows
             if (_single.Decisions.Count > 0) _single.AddTo(p);
             if (_batches.Decisions.Count > 0) _batches.AddTo(p);
             if (_runs.Decisions.Count > 0) _runs.AddTo(p);
+            if (_groups.Decisions.Count > 0) _groups.AddTo(p);
             return [.. p];
         }
 
@@ -340,6 +404,41 @@ public static class DecisionRows
                 p.Add((_run.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
                 p.Add((_lo.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
                 p.Add((_hi.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                Decisions.AddTo(p);
+            }
+        }
+
+        /// <summary>Groups of single decisions, each of its own event: per row its run and the place of its
+        /// decisions in <see cref="Decisions"/> (lo..hi, from 1), per decision its event's stream and version.</summary>
+        private sealed class GroupRows
+        {
+            private readonly List<string> _run = [], _stream = [];
+            private readonly List<long> _version = [];
+            private readonly List<int> _lo = [], _hi = [];
+            public readonly Fields Decisions = new();
+
+            public void Start(string run)
+            {
+                _run.Add(run);
+                _lo.Add(Decisions.Count + 1);
+            }
+
+            public void Add(string stream, long version, ActorSim.Domain.Kvm.DecisionRecord d)
+            {
+                _stream.Add(stream);
+                _version.Add(version);
+                Decisions.Add(d);
+            }
+
+            public void End() => _hi.Add(Decisions.Count);
+
+            public void AddTo(List<(object, NpgsqlDbType)> p)
+            {
+                p.Add((_run.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_lo.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                p.Add((_hi.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer));
+                p.Add((_stream.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text));
+                p.Add((_version.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint));
                 Decisions.AddTo(p);
             }
         }
@@ -459,8 +558,11 @@ public static class DecisionRows
     internal static string HistorySql(string schema) =>
         $"select {Columns} from {schema}.{TableName} " +
         "where run = @run and (@vm::text is null or vm = @vm) and (@page::bigint is null or gpa_page = @page) " +
-        // A batch event's row: its decisions' indexes; a run's: its events' versions and seq_ids.
-        "union all select e.stream, e.version + case when e.seqs is null then 0 else d.n - 1 end, case when e.seqs is null then (d.n - 1)::int else 0 end, " +
+        // A batch event's row: its decisions' indexes; a run's: its events' versions and seq_ids; a
+        // group's: its events' streams, versions and seq_ids.
+        "union all select coalesce(e.streams[d.n], e.stream), " +
+        "case when e.versions is not null then e.versions[d.n] when e.seqs is null then e.version else e.version + d.n - 1 end, " +
+        "case when e.seqs is null then (d.n - 1)::int else 0 end, " +
         "e.seqs is null, e.run, d.vm, d.vcpu, d.gpa, d.gpa & ~4095::bigint, d.op, d.result, d.path, d.errno, d.mem_type, coalesce(e.seqs[d.n], e.global_seq) " +
         $"from {schema}.{EventsTableName} e cross join lateral unnest(e.vm, e.vcpu, e.gpa, e.op, e.result, e.path, e.errno, e.mem_type) " +
         "with ordinality as d(vm, vcpu, gpa, op, result, path, errno, mem_type, n) " +
