@@ -39,7 +39,7 @@ namespace ActorSim.Persistence.ReadSide;
 /// element per decision, since 2026-11-28: PostgreSQL's work here is per row — a heap tuple, an index
 /// entry, their WAL, ~5–8 µs a row on this machine — and a commit of 4 × 64 decisions spent more on
 /// its rows than on everything else (docs/BENCHMARKS.md). So is a run of single decisions, consecutive
-/// events of one stream in one commit (PersistAll's 100 a write), and so, since the afternoon of 2026-11-28,
+/// events of one stream in one commit (PersistAll's 100 a write), and so, since the morning of 2026-11-28,
 /// are the lone single decisions of a run in a commit, two or more, each of another stream (a group:
 /// Persist from 100 actors, one event a write). A single decision alone in its run in a commit keeps
 /// its row here: as a row of one-element arrays it cost more (PersistAll of single-decision events, one
@@ -172,7 +172,8 @@ public static class DecisionRows
 
     /// <summary>Each part's source CTE and insert, in the order of their parameters. A batch event's
     /// row takes its event's seq_id (<paramref name="seqId"/>); a run's, each of its events' in version
-    /// order (<paramref name="seqs"/>) — a run whose events were not all found leaves a null
+    /// order (<paramref name="seqs"/>), a group's each of its events' in its order
+    /// (<paramref name="groupSeqs"/>) — a run or group whose events were not all found leaves a null
     /// global_seq, which the table refuses.</summary>
     private static (Parts Part, string Source, string Insert)[] PartsSql(string schema, string seqId, string join, string seqs, string groupSeqs) =>
     [
@@ -263,7 +264,7 @@ public static class DecisionRows
         private readonly ScalarRows _single = new();
         private readonly ArrayRows _batches = new(), _runs = new();
         private readonly GroupRows _groups = new();
-        // Single decisions as they come, in the commit's order; sorted into rows and runs once all are in.
+        // Single decisions as they come, in the commit's order; sorted into rows, runs and groups once all are in.
         private readonly List<(string Stream, long Version, string Run, ActorSim.Domain.Kvm.DecisionRecord Decision)> _singles = [];
         private bool _sealed;
 
