@@ -4,6 +4,7 @@ using ActorSim.Actors.Scenarios;
 using ActorSim.Persistence.ReadSide;
 using Akka.Actor;
 using Marten;
+using static ActorSim.Persistence.Tests.SingleDecisionWrites;
 
 namespace ActorSim.Persistence.Tests;
 
@@ -271,6 +272,17 @@ public sealed class DecisionRowsPlanTests(SchemaFixture schema) : IClassFixture<
     }
 }
 
+/// <summary>Journal writes of single decisions for the run and group tests below: the sample decision
+/// at a GPA, and an event as a persistent of a stream.</summary>
+internal static class SingleDecisionWrites
+{
+    private static readonly Domain.Kvm.Stage2FaultResolved Single = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultResolved>().First();
+
+    public static Domain.Kvm.Stage2FaultResolved At(ulong gpa) => Single with { Decision = Single.Decision with { Inputs = Single.Decision.Inputs with { Gpa = gpa } } };
+
+    public static Akka.Persistence.Persistent P(object e, long seq, string pid) => new(e, seq, pid, "", false, ActorRefs.NoSender, "w");
+}
+
 /// <summary>Single decisions of consecutive versions of one stream in one commit (PersistAll's batches)
 /// go as one row of arrays; a lone one, or one after a gap, as rows of their own kind; every decision
 /// reads back as its own event's, with its version and global sequence number.</summary>
@@ -286,10 +298,7 @@ public sealed class RunProjectionTests(SchemaFixture schema) : Akka.TestKit.Xuni
 
     private async Task Check(string run, bool violation)
     {
-        var single = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultResolved>().First();
         var batch = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultsResolved>().Single();
-        Domain.Kvm.Stage2FaultResolved At(ulong gpa) => single with { Decision = single.Decision with { Inputs = single.Decision.Inputs with { Gpa = gpa } } };
-        Akka.Persistence.Persistent P(object e, long seq, string pid) => new(e, seq, pid, "", false, ActorRefs.NoSender, "w");
         string a = $"{run}/kvm-a", b = $"{run}/kvm-b";
         var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
         // One commit: stream a has single decisions at versions 1-3, the gap at 4, decisions at 5-6;
@@ -342,9 +351,6 @@ public sealed class GroupProjectionTests(SchemaFixture schema) : Akka.TestKit.Xu
 
     private async Task Check(string run, bool violation)
     {
-        var single = EventSerializationTests.SampleEvents().OfType<Domain.Kvm.Stage2FaultResolved>().First();
-        Domain.Kvm.Stage2FaultResolved At(ulong gpa) => single with { Decision = single.Decision with { Inputs = single.Decision.Inputs with { Gpa = gpa } } };
-        Akka.Persistence.Persistent P(object e, long seq, string pid) => new(e, seq, pid, "", false, ActorRefs.NoSender, "w");
         var other = $"{run}x";
         var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
         // One commit: streams c, a and b of the run one decision each (b's after an event that is not a

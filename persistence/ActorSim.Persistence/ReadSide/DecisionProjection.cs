@@ -9,7 +9,9 @@ using Marten.Events.Projections;
 namespace ActorSim.Persistence.ReadSide;
 
 /// <summary>Inline Marten projection over the journal: the <see cref="DecisionRows"/> of each stage-2
-/// fault decision event (a row per single decision, a row of arrays per batch event) and a
+/// fault decision event (a row of arrays per batch event, per run of single decisions of a stream and
+/// per group of a run's lone single decisions in a commit; a row for a single decision alone in its
+/// run) and a
 /// <see cref="ViolationRow"/> per invariant violation, written in the same
 /// transaction as the append. Marten hands an inline projection every event of a commit at once (of
 /// all its streams), and the decision rows of all of them go in one statement: a statement per event

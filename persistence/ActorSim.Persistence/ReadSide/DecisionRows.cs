@@ -113,7 +113,7 @@ public static class DecisionRows
         return t;
     }
 
-    /// <summary>Which of the three inserts a commit's rows need.</summary>
+    /// <summary>Which of the four inserts a commit's rows need.</summary>
     [Flags]
     internal enum Parts
     {
@@ -283,7 +283,9 @@ public static class DecisionRows
 
         /// <summary>An event's decisions: a batch event's (<paramref name="inBatch"/>; read back as
         /// "stream/version/index") as one row of arrays; a single decision ("stream/version") as a row,
-        /// or, with the next events of its stream in the commit, as a row of arrays for the run.</summary>
+        /// or, with the next events of its stream in the commit, as a row of arrays for the run, or, with
+        /// the other lone ones of its run in the commit, as a row of arrays for the group
+        /// (<see cref="Seal"/>).</summary>
         public void AddEvent(string stream, long version, bool inBatch, string run, IReadOnlyList<ActorSim.Domain.Kvm.DecisionRecord> decisions)
         {
             if (_sealed) throw new InvalidOperationException("the commit's rows were already sent");
