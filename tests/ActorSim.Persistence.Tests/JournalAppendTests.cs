@@ -145,6 +145,29 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
         Assert.Equal((0, "missing"), ((await Rows(other)).Events.Count, (await Rows(other)).Stream));
     }
 
+    /// <summary>A commit of one event on a new stream with its decision rows, as the journal sends it.</summary>
+    private (JournalAppend Append, TypedStatement Statement) OneEventCommit(string stream, JournalEntry entry)
+    {
+        var append = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
+        append.AddStream(stream, 0, [entry]);
+        var commit = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
+        commit.Add(stream, 1, entry);
+        return (append, append.StatementWith(commit.RowBatch, Store.Options.DatabaseSchemaName));
+    }
+
+    /// <summary><paramref name="statement"/> sent with its parameter <paramref name="index"/> — a one-element
+    /// array holding <paramref name="was"/> — made a null: the table refuses the row at
+    /// <paramref name="table"/>.<paramref name="column"/>, and nothing of <paramref name="stream"/> is written.</summary>
+    private async Task AssertANullRefusedWithTheAppend(NpgsqlConnection conn, JournalAppend append, TypedStatement statement, int index, string was, string table, string column, string stream)
+    {
+        var parameters = statement.Parameters.ToArray();
+        Assert.Equal(new[] { was }, parameters[index].Value);
+        parameters[index] = (new string?[] { null }, parameters[index].Type);
+        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(statement.Sql, parameters)));
+        Assert.Equal((PostgresErrorCodes.NotNullViolation, table, column), (e.SqlState, e.TableName, e.ColumnName));
+        Assert.Equal((0, "missing"), ((await Rows(stream)).Events.Count, (await Rows(stream)).Stream));
+    }
+
     /// <summary>The append and the decision rows go as one statement, outside a transaction: if the
     /// rows' insert fails, the append must not stay either.</summary>
     [Fact]
@@ -152,22 +175,13 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
     {
         var decision = Entries(40).First(e => e.Type == "stage2_fault_resolved");
         var s = $"rows-{Guid.NewGuid():N}";
-        var append = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
-        append.AddStream(s, 0, [decision]);
-        var commit = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
-        commit.Add(s, 1, decision);
-        var statement = append.StatementWith(commit.RowBatch, Store.Options.DatabaseSchemaName);
+        var (append, statement) = OneEventCommit(s, decision);
         Assert.NotEqual(append.Statement.Sql, statement.Sql);
         // The row's VM (the single decisions' fourth array, after the append's eleven parameters) made null: the table refuses the row.
-        var parameters = statement.Parameters.ToArray();
         var vm = ActorSim.Domain.Kvm.DecisionEvents.Of(decision.Decoded ?? decision.Data!.Decode(decision.Type!, decision.SchemaVersion))[0].Inputs.Vm;
-        Assert.Equal(new[] { vm }, parameters[11 + 3].Value);
-        parameters[11 + 3] = (new string?[] { null }, parameters[11 + 3].Type);
         await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
-        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(statement.Sql, parameters)));
-        Assert.Equal((PostgresErrorCodes.NotNullViolation, "mt_decision_rows", "vm"), (e.SqlState, e.TableName, e.ColumnName));
-        Assert.Equal((0, "missing"), ((await Rows(s)).Events.Count, (await Rows(s)).Stream));
+        await AssertANullRefusedWithTheAppend(conn, append, statement, 11 + 3, vm, "mt_decision_rows", "vm", s);
         // The same commit with its row intact goes in whole, the row with its event's global sequence number.
         await MartenJournal.SendAsync(conn, append, statement);
         Assert.Single((await Rows(s)).Events);
@@ -187,20 +201,11 @@ public sealed class JournalAppendTests(SchemaFixture schema) : IClassFixture<Sch
             .Select(e => ((Stage2FaultResolved)(e.Decoded ?? e.Data!.Decode(e.Type!, e.SchemaVersion))).Decision).ToArray();
         var batch = JournalEntry.ForEvent(new Stage2FaultsResolved(decisions), "w1", 2000, 1);
         var s = $"batch/kvm-{Guid.NewGuid():N}";
-        var append = new JournalAppend(Store, JasperFx.StorageConstants.DefaultTenantId);
-        append.AddStream(s, 0, [batch]);
-        var commit = new ActorSim.Persistence.ReadSide.DecisionProjection.Commit();
-        commit.Add(s, 1, batch);
-        var statement = append.StatementWith(commit.RowBatch, Store.Options.DatabaseSchemaName);
+        var (append, statement) = OneEventCommit(s, batch);
         // The event's run (the batch events' third array, after the append's eleven parameters) made null: the table refuses the row.
-        var parameters = statement.Parameters.ToArray();
-        Assert.Equal(new[] { "batch" }, parameters[11 + 2].Value);
-        parameters[11 + 2] = (new string?[] { null }, parameters[11 + 2].Type);
         await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
         await conn.OpenAsync();
-        var e = await Assert.ThrowsAsync<PostgresException>(() => MartenJournal.SendAsync(conn, append, new TypedStatement(statement.Sql, parameters)));
-        Assert.Equal((PostgresErrorCodes.NotNullViolation, ActorSim.Persistence.ReadSide.DecisionRows.EventsTableName, "run"), (e.SqlState, e.TableName, e.ColumnName));
-        Assert.Equal((0, "missing"), ((await Rows(s)).Events.Count, (await Rows(s)).Stream));
+        await AssertANullRefusedWithTheAppend(conn, append, statement, 11 + 2, "batch", ActorSim.Persistence.ReadSide.DecisionRows.EventsTableName, "run", s);
         await MartenJournal.SendAsync(conn, append, statement);
         await using var session = Store.QuerySession();
         var rows = (await ActorSim.Persistence.ReadSide.DecisionRows.ForRunAsync(session, "batch")).Where(x => x.Stream == s).ToList();
