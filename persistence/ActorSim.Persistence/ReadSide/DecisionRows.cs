@@ -308,7 +308,7 @@ public static class DecisionRows
         {
             if (_sealed) return;
             _sealed = true;
-            var lone = new Dictionary<string, List<int>>(StringComparer.Ordinal);
+            Dictionary<string, List<int>>? lone = null; // by run; made only for a commit with lone ones
             for (var i = 0; i < _singles.Count;)
             {
                 var j = i + 1;
@@ -316,6 +316,7 @@ public static class DecisionRows
                 var (stream, version, run, _) = _singles[i];
                 if (j - i == 1)
                 {
+                    lone ??= new Dictionary<string, List<int>>(StringComparer.Ordinal);
                     if (!lone.TryGetValue(run, out var ofRun)) lone[run] = ofRun = [];
                     ofRun.Add(i);
                 }
@@ -327,6 +328,7 @@ public static class DecisionRows
                 }
                 i = j;
             }
+            if (lone is null) return;
             foreach (var (run, ofRun) in lone)
             {
                 if (ofRun.Count == 1)
