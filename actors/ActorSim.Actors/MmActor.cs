@@ -39,8 +39,8 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public int Batch, Next;
         /// <summary>Per batch, one answer per fault, in the faults' order (sent as they are).</summary>
         public readonly MmPfnAnswer[][] Answers = batches.Select(b => new MmPfnAnswer[b.Request.Faults.Length]).ToArray();
-        /// <summary>Every PTE range the pass populated, in order (its journal entry).</summary>
-        public readonly List<PteRange> Populated = [];
+        /// <summary>Every PTE range the pass populated, in order (its journal entry): at most one a fault.</summary>
+        public readonly List<PteRange> Populated = new(batches.Sum(b => b.Request.Faults.Length));
         /// <summary>How many of <see cref="Populated"/> are folded into <see cref="Working"/>; the rest
         /// are pending. Folding them one fault at a time copied the VMA's whole range list per fault. A
         /// fault reads the PTEs only at the page it resolves (BeginFaultIn's pte check), so

@@ -5,8 +5,9 @@ namespace ActorSim.Domain.Kvm;
 
 /// <summary>What KVM knows when a guest access arrives, before asking mm: the leaf that covers the
 /// IPA (if it lets the access through, there is no fault), the memslot, the hva, and the sampled
-/// mmu_invalidate_seq.</summary>
-public sealed record FaultStart(
+/// mmu_invalidate_seq. A struct: one per fault, kept inline in the KVM actor's batch and in its
+/// request to mm.</summary>
+public readonly record struct FaultStart(
     string Vm, int Vcpu, ulong Gpa, AccessOp Op, Stage2Leaf? CoveringLeaf, Memslot? Slot, ulong Hva, ulong SampledSeq)
 {
     /// <summary>The access hits an existing leaf that permits it: no stage-2 fault at all.</summary>

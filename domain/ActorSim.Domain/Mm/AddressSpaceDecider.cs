@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
 using ActorSim.Domain.Kernel;
@@ -228,16 +229,25 @@ public static class AddressSpaceDecider
     {
         if (ranges.Length == 1) return Populated(s, ranges[0].Start, ranges[0].End);
         Vma[]? vmas = null;
-        List<(ulong Start, ulong End)>? share = null;
-        for (var i = 0; i < s.Vmas.Length; i++)
+        // A VMA's share of the ranges, in a pooled buffer (a list grown per call was ~6 % of the bytes
+        // the in-memory pipeline allocated: the mm's pass and the checker's replica fold each batch).
+        var share = ArrayPool<(ulong Start, ulong End)>.Shared.Rent(ranges.Length);
+        try
         {
-            var v = s.Vmas[i];
-            share?.Clear();
-            foreach (var r in ranges)
-                if (r.Start < v.End && v.Start < r.End) (share ??= []).Add((Math.Max(r.Start, v.Start), Math.Min(r.End, v.End)));
-            if (share is not { Count: > 0 }) continue;
-            vmas ??= [.. s.Vmas];
-            vmas[i] = v with { Ptes = v.Ptes.AddAll(share) };
+            for (var i = 0; i < s.Vmas.Length; i++)
+            {
+                var v = s.Vmas[i];
+                var n = 0;
+                foreach (var r in ranges)
+                    if (r.Start < v.End && v.Start < r.End) share[n++] = (Math.Max(r.Start, v.Start), Math.Min(r.End, v.End));
+                if (n == 0) continue;
+                vmas ??= [.. s.Vmas];
+                vmas[i] = v with { Ptes = v.Ptes.AddAll(share.AsSpan(0, n)) };
+            }
+        }
+        finally
+        {
+            ArrayPool<(ulong Start, ulong End)>.Shared.Return(share);
         }
         return vmas is null ? s : s with { Vmas = ImmutableCollectionsMarshal.AsImmutableArray(vmas) };
     }

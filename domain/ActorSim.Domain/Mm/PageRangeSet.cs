@@ -70,11 +70,11 @@ public sealed class PageRangeSet : IEquatable<PageRangeSet>
     /// one page per fault). Here the new ranges are sorted aside and merged with this set's in one pass
     /// into a pooled buffer, and the result is the one array allocated; a batch whose ranges are all
     /// present already (faults on populated pages) allocates nothing.</summary>
-    public PageRangeSet AddAll(IReadOnlyList<(ulong Start, ulong End)> ranges)
+    public PageRangeSet AddAll(ReadOnlySpan<(ulong Start, ulong End)> ranges)
     {
-        if (ranges.Count == 1) return Add(ranges[0].Start, ranges[0].End);
-        var adds = ArrayPool<(ulong Start, ulong End)>.Shared.Rent(Math.Max(1, ranges.Count));
-        var merged = ArrayPool<(ulong Start, ulong End)>.Shared.Rent(Ranges.Length + ranges.Count);
+        if (ranges.Length == 1) return Add(ranges[0].Start, ranges[0].End);
+        var adds = ArrayPool<(ulong Start, ulong End)>.Shared.Rent(Math.Max(1, ranges.Length));
+        var merged = ArrayPool<(ulong Start, ulong End)>.Shared.Rent(Ranges.Length + ranges.Length);
         try
         {
             var n = 0;
