@@ -10,8 +10,8 @@ namespace ActorSim.Domain.Simulation;
 public sealed record LoggedEvent(long Seq, string Stream, IDomainEvent Event);
 
 /// <summary>What a guest access led to: the decision (null when the access did not fault) and its
-/// outcome. A struct: the KVM actor makes one per fault, kept inline in its batch's answer.</summary>
-public readonly record struct AccessResult(DecisionRecord? Decision, FaultOutcome Outcome);
+/// outcome.</summary>
+public sealed record AccessResult(DecisionRecord? Decision, FaultOutcome Outcome);
 
 /// <summary>The deciders of one host (one VMM process, its VFIO devices and VMs) composed on one
 /// thread: each operation runs the same Decide functions the actors call, folds the events, and
