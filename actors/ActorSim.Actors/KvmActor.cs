@@ -138,7 +138,8 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         // the others once; only the last `working` is kept (it becomes State).
         var edit = _edit;
         var results = new AccessResult[f.Starts.Length];
-        var decisions = new List<DecisionRecord>(f.Starts.Length);
+        var decisions = new DecisionRecord[f.Starts.Length]; // the event's array, trimmed if some did not fault
+        var made = 0;
         var next = 0;
         for (var i = 0; i < f.Starts.Length; i++)
         {
@@ -158,14 +159,15 @@ public sealed class KvmActor : DeciderActor<KvmVm>
                 record = record with { Outcome = KvmHandleGuestAbort.Decide(broken) };
             }
             working = KvmVmDecider.Resolved(working, record, edit);
-            decisions.Add(record);
+            decisions[made++] = record;
             results[i] = new AccessResult(record, record.Outcome);
         }
         // One event for the batch's decisions: one journal entry, one row, one message to the checker.
         // Pipelined (DeciderActor.PersistPipelined): the state moves on at once, so invalidations and
         // memslot changes are taken while the write is under way; the batcher hears of this batch
         // once its decisions are durable, so no vCPU goes on before the decision it waited for is.
-        IDomainEvent[] events = decisions.Count == 0 ? [] : [DecisionEvents.For([.. decisions])];
+        if (made < decisions.Length) Array.Resize(ref decisions, made);
+        IDomainEvent[] events = made == 0 ? [] : [DecisionEvents.For(decisions)];
         var replyTo = f.ReplyTo;
         var batchId = f.Batch.BatchId;
         PersistPipelined(events, working, () => replyTo.Tell(new KvmFaultBatchResult(batchId, results)));
