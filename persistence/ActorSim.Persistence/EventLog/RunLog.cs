@@ -162,7 +162,8 @@ public static class RunLog
     /// <summary>An imported run in the order of its file. The import appended the file's events stream
     /// by stream (Marten groups a session's appends by stream), so in global order they are one sorted
     /// run per stream; they are merged by their place in the file (LogSeq), each stream read a page at
-    /// a time in version order. Memory: one page per stream, not the whole run (which was read whole
+    /// a time in version order, the next page of one stream read ahead while the caller replays.
+    /// Memory: about a page per stream, not the whole run (which was read whole
     /// and sorted before: every decoded event of a large import alive at once).</summary>
     private static async IAsyncEnumerable<RunEvent> ReadImportedAsync(Npgsql.NpgsqlConnection conn, string schema, string prefix,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
@@ -188,38 +189,94 @@ public static class RunLog
         var after = new long[streams.Count];
         var done = new bool[streams.Count];
         var next = new PriorityQueue<int, long>(); // stream index by the LogSeq of its next event
-        var buffer = new RowBuffer();
 
-        async Task Fill(int s)
+        // One page read ahead on the connection (the next of the stream just taken from, once it is
+        // down to a quarter of a page), fetched and decoded while the caller replays what is queued;
+        // only one command runs on a connection at a time, so a page read now first waits for it.
+        // Without it PostgreSQL and the decoding waited for each page's replay, and the replay for them.
+        Task? ahead = null;
+        var buffers = new[] { new RowBuffer(), new RowBuffer() }; // the page read now's, the one read ahead's
+
+        async Task Fill(int s, RowBuffer buffer)
         {
             pStream.Value = streams[s];
             pAfter.Value = after[s];
-            var q = pending[s] ??= new Queue<(long, RunEvent)>(ImportPage);
+            var q = new Queue<(long, RunEvent)>(ImportPage);
             var rows = 0;
-            await using var r = await page.ExecuteReaderAsync(ct);
-            while (await r.ReadAsync(ct))
+            var last = after[s];
+            await using (var r = await page.ExecuteReaderAsync(ct))
+                while (await r.ReadAsync(ct))
+                {
+                    rows++;
+                    last = r.GetInt64(1);
+                    // else archived, rejected or not a domain event
+                    if (r.GetBoolean(9) && Decode(r, prefix, buffer) is { } ev) q.Enqueue(ev);
+                }
+            Page(s, q, last, rows < ImportPage);
+        }
+
+        // A page read: its rows after what the stream has queued. Under a lock: a page read ahead
+        // ends on another thread while the caller takes from the queues (so every use of them locks).
+        var pages = new Lock();
+        void Page(int s, Queue<(long, RunEvent)> q, long last, bool end)
+        {
+            lock (pages)
             {
-                rows++;
-                after[s] = r.GetInt64(1);
-                // else archived, rejected or not a domain event
-                if (r.GetBoolean(9) && Decode(r, prefix, buffer) is { } ev) q.Enqueue(ev);
+                after[s] = last;
+                done[s] = end;
+                if (pending[s] is not { } held) pending[s] = q;
+                else foreach (var x in q) held.Enqueue(x);
             }
-            done[s] = rows < ImportPage;
+        }
+
+        async Task Ahead()
+        {
+            if (ahead is not { } a) return;
+            ahead = null;
+            await a;
+        }
+
+        int Count(int s)
+        {
+            lock (pages) return pending[s]?.Count ?? 0;
         }
 
         // The stream's next event into the merge, reading pages until one has an event it keeps or the
         // stream ends (a page may hold only skipped rows).
         async Task Refill(int s)
         {
-            while ((pending[s]?.Count ?? 0) == 0 && !done[s]) await Fill(s);
-            if (pending[s].TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
+            while (Count(s) == 0)
+            {
+                await Ahead(); // perhaps this stream's page
+                lock (pages) if (pending[s] is { Count: > 0 } || done[s]) break;
+                await Fill(s, buffers[0]);
+            }
+            lock (pages)
+                if (pending[s] is { } q && q.TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
         }
 
-        for (var s = 0; s < streams.Count; s++) await Refill(s);
-        while (next.TryDequeue(out var s, out _))
+        try
         {
-            yield return pending[s].Dequeue().Event;
-            await Refill(s);
+            for (var s = 0; s < streams.Count; s++) await Refill(s);
+            while (next.TryDequeue(out var s, out _))
+            {
+                RunEvent ev;
+                bool low;
+                lock (pages)
+                {
+                    ev = pending[s].Dequeue().Event;
+                    low = pending[s].Count <= ImportPage / 4 && !done[s];
+                }
+                if (low && ahead is null) ahead = Fill(s, buffers[1]);
+                yield return ev;
+                await Refill(s);
+            }
+        }
+        finally
+        {
+            // A page still being read ahead when the caller stops early (or a read failed): its reader
+            // ends before the command and the connection are disposed. What it found is not wanted.
+            if (ahead is { } a) await a.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 
