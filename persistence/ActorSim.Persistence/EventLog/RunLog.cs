@@ -229,30 +229,27 @@ public static class RunLog
             }
         }
 
-        async Task Ahead()
+        bool Ready(int s)
         {
-            if (ahead is not { } a) return;
-            ahead = null;
-            await a;
-        }
-
-        int Count(int s)
-        {
-            lock (pages) return pending[s]?.Count ?? 0;
+            lock (pages) return pending[s] is { Count: > 0 } || done[s];
         }
 
         // The stream's next event into the merge, reading pages until one has an event it keeps or the
-        // stream ends (a page may hold only skipped rows).
+        // stream ends (a page may hold only skipped rows). The page read ahead first, if any: it may be
+        // this stream's, and the connection runs one command at a time.
         async Task Refill(int s)
         {
-            while (Count(s) == 0)
+            while (!Ready(s))
             {
-                await Ahead(); // perhaps this stream's page
-                lock (pages) if (pending[s] is { Count: > 0 } || done[s]) break;
-                await Fill(s, buffers[0]);
+                if (ahead is { } a)
+                {
+                    ahead = null;
+                    await a;
+                }
+                else await Fill(s, buffers[0]);
             }
             lock (pages)
-                if (pending[s] is { } q && q.TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
+                if (pending[s].TryPeek(out var head)) next.Enqueue(s, head.LogSeq);
         }
 
         try
