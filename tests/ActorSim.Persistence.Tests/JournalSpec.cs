@@ -268,6 +268,27 @@ public sealed class MartenJournalSpec(SchemaFixture schema)
     }
 }
 
+/// <summary>The journal contract against the Marten journal in deterministic mode
+/// (<c>SimHost.BaseConfig(deterministic: true)</c>: one dispatcher thread, <c>actorsim.deterministic</c>
+/// on), where each call is committed inside the journal's turn (<c>InTurn</c>).</summary>
+public sealed class DeterministicMartenJournalSpec(SchemaFixture schema)
+    : JournalSpec(PostgresSchema.AkkaConfig(schema.Name).WithFallback(ActorSim.Actors.SimHost.BaseConfig(deterministic: true)), "deterministic-marten-journal-spec"),
+        IClassFixture<SchemaFixture>
+{
+    [Fact]
+    public async Task A_write_is_committed_before_the_journal_takes_its_next_message()
+    {
+        var probe = CreateTestProbe();
+        // Told, not awaited: the question right behind it in the journal's mailbox already sees the
+        // commit (the writer loop of the default mode would take ~1 ms to make it).
+        Journal.Tell(new WriteMessages([Write(Pid, 6, "a-6", WriterGuid), Write(Pid, 7, "a-7", WriterGuid)], probe.Ref, 1));
+        var stats = await Journal.Ask<ActorSim.Persistence.Journal.JournalStats>(ActorSim.Persistence.Journal.GetJournalStats.Instance, TimeSpan.FromSeconds(10));
+        Assert.Equal((2L, 7L), (stats.Commits, stats.Events)); // a-1..a-5's call, then this one
+        probe.ExpectMsg<WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        Assert.Equal([1L, 2, 3, 4, 5, 6, 7], Replay(1, long.MaxValue, long.MaxValue).Replayed.Select(p => p.SequenceNr));
+    }
+}
+
 /// <summary>The journal contract against the journal of runs without a database.</summary>
 public sealed class InMemoryJournalSpec() : JournalSpec(ActorSim.Actors.InMemoryJournal.Config, "in-memory-journal-spec")
 {

@@ -114,6 +114,11 @@ public abstract class SnapshotStoreSpec : Akka.TestKit.Xunit2.TestKit
 public sealed class MartenSnapshotStoreSpec(SchemaFixture schema)
     : SnapshotStoreSpec(PostgresSchema.AkkaConfig(schema.Name), "marten-snapshot-spec"), IClassFixture<SchemaFixture>;
 
+/// <summary>The same in deterministic mode, where the store's database work is done inside its turn.</summary>
+public sealed class DeterministicMartenSnapshotStoreSpec(SchemaFixture schema)
+    : SnapshotStoreSpec(PostgresSchema.AkkaConfig(schema.Name).WithFallback(ActorSim.Actors.SimHost.BaseConfig(deterministic: true)), "deterministic-marten-snapshot-spec"),
+        IClassFixture<SchemaFixture>;
+
 /// <summary>The snapshot store contract against the store of runs without a database.</summary>
 public sealed class InMemorySnapshotStoreSpec() : SnapshotStoreSpec(ActorSim.Actors.InMemorySnapshotStore.Config, "in-memory-snapshot-store-spec")
 {

@@ -58,6 +58,8 @@ public sealed record JournalUnavailable(TimeSpan After, string Error);
 /// that order, so they were not kept (docs/BENCHMARKS.md).</para>
 /// <para><b>No per-event foreign-key check</b> where the database lets the writer's session skip it
 /// (<see cref="SkipForeignKeyChecks"/>): the append makes every stream of the commit itself.</para>
+/// <para><b>Deterministic mode</b> (<see cref="InTurn"/>): each call is committed alone inside the
+/// journal actor's turn, and replays and deletes too, so the answers leave from that turn.</para>
 /// <para><b>Deletes</b> record the deleted-to sequence number per persistenceId; events stay, so the
 /// highest sequence number never goes down; replay skips deleted ones.</para></summary>
 public sealed class MartenJournal : AsyncWriteJournal
@@ -70,6 +72,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     private readonly TimeSpan _outageLimit;
     private readonly EventStream _events;
     private readonly ILoggingAdapter _log;
+    private readonly bool _inTurn;
 
     private sealed record StreamAppend(string PersistenceId, long LastSequenceNr, List<JournalEntry> Entries);
 
@@ -89,6 +92,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         _events = Context.System.EventStream;
         _log = Context.GetLogger();
         _codec = new PayloadCodec(Context.System.Serialization);
+        _inTurn = InTurn.Enabled(Context.System);
         _writer = Task.Run(WriteLoop);
     }
 
@@ -116,6 +120,14 @@ public sealed class MartenJournal : AsyncWriteJournal
             }
         }
         var call = new PendingCall(appends, results);
+        if (_inTurn)
+            return InTurn.Run(true, async () =>
+            {
+                var started = Stopwatch.GetTimestamp();
+                await CommitRidingOutOutages([call]).ConfigureAwait(false);
+                _stats.Add(1, call.EventCount, started, Stopwatch.GetTimestamp());
+                return (IImmutableList<Exception?>)results.ToImmutableList();
+            });
         if (!_queue.Writer.TryWrite(call)) throw new InvalidOperationException("journal is stopping");
         return call.Done.Task;
     }
@@ -385,8 +397,11 @@ public sealed class MartenJournal : AsyncWriteJournal
         await append.ReadResultAsync(reader, CancellationToken.None).ConfigureAwait(false);
     }
 
-    public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
-        Action<IPersistentRepresentation> recoveryCallback)
+    public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
+        Action<IPersistentRepresentation> recoveryCallback) =>
+        InTurn.Run(_inTurn, () => Replay(persistenceId, fromSequenceNr, toSequenceNr, max, recoveryCallback));
+
+    private async Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
     {
         if (max <= 0 || toSequenceNr < fromSequenceNr) return;
         await using var session = _store.QuerySession();
@@ -406,16 +421,22 @@ public sealed class MartenJournal : AsyncWriteJournal
         }
     }
 
-    public override async Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
+    public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken) =>
+        InTurn.Run(_inTurn, () => ReadHighest(persistenceId));
+
+    private async Task<long> ReadHighest(string persistenceId)
     {
         await using var session = _store.QuerySession();
         var state = await session.Events.FetchStreamStateAsync(persistenceId).ConfigureAwait(false);
         return state?.Version ?? 0;
     }
 
-    protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
+    protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken) =>
+        InTurn.Run(_inTurn, () => DeleteTo(persistenceId, toSequenceNr));
+
+    private async Task DeleteTo(string persistenceId, long toSequenceNr)
     {
-        var highest = await ReadHighestSequenceNrAsync(persistenceId, 0, cancellationToken).ConfigureAwait(false);
+        var highest = await ReadHighest(persistenceId).ConfigureAwait(false);
         await using var session = _store.LightweightSession();
         var meta = await session.LoadAsync<JournalMetadata>(persistenceId).ConfigureAwait(false) ?? new JournalMetadata { Id = persistenceId };
         meta.DeletedTo = Math.Max(meta.DeletedTo, Math.Min(toSequenceNr, highest));

@@ -7,16 +7,19 @@ namespace ActorSim.Persistence.Journal;
 
 /// <summary>Akka.Persistence snapshot store on Marten documents: one document per
 /// (persistenceId, sequenceNr) — saving the same sequence number again overwrites it. Load picks the
-/// newest snapshot within the criteria's sequence and timestamp bounds.</summary>
+/// newest snapshot within the criteria's sequence and timestamp bounds. In deterministic mode
+/// (<see cref="InTurn"/>) each call's database work is done inside the store's turn.</summary>
 public sealed class MartenSnapshotStore : SnapshotStore
 {
     private readonly DocumentStore _store;
     private readonly Akka.Serialization.Serialization _serialization;
+    private readonly bool _inTurn;
 
     public MartenSnapshotStore(Config config)
     {
         _store = MartenStores.FromConfig(config);
         _serialization = Context.System.Serialization;
+        _inTurn = InTurn.Enabled(Context.System);
     }
 
     private static IQueryable<SnapshotDocument> Matching(IQueryable<SnapshotDocument> q, string pid, SnapshotSelectionCriteria c)
@@ -29,7 +32,10 @@ public sealed class MartenSnapshotStore : SnapshotStore
         return q.Where(x => x.PersistenceId == pid && x.SequenceNr <= max && x.SequenceNr >= min && x.TimestampTicks <= maxTs && x.TimestampTicks >= minTs);
     }
 
-    protected override async Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
+    protected override Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
+        InTurn.Run(_inTurn, () => Load(persistenceId, criteria, cancellationToken));
+
+    private async Task<SelectedSnapshot?> Load(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
         await using var session = _store.QuerySession();
         var doc = await Matching(session.Query<SnapshotDocument>(), persistenceId, criteria)
@@ -39,7 +45,10 @@ public sealed class MartenSnapshotStore : SnapshotStore
         return new SelectedSnapshot(new SnapshotMetadata(persistenceId, doc.SequenceNr, new DateTime(doc.TimestampTicks, DateTimeKind.Utc)), snapshot);
     }
 
-    protected override async Task SaveAsync(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken)
+    protected override Task SaveAsync(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken) =>
+        InTurn.Run(_inTurn, () => Save(metadata, snapshot, cancellationToken));
+
+    private async Task Save(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken)
     {
         var ser = _serialization.FindSerializerFor(snapshot);
         var doc = new SnapshotDocument
@@ -57,14 +66,20 @@ public sealed class MartenSnapshotStore : SnapshotStore
         await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    protected override async Task DeleteAsync(SnapshotMetadata metadata, CancellationToken cancellationToken)
+    protected override Task DeleteAsync(SnapshotMetadata metadata, CancellationToken cancellationToken) =>
+        InTurn.Run(_inTurn, () => Delete(metadata, cancellationToken));
+
+    private async Task Delete(SnapshotMetadata metadata, CancellationToken cancellationToken)
     {
         await using var session = _store.LightweightSession();
         session.Delete<SnapshotDocument>($"{metadata.PersistenceId}/{metadata.SequenceNr}");
         await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    protected override async Task DeleteAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
+    protected override Task DeleteAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
+        InTurn.Run(_inTurn, () => Delete(persistenceId, criteria, cancellationToken));
+
+    private async Task Delete(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
         await using var session = _store.LightweightSession();
         var max = criteria.MaxSequenceNr;

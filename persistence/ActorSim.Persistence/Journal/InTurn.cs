@@ -1,0 +1,40 @@
+using Akka.Actor;
+
+namespace ActorSim.Persistence.Journal;
+
+/// <summary>Deterministic mode for the Marten plugins (<c>actorsim.deterministic = on</c>, which
+/// <c>SimHost.BaseConfig(deterministic: true)</c> sets along with one dispatcher thread for every actor):
+/// the journal and the snapshot store do their database work inside their own actor's turn and hand
+/// Akka a finished task, so its continuations (<c>ExecuteSynchronously</c>) send the answers from that
+/// turn, as <c>InMemoryJournal</c> does. Otherwise an answer would come from a thread-pool thread
+/// whenever the database replied, and where it falls among the other actors' messages on the one
+/// dispatcher thread would depend on timing. The thread waits for each commit, so this mode is slow
+/// (one commit per write, no merging) — it is for reproducing a run, not for throughput.</summary>
+internal static class InTurn
+{
+    /// <summary>The key <c>SimHost.BaseConfig</c> sets (the actors project; persistence does not
+    /// reference it).</summary>
+    public const string ConfigKey = "actorsim.deterministic";
+
+    public static bool Enabled(ActorSystem system) => system.Settings.Config.GetBoolean(ConfigKey, false);
+
+    /// <summary><paramref name="work"/> run to its end on this thread when <paramref name="inTurn"/>,
+    /// its outcome as a finished task (a failure as a faulted one, as Akka expects from an async call);
+    /// else <paramref name="work"/> as it is. The plugins' awaits do not need this thread back
+    /// (<c>ConfigureAwait(false)</c>; an actor's turn has no synchronization context).</summary>
+    public static Task<T> Run<T>(bool inTurn, Func<Task<T>> work)
+    {
+        if (!inTurn) return work();
+        try
+        {
+            return Task.FromResult(work().GetAwaiter().GetResult());
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<T>(e);
+        }
+    }
+
+    public static Task Run(bool inTurn, Func<Task> work) =>
+        Run(inTurn, async () => { await work().ConfigureAwait(false); return true; });
+}
