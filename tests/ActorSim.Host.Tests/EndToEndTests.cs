@@ -162,6 +162,24 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     }
 
     [Fact]
+    public void A_byte_order_mark_or_a_directory_is_refused_with_exit_2_and_says_so()
+    {
+        var bom = Path.Combine(Path.GetTempPath(), $"{_run.Id}-bom.jsonl");
+        File.WriteAllBytes(bom, [0xEF, 0xBB, 0xBF, .. File.ReadAllBytes(_run.File)]);
+        var (exit, _, err) = Actorsim("import", bom, "--as", _run.Id + "-bom");
+        Assert.Equal(2, exit);
+        Assert.Contains($"{bom}:1: json: starts with a byte order mark", err);
+        Assert.DoesNotContain(_run.Id + "-bom", Actorsim("runs").Out);
+        var dir = Path.GetTempPath();
+        foreach (var args in new[] { new[] { "import", dir }, ["replay", "--file", dir], ["scenario", "--in-memory", dir] })
+        {
+            var r = Actorsim(args);
+            Assert.True(r.Exit == 2, $"{string.Join(' ', args)}: {r.Exit} {r.Err}");
+            Assert.Contains("a directory, not a file", r.Err);
+        }
+    }
+
+    [Fact]
     public void Explain_tells_the_chain_behind_a_page()
     {
         var line = File.ReadLines(_run.File).First(l => l.Contains("\"type\":\"stage2_fault_resolved\"") && l.Contains("\"path\":\"MapLeaf\"") && l.Contains("VM_ALLOW_ANY_UNCACHED"));

@@ -26,7 +26,7 @@ public sealed class ScenarioParser
     public static Scenario ParseFile(string path)
     {
         var info = new FileInfo(path);
-        if (!info.Exists) throw new ScenarioFormatException(path, 0, "file", "no such file");
+        if (!info.Exists) throw new ScenarioFormatException(path, 0, "file", Directory.Exists(path) ? "a directory, not a file" : "no such file");
         if (info.Length > MaxFileBytes) throw new ScenarioFormatException(path, 0, "file", $"larger than {MaxFileBytes} bytes");
         return Parse(File.ReadAllText(path), path);
     }

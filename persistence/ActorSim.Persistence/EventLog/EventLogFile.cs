@@ -232,6 +232,8 @@ public static class EventLogFile
     /// <summary>The line as a JSON document (the caller disposes it).</summary>
     private static JsonDocument Object(string path, int line, ReadOnlyMemory<byte> bytes)
     {
+        if (bytes.Span.StartsWith("\uFEFF"u8))
+            throw new EventLogFormatException(path, line, "json", "starts with a byte order mark (the format is UTF-8 without one)");
         JsonDocument doc;
         try
         {
