@@ -251,6 +251,7 @@ public class DeterministicRunTests
         }
         var a = Run("a");
         var b = Run("b");
+        Directory.Delete(dir, recursive: true);
         Assert.True(a.Stored.Length > 1_000, $"only {a.Stored.Length} events");
         Assert.Contains(a.Stored, l => l.Contains("\"type\":\"mmu_invalidate_began\"")); // zaps race the faults
         Assert.Equal(a.AsRun, b.AsRun);

@@ -6,12 +6,13 @@ namespace ActorSim.Persistence.Journal;
 /// <c>SimHost.BaseConfig(deterministic: true)</c> sets along with one dispatcher thread for every actor):
 /// the journal and the snapshot store do their database work inside their own actor's turn and hand
 /// Akka a finished task, so Akka's code around the call goes on synchronously and sends the answers
-/// from that turn, as <c>InMemoryJournal</c> does (Akka.Persistence 1.5.73, read from its IL:
+/// from that turn, as <c>InMemoryJournal</c> does. (Akka.Persistence 1.5.73, read from its IL:
 /// <c>AsyncWriteJournal.ExecuteBatch</c>, called from the write's turn, awaits the circuit breaker's
-/// call, which awaits our task through <c>WaitAsync</c> — each finished, so nothing yields). Otherwise an answer would come from a thread-pool thread
-/// whenever the database replied, and where it falls among the other actors' messages on the one
-/// dispatcher thread would depend on timing. The thread waits for each commit, so this mode is slow
-/// (one commit per write, no merging) — it is for reproducing a run, not for throughput.</summary>
+/// call, which awaits our task through <c>WaitAsync</c>; each is finished, so nothing yields.)
+/// Otherwise an answer would come from a thread-pool thread whenever the database replied, and where
+/// it falls among the other actors' messages on the one dispatcher thread would depend on timing. The
+/// thread waits for each commit, so this mode is slow (one commit per write, no merging): it is for
+/// reproducing a run, not for throughput.</summary>
 internal static class InTurn
 {
     /// <summary>The key <c>SimHost.BaseConfig</c> sets (the actors project; persistence does not
