@@ -20,6 +20,21 @@ public class ActorsimProcessTests
         Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
 
     [Fact]
+    public void Deterministic_mode_reaches_a_scenario_given_to_run_and_a_run_on_the_clock_is_told_it_will_not_repeat()
+    {
+        var scenario = Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml");
+        var (exit, output, err) = Run("run", "--scenario", scenario, "--deterministic", "--in-memory");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("(in-memory journal, deterministic)", output);
+        (exit, output, err) = Run("run", "--deterministic", "--in-memory", "--duration", "1s");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("--deterministic without --rounds stops on the clock", err);
+        (exit, output, err) = Run("run", "--deterministic", "--in-memory", "--rounds", "5");
+        Assert.True(exit == 0, output + err);
+        Assert.DoesNotContain("stops on the clock", err);
+    }
+
+    [Fact]
     public void Kernels_lists_the_rule_sets_and_the_flag_each_sets()
     {
         var (exit, output, _) = Run("kernels");

@@ -50,10 +50,13 @@ public static class RunCommand
         var vcpus = (int)a.GetLong("run", "--vcpus", 4);
         if (vms is < 1 or > 64 || vcpus is < 1 or > 64) throw new UsageException("run: --vms and --vcpus are 1..64");
         if (a.Positional.Count > 0) throw new UsageException($"run: unexpected '{a.Positional[0]}'");
+        if (a.Has("--deterministic") && rounds == long.MaxValue && a.Get("--scenario") is null)
+            Console.Error.WriteLine("actorsim run: note: --deterministic without --rounds stops on the clock, so two runs agree only as far as the shorter one went");
 
         if (a.Get("--scenario") is { } file)
         {
-            return await ScenarioCommand.Execute([.. a.Has("--in-memory") ? new[] { "--in-memory" } : [], .. a.Get("--db") is { } d ? new[] { "--db", d } : [], file]);
+            return await ScenarioCommand.Execute([.. a.Has("--deterministic") ? new[] { "--deterministic" } : [], .. a.Has("--in-memory") ? new[] { "--in-memory" } : [],
+                .. a.Get("--db") is { } d ? new[] { "--db", d } : [], file]);
         }
 
         var cs = a.Has("--in-memory") ? null : Database.ConnectionString(a.Get("--db"));

@@ -54,7 +54,7 @@ public static class ScenarioCommand
         {
             var runId = Database.NewRunId(s.Name);
             Console.WriteLine($"scenario {s.Name} ({s.File}, kernel {s.Policy})");
-            Console.WriteLine($"run: {runId} ({(cs is null ? "in-memory journal" : $"journal {Persistence.MartenStores.Describe(cs)}")})");
+            Console.WriteLine($"run: {runId} ({(cs is null ? "in-memory journal" : $"journal {Persistence.MartenStores.Describe(cs)}")}{(deterministic ? ", deterministic" : "")})");
             if (cs is not null)
                 await Database.RecordRunAsync(cs, new Persistence.ReadSide.RunInfo
                 {
