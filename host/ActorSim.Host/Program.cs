@@ -9,9 +9,11 @@ public static class Program
 {
     private const string Usage = """
         usage: actorsim <command> [options]
-          run       [--duration 30s] [--seed N] [--kernel 6.8|6.9|6.17] [--no-fwb] [--no-dic] [--vms N] [--vcpus N]
-                    [--deterministic] [--db CONN | --in-memory] [--snapshot-every N] [--scenario FILE]
+          run       [--duration 30s | --rounds N] [--seed N] [--kernel 6.8|6.9|6.17] [--no-fwb] [--no-dic] [--vms N] [--vcpus N]
+                    [--deterministic] [--db CONN | --in-memory] [--snapshot-every N] [--run-id ID] [--export FILE]
+                    [--outage-limit 60s] [--resume ID]
                     a seeded long-running simulation through the actors, every event persisted
+          run       --scenario FILE [--deterministic] [--db CONN | --in-memory]    the same as scenario FILE
           scenario  [--deterministic] [--db CONN | --in-memory] FILE...
                     run scenario files; exit 0 all pass, 1 a check failed, 2 bad file
           runs      [--json] [--db CONN]                      list recorded runs
@@ -20,7 +22,7 @@ public static class Program
           export    --run ID -o FILE                          write a run as JSON Lines
           import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
           explain   --run ID --vm NAME --gpa ADDR             why a guest page has its memory type
-          bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N]
+          bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--only SECTION,...]
                     the fault path side by side (see docs/BENCHMARKS.md)
           kernels                                             the modelled rule sets
           version

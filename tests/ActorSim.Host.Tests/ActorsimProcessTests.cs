@@ -26,6 +26,9 @@ public class ActorsimProcessTests
         var (exit, output, err) = Run("run", "--scenario", scenario, "--deterministic", "--in-memory");
         Assert.True(exit == 0, output + err);
         Assert.Contains("(in-memory journal, deterministic)", output);
+        (exit, _, err) = Run("run", "--scenario", scenario, "--kernel", "6.8", "--in-memory");
+        Assert.Equal(2, exit);
+        Assert.Contains("--kernel does not apply to --scenario", err);
         (exit, output, err) = Run("run", "--deterministic", "--in-memory", "--duration", "1s");
         Assert.True(exit == 0, output + err);
         Assert.Contains("--deterministic without --rounds stops on the clock", err);

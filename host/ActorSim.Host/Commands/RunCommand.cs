@@ -55,6 +55,11 @@ public static class RunCommand
 
         if (a.Get("--scenario") is { } file)
         {
+            // The file sets the kernel, CPU, seed, devices, VMs and steps: run's own options would be ignored.
+            string[] runOnly = ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--snapshot-every",
+                "--resume", "--outage-limit", "--rounds", "--run-id", "--export"];
+            if (runOnly.FirstOrDefault(a.Has) is { } ignored)
+                throw new UsageException($"run: {ignored} does not apply to --scenario (the scenario file sets what it runs)");
             return await ScenarioCommand.Execute([.. a.Has("--deterministic") ? new[] { "--deterministic" } : [], .. a.Has("--in-memory") ? new[] { "--in-memory" } : [],
                 .. a.Get("--db") is { } d ? new[] { "--db", d } : [], file]);
         }
