@@ -59,7 +59,7 @@ public static class DataCommands
         var a = Args.Parse("import", args, [], ["--db", "--as"]);
         if (a.Positional.Count != 1) throw new UsageException("import: usage: actorsim import FILE [--as NEW_ID]");
         var file = a.Positional[0];
-        if (!File.Exists(file)) { Console.Error.WriteLine($"import: {file}: {(Directory.Exists(file) ? "a directory, not a file" : "no such file")}"); return 2; }
+        if (!File.Exists(file)) { Console.Error.WriteLine($"import: {file}: {NotAFile(file)}"); return 2; }
         EventLogHeader header;
         List<RunEvent> events;
         try
@@ -162,10 +162,13 @@ public static class DataCommands
         return replay.Mismatches == 0 ? 0 : 1;
     }
 
+    /// <summary>Why <paramref name="file"/>, which is not a file, cannot be read.</summary>
+    private static string NotAFile(string file) => Directory.Exists(file) ? "a directory, not a file" : "no such file";
+
     /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>
     private static EventLogReader? OpenLog(string file)
     {
-        if (!File.Exists(file)) { Console.Error.WriteLine($"replay: {file}: {(Directory.Exists(file) ? "a directory, not a file" : "no such file")}"); return null; }
+        if (!File.Exists(file)) { Console.Error.WriteLine($"replay: {file}: {NotAFile(file)}"); return null; }
         try { return EventLogFile.Open(file); }
         catch (EventLogFormatException e) { Console.Error.WriteLine($"replay: {e.Message}"); return null; }
     }

@@ -21,16 +21,16 @@ internal static class InTurn
 
     public static bool Enabled(ActorSystem system) => system.Settings.Config.GetBoolean(ConfigKey, false);
 
-    /// <summary><paramref name="work"/> run to its end on this thread when <paramref name="inTurn"/>,
-    /// its outcome as a finished task (a failure as a faulted one, as Akka expects from an async call);
-    /// else <paramref name="work"/> as it is. The plugins' awaits do not need this thread back
+    /// <summary>When <paramref name="inTurn"/>, <paramref name="task"/> waited for on this thread and
+    /// its outcome given as a finished task (a failure as a faulted one, as Akka expects from an async
+    /// call); else <paramref name="task"/> as it is. The plugins' awaits do not need this thread back
     /// (<c>ConfigureAwait(false)</c>; an actor's turn has no synchronization context).</summary>
-    public static Task<T> Run<T>(bool inTurn, Func<Task<T>> work)
+    public static Task<T> Finish<T>(bool inTurn, Task<T> task)
     {
-        if (!inTurn) return work();
+        if (!inTurn) return task;
         try
         {
-            return Task.FromResult(work().GetAwaiter().GetResult());
+            return Task.FromResult(task.GetAwaiter().GetResult());
         }
         catch (Exception e)
         {
@@ -38,6 +38,17 @@ internal static class InTurn
         }
     }
 
-    public static Task Run(bool inTurn, Func<Task> work) =>
-        Run(inTurn, async () => { await work().ConfigureAwait(false); return true; });
+    public static Task Finish(bool inTurn, Task task)
+    {
+        if (!inTurn) return task;
+        try
+        {
+            task.GetAwaiter().GetResult();
+            return Task.CompletedTask;
+        }
+        catch (Exception e)
+        {
+            return Task.FromException(e);
+        }
+    }
 }

@@ -120,16 +120,18 @@ public sealed class MartenJournal : AsyncWriteJournal
             }
         }
         var call = new PendingCall(appends, results);
-        if (_inTurn)
-            return InTurn.Run(true, async () =>
-            {
-                var started = Stopwatch.GetTimestamp();
-                await CommitRidingOutOutages([call]).ConfigureAwait(false);
-                _stats.Add(1, call.EventCount, started, Stopwatch.GetTimestamp());
-                return (IImmutableList<Exception?>)results.ToImmutableList();
-            });
+        if (_inTurn) return InTurn.Finish(true, CommitAlone(call));
         if (!_queue.Writer.TryWrite(call)) throw new InvalidOperationException("journal is stopping");
         return call.Done.Task;
+    }
+
+    /// <summary>Deterministic mode's write: the call committed by itself, outside the writer loop.</summary>
+    private async Task<IImmutableList<Exception?>> CommitAlone(PendingCall call)
+    {
+        var started = Stopwatch.GetTimestamp();
+        await CommitRidingOutOutages([call]).ConfigureAwait(false);
+        _stats.Add(1, call.EventCount, started, Stopwatch.GetTimestamp());
+        return call.Results.ToImmutableList();
     }
 
     private JournalEntry ToEntry(IPersistentRepresentation p)
@@ -399,7 +401,7 @@ public sealed class MartenJournal : AsyncWriteJournal
 
     public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
         Action<IPersistentRepresentation> recoveryCallback) =>
-        InTurn.Run(_inTurn, () => Replay(persistenceId, fromSequenceNr, toSequenceNr, max, recoveryCallback));
+        InTurn.Finish(_inTurn, Replay(persistenceId, fromSequenceNr, toSequenceNr, max, recoveryCallback));
 
     private async Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
     {
@@ -422,7 +424,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     }
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken) =>
-        InTurn.Run(_inTurn, () => ReadHighest(persistenceId));
+        InTurn.Finish(_inTurn, ReadHighest(persistenceId));
 
     private async Task<long> ReadHighest(string persistenceId)
     {
@@ -432,7 +434,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     }
 
     protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken) =>
-        InTurn.Run(_inTurn, () => DeleteTo(persistenceId, toSequenceNr));
+        InTurn.Finish(_inTurn, DeleteTo(persistenceId, toSequenceNr));
 
     private async Task DeleteTo(string persistenceId, long toSequenceNr)
     {

@@ -33,7 +33,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
     }
 
     protected override Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
-        InTurn.Run(_inTurn, () => Load(persistenceId, criteria, cancellationToken));
+        InTurn.Finish(_inTurn, Load(persistenceId, criteria, cancellationToken));
 
     private async Task<SelectedSnapshot?> Load(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
@@ -46,7 +46,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
     }
 
     protected override Task SaveAsync(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken) =>
-        InTurn.Run(_inTurn, () => Save(metadata, snapshot, cancellationToken));
+        InTurn.Finish(_inTurn, Save(metadata, snapshot, cancellationToken));
 
     private async Task Save(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken)
     {
@@ -67,7 +67,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
     }
 
     protected override Task DeleteAsync(SnapshotMetadata metadata, CancellationToken cancellationToken) =>
-        InTurn.Run(_inTurn, () => Delete(metadata, cancellationToken));
+        InTurn.Finish(_inTurn, Delete(metadata, cancellationToken));
 
     private async Task Delete(SnapshotMetadata metadata, CancellationToken cancellationToken)
     {
@@ -77,7 +77,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
     }
 
     protected override Task DeleteAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
-        InTurn.Run(_inTurn, () => Delete(persistenceId, criteria, cancellationToken));
+        InTurn.Finish(_inTurn, Delete(persistenceId, criteria, cancellationToken));
 
     private async Task Delete(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
