@@ -142,7 +142,7 @@ public abstract class DeciderActor<TState> : ReceivePersistentActor, IWithStash
         if (SnapshotDue()) SaveSnapshot(HandOut());
     }
 
-    private void Publish(IDomainEvent e) => Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e));
+    private void Publish(IDomainEvent e) => Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, e, SimClock.Now(Context.System)));
 
     /// <summary>Counts one persisted event; true every <see cref="SnapshotPolicy.Every"/> events.</summary>
     private bool SnapshotDue()

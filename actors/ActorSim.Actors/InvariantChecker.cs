@@ -124,7 +124,7 @@ public sealed class InvariantChecker : ReceivePersistentActor
         _violations.Add(e);
         Persist(new InvariantViolationDetected(seq, stream, v.Invariant, v.Detail), x =>
         {
-            Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, x));
+            Context.System.EventStream.Publish(new DomainEventPublished(PersistenceId, x, SimClock.Now(Context.System)));
             Context.System.EventStream.Publish(e);
         });
     }

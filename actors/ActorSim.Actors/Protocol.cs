@@ -12,8 +12,9 @@ namespace ActorSim.Actors;
 // All immutable records. Replies carry the kernel's errno (Errno.None on success).
 
 /// <summary>Every persisted domain event, published on the EventStream after it is persisted and
-/// applied, with the stream (persistence id) it belongs to.</summary>
-public sealed record DomainEventPublished(string Stream, IDomainEvent Event);
+/// applied, with the stream (persistence id) it belongs to and the simulation's time when it was
+/// published (<see cref="SimClock"/>, UTC ticks; 0 when not known).</summary>
+public sealed record DomainEventPublished(string Stream, IDomainEvent Event, long Time = 0);
 
 // ---- VMM -> VFIO ----
 /// <summary>mmap(2) of a VFIO device region by the VMM.</summary>

@@ -155,6 +155,7 @@ public sealed class SeededWorkload
         {
             Receive<Run>(r =>
             {
+                SimClock.Advance(Context.System, SimClock.RoundDuration); // in this turn: see SimClock.Advance
                 _replyTo = Sender;
                 _results.Clear();
                 _waiting = r.Accesses.Length + (r.Change is null ? 0 : 1) + (r.Churn is null ? 0 : 1);

@@ -78,8 +78,9 @@ public sealed class SimHost
     /// <summary>HOCON for the actors: the in-memory journal (the Marten journal replaces it through
     /// configuration) and the in-memory snapshot store (<see cref="InMemorySnapshotStore"/>: a snapshot
     /// costs a reference, see <see cref="DeciderActor{TState}.HandOut"/>), and in deterministic mode one
-    /// dispatcher thread for every actor and the journal, and <c>actorsim.deterministic = on</c>, so a
-    /// journal on a database does its work inside its turn too.</summary>
+    /// dispatcher thread for every actor and the journal, <c>actorsim.deterministic = on</c>, so a
+    /// journal on a database does its work inside its turn too, and virtual time
+    /// (<see cref="VirtualClockScheduler"/>, <see cref="SimClock"/>).</summary>
     public static Config BaseConfig(bool deterministic)
     {
         var hocon = """
@@ -100,6 +101,8 @@ public sealed class SimHost
                 akka.persistence.dispatchers.default-stream-dispatcher = ${akka.actor.default-dispatcher}
                 # The Marten plugins then answer from their own turn (ActorSim.Persistence.Journal.InTurn).
                 actorsim.deterministic = on
+                # Virtual time (SimClock): events are stamped with it, so they are the same every run.
+                akka.scheduler.implementation = "ActorSim.Actors.VirtualClockScheduler, ActorSim.Actors"
                 """;
         return ConfigurationFactory.ParseString(hocon).WithFallback(InMemoryJournal.Config).WithFallback(InMemorySnapshotStore.Config);
     }

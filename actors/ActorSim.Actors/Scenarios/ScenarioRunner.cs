@@ -68,8 +68,12 @@ public sealed class ScenarioRunner
         var host = await SimHost.StartAsync(system, runId, s.Policy, devices, vms);
         var runner = new ScenarioRunner(s, host);
         await runner.SetUpRam(onLine);
+        // Each step takes SimClock.RoundDuration of virtual time (deterministic mode; the wall clock
+        // moves by itself), moved in an actor's turn so it falls among the events at the same point.
+        var clock = system.Scheduler is VirtualClockScheduler ? system.ActorOf(ActorProps.Of(() => new SimClock.Advancer())) : null;
         foreach (var step in s.Steps)
         {
+            if (clock is not null) await host.Ask<SimClock.Advancer.Advanced>(clock, new SimClock.Advancer.Advance(SimClock.RoundDuration));
             var before = runner._results.Count;
             await runner.Run(step);
             for (var i = before; i < runner._results.Count; i++) onLine?.Invoke(runner._results[i]);

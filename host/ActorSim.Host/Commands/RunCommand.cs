@@ -184,15 +184,15 @@ public static class RunCommand
         var events = await counter.Ask<long>(new Counter.Get());
         if (recorder is not null)
         {
-            // Streams lose the run prefix; versions count per stream; time is not recorded (0) so that a
-            // deterministic run exports the same bytes twice.
+            // Streams lose the run prefix; versions count per stream; the time is the simulation's when the
+            // event was published (SimClock: virtual in a deterministic run, so it exports the same bytes twice).
             var recorded = (await recorder.Ask<Actors.Scenarios.EventRecorder.Events>(new Actors.Scenarios.EventRecorder.Get())).Items;
             var versions = new Dictionary<string, long>(StringComparer.Ordinal);
             var log = recorded.Select((e, i) =>
             {
                 var stream = e.Stream[(e.Stream.IndexOf('/') + 1)..];
                 versions[stream] = versions.GetValueOrDefault(stream) + 1;
-                return new Persistence.EventLog.RunEvent(i + 1, stream, versions[stream], e.Event, 0);
+                return new Persistence.EventLog.RunEvent(i + 1, stream, versions[stream], e.Event, e.Time);
             }).ToList();
             await using var output = File.Create(exportFile!);
             await Persistence.EventLog.EventLogFile.WriteAsync(output, Persistence.EventLog.EventLogHeader.FromRunInfo(info, log.Count) with { Commit = null }, log);

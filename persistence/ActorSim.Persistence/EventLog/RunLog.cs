@@ -140,7 +140,8 @@ public static class RunLog
             (ticks, logSeq) = (reader.IsDBNull(5) ? 0 : reader.GetInt64(5), reader.GetInt64(6));
             e = DomainEventSerializer.FromUtf8(reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetInt32(4), EventData.Utf8Of(reader.GetFieldValue<byte[]>(7)));
         }
-        // Akka leaves the representation's timestamp at 0; then the time Marten stored it is used.
+        // The journal stamps each entry with the simulation's time; an entry of a build before that has
+        // 0, and then the time Marten stored it is used.
         if (ticks == 0) ticks = reader.GetFieldValue<DateTimeOffset>(2).UtcTicks;
         return (logSeq, new RunEvent(0, buffer.Stream(reader.GetString(0), prefix), reader.GetInt64(1), e, ticks));
     }

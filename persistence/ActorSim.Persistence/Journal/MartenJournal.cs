@@ -101,12 +101,15 @@ public sealed class MartenJournal : AsyncWriteJournal
         var writes = messages.ToArray();
         var results = new Exception?[writes.Length];
         var appends = new List<StreamAppend>();
+        // The time of the call, for representations without one (Akka leaves it 0): the scheduler's
+        // Now, which is the simulation's clock (ActorSim.Actors.SimClock: virtual in deterministic mode).
+        var now = Context.System.Scheduler.Now.UtcTicks;
         for (var i = 0; i < writes.Length; i++)
         {
             try
             {
                 var reprs = (IImmutableList<IPersistentRepresentation>)writes[i].Payload;
-                var entries = reprs.Select(ToEntry).ToList();
+                var entries = reprs.Select(p => ToEntry(p, now)).ToList();
                 appends.Add(new StreamAppend(writes[i].PersistenceId, writes[i].HighestSequenceNr, entries));
             }
             catch (Exception e)
@@ -134,7 +137,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         return call.Results.ToImmutableList();
     }
 
-    private JournalEntry ToEntry(IPersistentRepresentation p)
+    private JournalEntry ToEntry(IPersistentRepresentation p, long now)
     {
         var payload = p.Payload;
         var tags = Array.Empty<string>();
@@ -147,7 +150,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         return new JournalEntry
         {
             Type = type, SchemaVersion = version, Data = data, SerializerId = serializerId, Manifest = manifest, Bytes = bytes,
-            Tags = tags, WriterGuid = p.WriterGuid ?? "", Timestamp = p.Timestamp, Decoded = payload as ActorSim.Domain.IDomainEvent,
+            Tags = tags, WriterGuid = p.WriterGuid ?? "", Timestamp = p.Timestamp != 0 ? p.Timestamp : now, Decoded = payload as ActorSim.Domain.IDomainEvent,
         };
     }
 
