@@ -35,6 +35,10 @@ public class ActorsimProcessTests
         (exit, output, err) = Run("run", "--deterministic", "--in-memory", "--rounds", "5");
         Assert.True(exit == 0, output + err);
         Assert.DoesNotContain("stops on the clock", err);
+        Assert.Contains("seed 1, 5 rounds, journal in memory", output); // not the clock's 30 s, which does not apply
+        (exit, _, err) = Run("run", "--in-memory", "--rounds", "5", "--duration", "10s");
+        Assert.Equal(2, exit);
+        Assert.Contains("give --duration or --rounds, not both", err);
     }
 
     [Fact]

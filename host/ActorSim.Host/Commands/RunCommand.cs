@@ -41,6 +41,8 @@ public static class RunCommand
         var exportFile = a.Get("--export");
         var outageLimit = a.GetDuration("run", "--outage-limit",
             Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } ol ? new Args().GetDurationFrom(ol) : TimeSpan.FromSeconds(60));
+        // One limit: rounds, or the clock (the usage's "--duration 30s | --rounds N").
+        if (a.Has("--rounds") && a.Has("--duration")) throw new UsageException("run: give --duration or --rounds, not both");
         var duration = a.GetDuration("run", "--duration", TimeSpan.FromSeconds(30));
         var seed = (int)a.GetLong("run", "--seed", 1);
         var kernelLabel = a.Get("--kernel") ?? "6.9";
@@ -81,7 +83,7 @@ public static class RunCommand
         var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
         if (runId.Contains('/')) throw new UsageException("run: a run id cannot contain '/'");
         Console.WriteLine($"run: {runId}{(resume is null ? "" : " (resumed)")}");
-        Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {duration.TotalSeconds:0}s, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
+        Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {(rounds == long.MaxValue ? $"{duration.TotalSeconds:0}s" : $"{rounds} rounds")}, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
         var info = previous ?? new RunInfo
         {
             Id = runId, Seed = seed, Kernel = rules.Label(), Fwb = policy.Cpu.Fwb, Dic = policy.Cpu.Dic, WordSize = 64,
