@@ -195,6 +195,17 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     }
 
     [Fact]
+    public void Explain_of_a_vm_the_run_does_not_have_exits_2_and_names_the_runs_vms()
+    {
+        foreach (var source in new[] { new[] { "--run", _run.Id }, ["--file", _run.File] })
+        {
+            var (exit, output, err) = Actorsim(["explain", .. source, "--vm", "vm9", "--gpa", "0x40000000"]);
+            Assert.True(exit == 2, $"{exit} {output} {err}");
+            Assert.Contains("actorsim explain: --vm: run '" + _run.Id + "' has no VM 'vm9' (its VMs: vm1, vm2)", err);
+        }
+    }
+
+    [Fact]
     public void Runs_lists_the_recorded_run_as_json()
     {
         var (exit, output, _) = Actorsim("runs", "--json");

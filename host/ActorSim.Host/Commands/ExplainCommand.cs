@@ -25,7 +25,7 @@ public static class ExplainCommand
         if (a.Get("--file") is { } file)
         {
             try { var (h, ev) = EventLogFile.Read(file); events = ev; run = h.Run; }
-            catch (EventLogFormatException e) { Console.Error.WriteLine($"explain: {e.Message}"); return 2; }
+            catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim explain: {e.Message}"); return 2; }
         }
         else
         {
@@ -34,7 +34,14 @@ public static class ExplainCommand
             if (!await Database.ReachableAsync(cs)) return 3;
             await foreach (var e in RunLog.ReadAsync(MartenStores.Get(cs), run)) events.Add(e);
         }
-        if (events.Count == 0) { Console.Error.WriteLine($"explain: run '{run}' has no events"); return 2; }
+        if (events.Count == 0) { Console.Error.WriteLine($"actorsim explain: run '{run}' has no events"); return 2; }
+        // A VM's events are its KvmActor's stream (SimHost.VmStream: "kvm-NAME" within the run).
+        var vms = events.Select(e => e.Stream).Where(x => x.StartsWith("kvm-", StringComparison.Ordinal)).Select(x => x["kvm-".Length..]).Distinct().Order(StringComparer.Ordinal).ToList();
+        if (!vms.Contains(vm))
+        {
+            Console.Error.WriteLine($"actorsim explain: --vm: run '{run}' has no VM '{vm}' (its VMs: {(vms.Count == 0 ? "none" : string.Join(", ", vms))})");
+            return 2;
+        }
         foreach (var line in Explain(events, vm, gpa)) Console.WriteLine(line);
         return 0;
     }
