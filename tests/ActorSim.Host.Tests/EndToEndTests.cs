@@ -278,4 +278,23 @@ public class DeterministicRunTests
         static string WithoutSeq(string l) => Regex.Replace(l, "^\\{\"seq\":\\d+,", "{");
         Assert.Equal(a.Stored.Select(WithoutSeq).Order(StringComparer.Ordinal), a.AsRun.Select(WithoutSeq).Order(StringComparer.Ordinal));
     }
+
+    /// <summary>A deterministic run resumed goes on in virtual time from its newest event: its times do not
+    /// start again at the epoch.</summary>
+    [Fact]
+    public void A_resumed_deterministic_run_goes_on_from_its_newest_events_time()
+    {
+        var id = $"det-resume-{Guid.NewGuid():N}";
+        var first = EndToEndTests.Actorsim("run", "--deterministic", "--seed", "3", "--rounds", "20", "--run-id", id);
+        Assert.True(first.Exit == 0, first.Out + first.Err);
+        var resumed = EndToEndTests.Actorsim("run", "--deterministic", "--resume", id, "--rounds", "10");
+        Assert.True(resumed.Exit == 0, resumed.Out + resumed.Err);
+        var file = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        var ex = EndToEndTests.Actorsim("export", "--run", id, "-o", file);
+        Assert.True(ex.Exit == 0, ex.Out + ex.Err);
+        var times = File.ReadAllLines(file)[1..].Select(l => DateTimeOffset.Parse(Regex.Match(l, "\"time\":\"([^\"]*)\"").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) - DateTimeOffset.UnixEpoch).ToArray();
+        File.Delete(file);
+        Assert.True(times.Zip(times.Skip(1)).All(p => p.Item1 <= p.Item2), string.Join(" ", times.Select(t => t.TotalMilliseconds)));
+        Assert.InRange(times[^1], TimeSpan.FromMilliseconds(21), TimeSpan.FromMilliseconds(30)); // 20 rounds, then 10 more
+    }
 }
