@@ -121,6 +121,24 @@ public class ActorsimProcessTests
         Assert.Contains("invariants: hold", output);
     }
 
+    /// <summary>A file to write in a directory that does not exist, or a directory: exit 2 before any work
+    /// (a run would otherwise end with nowhere to put its export).</summary>
+    [Fact]
+    public void An_output_file_that_cannot_be_written_is_refused_before_the_work()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"no-such-dir-{Guid.NewGuid():N}", "x.jsonl");
+        var (exit, output, err) = Run("run", "--in-memory", "--rounds", "3", "--export", missing);
+        Assert.True(exit == 2, $"{exit} {output} {err}");
+        Assert.Contains($"actorsim run: --export {missing}: no such directory", err);
+        Assert.DoesNotContain("run: ", output); // refused before it started
+        (exit, _, err) = Run("run", "--in-memory", "--rounds", "3", "--export", Path.GetTempPath());
+        Assert.Equal(2, exit);
+        Assert.Contains("a directory, not a file", err);
+        (exit, _, err) = Run("export", "--run", "any", "-o", missing);
+        Assert.Equal(2, exit);
+        Assert.Contains($"actorsim export: -o {missing}: no such directory", err);
+    }
+
     [Theory]
     [InlineData("bogus")]
     [InlineData("run", "--kernel", "5.10")]

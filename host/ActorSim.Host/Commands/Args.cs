@@ -24,6 +24,18 @@ public sealed class Args
         return a;
     }
 
+    /// <summary>The value of an option naming a file to write, checked before any work is done: its
+    /// directory must exist and it must not be a directory (a run would otherwise end with nowhere to
+    /// put its export).</summary>
+    public string? GetOutputFile(string command, string name)
+    {
+        if (Get(name) is not { } path) return null;
+        if (Directory.Exists(path)) throw new UsageException($"{command}: {name} {path}: a directory, not a file");
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null && !Directory.Exists(dir)) throw new UsageException($"{command}: {name} {path}: no such directory {dir}");
+        return path;
+    }
+
     public bool Has(string name) => _options.ContainsKey(name);
     public string? Get(string name) => _options.TryGetValue(name, out var v) ? v : null;
 

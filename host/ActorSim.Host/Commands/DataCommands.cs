@@ -37,7 +37,7 @@ public static class DataCommands
     {
         var a = Args.Parse("export", args, [], ["--db", "--run", "-o"]);
         var run = a.Get("--run") ?? throw new UsageException("export: --run ID is required");
-        var output = a.Get("-o") ?? throw new UsageException("export: -o FILE is required");
+        var output = a.GetOutputFile("export", "-o") ?? throw new UsageException("export: -o FILE is required");
         if (await Store(a) is not { } store) return 3;
         var info = await RunLog.InfoAsync(store, run);
         var events = new List<RunEvent>();
@@ -45,8 +45,17 @@ public static class DataCommands
         if (info is null && events.Count == 0) { Console.Error.WriteLine($"export: no run '{run}'"); return 2; }
         info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = FirstPolicy(events)?.RuleSet.Label() ?? "6.9", Fwb = FirstPolicy(events)?.Cpu.Fwb ?? true, Dic = FirstPolicy(events)?.Cpu.Dic ?? true };
         var tmp = output + ".tmp";
-        await using (var f = File.Create(tmp)) await EventLogFile.WriteAsync(f, EventLogHeader.FromRunInfo(info, events.Count), events);
-        File.Move(tmp, output, overwrite: true);
+        try
+        {
+            await using (var f = File.Create(tmp)) await EventLogFile.WriteAsync(f, EventLogHeader.FromRunInfo(info, events.Count), events);
+            File.Move(tmp, output, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            File.Delete(tmp);
+            Console.Error.WriteLine($"actorsim export: -o {output}: cannot write: {e.Message}");
+            return 2;
+        }
         Console.WriteLine($"exported {events.Count} events of run {run} to {output}");
         return 0;
     }

@@ -38,7 +38,7 @@ public static class RunCommand
         // --rounds N stops after N rounds instead of a duration (a deterministic run's length must not
         // depend on the wall clock); --export FILE writes the events this process persisted, in order.
         var rounds = a.GetLong("run", "--rounds", long.MaxValue);
-        var exportFile = a.Get("--export");
+        var exportFile = a.GetOutputFile("run", "--export");
         var outageLimit = a.GetDuration("run", "--outage-limit",
             Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } ol ? new Args().GetDurationFrom(ol) : TimeSpan.FromSeconds(60));
         // One limit: rounds, or the clock (the usage's "--duration 30s | --rounds N").
@@ -187,6 +187,7 @@ public static class RunCommand
         }
         if (early is { } code) return code;
         var events = await counter.Ask<long>(new Counter.Get());
+        var exportFailed = false;
         if (recorder is not null)
         {
             // Streams lose the run prefix; versions count per stream; the time is the simulation's when the
@@ -199,8 +200,17 @@ public static class RunCommand
                 versions[stream] = versions.GetValueOrDefault(stream) + 1;
                 return new Persistence.EventLog.RunEvent(i + 1, stream, versions[stream], e.Event, e.Time);
             }).ToList();
-            await using var output = File.Create(exportFile!);
-            await Persistence.EventLog.EventLogFile.WriteAsync(output, Persistence.EventLog.EventLogHeader.FromRunInfo(info, log.Count) with { Commit = null }, log);
+            try
+            {
+                await using var output = File.Create(exportFile!);
+                await Persistence.EventLog.EventLogFile.WriteAsync(output, Persistence.EventLog.EventLogHeader.FromRunInfo(info, log.Count) with { Commit = null }, log);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Checked before the run (Args.GetOutputFile), so this is the file system changing under it.
+                Console.Error.WriteLine($"actorsim run: --export {exportFile}: cannot write: {e.Message}{(cs is null ? "" : " (the run is in the database: export --run)")}");
+                exportFailed = true;
+            }
         }
         var violations = (await host.Ask<Violations>(host.Checker, new GetViolations())).Items;
         await system.Terminate(); // the journal writes what is queued before it stops
@@ -214,7 +224,7 @@ public static class RunCommand
         Console.WriteLine($"  {workload.Accesses} guest accesses in {secs:0.0}s ({workload.Accesses / Math.Max(secs, 0.001):0}/s), {events} events persisted");
         Console.WriteLine($"  outcomes: {Results(workload)}");
         Console.WriteLine($"  invariants: {(violations.Length == 0 ? "hold" : $"{violations.Length} violated, first: {violations[0].Violation} at event {violations[0].Seq}")}");
-        return violations.Length == 0 ? 0 : 1;
+        return exportFailed ? 2 : violations.Length == 0 ? 0 : 1;
     }
 
     private sealed record Progress(TimeSpan Elapsed, long Accesses, double Rate, string Results, long Events, string Invariants);
