@@ -149,6 +149,14 @@ public class ActorsimProcessTests
     [InlineData("export", "--run", "x")]
     [InlineData("explain", "--vm", "vm1")]
     [InlineData("bench", "--only", "everything")]
+    [InlineData("bench", "--reps", "0")]
+    [InlineData("bench", "--vms", "0")]
+    [InlineData("run", "--in-memory", "--rounds", "-5")]
+    [InlineData("run", "--in-memory", "--vms", "4294967297")] // 2^32 + 1: was taken as 1 VM
+    [InlineData("run", "--in-memory", "--seed", "4294967296")]
+    [InlineData("run", "--in-memory", "--snapshot-every", "-1")]
+    [InlineData("run", "--in-memory", "--run-id", "")]
+    [InlineData("replay", "--file", "/dev/null")]
     public void Bad_usage_exits_2_with_a_message_on_stderr(params string[] args)
     {
         var (exit, _, err) = Run(args);

@@ -46,6 +46,14 @@ public sealed class Args
         return long.TryParse(v, out var n) ? n : throw new UsageException($"{command}: {name} '{v}' is not a number");
     }
 
+    /// <summary>A number that must lie in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public long GetLong(string command, string name, long fallback, long min, long max)
+    {
+        var n = GetLong(command, name, fallback);
+        if (Has(name) && (n < min || n > max)) throw new UsageException($"{command}: {name} {n} is out of range ({min}..{max})");
+        return n;
+    }
+
     /// <summary>Durations like 30s, 5m, 2h, 500ms.</summary>
     public TimeSpan GetDuration(string command, string name, TimeSpan fallback)
     {

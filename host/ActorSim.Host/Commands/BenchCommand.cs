@@ -314,9 +314,9 @@ public static class BenchCommand
             if (!sections.Contains(o)) throw new UsageException($"bench: --only '{o}' is not one of {string.Join(", ", sections)}");
         bool On(string section) => only.Contains(section);
         var quick = a.Has("--quick");
-        var reps = (int)a.GetLong("bench", "--reps", 3);
-        var vms = (int)a.GetLong("bench", "--vms", 2);
-        var vcpus = (int)a.GetLong("bench", "--vcpus", 8);
+        var reps = (int)a.GetLong("bench", "--reps", 3, 1, 100);
+        var vms = (int)a.GetLong("bench", "--vms", 2, 1, 64);
+        var vcpus = (int)a.GetLong("bench", "--vcpus", 8, 1, 1024);
         var span = quick ? TimeSpan.FromSeconds(3) : TimeSpan.FromSeconds(10);
         var cs = Database.ConnectionString(a.Get("--db"));
         if (cs is not null && !await Database.ReachableAsync(cs)) return 3;

@@ -42,7 +42,7 @@ public static class DataCommands
         var info = await RunLog.InfoAsync(store, run);
         var events = new List<RunEvent>();
         await foreach (var e in RunLog.ReadAsync(store, run)) events.Add(e);
-        if (info is null && events.Count == 0) { Console.Error.WriteLine($"export: no run '{run}'"); return 2; }
+        if (info is null && events.Count == 0) { Console.Error.WriteLine($"actorsim export: no run '{run}'"); return 2; }
         info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = FirstPolicy(events)?.RuleSet.Label() ?? "6.9", Fwb = FirstPolicy(events)?.Cpu.Fwb ?? true, Dic = FirstPolicy(events)?.Cpu.Dic ?? true };
         var tmp = output + ".tmp";
         try
@@ -68,7 +68,7 @@ public static class DataCommands
         var a = Args.Parse("import", args, [], ["--db", "--as"]);
         if (a.Positional.Count != 1) throw new UsageException("import: usage: actorsim import FILE [--as NEW_ID]");
         var file = a.Positional[0];
-        if (!File.Exists(file)) { Console.Error.WriteLine($"import: {file}: {NotAFile(file)}"); return 2; }
+        if (!File.Exists(file)) { Console.Error.WriteLine($"actorsim import: {file}: {NotAFile(file)}"); return 2; }
         EventLogHeader header;
         List<RunEvent> events;
         try
@@ -77,14 +77,14 @@ public static class DataCommands
         }
         catch (EventLogFormatException e)
         {
-            Console.Error.WriteLine($"import: {e.Message}");
+            Console.Error.WriteLine($"actorsim import: {e.Message}");
             return 2;
         }
         if (await Store(a) is not { } store) return 3;
         var id = a.Get("--as") ?? header.Run;
         if (await RunLog.RunExistsAsync(store, id))
         {
-            Console.Error.WriteLine($"import: run '{id}' exists already (use --as NEW_ID)");
+            Console.Error.WriteLine($"actorsim import: run '{id}' exists already (use --as NEW_ID)");
             return 2;
         }
         await RunLog.WriteAsync(store, header.ToRunInfo(id), events);
@@ -142,10 +142,10 @@ public static class DataCommands
         }
         catch (EventLogFormatException e)
         {
-            Console.Error.WriteLine($"replay: {e.Message}");
+            Console.Error.WriteLine($"actorsim replay: {e.Message}");
             return 2;
         }
-        if (replay.Events == 0) { Console.Error.WriteLine("replay: the run has no events"); return 2; }
+        if (replay.Events == 0) { Console.Error.WriteLine($"actorsim replay: {(a.Get("--file") is { } f ? f : $"run '{a.Get("--run")}'")} has no events"); return 2; }
         var groups = replay.Changes.GroupBy(c => (c.Before, c.After)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key.Before, StringComparer.Ordinal)
             .Select(g => new { before = g.Key.Before, after = g.Key.After, count = g.Count() }).ToArray();
         if (a.Has("--json"))
@@ -177,8 +177,8 @@ public static class DataCommands
     /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>
     private static EventLogReader? OpenLog(string file)
     {
-        if (!File.Exists(file)) { Console.Error.WriteLine($"replay: {file}: {NotAFile(file)}"); return null; }
+        if (!File.Exists(file)) { Console.Error.WriteLine($"actorsim replay: {file}: {NotAFile(file)}"); return null; }
         try { return EventLogFile.Open(file); }
-        catch (EventLogFormatException e) { Console.Error.WriteLine($"replay: {e.Message}"); return null; }
+        catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim replay: {e.Message}"); return null; }
     }
 }

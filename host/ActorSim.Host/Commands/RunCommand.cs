@@ -37,20 +37,19 @@ public static class RunCommand
              "--rounds", "--run-id", "--export"]);
         // --rounds N stops after N rounds instead of a duration (a deterministic run's length must not
         // depend on the wall clock); --export FILE writes the events this process persisted, in order.
-        var rounds = a.GetLong("run", "--rounds", long.MaxValue);
+        var rounds = a.GetLong("run", "--rounds", long.MaxValue, 0, long.MaxValue);
         var exportFile = a.GetOutputFile("run", "--export");
         var outageLimit = a.GetDuration("run", "--outage-limit",
             Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } ol ? new Args().GetDurationFrom(ol) : TimeSpan.FromSeconds(60));
         // One limit: rounds, or the clock (the usage's "--duration 30s | --rounds N").
         if (a.Has("--rounds") && a.Has("--duration")) throw new UsageException("run: give --duration or --rounds, not both");
         var duration = a.GetDuration("run", "--duration", TimeSpan.FromSeconds(30));
-        var seed = (int)a.GetLong("run", "--seed", 1);
+        var seed = (int)a.GetLong("run", "--seed", 1, int.MinValue, int.MaxValue);
         var kernelLabel = a.Get("--kernel") ?? "6.9";
         if (!RuleSets.TryParse(kernelLabel, out var rules)) throw new UsageException($"run: --kernel '{kernelLabel}' is not 6.8, 6.9 or 6.17");
         var policy = new KernelPolicy(rules, new CpuFeatures(!a.Has("--no-fwb"), !a.Has("--no-dic")));
-        var vms = (int)a.GetLong("run", "--vms", 2);
-        var vcpus = (int)a.GetLong("run", "--vcpus", 4);
-        if (vms is < 1 or > 64 || vcpus is < 1 or > 64) throw new UsageException("run: --vms and --vcpus are 1..64");
+        var vms = (int)a.GetLong("run", "--vms", 2, 1, 64);
+        var vcpus = (int)a.GetLong("run", "--vcpus", 4, 1, 64);
         if (a.Positional.Count > 0) throw new UsageException($"run: unexpected '{a.Positional[0]}'");
         if (a.Has("--deterministic") && rounds == long.MaxValue && a.Get("--scenario") is null)
             Console.Error.WriteLine("actorsim run: note: --deterministic without --rounds stops on the clock, so two runs agree only as far as the shorter one went");
@@ -81,7 +80,7 @@ public static class RunCommand
             seed = (int)previous.Seed + 1; // the continuation draws new choices
         }
         var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
-        if (runId.Contains('/')) throw new UsageException("run: a run id cannot contain '/'");
+        if (runId.Length == 0 || runId.Contains('/')) throw new UsageException("run: a run id cannot be empty or contain '/'");
         Console.WriteLine($"run: {runId}{(resume is null ? "" : " (resumed)")}");
         Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {(rounds == long.MaxValue ? $"{duration.TotalSeconds:0}s" : $"{rounds} rounds")}, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
         var info = previous ?? new RunInfo
@@ -100,7 +99,7 @@ public static class RunCommand
         var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
-            new SimHostOptions(SnapshotEvery: a.Has("--snapshot-every") ? (int)a.GetLong("run", "--snapshot-every", 0) : null, AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
+            new SimHostOptions(SnapshotEvery: a.Has("--snapshot-every") ? (int)a.GetLong("run", "--snapshot-every", 0, 0, int.MaxValue) : null, AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
                 TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
         SeededWorkload workload;
         if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
