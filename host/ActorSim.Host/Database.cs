@@ -16,11 +16,23 @@ public static class Database
     /// returns false (the caller exits 3).</summary>
     public static async Task<bool> ReachableAsync(string connectionString, int attempts = 3)
     {
+        // A connection string that does not parse is bad input (exit 2), not an unreachable server; the
+        // message names the key at fault, never a value (it could be the password).
+        NpgsqlConnectionStringBuilder b;
+        try
+        {
+            b = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = 5 };
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            // Only a key Npgsql knows is named: an unknown one could be a mistyped secret.
+            var key = e is ArgumentException { ParamName: { Length: > 0 } p } && new NpgsqlConnectionStringBuilder().ContainsKey(p) ? $" (at '{p}')" : "";
+            throw new Commands.UsageException($"database: the connection string (--db or ACTORSIM_DB) is not one Npgsql reads{key}");
+        }
         for (var i = 1; ; i++)
         {
             try
             {
-                var b = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = 5 };
                 await using var conn = new NpgsqlConnection(b.ConnectionString);
                 await conn.OpenAsync();
                 return true;

@@ -265,4 +265,21 @@ public class DatabaseErrorTests
         Assert.Contains("127.0.0.1:1", err);
         Assert.DoesNotContain("TopSecret123", err + await stdout);
     }
+
+    /// <summary>A connection string Npgsql cannot read is bad input: exit 2 at once (no attempts to
+    /// connect), naming a key it knows, never a value nor an unknown key (a mistyped secret).</summary>
+    [Theory]
+    [InlineData("Host=127.0.0.1;Port=abc;Password=TopSecret123", " (at 'port')")]
+    [InlineData("Host=127.0.0.1;TopSecret123", "\n")]
+    [InlineData("Host=127.0.0.1;TopSecret123=1", "\n")]
+    public void A_connection_string_that_does_not_parse_exits_2_without_its_values(string db, string tail)
+    {
+        foreach (var args in new[] { new[] { "runs", "--db", db }, ["run", "--rounds", "1", "--db", db] })
+        {
+            var (exit, output, err) = Cli.Run(args);
+            Assert.True(exit == 2, $"{exit} {output} {err}");
+            Assert.Contains("actorsim database: the connection string (--db or ACTORSIM_DB) is not one Npgsql reads" + tail, err);
+            Assert.DoesNotContain("TopSecret123", err + output);
+        }
+    }
 }
