@@ -194,6 +194,23 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains("device memory maps Normal-NC", output);
     }
 
+    /// <summary>A new run under the id of a recorded one is refused: its actors would recover the old
+    /// run's state and set up again on top of it. Nothing is written.</summary>
+    [Fact]
+    public void A_run_under_an_existing_id_is_refused_and_writes_nothing()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"{_run.Id}-again.jsonl");
+        var before = Actorsim("export", "--run", _run.Id, "-o", file);
+        Assert.True(before.Exit == 0, before.Err);
+        var beforeLines = File.ReadAllLines(file);
+        var (exit, output, err) = Actorsim("run", "--rounds", "3", "--run-id", _run.Id);
+        Assert.True(exit == 2, $"{exit} {output} {err}");
+        Assert.Contains($"actorsim run: run '{_run.Id}' exists already (--resume {_run.Id} continues it; or give another --run-id)", err);
+        Assert.Equal(0, Actorsim("export", "--run", _run.Id, "-o", file).Exit);
+        Assert.Equal(beforeLines, File.ReadAllLines(file));
+        File.Delete(file);
+    }
+
     [Fact]
     public void Explain_of_a_vm_the_run_does_not_have_exits_2_and_names_the_runs_vms()
     {

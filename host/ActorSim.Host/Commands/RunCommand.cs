@@ -81,6 +81,10 @@ public static class RunCommand
         }
         var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
         if (runId.Length == 0 || runId.Contains('/')) throw new UsageException("run: a run id cannot be empty or contain '/'");
+        // A new run under an id the database has: its actors would recover the old run's state and the
+        // set-up would run again on top of it. Continuing a run is --resume.
+        if (resume is null && cs is not null && await Persistence.EventLog.RunLog.RunExistsAsync(MartenStores.Get(cs), runId))
+            throw new UsageException($"run: run '{runId}' exists already (--resume {runId} continues it; or give another --run-id)");
         Console.WriteLine($"run: {runId}{(resume is null ? "" : " (resumed)")}");
         Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {(rounds == long.MaxValue ? $"{duration.TotalSeconds:0}s" : $"{rounds} rounds")}, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
         var info = previous ?? new RunInfo
