@@ -195,7 +195,8 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     }
 
     /// <summary>A new run under the id of a recorded one is refused: its actors would recover the old
-    /// run's state and set up again on top of it. Nothing is written.</summary>
+    /// run's state and set up again on top of it; so is resuming it with a setting it fixes. Nothing is
+    /// written.</summary>
     [Fact]
     public void A_run_under_an_existing_id_is_refused_and_writes_nothing()
     {
@@ -206,6 +207,10 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         var (exit, output, err) = Actorsim("run", "--rounds", "3", "--run-id", _run.Id);
         Assert.True(exit == 2, $"{exit} {output} {err}");
         Assert.Contains($"actorsim run: run '{_run.Id}' exists already (--resume {_run.Id} continues it; or give another --run-id)", err);
+        // Resuming it with options the recorded run fixes: refused too, rather than ignored.
+        (exit, output, err) = Actorsim("run", "--resume", _run.Id, "--rounds", "3", "--kernel", "6.8");
+        Assert.True(exit == 2, $"{exit} {output} {err}");
+        Assert.Contains("actorsim run: --kernel does not apply to --resume (the recorded run sets it)", err);
         Assert.Equal(0, Actorsim("export", "--run", _run.Id, "-o", file).Exit);
         Assert.Equal(beforeLines, File.ReadAllLines(file));
         File.Delete(file);

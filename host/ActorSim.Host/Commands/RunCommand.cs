@@ -72,6 +72,10 @@ public static class RunCommand
         if (resume is not null)
         {
             if (cs is null) throw new UsageException("run: --resume needs a database (--db or ACTORSIM_DB)");
+            // The recorded run fixes these; given again they would be ignored.
+            string[] fixedByRun = ["--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--run-id"];
+            if (fixedByRun.FirstOrDefault(a.Has) is { } given)
+                throw new UsageException($"run: {given} does not apply to --resume (the recorded run sets it)");
             previous = await Persistence.EventLog.RunLog.InfoAsync(MartenStores.Get(cs), resume);
             if (previous is null || previous.Vms == 0) { Console.Error.WriteLine($"actorsim run: no resumable run '{resume}'"); return 2; }
             RuleSets.TryParse(previous.Kernel, out rules);
