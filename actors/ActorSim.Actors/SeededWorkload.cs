@@ -7,7 +7,9 @@ using Akka.Actor;
 namespace ActorSim.Actors;
 
 /// <summary>A seeded guest workload: a host with vfio-pci GPUs and NICs (several BARs), a
-/// vfio-platform device and RAM, several VMs mapping all of it, and rounds in which every vCPU makes
+/// vfio-platform device, a Grace Hopper GPU (nvgrace-gpu: its cacheable usemem, which 6.17 maps
+/// Normal-WB with FWB and DIC and refuses without, and its write-combined resmem) and RAM, several VMs
+/// mapping all of it, and rounds in which every vCPU makes
 /// one access at once while, now and then, a device's memory is disabled or re-enabled or it is
 /// reset. Every random choice comes from the seed; a round waits for all its accesses.</summary>
 public sealed class SeededWorkload
@@ -29,6 +31,7 @@ public sealed class SeededWorkload
     private static readonly (string Device, int Region, ulong Size, ulong? Hva)[] Mappings =
     [
         ("gpu0", 0, 16 * MiB, null), ("gpu0", 2, 2 * MiB, null), ("gpu0", 4, 64 * 1024UL, null), ("nic0", 0, NicSize, NicHva), ("plat0", 0, 64 * 1024UL, null),
+        ("gh0", VfioRegionIndex.NvgraceUsemem, 16 * MiB, null), ("gh0", VfioRegionIndex.NvgraceResmem, 2 * MiB, null),
     ];
 
     /// <summary>Guest-physical windows: RAM, then each mapping at its own 2 MiB-aligned GPA.</summary>
@@ -60,6 +63,7 @@ public sealed class SeededWorkload
         DeviceLayout.Build("gpu0", VfioDriver.VfioPci, 0, [new RegionSpec(0, 16 * MiB, BarType.Mem64, true), new RegionSpec(2, 2 * MiB, BarType.Mem64, true), new RegionSpec(4, 64 * 1024, BarType.Mem32, false)]),
         DeviceLayout.Build("nic0", VfioDriver.VfioPci, 1, [new RegionSpec(0, 1 * MiB, BarType.Mem64, false), new RegionSpec(2, 256, BarType.Io, false)]),
         DeviceLayout.Build("plat0", VfioDriver.VfioPlatform, 0, [new RegionSpec(0, 64 * 1024, BarType.Mem32, false)]),
+        DeviceLayout.Build("gh0", VfioDriver.NvgraceGpu, 0, [new RegionSpec(VfioRegionIndex.NvgraceUsemem, 16 * MiB, BarType.Mem64, true), new RegionSpec(VfioRegionIndex.NvgraceResmem, 2 * MiB, BarType.Mem64, true)]),
     ];
 
     public static IReadOnlyList<KvmVm> Vms(int count) => Enumerable.Range(1, count).Select(i => KvmVm.Create($"vm{i}")).ToArray();
