@@ -194,6 +194,27 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains("device memory maps Normal-NC", output);
     }
 
+    /// <summary>The page faulted most often in the run: explain lists its other faults and its
+    /// invalidations in the order they happened, each marked before or since the fault that made the
+    /// leaf it has (or had).</summary>
+    [Fact]
+    public void Explain_lists_a_pages_history_in_order_around_its_fault()
+    {
+        var page = Cli.Decisions(_run.File).Select(d => d.GetProperty("inputs"))
+            .GroupBy(i => (Vm: i.GetProperty("vm").GetString()!, Page: Convert.ToUInt64(i.GetProperty("gpa").GetString()!, 16) & ~0xFFFUL))
+            .OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        var (exit, output, err) = Actorsim("explain", "--run", _run.Id, "--vm", page.Vm, "--gpa", $"0x{page.Page:x}");
+        Assert.True(exit == 0, output + err);
+        var lines = output.Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("history of the page (", StringComparison.Ordinal));
+        var fault = long.Parse(Regex.Match(output, "^fault: seq (\\d+)", RegexOptions.Multiline).Groups[1].Value);
+        var history = lines.Select(l => Regex.Match(l, "^  seq (\\d+) \\((before that fault|since)\\): ")).Where(m => m.Success)
+            .Select(m => (Seq: long.Parse(m.Groups[1].Value), Before: m.Groups[2].Value == "before that fault")).ToArray();
+        Assert.NotEmpty(history);
+        Assert.True(history.Zip(history.Skip(1)).All(p => p.Item1.Seq < p.Item2.Seq), output);
+        Assert.All(history, h => Assert.Equal(h.Seq < fault, h.Before));
+    }
+
     /// <summary>A new run under the id of a recorded one is refused: its actors would recover the old
     /// run's state and set up again on top of it; so is resuming it with a setting it fixes. Nothing is
     /// written.</summary>

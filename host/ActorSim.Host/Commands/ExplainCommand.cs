@@ -104,14 +104,20 @@ public static class ExplainCommand
                 : "RAM maps Normal write-back";
             yield return $"  decision: {d.Outcome.Result} via {d.Outcome.Path}, prot {d.Outcome.Prot}: {why}";
         }
-        foreach (var (e, d) in decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision)))
-            yield return $"other fault: seq {e.Seq} {d.Inputs.Op.ToString().ToLowerInvariant()} -> {d.Outcome}";
-        foreach (var e in events.Where(x => x.Event is Stage2RangeUnmapped u && u.Vm == vm && u.Gpa <= gpa && gpa < u.End))
-        {
-            var u = (Stage2RangeUnmapped)e.Event;
-            var cause = events.LastOrDefault(x => x.Seq < e.Seq && x.Event is MmuNotifierInvalidateRangeStart);
-            yield return $"invalidation: seq {e.Seq} stage-2 0x{u.Gpa:x}..0x{u.End:x} unmapped" +
-                         (cause?.Event is MmuNotifierInvalidateRangeStart s ? $" (MMU notifier {s.Event} of hva 0x{s.Start:x}..0x{s.End:x}, seq {cause.Seq})" : " (memslot change)");
-        }
+        // The page's other faults and its invalidations, in the order they happened, each placed against
+        // the fault above (before it, or since).
+        var history = decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
+            .Select(x => (x.Event.Seq, Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {x.Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {x.Decision.Outcome}"))
+            .Concat(events.Where(x => x.Event is Stage2RangeUnmapped u && u.Vm == vm && u.Gpa <= gpa && gpa < u.End).Select(e =>
+            {
+                var u = (Stage2RangeUnmapped)e.Event;
+                var cause = events.LastOrDefault(x => x.Seq < e.Seq && x.Event is MmuNotifierInvalidateRangeStart);
+                return (e.Seq, Text: $"invalidation: stage-2 0x{u.Gpa:x}..0x{u.End:x} unmapped" +
+                    (cause?.Event is MmuNotifierInvalidateRangeStart s ? $" (MMU notifier {s.Event} of hva 0x{s.Start:x}..0x{s.End:x}, seq {cause.Seq})" : " (memslot change)"));
+            }))
+            .OrderBy(x => x.Seq).ToList();
+        if (history.Count > 0) yield return $"history of the page ({history.Count}):";
+        foreach (var (seq, text) in history)
+            yield return $"  seq {seq}{(last is null ? "" : seq < last.Seq ? " (before that fault)" : " (since)")}: {text}";
     }
 }
