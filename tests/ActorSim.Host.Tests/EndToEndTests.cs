@@ -213,6 +213,16 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.NotEmpty(history);
         Assert.True(history.Zip(history.Skip(1)).All(p => p.Item1.Seq < p.Item2.Seq), output);
         Assert.All(history, h => Assert.Equal(h.Seq < fault, h.Before));
+        // Each invalidation names its cause; a notifier's hva range covers the page's hva.
+        var slot = Regex.Match(output, "^memslot: slot \\d+ gpa 0x([0-9a-f]+)\\.\\.0x[0-9a-f]+ -> hva 0x([0-9a-f]+)", RegexOptions.Multiline);
+        Assert.True(slot.Success, output);
+        var hva = Convert.ToUInt64(slot.Groups[2].Value, 16) + (page.Page - Convert.ToUInt64(slot.Groups[1].Value, 16));
+        foreach (var line in lines.Where(l => l.Contains("invalidation: ")))
+        {
+            Assert.Matches("\\((MMU notifier .*|memslot change)\\)$", line);
+            if (Regex.Match(line, "MMU notifier \\w+ of hva 0x([0-9a-f]+)\\.\\.0x([0-9a-f]+)") is { Success: true } n)
+                Assert.InRange(hva, Convert.ToUInt64(n.Groups[1].Value, 16), Convert.ToUInt64(n.Groups[2].Value, 16) - 1);
+        }
     }
 
     /// <summary>A new run under the id of a recorded one is refused: its actors would recover the old

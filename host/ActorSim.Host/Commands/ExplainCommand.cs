@@ -111,13 +111,28 @@ public static class ExplainCommand
             .Concat(events.Where(x => x.Event is Stage2RangeUnmapped u && u.Vm == vm && u.Gpa <= gpa && gpa < u.End).Select(e =>
             {
                 var u = (Stage2RangeUnmapped)e.Event;
-                var cause = events.LastOrDefault(x => x.Seq < e.Seq && x.Event is MmuNotifierInvalidateRangeStart);
-                return (e.Seq, Text: $"invalidation: stage-2 0x{u.Gpa:x}..0x{u.End:x} unmapped" +
-                    (cause?.Event is MmuNotifierInvalidateRangeStart s ? $" (MMU notifier {s.Event} of hva 0x{s.Start:x}..0x{s.End:x}, seq {cause.Seq})" : " (memslot change)"));
+                return (e.Seq, Text: $"invalidation: stage-2 0x{u.Gpa:x}..0x{u.End:x} unmapped ({CauseOf(e)})");
             }))
             .OrderBy(x => x.Seq).ToList();
         if (history.Count > 0) yield return $"history of the page ({history.Count}):";
         foreach (var (seq, text) in history)
             yield return $"  seq {seq}{(last is null ? "" : seq < last.Seq ? " (before that fault)" : " (since)")}: {text}";
+
+        // Why a stage-2 range went: KVM's invalidate_range_start writes MmuInvalidateBegan and then the
+        // ranges it unmapped, one event batch (KvmVmDecider.InvalidateRangeStart); a memslot change writes
+        // the ranges alone. The mm's notifier event for the same hva range says what ran it.
+        string CauseOf(RunEvent unmapped)
+        {
+            var stream = events.Where(x => x.Stream == unmapped.Stream && x.Seq < unmapped.Seq).Reverse();
+            var began = stream.SkipWhile(x => x.Event is Stage2RangeUnmapped).FirstOrDefault()?.Event as MmuInvalidateBegan;
+            if (began is null) return "memslot change";
+            // The nearest one (the same range is notified again at each munmap/mmap churn; the two
+            // actors' writes may land in either order).
+            var notifier = events.Where(x => x.Event is MmuNotifierInvalidateRangeStart n && n.Start == began.HvaStart && n.End == began.HvaEnd)
+                .MinBy(x => Math.Abs(x.Seq - unmapped.Seq));
+            return notifier?.Event is MmuNotifierInvalidateRangeStart s
+                ? $"MMU notifier {s.Event} of hva 0x{s.Start:x}..0x{s.End:x}, seq {notifier.Seq}"
+                : $"MMU notifier of hva 0x{began.HvaStart:x}..0x{began.HvaEnd:x}";
+        }
     }
 }
