@@ -43,6 +43,46 @@ public sealed class RunLogTests(SchemaFixture schema) : Akka.TestKit.Xunit2.Test
         Assert.Empty(none);
     }
 
+    /// <summary>A run exists when its record does or any stream of it (a run killed before its record
+    /// was written, an import); a run whose name merely starts like it does not count.</summary>
+    [Fact]
+    public async Task A_run_exists_by_its_record_or_by_a_stream_of_its_own()
+    {
+        Write("ex/kvm-vm1", 1, EventSerializationTests.SampleEvents()[0]);
+        var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+        Assert.True(await RunLog.RunExistsAsync(store, "ex"));
+        Assert.False(await RunLog.RunExistsAsync(store, "e"));
+        Assert.False(await RunLog.RunExistsAsync(store, "ex/kvm"));
+        Assert.False(await RunLog.RunExistsAsync(store, "ex_")); // LIKE's wildcard is no wildcard here
+        await using (var session = store.LightweightSession())
+        {
+            session.Store(new Persistence.ReadSide.RunInfo { Id = "record-only", Kernel = "6.9" });
+            await session.SaveChangesAsync();
+        }
+        Assert.True(await RunLog.RunExistsAsync(store, "record-only"));
+    }
+
+    /// <summary>The journal stamps each entry with the actor system's scheduler's Now — the simulation's
+    /// time: here deterministic mode's virtual clock, moved a day on from the epoch, so the stamp cannot
+    /// be the time PostgreSQL stored the row.</summary>
+    [Fact]
+    public async Task The_journal_stamps_each_entry_with_the_schedulers_time()
+    {
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("akka.scheduler.implementation = \"ActorSim.Actors.VirtualClockScheduler, ActorSim.Actors\"")
+            .WithFallback(PostgresSchema.AkkaConfig(schema.Name));
+        using var system = ActorSystem.Create("stamp", config);
+        Actors.SimClock.Advance(system, TimeSpan.FromDays(1));
+        var probe = CreateTestProbe(system);
+        Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Tell(new WriteMessages(
+            [new AtomicWrite(new Persistent(EventSerializationTests.SampleEvents()[0], 1, "stamp/kvm-vm1", "", false, ActorRefs.NoSender, "w"))], probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>(TimeSpan.FromSeconds(20));
+        probe.ExpectMsg<WriteMessageSuccess>();
+        await system.Terminate();
+        var events = new List<RunEvent>();
+        await foreach (var ev in RunLog.ReadAsync(MartenStores.Get(PostgresSchema.ConnectionString, schema.Name), "stamp")) events.Add(ev);
+        Assert.Equal((DateTimeOffset.UnixEpoch + TimeSpan.FromDays(1)).UtcTicks, Assert.Single(events).TimestampTicks);
+    }
+
     [Fact]
     public async Task An_imported_run_reads_back_in_the_order_of_its_file_across_pages_of_each_stream()
     {

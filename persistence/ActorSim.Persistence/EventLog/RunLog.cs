@@ -296,12 +296,18 @@ public static class RunLog
         return (r.GetInt64(0), r.IsDBNull(2) ? r.GetBoolean(1) : JournalEntryBinary.View(r.GetFieldValue<byte[]>(2)).LogSeq > 0);
     }
 
+    /// <summary>Whether the database has a run of this id: its run record, or any stream of it. The
+    /// streams are looked for in <c>mt_streams</c> (a row per actor), not in the events: with 6 M events
+    /// in the database a scan of <c>mt_events</c> took ~4 s at every <c>actorsim run</c>'s start.</summary>
     public static async Task<bool> RunExistsAsync(IDocumentStore store, string run, CancellationToken ct = default)
     {
         await using var session = store.QuerySession();
         if (await session.LoadAsync<RunInfo>(run, ct) is not null) return true;
-        var prefix = run + "/";
-        return await session.Events.QueryAllRawEvents().AnyAsync(e => e.StreamKey!.StartsWith(prefix), ct);
+        var conn = await session.OpenConnectionAsync(ct);
+        await using var cmd = new Npgsql.NpgsqlCommand(
+            $"select exists(select 1 from {store.Options.Events.DatabaseSchemaName}.mt_streams where starts_with(id, @prefix))", conn);
+        cmd.Parameters.AddWithValue("prefix", run + "/");
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
     /// <summary>Writes a run's events and info in one transaction (import): all or nothing.</summary>

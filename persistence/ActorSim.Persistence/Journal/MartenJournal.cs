@@ -101,8 +101,10 @@ public sealed class MartenJournal : AsyncWriteJournal
         var writes = messages.ToArray();
         var results = new Exception?[writes.Length];
         var appends = new List<StreamAppend>();
-        // The time of the call, for representations without one (Akka leaves it 0): the scheduler's
-        // Now, which is the simulation's clock (ActorSim.Actors.SimClock: virtual in deterministic mode).
+        // Every entry is stamped with the time of the call (Akka leaves the representation's timestamp 0,
+        // and drops one set on it when it adapts the payload): the scheduler's Now, which is the
+        // simulation's clock (ActorSim.Actors.SimClock: virtual in deterministic mode), as
+        // Akka.Persistence.Sql stamps its rows with its timestamp provider's.
         var now = Context.System.Scheduler.Now.UtcTicks;
         for (var i = 0; i < writes.Length; i++)
         {
@@ -150,7 +152,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         return new JournalEntry
         {
             Type = type, SchemaVersion = version, Data = data, SerializerId = serializerId, Manifest = manifest, Bytes = bytes,
-            Tags = tags, WriterGuid = p.WriterGuid ?? "", Timestamp = p.Timestamp != 0 ? p.Timestamp : now, Decoded = payload as ActorSim.Domain.IDomainEvent,
+            Tags = tags, WriterGuid = p.WriterGuid ?? "", Timestamp = now, Decoded = payload as ActorSim.Domain.IDomainEvent,
         };
     }
 

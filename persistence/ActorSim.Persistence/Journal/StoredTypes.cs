@@ -17,8 +17,8 @@ public sealed class JournalEntry
     public string? Bytes { get; set; }
     public string[] Tags { get; set; } = [];
     public string WriterGuid { get; set; } = "";
-    /// <summary>IPersistentRepresentation.Timestamp as written; when it had none (Akka leaves it 0), the
-    /// simulation's time of the write (since 2026-11-28; earlier builds stored 0).</summary>
+    /// <summary>The simulation's time of the write (the actor system's scheduler's Now; since 2026-11-28,
+    /// earlier builds stored Akka's IPersistentRepresentation.Timestamp, which is 0).</summary>
     public long Timestamp { get; set; }
     /// <summary>A placeholder for a rejected write's sequence number (its payload could not be
     /// serialized): it keeps stream version = sequence number and is never replayed.</summary>
