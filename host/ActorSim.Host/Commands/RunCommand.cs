@@ -65,6 +65,11 @@ public static class RunCommand
                 .. a.Get("--db") is { } d ? new[] { "--db", d } : [], file]);
         }
 
+        // Ctrl-C / SIGTERM drain from here on: the start and set-up, or the round in flight, finish and
+        // are persisted, then the summary (a signal before the loop ran used to end the process, 143).
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         var cs = a.Has("--in-memory") ? null : Database.ConnectionString(a.Get("--db"));
         if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
         var resume = a.Get("--resume");
@@ -125,9 +130,6 @@ public static class RunCommand
             workload = await SeededWorkload.ResumeAsync(host, seed, vms, vcpus);
         }
 
-        using var stop = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
 
         var clock = Stopwatch.StartNew();
         // The loop: rounds until the duration is over or a stop is asked for; a progress report every second.
