@@ -130,7 +130,6 @@ public static class RunCommand
             workload = await SeededWorkload.ResumeAsync(host, seed, vms, vcpus);
         }
 
-
         var clock = Stopwatch.StartNew();
         // The loop: rounds until the duration is over or a stop is asked for; a progress report every second.
         async Task<int?> Loop(Action<Progress> report)

@@ -101,17 +101,17 @@ public sealed class MartenJournal : AsyncWriteJournal
         var writes = messages.ToArray();
         var results = new Exception?[writes.Length];
         var appends = new List<StreamAppend>();
-        // Every entry is stamped with the time of the call (Akka leaves the representation's timestamp 0,
-        // and drops one set on it when it adapts the payload): the scheduler's Now, which is the
-        // simulation's clock (ActorSim.Actors.SimClock: virtual in deterministic mode), as
-        // Akka.Persistence.Sql stamps its rows with its timestamp provider's.
+        // Every entry is stamped with the time of the call (Akka leaves the representation's timestamp 0):
+        // the scheduler's Now, which is the simulation's clock (ActorSim.Actors.SimClock: virtual in
+        // deterministic mode), as Akka.Persistence.Sql stamps its rows with its timestamp provider's.
         var now = Context.System.Scheduler.Now.UtcTicks;
         for (var i = 0; i < writes.Length; i++)
         {
             try
             {
                 var reprs = (IImmutableList<IPersistentRepresentation>)writes[i].Payload;
-                var entries = reprs.Select(p => ToEntry(p, now)).ToList();
+                var entries = new List<JournalEntry>(reprs.Count);
+                foreach (var p in reprs) entries.Add(ToEntry(p, now));
                 appends.Add(new StreamAppend(writes[i].PersistenceId, writes[i].HighestSequenceNr, entries));
             }
             catch (Exception e)

@@ -18,7 +18,7 @@ public sealed class JournalEntry
     public string[] Tags { get; set; } = [];
     public string WriterGuid { get; set; } = "";
     /// <summary>The simulation's time of the write (the actor system's scheduler's Now; since 2026-11-28,
-    /// earlier builds stored Akka's IPersistentRepresentation.Timestamp, which is 0).</summary>
+    /// earlier builds stored Akka's IPersistentRepresentation.Timestamp, which it leaves 0).</summary>
     public long Timestamp { get; set; }
     /// <summary>A placeholder for a rejected write's sequence number (its payload could not be
     /// serialized): it keeps stream version = sequence number and is never replayed.</summary>
