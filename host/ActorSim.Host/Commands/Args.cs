@@ -36,6 +36,13 @@ public sealed class Args
         return path;
     }
 
+    /// <summary>Refuses the first of <paramref name="names"/> that was given: it would be ignored
+    /// (<paramref name="why"/> says what sets it instead).</summary>
+    public void Refuse(string command, string[] names, string why)
+    {
+        if (names.FirstOrDefault(Has) is { } given) throw new UsageException($"{command}: {given} does not apply to {why}");
+    }
+
     public bool Has(string name) => _options.ContainsKey(name);
     public string? Get(string name) => _options.TryGetValue(name, out var v) ? v : null;
 

@@ -104,14 +104,15 @@ public static class ExplainCommand
                 : "RAM maps Normal write-back";
             yield return $"  decision: {d.Outcome.Result} via {d.Outcome.Path}, prot {d.Outcome.Prot}: {why}";
         }
+        ILookup<(ulong Start, ulong End), RunEvent>? notifiers = null; // the mm's notifier events by hva range, made once
         // The page's other faults and its invalidations, in the order they happened, each placed against
         // the fault above (before it, or since).
         var history = decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
             .Select(x => (x.Event.Seq, Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {x.Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {x.Decision.Outcome}"))
-            .Concat(events.Where(x => x.Event is Stage2RangeUnmapped u && u.Vm == vm && u.Gpa <= gpa && gpa < u.End).Select(e =>
+            .Concat(events.Select((e, index) => (e, index)).Where(x => x.e.Event is Stage2RangeUnmapped u && u.Vm == vm && u.Gpa <= gpa && gpa < u.End).Select(x =>
             {
-                var u = (Stage2RangeUnmapped)e.Event;
-                return (e.Seq, Text: $"invalidation: stage-2 0x{u.Gpa:x}..0x{u.End:x} unmapped ({CauseOf(e)})");
+                var u = (Stage2RangeUnmapped)x.e.Event;
+                return (x.e.Seq, Text: $"invalidation: stage-2 0x{u.Gpa:x}..0x{u.End:x} unmapped ({CauseOf(x.index)})");
             }))
             .OrderBy(x => x.Seq).ToList();
         if (history.Count > 0) yield return $"history of the page ({history.Count}):";
@@ -121,15 +122,21 @@ public static class ExplainCommand
         // Why a stage-2 range went: KVM's invalidate_range_start writes MmuInvalidateBegan and then the
         // ranges it unmapped, one event batch (KvmVmDecider.InvalidateRangeStart); a memslot change writes
         // the ranges alone. The mm's notifier event for the same hva range says what ran it.
-        string CauseOf(RunEvent unmapped)
+        string CauseOf(int index)
         {
-            var stream = events.Where(x => x.Stream == unmapped.Stream && x.Seq < unmapped.Seq).Reverse();
-            var began = stream.SkipWhile(x => x.Event is Stage2RangeUnmapped).FirstOrDefault()?.Event as MmuInvalidateBegan;
+            var unmapped = events[index];
+            MmuInvalidateBegan? began = null;
+            for (var i = index - 1; i >= 0; i--) // back through this stream's events to the first that is not an unmapped range
+            {
+                if (events[i].Stream != unmapped.Stream || events[i].Event is Stage2RangeUnmapped) continue;
+                began = events[i].Event as MmuInvalidateBegan;
+                break;
+            }
             if (began is null) return "memslot change";
             // The nearest one (the same range is notified again at each munmap/mmap churn; the two
             // actors' writes may land in either order).
-            var notifier = events.Where(x => x.Event is MmuNotifierInvalidateRangeStart n && n.Start == began.HvaStart && n.End == began.HvaEnd)
-                .MinBy(x => Math.Abs(x.Seq - unmapped.Seq));
+            notifiers ??= events.Where(x => x.Event is MmuNotifierInvalidateRangeStart).ToLookup(x => (((MmuNotifierInvalidateRangeStart)x.Event).Start, ((MmuNotifierInvalidateRangeStart)x.Event).End));
+            var notifier = notifiers[(began.HvaStart, began.HvaEnd)].MinBy(x => Math.Abs(x.Seq - unmapped.Seq));
             return notifier?.Event is MmuNotifierInvalidateRangeStart s
                 ? $"MMU notifier {s.Event} of hva 0x{s.Start:x}..0x{s.End:x}, seq {notifier.Seq}"
                 : $"MMU notifier of hva 0x{began.HvaStart:x}..0x{began.HvaEnd:x}";

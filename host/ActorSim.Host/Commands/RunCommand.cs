@@ -57,10 +57,8 @@ public static class RunCommand
         if (a.Get("--scenario") is { } file)
         {
             // The file sets the kernel, CPU, seed, devices, VMs and steps: run's own options would be ignored.
-            string[] runOnly = ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--snapshot-every",
-                "--resume", "--outage-limit", "--rounds", "--run-id", "--export"];
-            if (runOnly.FirstOrDefault(a.Has) is { } ignored)
-                throw new UsageException($"run: {ignored} does not apply to --scenario (the scenario file sets what it runs)");
+            a.Refuse("run", ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--snapshot-every",
+                "--resume", "--outage-limit", "--rounds", "--run-id", "--export"], "--scenario (the scenario file sets what it runs)");
             return await ScenarioCommand.Execute([.. a.Has("--deterministic") ? new[] { "--deterministic" } : [], .. a.Has("--in-memory") ? new[] { "--in-memory" } : [],
                 .. a.Get("--db") is { } d ? new[] { "--db", d } : [], file]);
         }
@@ -77,10 +75,7 @@ public static class RunCommand
         if (resume is not null)
         {
             if (cs is null) throw new UsageException("run: --resume needs a database (--db or ACTORSIM_DB)");
-            // The recorded run fixes these; given again they would be ignored.
-            string[] fixedByRun = ["--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--run-id"];
-            if (fixedByRun.FirstOrDefault(a.Has) is { } given)
-                throw new UsageException($"run: {given} does not apply to --resume (the recorded run sets it)");
+            a.Refuse("run", ["--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--run-id"], "--resume (the recorded run sets it)");
             previous = await Persistence.EventLog.RunLog.InfoAsync(MartenStores.Get(cs), resume);
             if (previous is null || previous.Vms == 0) { Console.Error.WriteLine($"actorsim run: no resumable run '{resume}'"); return 2; }
             RuleSets.TryParse(previous.Kernel, out rules);
