@@ -90,6 +90,19 @@ public class ScenarioParserTests
     [InlineData("99999999999999999999GiB")]
     public void Non_numbers_are_refused(string text) => Assert.False(ScenarioParser.TryNumber(text, out _));
 
+    [Theory]
+    [InlineData("0x10000000000000000", "is out of range")]
+    [InlineData("99999999999GiB", "is out of range")]
+    [InlineData("18446744073709551616", "is out of range")]
+    [InlineData("-1", "is not a number")]
+    [InlineData("0x1g", "is not a number")]
+    public void A_number_too_large_is_told_apart_from_one_that_is_not_a_number(string gpa, string says)
+    {
+        var e = Bad(Head + $"  - access: {{ vm: vm1, gpa: {gpa}, op: read }}\n");
+        Assert.Equal(("access.gpa", 10), (e.Field, e.Line));
+        Assert.Contains($"'{gpa}' {says}", e.Message);
+    }
+
     [Fact]
     public void A_full_scenario_parses_with_its_defaults()
     {

@@ -10,7 +10,7 @@ namespace ActorSim.Actors.Scenarios;
 
 /// <summary>Reads scenario files (shared/docs/scenario-format.md). Every error names the file, the
 /// line and the field. Unknown keys, unknown names and duplicate names are errors.</summary>
-public sealed class ScenarioParser
+public sealed partial class ScenarioParser
 {
     /// <summary>Scenario files larger than this are refused before they are read.</summary>
     public const long MaxFileBytes = 1 << 20;
@@ -397,8 +397,13 @@ public sealed class ScenarioParser
     {
         var s = Str(node, field).Trim();
         if (TryNumber(s, out var v)) return v;
+        if (NumberShape().IsMatch(s)) throw Error(node, field, $"'{s}' is out of range (at most 0xffffffffffffffff, a 64-bit address)");
         throw Error(node, field, $"'{s}' is not a number (integer, 0x hex, or a size such as 4KiB, 2MiB, 1GiB)");
     }
+
+    /// <summary>What <see cref="TryNumber"/> reads when the value fits: digits or 0x hex digits, then a unit.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex("^(0[xX][0-9a-fA-F_]+|[0-9_]+)(KiB|MiB|GiB|TiB)?$")]
+    private static partial System.Text.RegularExpressions.Regex NumberShape();
 
     public static bool TryNumber(string s, out ulong value)
     {
