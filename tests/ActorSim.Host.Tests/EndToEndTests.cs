@@ -73,6 +73,7 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains($"MISMATCH at seq {seq} ", output);
         Assert.Contains("recorded:", output);
         Assert.Contains("recomputed:", output);
+        Assert.Contains("differs in path: recorded (SpuriousSameLeaf), recomputed (MapLeaf)", output);
     }
 
     [Fact]

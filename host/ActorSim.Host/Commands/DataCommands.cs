@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
 using ActorSim.Domain.Simulation;
 using ActorSim.Persistence;
 using ActorSim.Persistence.EventLog;
@@ -136,6 +137,7 @@ public static class DataCommands
                     Console.WriteLine($"MISMATCH at seq {m.Seq} ({m.Stream}):");
                     Console.WriteLine($"  recorded:   {m.Recorded}");
                     Console.WriteLine($"  recomputed: {m.Recomputed}");
+                    foreach (var d in Differences(m.Recorded, m.Recomputed)) Console.WriteLine($"  differs in {d}");
                     return 1;
                 }
             }
@@ -172,6 +174,27 @@ public static class DataCommands
     }
 
     /// <summary>Why <paramref name="file"/>, which is not a file, cannot be read.</summary>
+    /// <summary>Each field in which a recorded outcome and the recomputed one differ, with both values:
+    /// the one-line descriptions above leave the permissions out, and a log edited there (or a decision
+    /// that changed only there) would print two identical lines.</summary>
+    internal static IEnumerable<string> Differences(FaultOutcome recorded, FaultOutcome recomputed)
+    {
+        static string Show<T>(T v) => v?.ToString() is { Length: > 0 } s ? s : "none";
+        IEnumerable<(string Field, object? Recorded, object? Recomputed)> fields =
+        [
+            ("result", recorded.Result, recomputed.Result),
+            ("errno", recorded.Errno, recomputed.Errno),
+            ("path", recorded.Path, recomputed.Path),
+            ("prot", recorded.Prot, recomputed.Prot),
+            ("leaf.gpa", recorded.Leaf?.Gpa, recomputed.Leaf?.Gpa),
+            ("leaf.level", recorded.Leaf?.Level, recomputed.Leaf?.Level),
+            ("leaf.prot", recorded.Leaf?.Prot, recomputed.Leaf?.Prot),
+            ("leaf.descriptor", recorded.Leaf?.Descriptor, recomputed.Leaf?.Descriptor),
+        ];
+        foreach (var (field, r, c) in fields)
+            if (!Equals(r, c)) yield return $"{field}: recorded ({Show(r)}), recomputed ({Show(c)})";
+    }
+
     private static string NotAFile(string file) => Directory.Exists(file) ? "a directory, not a file" : "no such file";
 
     /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using ActorSim.Domain;
 using ActorSim.Domain.Invariants;
 using ActorSim.Domain.Kernel;
@@ -125,6 +126,12 @@ public static class DomainEventSerializer
             RespectNullableAnnotations = false,
             IgnoreReadOnlyProperties = true, // computed properties (Vma.Length, Memslot.EndGpa, ...) are not data
             UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+            // A field missing from an event is an error, not its type's default (event-log-format.md:
+            // import rejects "a missing … field"). Every property is written (DefaultIgnoreCondition.Never),
+            // so every property is required: in records and in record structs, which System.Text.Json
+            // builds with their parameterless constructor (RespectRequiredConstructorParameters would
+            // not reach them: a decision's leaf, outcome, pfn answer, VMA and policy are structs).
+            TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { RequireEveryProperty } },
         };
         o.Converters.Add(new HexUInt64Converter());
         o.Converters.Add(new VmFlagsConverter());
@@ -133,6 +140,13 @@ public static class DomainEventSerializer
         o.Converters.Add(new JsonStringEnumConverter());
         o.MakeReadOnly(populateMissingResolver: true);
         return o;
+    }
+
+    private static void RequireEveryProperty(JsonTypeInfo type)
+    {
+        if (type.Kind != JsonTypeInfoKind.Object) return;
+        foreach (var p in type.Properties)
+            if (p.Set is not null || p.AssociatedParameter is not null) p.IsRequired = true; // not computed ones (Vma.Length): never read
     }
 
     public static IReadOnlyCollection<string> Aliases => ByAlias.Keys;
