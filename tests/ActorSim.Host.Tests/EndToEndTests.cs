@@ -290,6 +290,8 @@ public class DeterministicRunTests
         var b = File.ReadAllBytes(Run("b.jsonl", true));
         Assert.True(a.Length > 10_000);
         Assert.Equal(a, b);
+        // Written as the events came (EventLogSink): the part file is gone once the log is whole.
+        Assert.Equal(["a.jsonl", "b.jsonl"], Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         var verify = EndToEndTests.Actorsim("replay", "--file", Path.Combine(dir, "a.jsonl"), "--verify");
         Assert.True(verify.Exit == 0, verify.Out);
     }

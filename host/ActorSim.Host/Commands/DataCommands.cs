@@ -41,28 +41,40 @@ public static class DataCommands
         var output = a.GetOutputFile("export", "-o") ?? throw new UsageException("export: -o FILE is required");
         if (await Store(a) is not { } store) return 3;
         var info = await RunLog.InfoAsync(store, run);
-        var events = new List<RunEvent>();
-        await foreach (var e in RunLog.ReadAsync(store, run)) events.Add(e);
-        if (info is null && events.Count == 0) { Console.Error.WriteLine($"actorsim export: no run '{run}'"); return 2; }
-        info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = FirstPolicy(events)?.RuleSet.Label() ?? "6.9", Fwb = FirstPolicy(events)?.Cpu.Fwb ?? true, Dic = FirstPolicy(events)?.Cpu.Dic ?? true };
-        var tmp = output + ".tmp";
+        // The events go to the file as they are read (EventLogSink), not held: a run can be millions.
+        EventLogSink sink;
         try
         {
-            await using (var f = File.Create(tmp)) await EventLogFile.WriteAsync(f, EventLogHeader.FromRunInfo(info, events.Count), events);
-            File.Move(tmp, output, overwrite: true);
+            sink = new EventLogSink(output);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            File.Delete(tmp);
             Console.Error.WriteLine($"actorsim export: -o {output}: cannot write: {e.Message}");
             return 2;
         }
-        Console.WriteLine($"exported {events.Count} events of run {run} to {output}");
+        using (sink)
+        {
+            KernelPolicy? first = null; // for a run without its metadata: the first decision's policy
+            try
+            {
+                await foreach (var e in RunLog.ReadAsync(store, run))
+                {
+                    first ??= Domain.Kvm.DecisionEvents.Of(e.Event).FirstOrDefault()?.Inputs.Policy;
+                    sink.Append(e);
+                }
+                if (info is null && sink.Count == 0) { Console.Error.WriteLine($"actorsim export: no run '{run}'"); return 2; }
+                info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = first?.RuleSet.Label() ?? "6.9", Fwb = first?.Cpu.Fwb ?? true, Dic = first?.Cpu.Dic ?? true };
+                await sink.CompleteAsync(EventLogHeader.FromRunInfo(info, sink.Count));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"actorsim export: -o {output}: cannot write: {e.Message}");
+                return 2;
+            }
+        }
+        Console.WriteLine($"exported {sink.Count} events of run {run} to {output}");
         return 0;
     }
-
-    private static KernelPolicy? FirstPolicy(IEnumerable<RunEvent> events) =>
-        events.SelectMany(e => Domain.Kvm.DecisionEvents.Of(e.Event)).FirstOrDefault()?.Inputs.Policy;
 
     public static async Task<int> Import(string[] args)
     {

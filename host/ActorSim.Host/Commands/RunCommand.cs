@@ -5,6 +5,7 @@ using ActorSim.Actors.Scenarios;
 using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
 using ActorSim.Persistence;
+using ActorSim.Persistence.EventLog;
 using ActorSim.Persistence.ReadSide;
 using Akka.Actor;
 using Spectre.Console;
@@ -28,6 +29,61 @@ public static class RunCommand
             Receive<Get>(_ => Sender.Tell(_events));
         }
         protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DomainEventPublished));
+    }
+
+    /// <summary>--export: writes each event to the file as it is published (<see cref="EventLogSink"/>), so
+    /// an exported run's memory stays flat however long it runs. Streams lose the run prefix, versions
+    /// count per stream, seq is the order of publication; the time is the simulation's when the event was
+    /// published (SimClock: virtual in a deterministic run, so it exports the same bytes twice). A write
+    /// that fails stops the writing and is reported by <see cref="Finish"/>; the run goes on.</summary>
+    private sealed class ExportWriter : ReceiveActor
+    {
+        public sealed record Ready;
+        public sealed record Finish(EventLogHeader Header);
+        public sealed record Finished(long Events, string? Error);
+
+        private readonly EventLogSink _sink;
+        private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
+        private string? _error;
+
+        public ExportWriter(EventLogSink sink)
+        {
+            _sink = sink;
+            Receive<DomainEventPublished>(p =>
+            {
+                if (_error is not null) return;
+                var stream = p.Stream[(p.Stream.IndexOf('/') + 1)..];
+                var version = _versions[stream] = _versions.GetValueOrDefault(stream) + 1;
+                try
+                {
+                    _sink.Append(new RunEvent(_sink.Count + 1, stream, version, p.Event, p.Time));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _error = e.Message;
+                }
+            });
+            Receive<Ready>(_ => Sender.Tell(new Ready())); // subscribed (PreStart ran before any message)
+            ReceiveAsync<Finish>(async f =>
+            {
+                if (_error is null)
+                {
+                    try
+                    {
+                        await _sink.CompleteAsync(f.Header);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        _error = e.Message;
+                    }
+                }
+                Sender.Tell(new Finished(_sink.Count, _error));
+                Context.Stop(Self);
+            });
+        }
+
+        protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DomainEventPublished));
+        protected override void PostStop() => _sink.Dispose();
     }
 
     public static async Task<int> Execute(string[] args)
@@ -89,6 +145,18 @@ public static class RunCommand
         // set-up would run again on top of it. Continuing a run is --resume.
         if (resume is null && cs is not null && await Persistence.EventLog.RunLog.RunExistsAsync(MartenStores.Get(cs), runId))
             throw new UsageException($"run: run '{runId}' exists already (--resume {runId} continues it; or give another --run-id)");
+        EventLogSink? exportSink = null;
+        try
+        {
+            if (exportFile is not null) exportSink = new EventLogSink(exportFile);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"actorsim run: --export {exportFile}: cannot write: {e.Message}");
+            return 2;
+        }
+        using var ownSink = exportSink; // the writer actor disposes it when it stops; this, if the run ends before
+
         Console.WriteLine($"run: {runId}{(resume is null ? "" : " (resumed)")}");
         Console.WriteLine($"  kernel {policy}, {vms} VMs x {vcpus} vCPUs, seed {seed}, {(rounds == long.MaxValue ? $"{duration.TotalSeconds:0}s" : $"{rounds} rounds")}, journal {(cs is null ? "in memory" : MartenStores.Describe(cs))}");
         var info = previous ?? new RunInfo
@@ -102,8 +170,8 @@ public static class RunCommand
         if (cs is not null) config = MartenPersistence.Config(cs, outageLimit: outageLimit).WithFallback(config);
         using var system = ActorSystem.Create("actorsim", config);
         var counter = system.ActorOf(ActorProps.Of(() => new Counter()), "counter");
-        var recorder = exportFile is null ? null : system.ActorOf(ActorProps.Of(() => new Actors.Scenarios.EventRecorder()), "recorder");
-        if (recorder is not null) await recorder.Ask<Actors.Scenarios.EventRecorder.Events>(new Actors.Scenarios.EventRecorder.Get());
+        var exporter = exportSink is null ? null : system.ActorOf(ActorProps.Of(() => new ExportWriter(exportSink)), "export");
+        if (exporter is not null) await exporter.Ask<ExportWriter.Ready>(new ExportWriter.Ready());
         var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit)), "outage-watch");
         var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
@@ -190,28 +258,15 @@ public static class RunCommand
         }
         if (early is { } code) return code;
         var events = await counter.Ask<long>(new Counter.Get());
+        var secs = clock.Elapsed.TotalSeconds; // the run's, not the export's completion or the shutdown
         var exportFailed = false;
-        if (recorder is not null)
+        if (exporter is not null)
         {
-            // Streams lose the run prefix; versions count per stream; the time is the simulation's when the
-            // event was published (SimClock: virtual in a deterministic run, so it exports the same bytes twice).
-            var recorded = (await recorder.Ask<Actors.Scenarios.EventRecorder.Events>(new Actors.Scenarios.EventRecorder.Get())).Items;
-            var versions = new Dictionary<string, long>(StringComparer.Ordinal);
-            var log = recorded.Select((e, i) =>
-            {
-                var stream = e.Stream[(e.Stream.IndexOf('/') + 1)..];
-                versions[stream] = versions.GetValueOrDefault(stream) + 1;
-                return new Persistence.EventLog.RunEvent(i + 1, stream, versions[stream], e.Event, e.Time);
-            }).ToList();
-            try
-            {
-                await using var output = File.Create(exportFile!);
-                await Persistence.EventLog.EventLogFile.WriteAsync(output, Persistence.EventLog.EventLogHeader.FromRunInfo(info, log.Count) with { Commit = null }, log);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            var written = await exporter.Ask<ExportWriter.Finished>(new ExportWriter.Finish(EventLogHeader.FromRunInfo(info, 0) with { Commit = null }), TimeSpan.FromMinutes(10));
+            if (written.Error is { } error)
             {
                 // Checked before the run (Args.GetOutputFile), so this is the file system changing under it.
-                Console.Error.WriteLine($"actorsim run: --export {exportFile}: cannot write: {e.Message}{(cs is null ? "" : " (the run is in the database: export --run)")}");
+                Console.Error.WriteLine($"actorsim run: --export {exportFile}: cannot write: {error}{(cs is null ? "" : " (the run is in the database: export --run)")}");
                 exportFailed = true;
             }
         }
@@ -222,7 +277,6 @@ public static class RunCommand
             info.Ended = DateTimeOffset.UtcNow;
             await Database.RecordRunAsync(cs, info);
         }
-        var secs = clock.Elapsed.TotalSeconds;
         Console.WriteLine($"summary: run {runId}{(stop.IsCancellationRequested ? " (stopped early, drained)" : "")}");
         Console.WriteLine($"  {workload.Accesses} guest accesses in {secs:0.0}s ({workload.Accesses / Math.Max(secs, 0.001):0}/s), {events} events persisted");
         Console.WriteLine($"  outcomes: {Results(workload)}");

@@ -88,20 +88,25 @@ public static class EventLogFile
     public static string EventLine(RunEvent e)
     {
         var buf = new MemoryStream();
-        using (var j = new Utf8JsonWriter(buf, WriterOptions))
-        {
-            j.WriteStartObject();
-            j.WriteNumber("seq", e.Seq);
-            j.WriteString("stream", e.Stream);
-            j.WriteNumber("version", e.Version);
-            j.WriteString("type", e.Type);
-            j.WriteString("time", Time(e.TimestampTicks));
-            j.WritePropertyName("data");
-            DomainEventSerializer.WriteTo(j, e.Event);
-            j.WriteEndObject();
-        }
+        using (var j = new Utf8JsonWriter(buf, WriterOptions)) WriteEvent(j, e);
         return Encoding.UTF8.GetString(buf.ToArray());
     }
+
+    /// <summary>One event line's JSON, without its end of line.</summary>
+    internal static void WriteEvent(Utf8JsonWriter j, RunEvent e)
+    {
+        j.WriteStartObject();
+        j.WriteNumber("seq", e.Seq);
+        j.WriteString("stream", e.Stream);
+        j.WriteNumber("version", e.Version);
+        j.WriteString("type", e.Type);
+        j.WriteString("time", Time(e.TimestampTicks));
+        j.WritePropertyName("data");
+        DomainEventSerializer.WriteTo(j, e.Event);
+        j.WriteEndObject();
+    }
+
+    internal static JsonWriterOptions Writer => WriterOptions;
 
     /// <summary>Reads and validates a whole file. Throws <see cref="EventLogFormatException"/> at the
     /// first problem (see <see cref="Open"/>).</summary>

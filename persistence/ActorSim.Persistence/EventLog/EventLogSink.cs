@@ -1,0 +1,81 @@
+using System.Text.Json;
+
+namespace ActorSim.Persistence.EventLog;
+
+/// <summary>Writes an event log as its events come, holding none of them in memory: each event line
+/// goes to a part file beside the output (<c>OUTPUT.part</c>) when it is appended, and
+/// <see cref="Complete"/> writes the header — whose event count is known only then — and the lines
+/// after it into <c>OUTPUT.tmp</c>, then moves that over the output. So the output is untouched until
+/// the log is whole, and a run or a run's export of any length costs the same memory. (Both
+/// `run --export` and `export` held every event of the run until the end: 500 MB of a 10-second
+/// in-memory run.) A sink disposed without <see cref="Complete"/> deletes its part file.</summary>
+public sealed class EventLogSink : IDisposable
+{
+    private readonly string _output;
+    private readonly string _part;
+    private readonly FileStream _body;
+    private readonly System.Buffers.ArrayBufferWriter<byte> _line = new(4096);
+    private readonly Utf8JsonWriter _json;
+    private bool _disposed;
+
+    /// <summary>Opens <c>OUTPUT.part</c>; throws as File.Create does if it cannot.</summary>
+    public EventLogSink(string output)
+    {
+        _output = output;
+        _part = output + ".part";
+        _body = new FileStream(_part, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+        // Into a buffer, not the file: Utf8JsonWriter.Flush on a stream flushes the stream too, a write
+        // to the file per event.
+        _json = new Utf8JsonWriter(_line, EventLogFile.Writer);
+    }
+
+    /// <summary>Events appended so far.</summary>
+    public long Count { get; private set; }
+
+    /// <summary>Writes the event's line; the caller numbers seq and versions (event-log-format.md).</summary>
+    public void Append(RunEvent e)
+    {
+        EventLogFile.WriteEvent(_json, e);
+        _json.Flush();
+        _body.Write(_line.WrittenSpan);
+        _body.WriteByte((byte)'\n');
+        _line.ResetWrittenCount();
+        _json.Reset();
+        Count++;
+    }
+
+    /// <summary>Writes the output: the header (with <see cref="Count"/> as its event count), then the
+    /// lines appended.</summary>
+    public async Task CompleteAsync(EventLogHeader header)
+    {
+        await _body.FlushAsync();
+        _body.Position = 0;
+        var tmp = _output + ".tmp";
+        try
+        {
+            await using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                var head = System.Text.Encoding.UTF8.GetBytes(EventLogFile.HeaderLine(header with { Events = Count }) + "\n");
+                await f.WriteAsync(head);
+                await _body.CopyToAsync(f);
+            }
+            File.Move(tmp, _output, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+        Dispose();
+    }
+
+    /// <summary>Closes and deletes the part file (after <see cref="CompleteAsync"/>, its lines are in the output).</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _json.Dispose();
+        _body.Dispose();
+        File.Delete(_part);
+    }
+}

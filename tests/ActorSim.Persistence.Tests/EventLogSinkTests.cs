@@ -1,0 +1,67 @@
+using ActorSim.Persistence.EventLog;
+
+namespace ActorSim.Persistence.Tests;
+
+/// <summary>The streaming writer of `run --export` and `export`: the same bytes as writing the whole
+/// list, the output untouched until it completes, nothing left behind.</summary>
+public class EventLogSinkTests
+{
+    private static readonly List<RunEvent> Events = EventSerializationTests.SampleEvents()
+        .Select((e, i) => new RunEvent(i + 1, "s" + (i % 3), i / 3 + 1, e, 638_000_000_000_000_000L + i)).ToList();
+
+    private static readonly EventLogHeader Header = new("sink", "6.9", true, false, 64, 7, null, null, 0);
+
+    private static string TempDir()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"sink-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    [Fact]
+    public async Task It_writes_the_bytes_the_whole_list_writes_with_the_count_in_the_header()
+    {
+        var dir = TempDir();
+        var whole = new MemoryStream();
+        await EventLogFile.WriteAsync(whole, Header, Events);
+        var output = Path.Combine(dir, "log.jsonl");
+        using (var sink = new EventLogSink(output))
+        {
+            foreach (var e in Events) sink.Append(e);
+            Assert.Equal(Events.Count, sink.Count);
+            await sink.CompleteAsync(Header);
+        }
+        Assert.Equal(whole.ToArray(), await File.ReadAllBytesAsync(output));
+        Assert.Equal([output], Directory.GetFiles(dir)); // no part or tmp file left
+        var (h, read) = EventLogFile.Read(output);
+        Assert.Equal((Events.Count, Events.Count), ((int)h.Events, read.Count));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Until_it_completes_the_output_is_untouched_and_a_sink_given_up_leaves_nothing()
+    {
+        var dir = TempDir();
+        var output = Path.Combine(dir, "log.jsonl");
+        File.WriteAllText(output, "an earlier export\n");
+        using (var sink = new EventLogSink(output))
+        {
+            foreach (var e in Events) sink.Append(e);
+            Assert.Equal("an earlier export\n", File.ReadAllText(output));
+        }
+        Assert.Equal("an earlier export\n", File.ReadAllText(output));
+        Assert.Equal([output], Directory.GetFiles(dir));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public async Task An_empty_log_is_a_header_with_no_events()
+    {
+        var dir = TempDir();
+        var output = Path.Combine(dir, "empty.jsonl");
+        using (var sink = new EventLogSink(output)) await sink.CompleteAsync(Header with { Events = 99 });
+        var (h, read) = EventLogFile.Read(output);
+        Assert.Equal((0L, 0), (h.Events, read.Count));
+        Directory.Delete(dir, true);
+    }
+}
