@@ -55,6 +55,14 @@ public static class Program
             Console.Error.WriteLine($"actorsim: database error: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
             return 3;
         }
+        catch (Marten.Exceptions.MartenCommandException e)
+        {
+            // Marten's wrapper of a failed command (its message is the SQL): the Npgsql error under it.
+            Exception cause = e;
+            while (cause.InnerException is { } inner && cause is not Npgsql.NpgsqlException) cause = inner;
+            Console.Error.WriteLine($"actorsim: database error: {cause.GetType().Name}: {cause.Message.Split('\n')[0]}");
+            return 3;
+        }
     }
 
     private static async Task<int> Dispatch(string[] args)

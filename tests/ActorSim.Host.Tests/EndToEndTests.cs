@@ -150,6 +150,23 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.DoesNotContain(id, Actorsim("runs").Out);
     }
 
+    /// <summary>A database that refuses the import's writes (here: every transaction read-only) is an
+    /// infrastructure failure: exit 3 with PostgreSQL's reason, no password printed, nothing imported.
+    /// (Marten wraps the error; it used to escape as an unhandled exception, exit 134.)</summary>
+    [Fact]
+    public void An_import_the_database_refuses_exits_3_and_imports_nothing()
+    {
+        var cs = Environment.GetEnvironmentVariable("ACTORSIM_DB")!;
+        var id = _run.Id + "-ro";
+        var (exit, output, err) = Actorsim("import", _run.File, "--as", id, "--db", cs + ";Options=-c default_transaction_read_only=on");
+        Assert.True(exit == 3, $"{exit} {output} {err}");
+        Assert.Contains("actorsim: database error: ", err);
+        Assert.Contains("read-only transaction", err);
+        Assert.DoesNotContain("password", err, StringComparison.OrdinalIgnoreCase); // (the test role's password is "actorsim", as the program's name)
+        Assert.DoesNotContain(cs, err);
+        Assert.DoesNotContain(id, Actorsim("runs").Out);
+    }
+
     [Fact]
     public void A_gap_in_seq_is_refused_with_file_line_and_field()
     {

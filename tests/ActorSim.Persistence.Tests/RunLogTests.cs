@@ -43,6 +43,45 @@ public sealed class RunLogTests(SchemaFixture schema) : Akka.TestKit.Xunit2.Test
         Assert.Empty(none);
     }
 
+    private static List<RunEvent> SampleRun(int count)
+    {
+        var sample = EventSerializationTests.SampleEvents();
+        return [.. Enumerable.Range(0, count).Select(i => new RunEvent(i + 1, "s" + (i % 3), i / 3 + 1, sample[i % sample.Count], 638_000_000_000_000_000L + i))];
+    }
+
+    private static string[] Json(IEnumerable<RunEvent> events) =>
+        [.. events.Select(x => $"{x.Seq} {x.Stream} {x.Version} {x.TimestampTicks} {DomainEventSerializer.ToJson(x.Event).GetRawText()}")];
+
+    /// <summary>The import's writer: chunks smaller than the run (each stream continued across them), one
+    /// transaction; the run reads back as the whole list would have written it.</summary>
+    [Fact]
+    public async Task A_run_written_a_chunk_at_a_time_reads_back_whole_and_in_order()
+    {
+        var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+        var events = SampleRun(50);
+        Assert.Equal(50, await RunLog.WriteStreamingAsync(store, new Persistence.ReadSide.RunInfo { Id = "chunked", Kernel = "6.9" }, events, chunk: 7));
+        var back = new List<RunEvent>();
+        await foreach (var ev in RunLog.ReadAsync(store, "chunked")) back.Add(ev);
+        Assert.Equal(Json(events), Json(back));
+        Assert.Equal("6.9", (await RunLog.InfoAsync(store, "chunked"))?.Kernel);
+    }
+
+    /// <summary>A file that stops reading part-way (the enumeration throws after chunks were written):
+    /// nothing of the run is left, not even its record.</summary>
+    [Fact]
+    public async Task A_run_whose_events_stop_part_way_leaves_nothing()
+    {
+        var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
+        IEnumerable<RunEvent> Failing()
+        {
+            foreach (var e in SampleRun(30)) yield return e;
+            throw new EventLogFormatException("f.jsonl", 32, "line", "truncated");
+        }
+        await Assert.ThrowsAsync<EventLogFormatException>(() => RunLog.WriteStreamingAsync(store, new Persistence.ReadSide.RunInfo { Id = "broken", Kernel = "6.9" }, Failing(), chunk: 7));
+        Assert.False(await RunLog.RunExistsAsync(store, "broken"));
+        Assert.Null(await RunLog.InfoAsync(store, "broken"));
+    }
+
     /// <summary>A run exists when its record does or any stream of it (a run killed before its record
     /// was written, an import); a run whose name merely starts like it does not count.</summary>
     [Fact]

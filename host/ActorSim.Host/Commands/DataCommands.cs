@@ -82,11 +82,14 @@ public static class DataCommands
         if (a.Positional.Count != 1) throw new UsageException("import: usage: actorsim import FILE [--as NEW_ID]");
         var file = a.Positional[0];
         if (!File.Exists(file)) { Console.Error.WriteLine($"actorsim import: {file}: {NotAFile(file)}"); return 2; }
+        // Two passes over the file, neither holding the run: the first reads and validates every line
+        // (a bad file writes nothing), the second writes the events in one transaction, a chunk at a time.
         EventLogHeader header;
-        List<RunEvent> events;
         try
         {
-            (header, events) = EventLogFile.Read(file);
+            using var log = EventLogFile.Open(file);
+            header = log.Header;
+            foreach (var _ in log.Events) { }
         }
         catch (EventLogFormatException e)
         {
@@ -100,8 +103,18 @@ public static class DataCommands
             Console.Error.WriteLine($"actorsim import: run '{id}' exists already (use --as NEW_ID)");
             return 2;
         }
-        await RunLog.WriteAsync(store, header.ToRunInfo(id), events);
-        Console.WriteLine($"imported {events.Count} events as run {id}");
+        long imported;
+        try
+        {
+            using var log = EventLogFile.Open(file);
+            imported = await RunLog.WriteStreamingAsync(store, header.ToRunInfo(id), log.Events);
+        }
+        catch (EventLogFormatException e) // the file changed since the first pass: rolled back
+        {
+            Console.Error.WriteLine($"actorsim import: {e.Message} (nothing imported)");
+            return 2;
+        }
+        Console.WriteLine($"imported {imported} events as run {id}");
         return 0;
     }
 
