@@ -59,7 +59,7 @@ public sealed class RunLogTests(SchemaFixture schema) : Akka.TestKit.Xunit2.Test
     {
         var store = MartenStores.Get(PostgresSchema.ConnectionString, schema.Name);
         var events = SampleRun(50);
-        Assert.Equal(50, await RunLog.WriteStreamingAsync(store, new Persistence.ReadSide.RunInfo { Id = "chunked", Kernel = "6.9" }, events, chunk: 7));
+        Assert.Equal(50, await RunLog.WriteAsync(store, new Persistence.ReadSide.RunInfo { Id = "chunked", Kernel = "6.9" }, events, chunk: 7));
         var back = new List<RunEvent>();
         await foreach (var ev in RunLog.ReadAsync(store, "chunked")) back.Add(ev);
         Assert.Equal(Json(events), Json(back));
@@ -77,7 +77,7 @@ public sealed class RunLogTests(SchemaFixture schema) : Akka.TestKit.Xunit2.Test
             foreach (var e in SampleRun(30)) yield return e;
             throw new EventLogFormatException("f.jsonl", 32, "line", "truncated");
         }
-        await Assert.ThrowsAsync<EventLogFormatException>(() => RunLog.WriteStreamingAsync(store, new Persistence.ReadSide.RunInfo { Id = "broken", Kernel = "6.9" }, Failing(), chunk: 7));
+        await Assert.ThrowsAsync<EventLogFormatException>(() => RunLog.WriteAsync(store, new Persistence.ReadSide.RunInfo { Id = "broken", Kernel = "6.9" }, Failing(), chunk: 7));
         Assert.False(await RunLog.RunExistsAsync(store, "broken"));
         Assert.Null(await RunLog.InfoAsync(store, "broken"));
     }

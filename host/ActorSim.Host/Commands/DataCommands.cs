@@ -107,7 +107,7 @@ public static class DataCommands
         try
         {
             using var log = EventLogFile.Open(file);
-            imported = await RunLog.WriteStreamingAsync(store, header.ToRunInfo(id), log.Events);
+            imported = await RunLog.WriteAsync(store, header.ToRunInfo(id), log.Events);
         }
         catch (EventLogFormatException e) // the file changed since the first pass: rolled back
         {
