@@ -59,7 +59,7 @@ public static class DataCommands
             {
                 await foreach (var e in RunLog.ReadAsync(store, run))
                 {
-                    first ??= Domain.Kvm.DecisionEvents.Of(e.Event).FirstOrDefault()?.Inputs.Policy;
+                    first ??= DecisionEvents.Of(e.Event).FirstOrDefault()?.Inputs.Policy;
                     sink.Append(e);
                 }
                 if (info is null && sink.Count == 0) { Console.Error.WriteLine($"actorsim export: no run '{run}'"); return 2; }
@@ -198,7 +198,6 @@ public static class DataCommands
         return replay.Mismatches == 0 ? 0 : 1;
     }
 
-    /// <summary>Why <paramref name="file"/>, which is not a file, cannot be read.</summary>
     /// <summary>Each field in which a recorded outcome and the recomputed one differ, with both values:
     /// the one-line descriptions above leave the permissions out, and a log edited there (or a decision
     /// that changed only there) would print two identical lines.</summary>
@@ -220,6 +219,7 @@ public static class DataCommands
             if (!Equals(r, c)) yield return $"{field}: recorded ({Show(r)}), recomputed ({Show(c)})";
     }
 
+    /// <summary>Why <paramref name="file"/>, which is not a file, cannot be read.</summary>
     private static string NotAFile(string file) => Directory.Exists(file) ? "a directory, not a file" : "no such file";
 
     /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>

@@ -262,7 +262,7 @@ public static class RunCommand
         var exportFailed = false;
         if (exporter is not null)
         {
-            var written = await exporter.Ask<ExportWriter.Finished>(new ExportWriter.Finish(EventLogHeader.FromRunInfo(info, 0) with { Commit = null }), TimeSpan.FromMinutes(10));
+            var written = await exporter.Ask<ExportWriter.Finished>(new ExportWriter.Finish(EventLogHeader.FromRunInfo(info, 0) with { Commit = null })); // no timeout: a long run's file takes its time
             if (written.Error is { } error)
             {
                 // Checked before the run (Args.GetOutputFile), so this is the file system changing under it.

@@ -312,10 +312,11 @@ public static class RunLog
 
     /// <summary>Writes a run's events as an import does (each with its place in the file), in one
     /// transaction, <paramref name="chunk"/> events a session at a time as they are enumerated, so a file
-    /// of any length is imported in the same memory (the whole run in one session took ~3 KB an event —
-    /// 300 MB for 94 k — and a single SaveChanges of 534 k events outran Npgsql's command timeout). Each stream's events must come in version order, as
-    /// they do in an event log. Nothing is committed unless every event was written; an exception
-    /// from the enumeration (a line of the file that does not read) rolls the whole import back.</summary>
+    /// of any length is imported in the same memory (the whole run in one session took ~3 KB an event,
+    /// 300 MB for 94 k, and one SaveChanges of 534 k events outran Npgsql's command timeout). Each
+    /// stream's events must come in version order, as they do in an event log. Nothing is committed
+    /// unless every event was written: an exception from the enumeration (a line of the file that does
+    /// not read) or from the database rolls the whole import back.</summary>
     public static async Task<long> WriteAsync(IDocumentStore store, RunInfo info, IEnumerable<RunEvent> events, int chunk = 10_000, CancellationToken ct = default)
     {
         await using var conn = store.Options.Tenancy.Default.Database.CreateConnection();
