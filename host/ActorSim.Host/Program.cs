@@ -55,14 +55,20 @@ public static class Program
             Console.Error.WriteLine($"actorsim: database error: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
             return 3;
         }
-        catch (Marten.Exceptions.MartenCommandException e)
+        catch (Exception e) when (NpgsqlCause(e) is { } cause)
         {
-            // Marten's wrapper of a failed command (its message is the SQL): the Npgsql error under it.
-            Exception cause = e;
-            while (cause.InnerException is { } inner && cause is not Npgsql.NpgsqlException) cause = inner;
+            // Marten's wrappers of a failed command or schema change (MartenCommandException,
+            // MartenSchemaException: their messages are the SQL): the Npgsql error under them.
             Console.Error.WriteLine($"actorsim: database error: {cause.GetType().Name}: {cause.Message.Split('\n')[0]}");
             return 3;
         }
+    }
+
+    private static Npgsql.NpgsqlException? NpgsqlCause(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is Npgsql.NpgsqlException n) return n;
+        return null;
     }
 
     private static async Task<int> Dispatch(string[] args)
