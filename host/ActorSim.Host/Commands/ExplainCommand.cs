@@ -20,11 +20,18 @@ public static class ExplainCommand
         var vm = a.Get("--vm") ?? throw new UsageException("explain: --vm NAME is required");
         var gpaText = a.Get("--gpa") ?? throw new UsageException("explain: --gpa ADDR is required");
         if (!TryAddress(gpaText, out var gpa)) throw new UsageException($"explain: --gpa '{gpaText}' is not an address");
-        List<RunEvent> events = [];
+        // One pass over the run, as it is read: the explainer keeps the fold's state and what concerns
+        // the page, not the run (it held every event: 440 MB for 534 k).
+        var explainer = new Explainer(vm, gpa);
         string run;
         if (a.Get("--file") is { } file)
         {
-            try { var (h, ev) = EventLogFile.Read(file); events = ev; run = h.Run; }
+            try
+            {
+                using var log = EventLogFile.Open(file);
+                run = log.Header.Run;
+                foreach (var e in log.Events) explainer.Add(e);
+            }
             catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim explain: {e.Message}"); return 2; }
         }
         else
@@ -32,17 +39,15 @@ public static class ExplainCommand
             run = a.Get("--run") ?? throw new UsageException("explain: --run ID (or --file FILE) is required");
             var cs = Database.ConnectionString(a.Get("--db")) ?? throw new UsageException("explain: no database: give --db or set ACTORSIM_DB");
             if (!await Database.ReachableAsync(cs)) return 3;
-            await foreach (var e in RunLog.ReadAsync(MartenStores.Get(cs), run)) events.Add(e);
+            await foreach (var e in RunLog.ReadAsync(MartenStores.Get(cs), run)) explainer.Add(e);
         }
-        if (events.Count == 0) { Console.Error.WriteLine($"actorsim explain: run '{run}' has no events"); return 2; }
-        // A VM's events are its KvmActor's stream (SimHost.VmStream: "kvm-NAME" within the run).
-        var vms = events.Select(e => e.Stream).Where(x => x.StartsWith("kvm-", StringComparison.Ordinal)).Select(x => x["kvm-".Length..]).Distinct().Order(StringComparer.Ordinal).ToList();
-        if (!vms.Contains(vm))
+        if (explainer.Events == 0) { Console.Error.WriteLine($"actorsim explain: run '{run}' has no events"); return 2; }
+        if (!explainer.Vms.Contains(vm))
         {
-            Console.Error.WriteLine($"actorsim explain: --vm: run '{run}' has no VM '{vm}' (its VMs: {(vms.Count == 0 ? "none" : string.Join(", ", vms))})");
+            Console.Error.WriteLine($"actorsim explain: --vm: run '{run}' has no VM '{vm}' (its VMs: {(explainer.Vms.Count == 0 ? "none" : string.Join(", ", explainer.Vms))})");
             return 2;
         }
-        foreach (var line in Explain(events, vm, gpa)) Console.WriteLine(line);
+        foreach (var line in explainer.Lines()) Console.WriteLine(line);
         return 0;
     }
 
@@ -53,92 +58,155 @@ public static class ExplainCommand
 
     private static string Flags(VmFlags f) => string.Join(" ", VmFlagBits.Names(f));
 
-    public static IEnumerable<string> Explain(IReadOnlyList<RunEvent> events, string vm, ulong gpa)
+    /// <summary>The explanation of a page in a run given whole (tests, small runs).</summary>
+    public static IEnumerable<string> Explain(IEnumerable<RunEvent> events, string vm, ulong gpa)
     {
-        var page = gpa & ~0xFFFUL;
-        var replay = new Replay();
-        foreach (var e in events) replay.Apply(e.Seq, e.Stream, e.Event);
-        yield return $"explain {vm} gpa 0x{gpa:x} ({events.Count} events)";
-        var leaf = replay.Vms.TryGetValue(vm, out var state) ? state.Stage2.Lookup(gpa) : null;
-        // Every decision about this page, with the event it came in (a batch event holds several).
-        var decisions = events.SelectMany(e => DecisionEvents.Of(e.Event).Select(d => (Event: e, Decision: d)))
-            .Where(x => x.Decision.Inputs.Vm == vm &&
-                        ((x.Decision.Inputs.Gpa & ~0xFFFUL) == page || x.Decision.Outcome.Leaf is { } l && l.Contains(gpa))).ToList();
-        var lastFound = decisions.LastOrDefault(x => x.Decision.Outcome.Leaf is not null);
-        var last = lastFound.Event;
-        if (leaf is { } now)
-        {
-            var fwb = last is null || lastFound.Decision.Inputs.Policy.Cpu.Fwb;
-            var type = MemAttr.TypeOf(now.MemAttr, fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : "?";
-            yield return $"now: {type} (MemAttr 0x{now.MemAttr:x}), L{now.Level} leaf at gpa 0x{now.Gpa:x} -> pfn 0x{now.Pfn:x}, {(now.Writable ? "writable" : "read-only")}, {(now.Executable ? "executable" : "XN")}";
-        }
-        else yield return "now: unmapped at stage 2";
+        var x = new Explainer(vm, gpa);
+        foreach (var e in events) x.Add(e);
+        return x.Lines();
+    }
 
-        if (last is null)
-        {
-            yield return "no decision mapped this page";
-        }
-        else
-        {
-            var d = lastFound.Decision;
-            var i = d.Inputs;
-            if (i.Slot is { } slot)
-            {
-                var set = events.LastOrDefault(e => e.Seq < last.Seq && e.Event is MemslotSet m && m.Vm == vm && m.Slot.Id == slot.Id);
-                yield return $"memslot: slot {slot.Id} gpa 0x{slot.BaseGpa:x}..0x{slot.EndGpa:x} -> hva 0x{slot.UserspaceAddr:x}, flags {slot.Flags}" + (set is null ? "" : $" (set at seq {set.Seq})");
-            }
-            if (i.Vma is { } vma)
-            {
-                var mapped = events.LastOrDefault(e => e.Seq < last.Seq && e.Event is VmaMapped m && m.Vma.Contains(i.Hva));
-                var backing = mapped?.Event is VmaMapped vm2 ? vm2.Vma.Backing : null;
-                yield return $"mapping: VMA 0x{vma.Start:x}..0x{vma.End:x} pgoff 0x{vma.PgOff:x} stage-1 {vma.S1} flags {Flags(vma.Flags)}" +
-                             (mapped is null ? "" : $" (mmap at seq {mapped.Seq}{(backing?.Device is { } dev ? $", {dev} region {backing.Region}" : ", anonymous memory")})");
-            }
-            yield return $"fault: seq {last.Seq} vcpu {i.Vcpu} {i.Op.ToString().ToLowerInvariant()} at gpa 0x{i.Gpa:x}, hva 0x{i.Hva:x}, under {i.Policy}";
-            yield return $"  pfn 0x{i.Pfn.Pfn:x} ({(i.Pfn.IsMapMemory ? "RAM, in the linear map" : "device memory, not in the linear map")}), user PTE {(i.Pfn.Writable ? "writable" : "read-only")}; mmu_invalidate_seq {i.SampledSeq} -> {i.SeqAtLock}";
-            var why = i.Vma is { } v && !i.Pfn.IsMapMemory
-                ? i.Policy.RuleSet == RuleSet.V6_8 ? "6.8 has no VM_ALLOW_ANY_UNCACHED: device memory is Device-nGnRE"
-                : i.Policy.RuleSet == RuleSet.V6_17 && v.S1.IsCacheable() ? "6.17: the VMA's stage-1 type is cacheable, so the PFNMAP maps Normal (FWB+DIC)"
-                : v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) ? "the VMA has VM_ALLOW_ANY_UNCACHED: device memory maps Normal-NC"
-                : "the VMA lacks VM_ALLOW_ANY_UNCACHED: device memory stays Device-nGnRE"
-                : "RAM maps Normal write-back";
-            yield return $"  decision: {d.Outcome.Result} via {d.Outcome.Path}, prot {d.Outcome.Prot}: {why}";
-        }
-        ILookup<(ulong Start, ulong End), RunEvent>? notifiers = null; // the mm's notifier events by hva range, made once
-        // The page's other faults and its invalidations, in the order they happened, each placed against
-        // the fault above (before it, or since).
-        var history = decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
-            .Select(x => (x.Event.Seq, Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {x.Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {x.Decision.Outcome}"))
-            .Concat(events.Select((e, index) => (e, index)).Where(x => x.e.Event is Stage2RangeUnmapped u && u.Vm == vm && u.Gpa <= gpa && gpa < u.End).Select(x =>
-            {
-                var u = (Stage2RangeUnmapped)x.e.Event;
-                return (x.e.Seq, Text: $"invalidation: stage-2 0x{u.Gpa:x}..0x{u.End:x} unmapped ({CauseOf(x.index)})");
-            }))
-            .OrderBy(x => x.Seq).ToList();
-        if (history.Count > 0) yield return $"history of the page ({history.Count}):";
-        foreach (var (seq, text) in history)
-            yield return $"  seq {seq}{(last is null ? "" : seq < last.Seq ? " (before that fault)" : " (since)")}: {text}";
+    /// <summary>Reads a run once, in global order (<see cref="Add"/>), and keeps only what the page's
+    /// explanation needs: the fold of every stream (<see cref="Replay"/>), the decisions about the page,
+    /// its VM's memslot changes, the mm's mmaps, the page's invalidations with what caused each, and the
+    /// last MMU notifier of each hva range.</summary>
+    public sealed class Explainer(string vm, ulong gpa)
+    {
+        private readonly ulong _page = gpa & ~0xFFFUL;
+        private readonly Replay _replay = new();
+        private readonly SortedSet<string> _vms = new(StringComparer.Ordinal);
+        private readonly List<(long Seq, DecisionRecord Decision)> _decisions = [];
+        private readonly List<(long Seq, int Slot)> _memslotSets = [];
+        private readonly List<(long Seq, VmaMapped Mapped)> _mmaps = [];
+        private readonly List<Invalidation> _invalidations = [];
+        // Each stream's last event that is not an unmapped range: KVM's invalidate_range_start writes
+        // MmuInvalidateBegan and then the ranges it unmapped, one event batch
+        // (KvmVmDecider.InvalidateRangeStart); a memslot change writes the ranges alone.
+        private readonly Dictionary<string, IDomainEvent> _lastNotUnmapped = new(StringComparer.Ordinal);
+        // The mm's notifier of each hva range, the latest so far, and the page's invalidations still
+        // waiting to see whether a later one of their range is nearer.
+        private readonly Dictionary<(ulong, ulong), (long Seq, MmuNotifierInvalidateRangeStart Event)> _lastNotifier = [];
+        private readonly Dictionary<(ulong, ulong), List<Invalidation>> _waitingForNext = [];
 
-        // Why a stage-2 range went: KVM's invalidate_range_start writes MmuInvalidateBegan and then the
-        // ranges it unmapped, one event batch (KvmVmDecider.InvalidateRangeStart); a memslot change writes
-        // the ranges alone. The mm's notifier event for the same hva range says what ran it.
-        string CauseOf(int index)
+        private sealed class Invalidation(long seq, Stage2RangeUnmapped unmapped, MmuInvalidateBegan? began)
         {
-            var unmapped = events[index];
-            MmuInvalidateBegan? began = null;
-            for (var i = index - 1; i >= 0; i--) // back through this stream's events to the first that is not an unmapped range
+            public readonly long Seq = seq;
+            public readonly Stage2RangeUnmapped Unmapped = unmapped;
+            public readonly MmuInvalidateBegan? Began = began;
+            public (long Seq, MmuNotifierInvalidateRangeStart Event)? Before, After;
+        }
+
+        public long Events { get; private set; }
+        public IReadOnlyCollection<string> Vms => _vms;
+
+        public void Add(RunEvent e)
+        {
+            Events++;
+            _replay.Apply(e.Seq, e.Stream, e.Event);
+            // A VM's events are its KvmActor's stream (SimHost.VmStream: "kvm-NAME" within the run).
+            if (e.Stream.StartsWith("kvm-", StringComparison.Ordinal)) _vms.Add(e.Stream["kvm-".Length..]);
+            foreach (var d in DecisionEvents.Of(e.Event))
+                if (d.Inputs.Vm == vm && ((d.Inputs.Gpa & ~0xFFFUL) == _page || d.Outcome.Leaf is { } l && l.Contains(gpa)))
+                    _decisions.Add((e.Seq, d));
+            switch (e.Event)
             {
-                if (events[i].Stream != unmapped.Stream || events[i].Event is Stage2RangeUnmapped) continue;
-                began = events[i].Event as MmuInvalidateBegan;
-                break;
+                case MemslotSet m when m.Vm == vm:
+                    _memslotSets.Add((e.Seq, m.Slot.Id));
+                    break;
+                case VmaMapped m:
+                    _mmaps.Add((e.Seq, m));
+                    break;
+                case MmuNotifierInvalidateRangeStart n:
+                    var key = (n.Start, n.End);
+                    _lastNotifier[key] = (e.Seq, n);
+                    if (_waitingForNext.Remove(key, out var waiting))
+                        foreach (var w in waiting) w.After = (e.Seq, n);
+                    break;
+                case Stage2RangeUnmapped u when u.Vm == vm && u.Gpa <= gpa && gpa < u.End:
+                    var inv = new Invalidation(e.Seq, u, _lastNotUnmapped.GetValueOrDefault(e.Stream) as MmuInvalidateBegan);
+                    _invalidations.Add(inv);
+                    if (inv.Began is { } b)
+                    {
+                        var range = (b.HvaStart, b.HvaEnd);
+                        if (_lastNotifier.TryGetValue(range, out var before)) inv.Before = before;
+                        if (!_waitingForNext.TryGetValue(range, out var list)) _waitingForNext[range] = list = [];
+                        list.Add(inv);
+                    }
+                    break;
             }
-            if (began is null) return "memslot change";
-            // The nearest one (the same range is notified again at each munmap/mmap churn; the two
-            // actors' writes may land in either order).
-            notifiers ??= events.Where(x => x.Event is MmuNotifierInvalidateRangeStart).ToLookup(x => (((MmuNotifierInvalidateRangeStart)x.Event).Start, ((MmuNotifierInvalidateRangeStart)x.Event).End));
-            var notifier = notifiers[(began.HvaStart, began.HvaEnd)].MinBy(x => Math.Abs(x.Seq - unmapped.Seq));
-            return notifier?.Event is MmuNotifierInvalidateRangeStart s
-                ? $"MMU notifier {s.Event} of hva 0x{s.Start:x}..0x{s.End:x}, seq {notifier.Seq}"
+            if (e.Event is not Stage2RangeUnmapped) _lastNotUnmapped[e.Stream] = e.Event;
+        }
+
+        public IEnumerable<string> Lines()
+        {
+            yield return $"explain {vm} gpa 0x{gpa:x} ({Events} events)";
+            var leaf = _replay.Vms.TryGetValue(vm, out var state) ? state.Stage2.Lookup(gpa) : null;
+            var lastFound = _decisions.LastOrDefault(x => x.Decision.Outcome.Leaf is not null);
+            var last = lastFound.Decision is null ? (long?)null : lastFound.Seq;
+            if (leaf is { } now)
+            {
+                var fwb = last is null || lastFound.Decision!.Inputs.Policy.Cpu.Fwb;
+                var type = MemAttr.TypeOf(now.MemAttr, fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : "?";
+                yield return $"now: {type} (MemAttr 0x{now.MemAttr:x}), L{now.Level} leaf at gpa 0x{now.Gpa:x} -> pfn 0x{now.Pfn:x}, {(now.Writable ? "writable" : "read-only")}, {(now.Executable ? "executable" : "XN")}";
+            }
+            else yield return "now: unmapped at stage 2";
+
+            if (last is not { } lastSeq)
+            {
+                yield return "no decision mapped this page";
+            }
+            else
+            {
+                var d = lastFound.Decision!;
+                var i = d.Inputs;
+                if (i.Slot is { } slot)
+                {
+                    var set = _memslotSets.LastOrDefault(x => x.Seq < lastSeq && x.Slot == slot.Id);
+                    yield return $"memslot: slot {slot.Id} gpa 0x{slot.BaseGpa:x}..0x{slot.EndGpa:x} -> hva 0x{slot.UserspaceAddr:x}, flags {slot.Flags}" + (set.Seq == 0 ? "" : $" (set at seq {set.Seq})");
+                }
+                if (i.Vma is { } vma)
+                {
+                    var mapped = _mmaps.LastOrDefault(x => x.Seq < lastSeq && x.Mapped.Vma.Contains(i.Hva));
+                    var backing = mapped.Mapped?.Vma.Backing;
+                    yield return $"mapping: VMA 0x{vma.Start:x}..0x{vma.End:x} pgoff 0x{vma.PgOff:x} stage-1 {vma.S1} flags {Flags(vma.Flags)}" +
+                                 (mapped.Mapped is null ? "" : $" (mmap at seq {mapped.Seq}{(backing?.Device is { } dev ? $", {dev} region {backing.Region}" : ", anonymous memory")})");
+                }
+                yield return $"fault: seq {lastSeq} vcpu {i.Vcpu} {i.Op.ToString().ToLowerInvariant()} at gpa 0x{i.Gpa:x}, hva 0x{i.Hva:x}, under {i.Policy}";
+                yield return $"  pfn 0x{i.Pfn.Pfn:x} ({(i.Pfn.IsMapMemory ? "RAM, in the linear map" : "device memory, not in the linear map")}), user PTE {(i.Pfn.Writable ? "writable" : "read-only")}; mmu_invalidate_seq {i.SampledSeq} -> {i.SeqAtLock}";
+                var why = i.Vma is { } v && !i.Pfn.IsMapMemory
+                    ? i.Policy.RuleSet == RuleSet.V6_8 ? "6.8 has no VM_ALLOW_ANY_UNCACHED: device memory is Device-nGnRE"
+                    : i.Policy.RuleSet == RuleSet.V6_17 && v.S1.IsCacheable() ? "6.17: the VMA's stage-1 type is cacheable, so the PFNMAP maps Normal (FWB+DIC)"
+                    : v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) ? "the VMA has VM_ALLOW_ANY_UNCACHED: device memory maps Normal-NC"
+                    : "the VMA lacks VM_ALLOW_ANY_UNCACHED: device memory stays Device-nGnRE"
+                    : "RAM maps Normal write-back";
+                yield return $"  decision: {d.Outcome.Result} via {d.Outcome.Path}, prot {d.Outcome.Prot}: {why}";
+            }
+            // The page's other faults and its invalidations, in the order they happened, each placed
+            // against the fault above (before it, or since).
+            var history = _decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
+                .Select(x => (x.Seq, Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {x.Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {x.Decision.Outcome}"))
+                .Concat(_invalidations.Select(x => (x.Seq, Text: $"invalidation: stage-2 0x{x.Unmapped.Gpa:x}..0x{x.Unmapped.End:x} unmapped ({CauseOf(x)})")))
+                .OrderBy(x => x.Seq).ToList();
+            if (history.Count > 0) yield return $"history of the page ({history.Count}):";
+            foreach (var (seq, text) in history)
+                yield return $"  seq {seq}{(last is null ? "" : seq < last ? " (before that fault)" : " (since)")}: {text}";
+        }
+
+        /// <summary>Why a stage-2 range went: a memslot change, or the MMU notifier of the same hva range
+        /// nearest to it (the same range is notified again at each munmap/mmap churn, and the two actors'
+        /// writes may land in either order; the earlier of two as near).</summary>
+        private static string CauseOf(Invalidation x)
+        {
+            if (x.Began is not { } began) return "memslot change";
+            var notifier = (x.Before, x.After) switch
+            {
+                ({ } b, { } a) => x.Seq - b.Seq <= a.Seq - x.Seq ? b : a,
+                ({ } b, null) => b,
+                (null, { } a) => a,
+                _ => ((long, MmuNotifierInvalidateRangeStart)?)null,
+            };
+            return notifier is { } n
+                ? $"MMU notifier {n.Item2.Event} of hva 0x{n.Item2.Start:x}..0x{n.Item2.End:x}, seq {n.Item1}"
                 : $"MMU notifier of hva 0x{began.HvaStart:x}..0x{began.HvaEnd:x}";
         }
     }
