@@ -50,15 +50,10 @@ public static class Program
             Console.Error.WriteLine($"actorsim: a stored event cannot be read: {e.Message}");
             return 2;
         }
-        catch (Npgsql.NpgsqlException e)
-        {
-            Console.Error.WriteLine($"actorsim: database error: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
-            return 3;
-        }
         catch (Exception e) when (NpgsqlCause(e) is { } cause)
         {
-            // Marten's wrappers of a failed command or schema change (MartenCommandException,
-            // MartenSchemaException: their messages are the SQL): the Npgsql error under them.
+            // An Npgsql error, or one under Marten's wrappers of a failed command or schema change
+            // (MartenCommandException, MartenSchemaException: their messages are the SQL).
             Console.Error.WriteLine($"actorsim: database error: {cause.GetType().Name}: {cause.Message.Split('\n')[0]}");
             return 3;
         }

@@ -45,7 +45,7 @@ public static class EventLogFile
     public const string Format = "actorsim-event-log";
     public const int FormatVersion = 1;
     public const int MaxLineBytes = 16 << 20;
-    private static readonly JsonWriterOptions WriterOptions = new() { Indented = false };
+    internal static readonly JsonWriterOptions WriterOptions = new() { Indented = false };
 
     public static string Time(long ticks) => new DateTime(ticks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture);
 
@@ -105,8 +105,6 @@ public static class EventLogFile
         DomainEventSerializer.WriteTo(j, e.Event);
         j.WriteEndObject();
     }
-
-    internal static JsonWriterOptions Writer => WriterOptions;
 
     /// <summary>Reads and validates a whole file. Throws <see cref="EventLogFormatException"/> at the
     /// first problem (see <see cref="Open"/>).</summary>

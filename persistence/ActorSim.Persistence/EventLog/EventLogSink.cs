@@ -4,11 +4,11 @@ namespace ActorSim.Persistence.EventLog;
 
 /// <summary>Writes an event log as its events come, holding none of them in memory: each event line
 /// goes to a part file beside the output (<c>OUTPUT.part</c>) when it is appended, and
-/// <see cref="Complete"/> writes the header — whose event count is known only then — and the lines
+/// <see cref="CompleteAsync"/> writes the header — whose event count is known only then — and the lines
 /// after it into <c>OUTPUT.tmp</c>, then moves that over the output. So the output is untouched until
 /// the log is whole, and a run or a run's export of any length costs the same memory. (Both
 /// `run --export` and `export` held every event of the run until the end: 500 MB of a 10-second
-/// in-memory run.) A sink disposed without <see cref="Complete"/> deletes its part file.</summary>
+/// in-memory run.) A sink disposed without <see cref="CompleteAsync"/> deletes its part file.</summary>
 public sealed class EventLogSink : IDisposable
 {
     private readonly string _output;
@@ -26,7 +26,7 @@ public sealed class EventLogSink : IDisposable
         _body = new FileStream(_part, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
         // Into a buffer, not the file: Utf8JsonWriter.Flush on a stream flushes the stream too, a write
         // to the file per event.
-        _json = new Utf8JsonWriter(_line, EventLogFile.Writer);
+        _json = new Utf8JsonWriter(_line, EventLogFile.WriterOptions);
     }
 
     /// <summary>Events appended so far.</summary>
