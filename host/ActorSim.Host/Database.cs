@@ -1,21 +1,111 @@
+using System.Text;
+using System.Text.Json;
 using ActorSim.Persistence;
 using ActorSim.Persistence.ReadSide;
 using Npgsql;
 
 namespace ActorSim.Host;
 
+/// <summary>A connection string and where it came from (<c>--db</c>, <c>ACTORSIM_DB</c> or an
+/// appsettings.json's path): messages name the source, never the value.</summary>
+public sealed record DatabaseSetting(string ConnectionString, string Source);
+
 /// <summary>Where the host's database is, and checks that it answers. Messages name host:port/db,
 /// never the password.</summary>
 public static class Database
 {
-    /// <summary>--db, else ACTORSIM_DB, else null.</summary>
-    public static string? ConnectionString(string? option) =>
-        option is { Length: > 0 } ? option : Environment.GetEnvironmentVariable("ACTORSIM_DB") is { Length: > 0 } e ? e : null;
+    public const string SettingsFile = "appsettings.json";
+
+    /// <summary>The key in appsettings.json, as Microsoft.Extensions.Configuration writes it.</summary>
+    public const string SettingsKey = "ConnectionStrings:ActorSim";
+
+    /// <summary>The appsettings.json beside the binary, which names the local cluster.</summary>
+    private static string ShippedSettings => Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, SettingsFile));
+
+    /// <summary>Command-line over environment over appsettings.json (architecture.md "Commands and exit
+    /// codes"): --db, else ACTORSIM_DB, else ConnectionStrings:ActorSim of the appsettings.json in the
+    /// current directory, else of the one beside the binary (shipped with the local cluster that
+    /// scripts/pg.sh starts: the default database); null when none names one. A settings file that is
+    /// not JSON, or whose key is not a string, is bad input (exit 2, file:line).</summary>
+    public static DatabaseSetting? Setting(string? option)
+    {
+        if (option is { Length: > 0 }) return new(option, "--db");
+        if (Environment.GetEnvironmentVariable("ACTORSIM_DB") is { Length: > 0 } e) return new(e, "ACTORSIM_DB");
+        foreach (var path in new[] { Path.GetFullPath(SettingsFile), ShippedSettings })
+            if (File.Exists(path) && ReadSetting(path) is { } cs) return new(cs, path);
+        return null;
+    }
+
+    /// <summary><see cref="Setting"/>, or a usage error naming every place a database can be given.</summary>
+    public static DatabaseSetting Required(string command, string? option, bool inMemoryToo = false) =>
+        Setting(option) ?? throw new Commands.UsageException(
+            $"{command}: no database: give --db, set ACTORSIM_DB, or name one as {SettingsKey} in {SettingsFile}{(inMemoryToo ? " (--in-memory runs without one)" : "")}");
+
+    /// <summary>ConnectionStrings:ActorSim of a settings file (keys matched ignoring case, the last of a
+    /// repeated key wins, comments and trailing commas allowed: as Microsoft.Extensions.Configuration
+    /// reads appsettings.json), or null when the file does not name one.</summary>
+    internal static string? ReadSetting(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception x) when (x is IOException or UnauthorizedAccessException)
+        {
+            throw new Commands.UsageException($"database: {path}: cannot read: {x.Message}");
+        }
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        string? found = null;
+        var containers = new List<string?>(); // the property each open container is the value of
+        string? property = null;
+        try
+        {
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName:
+                        property = reader.GetString();
+                        break;
+                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
+                        if (containers.Count == 0 && reader.TokenType != JsonTokenType.StartObject)
+                            throw new Commands.UsageException($"database: {path}:{Line(bytes, reader.TokenStartIndex)}: not a JSON object");
+                        if (AtKey()) throw NotAConnectionString(reader.TokenStartIndex);
+                        containers.Add(property);
+                        property = null;
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        containers.RemoveAt(containers.Count - 1);
+                        break;
+                    default:
+                        if (containers.Count == 0)
+                            throw new Commands.UsageException($"database: {path}:{Line(bytes, reader.TokenStartIndex)}: not a JSON object");
+                        if (AtKey())
+                            found = reader.TokenType == JsonTokenType.String && reader.GetString() is { Length: > 0 } s ? s : throw NotAConnectionString(reader.TokenStartIndex);
+                        property = null;
+                        break;
+                }
+            }
+        }
+        catch (JsonException x)
+        {
+            throw new Commands.UsageException($"database: {path}:{(x.LineNumber ?? 0) + 1}: not JSON ({x.Message.Split(" LineNumber:")[0]})");
+        }
+        return found;
+
+        bool AtKey() => containers.Count == 2 && IsKey(containers[1], "ConnectionStrings") && IsKey(property, "ActorSim");
+        Exception NotAConnectionString(long at) =>
+            new Commands.UsageException($"database: {path}:{Line(bytes, at)}: {SettingsKey} is not a connection string (a non-empty JSON string)");
+        static bool IsKey(string? name, string key) => string.Equals(name, key, StringComparison.OrdinalIgnoreCase);
+        static long Line(byte[] b, long index) => b.AsSpan(0, (int)index).Count((byte)'\n') + 1;
+    }
 
     /// <summary>Opens a connection, retrying a few times; on failure prints the address tried and
     /// returns false (the caller exits 3).</summary>
-    public static async Task<bool> ReachableAsync(string connectionString, int attempts = 3)
+    public static async Task<bool> ReachableAsync(DatabaseSetting setting, int attempts = 3)
     {
+        var connectionString = setting.ConnectionString;
         // A connection string that does not parse is bad input (exit 2), not an unreachable server; the
         // message names the key at fault, never a value (it could be the password).
         NpgsqlConnectionStringBuilder b;
@@ -27,7 +117,7 @@ public static class Database
         {
             // Only a key Npgsql knows is named: an unknown one could be a mistyped secret.
             var key = e is ArgumentException { ParamName: { Length: > 0 } p } && new NpgsqlConnectionStringBuilder().ContainsKey(p) ? $" (at '{p}')" : "";
-            throw new Commands.UsageException($"database: the connection string (--db or ACTORSIM_DB) is not one Npgsql reads{key}");
+            throw new Commands.UsageException($"database: the connection string ({Describe(setting)}) is not one Npgsql reads{key}");
         }
         for (var i = 1; ; i++)
         {
@@ -41,13 +131,19 @@ public static class Database
             {
                 if (i >= attempts)
                 {
-                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} unreachable after {attempts} attempts ({e.GetType().Name})");
+                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} ({Describe(setting)}) unreachable after {attempts} attempts ({e.GetType().Name})");
+                    if (setting.Source == ShippedSettings)
+                        Console.Error.WriteLine("actorsim: that is the default, the local cluster: scripts/pg.sh start starts it (--db or ACTORSIM_DB names another database)");
                     return false;
                 }
                 await Task.Delay(TimeSpan.FromMilliseconds(500 * i));
             }
         }
     }
+
+    /// <summary>Where a setting came from, for messages: "--db", "ACTORSIM_DB", "ConnectionStrings:ActorSim in PATH".</summary>
+    public static string Describe(DatabaseSetting setting) =>
+        setting.Source.EndsWith(SettingsFile, StringComparison.Ordinal) ? $"{SettingsKey} in {setting.Source}" : setting.Source;
 
     public static async Task RecordRunAsync(string connectionString, RunInfo info)
     {

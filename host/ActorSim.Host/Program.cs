@@ -1,5 +1,6 @@
 using ActorSim.Domain.Kernel;
 using ActorSim.Host.Commands;
+using ActorSim.Persistence;
 
 namespace ActorSim.Host;
 
@@ -25,8 +26,9 @@ public static class Program
           bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--only SECTION,...]
                     the fault path side by side (see docs/BENCHMARKS.md)
           kernels                                             the modelled rule sets
-          version
-        the database is --db, else ACTORSIM_DB (scripts/pg.sh url gives the local one)
+          version                                             the build, and the database the commands use
+        the database is --db, else ACTORSIM_DB, else ConnectionStrings:ActorSim in ./appsettings.json, else in
+        the appsettings.json beside actorsim.dll: the local cluster scripts/pg.sh starts
         """;
 
     public static int Main(string[] args)
@@ -78,6 +80,10 @@ public static class Program
                 return 0;
             case "version":
                 Console.WriteLine($"actorsim {typeof(Program).Assembly.GetName().Version}");
+                // Which database the commands would use, and where that came from (never the password).
+                Console.WriteLine(Database.Setting(null) is { } db
+                    ? $"database {MartenStores.Describe(db.ConnectionString)} ({Database.Describe(db)})"
+                    : $"database: none (--db, ACTORSIM_DB or {Database.SettingsKey} in {Database.SettingsFile})");
                 return 0;
             case "kernels":
                 foreach (var label in new[] { "6.8", "6.9", "6.17" })

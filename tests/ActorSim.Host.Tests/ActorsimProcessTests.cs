@@ -278,7 +278,7 @@ public class DatabaseErrorTests
         {
             var (exit, output, err) = Cli.Run(args);
             Assert.True(exit == 2, $"{exit} {output} {err}");
-            Assert.Contains("actorsim database: the connection string (--db or ACTORSIM_DB) is not one Npgsql reads" + tail, err);
+            Assert.Contains("actorsim database: the connection string (--db) is not one Npgsql reads" + tail, err);
             Assert.DoesNotContain("TopSecret123", err + output);
         }
     }

@@ -17,21 +17,31 @@ public static class Cli
         }
     }
 
-    /// <summary>Starts actorsim with its output redirected (for tests that read it as it comes).</summary>
-    public static Process Start(IReadOnlyDictionary<string, string>? env, params string[] args)
+    /// <summary>Starts actorsim with its output redirected (for tests that read it as it comes); an
+    /// <paramref name="env"/> value of null removes the variable; <paramref name="cwd"/> is its current
+    /// directory (the tests' own when null).</summary>
+    public static Process Start(IReadOnlyDictionary<string, string?>? env, params string[] args) => StartIn(env, null, args);
+
+    public static Process StartIn(IReadOnlyDictionary<string, string?>? env, string? cwd, params string[] args)
     {
         Assert.True(File.Exists(Dll), $"actorsim.dll not found next to the tests ({Dll})");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (cwd is not null) psi.WorkingDirectory = cwd;
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        foreach (var (k, v) in env ?? new Dictionary<string, string?>())
+            if (v is null) psi.Environment.Remove(k);
+            else psi.Environment[k] = v;
         return Process.Start(psi)!;
     }
 
     /// <summary>Runs actorsim to the end (3 minutes at most) and returns its exit code and output.</summary>
-    public static (int Exit, string Out, string Err) Run(params string[] args)
+    public static (int Exit, string Out, string Err) Run(params string[] args) => RunIn(null, null, args);
+
+    /// <summary><see cref="Run"/> with an environment and a current directory (<see cref="StartIn"/>).</summary>
+    public static (int Exit, string Out, string Err) RunIn(IReadOnlyDictionary<string, string?>? env, string? cwd, params string[] args)
     {
-        using var p = Start(null, args);
+        using var p = StartIn(env, cwd, args);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("actorsim did not exit within 3 minutes"); }

@@ -69,7 +69,7 @@ public class DatabaseOutageTests
     public async Task An_outage_past_the_limit_exits_3_with_the_address_and_no_password()
     {
         var lines = new List<string>();
-        using var p = Cli.Start(new Dictionary<string, string> { ["ACTORSIM_OUTAGE_LIMIT"] = "4s" }, "run", "--duration", "120s", "--seed", "32", "--vms", "1", "--vcpus", "2");
+        using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "4s" }, "run", "--duration", "120s", "--seed", "32", "--vms", "1", "--vcpus", "2");
         await WaitForProgress(p, lines, 1);
         Pg("stop");
         try

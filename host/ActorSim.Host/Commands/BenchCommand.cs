@@ -318,8 +318,11 @@ public static class BenchCommand
         var vms = (int)a.GetLong("bench", "--vms", 2, 1, 64);
         var vcpus = (int)a.GetLong("bench", "--vcpus", 8, 1, 1024);
         var span = quick ? TimeSpan.FromSeconds(3) : TimeSpan.FromSeconds(10);
-        var cs = Database.ConnectionString(a.Get("--db"));
-        if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
+        // Only the sections that write to a database look for one (the in-memory pipeline and the
+        // bytes a page do not); without one, their figures are null.
+        var db = sections.Except(["inmem", "memory"]).Any(On) ? Database.Setting(a.Get("--db")) : null;
+        if (db is not null && !await Database.ReachableAsync(db)) return 3;
+        var cs = db?.ConnectionString;
         if (cs is not null) await ResetSchemasAsync(cs);
 
         var cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() : null;

@@ -10,18 +10,17 @@ namespace ActorSim.Host.Commands;
 /// <summary>runs, export, import, replay: the recorded side of the host.</summary>
 public static class DataCommands
 {
-    private static async Task<Marten.DocumentStore?> Store(Args a)
+    private static async Task<Marten.DocumentStore?> Store(string command, Args a)
     {
-        var cs = Database.ConnectionString(a.Get("--db"));
-        if (cs is null) throw new UsageException("no database: give --db or set ACTORSIM_DB");
-        if (!await Database.ReachableAsync(cs)) return null;
-        return MartenStores.Get(cs);
+        var db = Database.Required(command, a.Get("--db"));
+        if (!await Database.ReachableAsync(db)) return null;
+        return MartenStores.Get(db.ConnectionString);
     }
 
     public static async Task<int> Runs(string[] args)
     {
         var a = Args.Parse("runs", args, ["--json"], ["--db"]);
-        if (await Store(a) is not { } store) return 3;
+        if (await Store("runs", a) is not { } store) return 3;
         var runs = await RunLog.RunsAsync(store);
         if (a.Has("--json"))
         {
@@ -39,7 +38,7 @@ public static class DataCommands
         var a = Args.Parse("export", args, [], ["--db", "--run", "-o"]);
         var run = a.Get("--run") ?? throw new UsageException("export: --run ID is required");
         var output = a.GetOutputFile("export", "-o") ?? throw new UsageException("export: -o FILE is required");
-        if (await Store(a) is not { } store) return 3;
+        if (await Store("export", a) is not { } store) return 3;
         var info = await RunLog.InfoAsync(store, run);
         // The events go to the file as they are read (EventLogSink), not held: a run can be millions.
         EventLogSink sink;
@@ -96,7 +95,7 @@ public static class DataCommands
             Console.Error.WriteLine($"actorsim import: {e.Message}");
             return 2;
         }
-        if (await Store(a) is not { } store) return 3;
+        if (await Store("import", a) is not { } store) return 3;
         var id = a.Get("--as") ?? header.Run;
         if (await RunLog.RunExistsAsync(store, id))
         {
@@ -148,7 +147,7 @@ public static class DataCommands
         else if (a.Has("--file")) return 2; // OpenLog said why
         else
         {
-            if (await Store(a) is not { } store) return 3;
+            if (await Store("replay", a) is not { } store) return 3;
             events = RunLog.ReadAsync(store, a.Get("--run")!);
         }
         var verify = a.Has("--verify");

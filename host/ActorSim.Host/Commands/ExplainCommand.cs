@@ -37,9 +37,9 @@ public static class ExplainCommand
         else
         {
             run = a.Get("--run") ?? throw new UsageException("explain: --run ID (or --file FILE) is required");
-            var cs = Database.ConnectionString(a.Get("--db")) ?? throw new UsageException("explain: no database: give --db or set ACTORSIM_DB");
-            if (!await Database.ReachableAsync(cs)) return 3;
-            await foreach (var e in RunLog.ReadAsync(MartenStores.Get(cs), run)) explainer.Add(e);
+            var db = Database.Required("explain", a.Get("--db"));
+            if (!await Database.ReachableAsync(db)) return 3;
+            await foreach (var e in RunLog.ReadAsync(MartenStores.Get(db.ConnectionString), run)) explainer.Add(e);
         }
         if (explainer.Events == 0) { Console.Error.WriteLine($"actorsim explain: run '{run}' has no events"); return 2; }
         if (!explainer.Vms.Contains(vm))

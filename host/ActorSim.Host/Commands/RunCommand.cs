@@ -124,13 +124,15 @@ public static class RunCommand
         using var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-        var cs = a.Has("--in-memory") ? null : Database.ConnectionString(a.Get("--db"));
-        if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
+        if (a.Has("--in-memory") && a.Has("--db")) throw new UsageException("run: give --db or --in-memory, not both");
+        var db = a.Has("--in-memory") ? null : Database.Required("run", a.Get("--db"), inMemoryToo: true);
+        if (db is not null && !await Database.ReachableAsync(db)) return 3;
+        var cs = db?.ConnectionString;
         var resume = a.Get("--resume");
         RunInfo? previous = null;
         if (resume is not null)
         {
-            if (cs is null) throw new UsageException("run: --resume needs a database (--db or ACTORSIM_DB)");
+            if (cs is null) throw new UsageException("run: --resume does not apply to --in-memory (a run resumes from its database)");
             a.Refuse("run", ["--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--run-id"], "--resume (the recorded run sets it)");
             previous = await Persistence.EventLog.RunLog.InfoAsync(MartenStores.Get(cs), resume);
             if (previous is null || previous.Vms == 0) { Console.Error.WriteLine($"actorsim run: no resumable run '{resume}'"); return 2; }

@@ -4,9 +4,9 @@ using ActorSim.Domain.Kernel;
 namespace ActorSim.Host.Commands;
 
 /// <summary><c>actorsim scenario FILE...</c>: runs each file through the actors and the journal (the
-/// Marten journal on PostgreSQL when --db or ACTORSIM_DB gives a database, else in memory, or in memory
-/// with --in-memory); one line per expectation; exit 0 if all pass, 1 if any fails, 2 if a file is
-/// invalid (file:line: field: why), 3 if the database cannot be reached.</summary>
+/// Marten journal on the database <see cref="Database.Setting"/> names, or in memory with --in-memory);
+/// one line per expectation; exit 0 if all pass, 1 if any fails, 2 if a file is invalid (file:line:
+/// field: why), 3 if the database cannot be reached.</summary>
 public static class ScenarioCommand
 {
     public static async Task<int> Execute(string[] args)
@@ -33,8 +33,14 @@ public static class ScenarioCommand
             Console.Error.WriteLine("actorsim scenario: usage: actorsim scenario [--deterministic] [--db CONN | --in-memory] FILE...");
             return 2;
         }
-        var cs = inMemory ? null : Database.ConnectionString(db);
-        if (cs is not null && !await Database.ReachableAsync(cs)) return 3;
+        if (inMemory && db is not null)
+        {
+            Console.Error.WriteLine("actorsim scenario: give --db or --in-memory, not both");
+            return 2;
+        }
+        var setting = inMemory ? null : Database.Required("scenario", db, inMemoryToo: true);
+        if (setting is not null && !await Database.ReachableAsync(setting)) return 3;
+        var cs = setting?.ConnectionString;
         // Parse every file first: an invalid file runs nothing.
         var scenarios = new List<Scenario>();
         foreach (var f in files)
