@@ -9,8 +9,8 @@ namespace ActorSim.Persistence;
 public static class MartenPersistenceHosting
 {
     public static AkkaConfigurationBuilder WithMartenPersistence(this AkkaConfigurationBuilder builder, string connectionString,
-        string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000) =>
-        builder.AddHocon(MartenPersistence.Config(connectionString, schema, maxEventsPerCommit), HoconAddMode.Prepend);
+        string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000, TimeSpan? outageLimit = null) =>
+        builder.AddHocon(MartenPersistence.Config(connectionString, schema, maxEventsPerCommit, outageLimit: outageLimit), HoconAddMode.Prepend);
 
     public static AkkaConfigurationBuilder WithMartenPersistence(this AkkaConfigurationBuilder builder, NpgsqlDataSource dataSource,
         string schema = MartenStores.DefaultSchema, int maxEventsPerCommit = 1000)

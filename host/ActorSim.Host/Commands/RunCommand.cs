@@ -168,9 +168,8 @@ public static class RunCommand
         };
         if (cs is not null) await Database.RecordRunAsync(cs, info);
 
-        var config = SimHost.BaseConfig(a.Has("--deterministic"));
-        if (cs is not null) config = MartenPersistence.Config(cs, outageLimit: outageLimit).WithFallback(config);
-        using var system = ActorSystem.Create("actorsim", config);
+        await using var hosted = await HostedActorSystem.StartAsync("actorsim", SimHost.BaseConfig(a.Has("--deterministic")), cs, outageLimit);
+        var system = hosted.System;
         var counter = system.ActorOf(ActorProps.Of(() => new Counter()), "counter");
         var exporter = exportSink is null ? null : system.ActorOf(ActorProps.Of(() => new ExportWriter(exportSink)), "export");
         if (exporter is not null) await exporter.Ask<ExportWriter.Ready>(new ExportWriter.Ready());
@@ -273,7 +272,7 @@ public static class RunCommand
             }
         }
         var violations = (await host.Ask<Violations>(host.Checker, new GetViolations())).Items;
-        await system.Terminate(); // the journal writes what is queued before it stops
+        await hosted.StopAsync(); // the journal writes what is queued before it stops
         if (cs is not null)
         {
             info.Ended = DateTimeOffset.UtcNow;
