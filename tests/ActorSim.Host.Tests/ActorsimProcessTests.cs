@@ -164,6 +164,19 @@ public class ActorsimProcessTests
         Assert.StartsWith("actorsim", err);
     }
 
+    /// <summary>Options that contradict each other or repeat are refused, not resolved by a silent choice.</summary>
+    [Theory]
+    [InlineData("run: --rounds given twice", "run", "--in-memory", "--rounds", "2", "--rounds", "3")]
+    [InlineData("runs: --json given twice", "runs", "--json", "--json")]
+    [InlineData("run: give --db or --in-memory, not both", "run", "--in-memory", "--db", "Host=x", "--rounds", "1")]
+    [InlineData("scenario: give --db or --in-memory, not both", "scenario", "--in-memory", "--db", "Host=x", "scenarios/o01-vfio-bar-normal-nc.yaml")]
+    public void Repeated_or_contradicting_options_exit_2_naming_them(string message, params string[] args)
+    {
+        var (exit, output, err) = Run(args);
+        Assert.True(exit == 2, $"{exit} {output} {err}");
+        Assert.Contains($"actorsim {message}", err);
+    }
+
     [Fact]
     public void Help_lists_the_commands()
     {

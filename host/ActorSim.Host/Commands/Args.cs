@@ -12,6 +12,8 @@ public sealed class Args
         for (var i = 0; i < args.Length; i++)
         {
             var s = args[i];
+            // An option given twice would silently take one of its values (which one a user meant is unknown).
+            if ((flags.Contains(s) || valued.Contains(s)) && a._options.ContainsKey(s)) throw new UsageException($"{command}: {s} given twice");
             if (flags.Contains(s)) a._options[s] = null;
             else if (valued.Contains(s))
             {
