@@ -107,7 +107,16 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     public void Export_import_export_is_byte_identical()
     {
         var copy = _run.Id + "-copy";
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
         Assert.Equal(0, Actorsim("import", _run.File, "--as", copy).Exit);
+        // `runs` says it was imported, and when (an event log does not say when its run started: not 1970).
+        using (var runs = System.Text.Json.JsonDocument.Parse(Actorsim("runs", "--json").Out))
+        {
+            var r = runs.RootElement.EnumerateArray().Single(x => x.GetProperty("id").GetString() == copy);
+            Assert.InRange(r.GetProperty("imported").GetDateTimeOffset(), before, DateTimeOffset.UtcNow.AddSeconds(1));
+            Assert.Equal(r.GetProperty("imported").GetDateTimeOffset(), r.GetProperty("started").GetDateTimeOffset());
+        }
+        Assert.Matches($@"(?m)^{copy} .* \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(imported\)$", Actorsim("runs").Out);
         var again = Path.Combine(Path.GetTempPath(), $"{copy}.jsonl");
         Assert.Equal(0, Actorsim("export", "--run", copy, "-o", again).Exit);
         var original = File.ReadAllText(_run.File);

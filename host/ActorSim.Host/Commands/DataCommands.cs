@@ -29,7 +29,7 @@ public static class DataCommands
         }
         Console.WriteLine($"{"run",-48} {"kernel",-6} {"fwb",-3} {"dic",-3} {"seed",-10} {"started",-20} scenario");
         foreach (var r in runs)
-            Console.WriteLine($"{r.Id,-48} {r.Kernel,-6} {(r.Fwb ? 1 : 0),-3} {(r.Dic ? 1 : 0),-3} {r.Seed,-10} {r.Started:yyyy-MM-dd HH:mm:ss} {r.Scenario}");
+            Console.WriteLine($"{r.Id,-48} {r.Kernel,-6} {(r.Fwb ? 1 : 0),-3} {(r.Dic ? 1 : 0),-3} {r.Seed,-10} {r.Started:yyyy-MM-dd HH:mm:ss} {r.Scenario}{(r.Imported is null ? "" : r.Scenario is null ? "(imported)" : " (imported)")}");
         return 0;
     }
 
@@ -106,7 +106,7 @@ public static class DataCommands
         try
         {
             using var log = EventLogFile.Open(file);
-            imported = await RunLog.WriteAsync(store, header.ToRunInfo(id), log.Events);
+            imported = await RunLog.WriteAsync(store, header.ToRunInfo(id, DateTimeOffset.UtcNow), log.Events);
         }
         catch (EventLogFormatException e) // the file changed since the first pass: rolled back
         {

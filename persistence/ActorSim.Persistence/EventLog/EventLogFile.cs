@@ -28,10 +28,12 @@ public sealed class StoredEventException(string stream, long version, string mes
 /// <summary>The header of an event-log file (shared/docs/event-log-format.md).</summary>
 public sealed record EventLogHeader(string Run, string Kernel, bool Fwb, bool Dic, int WordSize, long Seed, string? Scenario, string? Commit, long Events)
 {
-    public RunInfo ToRunInfo(string id) => new()
+    /// <summary>The run as <c>import</c> records it at <paramref name="imported"/>: an event log does not
+    /// say when its run started, so <see cref="RunInfo.Started"/> is the import's time too.</summary>
+    public RunInfo ToRunInfo(string id, DateTimeOffset imported) => new()
     {
         Id = id, Seed = Seed, Kernel = Kernel, Fwb = Fwb, Dic = Dic, WordSize = WordSize, Scenario = Scenario, Commit = Commit,
-        Started = DateTimeOffset.UnixEpoch,
+        Started = imported, Imported = imported,
     };
 
     public static EventLogHeader FromRunInfo(RunInfo r, long events) => new(r.Id, r.Kernel, r.Fwb, r.Dic, r.WordSize, r.Seed, r.Scenario, r.Commit, events);

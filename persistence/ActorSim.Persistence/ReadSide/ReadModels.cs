@@ -67,4 +67,6 @@ public sealed class RunInfo
     public string? Commit { get; set; }
     public DateTimeOffset Started { get; set; }
     public DateTimeOffset? Ended { get; set; }
+    /// <summary>When <c>actorsim import</c> read the run in from an event log (null for a run recorded here).</summary>
+    public DateTimeOffset? Imported { get; set; }
 }
