@@ -17,11 +17,11 @@ public static class Cli
         }
     }
 
-    /// <summary>Starts actorsim with its output redirected (for tests that read it as it comes); an
-    /// <paramref name="env"/> value of null removes the variable; <paramref name="cwd"/> is its current
-    /// directory (the tests' own when null).</summary>
+    /// <summary>Starts actorsim with its output redirected (for tests that read it as it comes).</summary>
     public static Process Start(IReadOnlyDictionary<string, string?>? env, params string[] args) => StartIn(env, null, args);
 
+    /// <summary><see cref="Start"/> in <paramref name="cwd"/> (the tests' own directory when null); an
+    /// <paramref name="env"/> value of null removes the variable.</summary>
     public static Process StartIn(IReadOnlyDictionary<string, string?>? env, string? cwd, params string[] args)
     {
         Assert.True(File.Exists(Dll), $"actorsim.dll not found next to the tests ({Dll})");
