@@ -5,9 +5,10 @@ using Npgsql;
 
 namespace ActorSim.Host;
 
-/// <summary>A connection string and where it came from (<c>--db</c>, <c>ACTORSIM_DB</c> or an
-/// appsettings.json's path): messages name the source, never the value.</summary>
-public sealed record DatabaseSetting(string ConnectionString, string Source);
+/// <summary>A connection string and where it came from, as messages say it (<c>--db</c>,
+/// <c>ACTORSIM_DB</c>, <c>ConnectionStrings:ActorSim in PATH</c>): they name the source, never the
+/// value. <paramref name="IsDefault"/>: the shipped appsettings.json's, the local cluster.</summary>
+public sealed record DatabaseSetting(string ConnectionString, string Source, bool IsDefault = false);
 
 /// <summary>Where the host's database is, and checks that it answers. Messages name host:port/db,
 /// never the password.</summary>
@@ -31,7 +32,7 @@ public static class Database
         if (option is { Length: > 0 }) return new(option, "--db");
         if (Environment.GetEnvironmentVariable("ACTORSIM_DB") is { Length: > 0 } e) return new(e, "ACTORSIM_DB");
         foreach (var path in new[] { Path.GetFullPath(SettingsFile), ShippedSettings })
-            if (File.Exists(path) && ReadSetting(path) is { } cs) return new(cs, path);
+            if (File.Exists(path) && ReadSetting(path) is { } cs) return new(cs, $"{SettingsKey} in {path}", path == ShippedSettings);
         return null;
     }
 
@@ -116,7 +117,7 @@ public static class Database
         {
             // Only a key Npgsql knows is named: an unknown one could be a mistyped secret.
             var key = e is ArgumentException { ParamName: { Length: > 0 } p } && new NpgsqlConnectionStringBuilder().ContainsKey(p) ? $" (at '{p}')" : "";
-            throw new Commands.UsageException($"database: the connection string ({Describe(setting)}) is not one Npgsql reads{key}");
+            throw new Commands.UsageException($"database: the connection string ({setting.Source}) is not one Npgsql reads{key}");
         }
         for (var i = 1; ; i++)
         {
@@ -130,8 +131,8 @@ public static class Database
             {
                 if (i >= attempts)
                 {
-                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} ({Describe(setting)}) unreachable after {attempts} attempts ({e.GetType().Name})");
-                    if (setting.Source == ShippedSettings)
+                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} ({setting.Source}) unreachable after {attempts} attempts ({e.GetType().Name})");
+                    if (setting.IsDefault)
                         Console.Error.WriteLine("actorsim: that is the default, the local cluster: scripts/pg.sh start starts it (--db or ACTORSIM_DB names another database)");
                     return false;
                 }
@@ -139,10 +140,6 @@ public static class Database
             }
         }
     }
-
-    /// <summary>Where a setting came from, for messages: "--db", "ACTORSIM_DB", "ConnectionStrings:ActorSim in PATH".</summary>
-    public static string Describe(DatabaseSetting setting) =>
-        setting.Source.EndsWith(SettingsFile, StringComparison.Ordinal) ? $"{SettingsKey} in {setting.Source}" : setting.Source;
 
     public static async Task RecordRunAsync(string connectionString, RunInfo info)
     {

@@ -16,6 +16,7 @@ namespace ActorSim.Host;
 public sealed class HostedActorSystem : IAsyncDisposable
 {
     private readonly IHost _host;
+    private Task? _stopped;
 
     private HostedActorSystem(IHost host)
     {
@@ -45,12 +46,13 @@ public sealed class HostedActorSystem : IAsyncDisposable
         return new HostedActorSystem(host);
     }
 
-    /// <summary>Stops the host: the actor system's coordinated shutdown, then the host's services.</summary>
-    public Task StopAsync() => _host.StopAsync();
+    /// <summary>Stops the host: the actor system's coordinated shutdown, then the host's services. Once:
+    /// disposing after it (run's normal end) waits for the same stop.</summary>
+    public Task StopAsync() => _stopped ??= _host.StopAsync();
 
     public async ValueTask DisposeAsync()
     {
-        await _host.StopAsync();
+        await StopAsync();
         _host.Dispose();
     }
 

@@ -82,7 +82,7 @@ public static class Program
                 Console.WriteLine($"actorsim {typeof(Program).Assembly.GetName().Version}");
                 // Which database the commands would use, and where that came from (never the password).
                 Console.WriteLine(Database.Setting(null) is { } db
-                    ? $"database {MartenStores.Describe(db.ConnectionString)} ({Database.Describe(db)})"
+                    ? $"database {MartenStores.Describe(db.ConnectionString)} ({db.Source})"
                     : $"database: none (--db, ACTORSIM_DB or {Database.SettingsKey} in {Database.SettingsFile})");
                 return 0;
             case "kernels":
