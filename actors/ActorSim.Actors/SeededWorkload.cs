@@ -49,6 +49,14 @@ public sealed class SeededWorkload
 
     public long Accesses { get; private set; }
     public Dictionary<FaultResult, long> Results { get; } = [];
+    private readonly Lock _counting = new();
+
+    /// <summary>The accesses answered so far and their outcomes, as one copy: safe to take from another
+    /// thread while a round runs (run's progress reports during a round that waits on the database).</summary>
+    public (long Accesses, Dictionary<FaultResult, long> Results) Counted()
+    {
+        lock (_counting) return (Accesses, new Dictionary<FaultResult, long>(Results));
+    }
 
     private SeededWorkload(SimHost host, int seed, int vms, int vcpus)
     {
@@ -134,11 +142,12 @@ public sealed class SeededWorkload
         }
         _driver ??= _host.System.ActorOf(ActorProps.Of(() => new RoundDriver()));
         var done = await _driver.Ask<RoundDriver.Done>(new RoundDriver.Run([.. accesses], change, churn), _host.Timeout);
-        foreach (var r in done.Results)
-        {
-            Accesses++;
-            Results[r.Result.Outcome.Result] = Results.GetValueOrDefault(r.Result.Outcome.Result) + 1;
-        }
+        lock (_counting)
+            foreach (var r in done.Results)
+            {
+                Accesses++;
+                Results[r.Result.Outcome.Result] = Results.GetValueOrDefault(r.Result.Outcome.Result) + 1;
+            }
     }
 
     private IActorRef? _driver;

@@ -12,7 +12,7 @@ public static class Program
         usage: actorsim <command> [options]
           run       [--duration 30s | --rounds N] [--seed N] [--kernel 6.8|6.9|6.17] [--no-fwb] [--no-dic] [--vms N] [--vcpus N]
                     [--deterministic] [--db CONN | --in-memory] [--snapshot-every N] [--run-id ID] [--export FILE]
-                    [--outage-limit 60s] [--resume ID]
+                    [--outage-limit 60s] [--resume ID] [--metrics FILE]
                     a seeded long-running simulation through the actors, every event persisted
           run       --scenario FILE [--deterministic] [--db CONN | --in-memory]    the same as scenario FILE
           scenario  [--deterministic] [--db CONN | --in-memory] FILE...

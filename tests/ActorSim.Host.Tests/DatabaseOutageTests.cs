@@ -40,7 +40,8 @@ public class DatabaseOutageTests
     public async Task A_10_second_outage_is_ridden_out_and_nothing_acknowledged_is_lost()
     {
         var lines = new List<string>();
-        using var p = Cli.Start(null, "run", "--duration", "25s", "--seed", "31", "--vms", "2", "--vcpus", "3");
+        var metrics = Path.Combine(Path.GetTempPath(), $"outage-metrics-{Guid.NewGuid():N}.jsonl");
+        using var p = Cli.Start(null, "run", "--duration", "25s", "--seed", "31", "--vms", "2", "--vcpus", "3", "--metrics", metrics);
         var runId = await WaitForProgress(p, lines, 2);
         Pg("stop");
         try
@@ -58,6 +59,11 @@ public class DatabaseOutageTests
         Assert.Contains("database unreachable", output);
         Assert.Contains("database back", output);
         Assert.Contains("invariants: hold", output);
+        // Progress goes on while the rounds wait on the database: a line a second, the outage named.
+        var during = File.ReadLines(metrics).Where(l => l.Contains("\"database\":\"outage\"")).ToList();
+        Assert.True(during.Count >= 5, $"{during.Count} metrics lines during the outage:\n{File.ReadAllText(metrics)}");
+        Assert.True(Regex.Matches(output, "database=outage").Count >= 5, output);
+        Assert.Contains("\"database\":\"up\"", File.ReadLines(metrics).Last());
         var verify = Actorsim("replay", "--run", runId, "--verify");
         Assert.True(verify.Exit == 0, verify.Out);
         var file = Path.Combine(Path.GetTempPath(), $"{runId}.jsonl");
