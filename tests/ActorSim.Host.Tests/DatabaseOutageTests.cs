@@ -75,7 +75,9 @@ public class DatabaseOutageTests
     public async Task An_outage_past_the_limit_exits_3_with_the_address_and_no_password()
     {
         var lines = new List<string>();
-        using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "4s" }, "run", "--duration", "120s", "--seed", "32", "--vms", "1", "--vcpus", "2");
+        var metrics = Path.Combine(Path.GetTempPath(), $"outage-metrics-{Guid.NewGuid():N}.jsonl");
+        using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "4s" }, "run", "--duration", "120s", "--seed", "32", "--vms", "1", "--vcpus", "2",
+            "--metrics", metrics);
         await WaitForProgress(p, lines, 1);
         Pg("stop");
         try
@@ -88,6 +90,10 @@ public class DatabaseOutageTests
             Assert.Contains("unreachable", err);
             Assert.Contains("127.0.0.1:54329", err);
             Assert.DoesNotContain("Password", err + await stdout, StringComparison.OrdinalIgnoreCase);
+            // The metrics end with a final line that says why.
+            var last = File.ReadLines(metrics).Last();
+            Assert.Contains("\"database\":\"unavailable\"", last);
+            Assert.Contains("\"final\":true", last);
         }
         finally
         {

@@ -83,6 +83,18 @@ public class RunMetricsTests
         Assert.Contains("--metrics does not apply to --scenario", err);
     }
 
+    [Fact]
+    public void A_metrics_file_that_cannot_take_more_is_reported_at_the_end_and_the_run_completes()
+    {
+        // /dev/full: every write fails with ENOSPC, as a disk that filled under a long run would.
+        Assert.True(File.Exists("/dev/full"), "this test needs Linux's /dev/full");
+        var (exit, output, err) = Cli.Run("run", "--in-memory", "--duration", "2s", "--metrics", "/dev/full");
+        Assert.True(exit == 2, output + err);
+        Assert.Contains("--metrics /dev/full: cannot write:", err);
+        Assert.Contains("invariants: hold", output); // the run went on to its summary
+        Assert.DoesNotContain("   at ", err); // no stack trace
+    }
+
     private static MetricsSample Sample(double seconds, long mapped, long retry, long events, JournalStats? journal, TimeSpan gcPause, TimeSpan cpu) =>
         new(TimeSpan.FromSeconds(seconds), mapped + retry, new Dictionary<FaultResult, long> { [FaultResult.Mapped] = mapped, [FaultResult.Retry] = retry },
             events, 0, journal is null ? "in-memory" : "up", journal, 100_000_000, 5_000_000, gcPause, [3, 2, 1], cpu);

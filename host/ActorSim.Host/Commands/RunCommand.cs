@@ -256,6 +256,9 @@ public static class RunCommand
                 tick = Task.Delay(TimeSpan.FromSeconds(1) - (clock.Elapsed - now));
                 interrupt = Task.WhenAny(unavailable.Task, tick);
             }
+            // A run that stops on a failure still ends its metrics with a final line (the counts of the rounds
+            // answered; figures an actor no longer gives are the line before's).
+            async Task Stopping() => metrics.Publish(await Sample(clock.Elapsed, reportPatience), final: true);
             for (long n = 0; n < rounds && (rounds != long.MaxValue || clock.Elapsed < duration) && !stop.IsCancellationRequested; n++)
             {
                 // A round in flight always completes (nothing acknowledged is lost), unless the database
@@ -266,6 +269,7 @@ public static class RunCommand
                 {
                     var u = await unavailable.Task;
                     Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(cs!)} unreachable for {u.After.TotalSeconds:0}s (limit {outageLimit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database");
+                    await Stopping();
                     await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
                     return 3;
                 }
@@ -276,6 +280,7 @@ public static class RunCommand
                 catch (AskTimeoutException)
                 {
                     Console.Error.WriteLine($"actorsim: the simulation stopped answering (a journal write failed: see the log above); what was acknowledged is in the {(cs is null ? "journal" : "database")}");
+                    await Stopping();
                     await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
                     return 3;
                 }
@@ -308,7 +313,7 @@ public static class RunCommand
         if (early is { } code) return code;
         var elapsed = clock.Elapsed; // the run's, not the export's completion or the shutdown
         var secs = elapsed.TotalSeconds;
-        var exportFailed = false;
+        var outputFailed = false;
         if (exporter is not null)
         {
             var written = await exporter.Ask<ExportWriter.Finished>(new ExportWriter.Finish(EventLogHeader.FromRunInfo(info, 0) with { Commit = null })); // no timeout: a long run's file takes its time
@@ -316,12 +321,18 @@ public static class RunCommand
             {
                 // Checked before the run (Args.GetOutputFile), so this is the file system changing under it.
                 Console.Error.WriteLine($"actorsim run: --export {exportFile}: cannot write: {error}{(cs is null ? "" : " (the run is in the database: export --run)")}");
-                exportFailed = true;
+                outputFailed = true;
             }
         }
         var violations = (await host.Ask<Violations>(host.Checker, new GetViolations())).Items;
         var summary = await Sample(elapsed, host.Timeout);
         metrics.Publish(summary, final: true);
+        if (metrics.Error is { } metricsError)
+        {
+            // Checked before the run (Args.GetOutputFile), so this is the file system changing under it.
+            Console.Error.WriteLine($"actorsim run: --metrics {metricsFile}: cannot write: {metricsError}");
+            outputFailed = true;
+        }
         await hosted.StopAsync(); // the journal writes what is queued before it stops
         if (cs is not null)
         {
@@ -332,7 +343,7 @@ public static class RunCommand
         Console.WriteLine($"  {summary.Accesses} guest accesses in {secs:0.0}s ({summary.Accesses / Math.Max(secs, 0.001):0}/s), {summary.EventsPersisted} events persisted");
         Console.WriteLine($"  outcomes: {Outcomes(summary.Outcomes)}");
         Console.WriteLine($"  invariants: {(violations.Length == 0 ? "hold" : $"{violations.Length} violated, first: {violations[0].Violation} at event {violations[0].Seq}")}");
-        return exportFailed ? 2 : violations.Length == 0 ? 0 : 1;
+        return outputFailed ? 2 : violations.Length == 0 ? 0 : 1;
     }
 
     /// <summary>A progress line's figures: a sample, and the access rate since the line before.</summary>

@@ -39,7 +39,7 @@ public sealed class RunMetrics : IDisposable
 
     private readonly string _runId;
     private readonly Meter _meter;
-    private readonly StreamWriter? _file;
+    private StreamWriter? _file;
     private MetricsSample? _last, _baseline;
 
     /// <param name="file">Where the JSON Lines go (created or truncated), or null for the meter only.</param>
@@ -74,15 +74,35 @@ public sealed class RunMetrics : IDisposable
         Volatile.Write(ref _last, sample);
     }
 
+    /// <summary>Why the file stopped being written (a disk that filled, say), or null. The run goes on.</summary>
+    public string? Error { get; private set; }
+
     /// <summary>Publishes a sample to the meter and writes its line; the final line's interval is the
-    /// whole run (from the baseline), as the summary's figures are.</summary>
+    /// whole run (from the baseline), as the summary's figures are. A write that fails stops the writing
+    /// (<see cref="Error"/>); the meter goes on.</summary>
     public void Publish(MetricsSample sample, bool final = false)
     {
         var previous = final ? _baseline : Newest();
         Volatile.Write(ref _last, sample);
         if (_file is null) return;
-        _file.WriteLine(Line(_runId, DateTimeOffset.UtcNow, sample, previous, final));
-        _file.Flush();
+        try
+        {
+            _file.WriteLine(Line(_runId, DateTimeOffset.UtcNow, sample, previous, final));
+            _file.Flush();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Error = e.Message;
+            try
+            {
+                _file.Dispose();
+            }
+            catch (IOException)
+            {
+                // what could not be flushed is lost with the file's last lines
+            }
+            _file = null;
+        }
     }
 
     /// <summary>A sample as its JSON line; the interval's figures against <paramref name="previous"/>
