@@ -22,6 +22,7 @@ public static class Program
                     re-derive every decision; with --kernel/--fwb/--dic re-decide and report what changes
           export    --run ID -o FILE                          write a run as JSON Lines
           import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
+          delete    RUN... [--db CONN]                        remove runs whole (events, snapshots, read side, record)
           explain   --run ID --vm NAME --gpa ADDR             why a guest page has its memory type
           bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--only SECTION,...]
                     the fault path side by side (see docs/BENCHMARKS.md)
@@ -97,6 +98,7 @@ public static class Program
             case "runs": return await DataCommands.Runs(rest);
             case "export": return await DataCommands.Export(rest);
             case "import": return await DataCommands.Import(rest);
+            case "delete": return await DataCommands.Delete(rest);
             case "replay": return await DataCommands.Replay(rest);
             case "explain": return await ExplainCommand.Execute(rest);
             case "bench": return await BenchCommand.Execute(rest);

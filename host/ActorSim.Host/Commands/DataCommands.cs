@@ -33,6 +33,26 @@ public static class DataCommands
         return 0;
     }
 
+    /// <summary><c>actorsim delete RUN...</c>: removes runs whole (<see cref="RunLog.DeleteAsync"/>), all
+    /// of them or none: a run the database does not have is bad input (exit 2) and nothing is deleted.</summary>
+    public static async Task<int> Delete(string[] args)
+    {
+        var a = Args.Parse("delete", args, [], ["--db"]);
+        if (a.Positional.Count == 0) throw new UsageException("delete: name the runs to delete (actorsim runs lists them)");
+        var runs = a.Positional.Distinct(StringComparer.Ordinal).ToList();
+        if (runs.FirstOrDefault(r => r.Length == 0 || r.Contains('/')) is { } bad) throw new UsageException($"delete: '{bad}' is not a run id (a run id has no '/')");
+        if (await Store("delete", a) is not { } store) return 3;
+        foreach (var run in runs)
+            if (!await RunLog.RunExistsAsync(store, run))
+            {
+                Console.Error.WriteLine($"actorsim delete: no run '{run}' (nothing deleted)");
+                return 2;
+            }
+        foreach (var d in await RunLog.DeleteAsync(store, runs))
+            Console.WriteLine($"deleted run {d.Run}: {d.Streams} streams, {d.Events} events, {d.Decisions} decisions");
+        return 0;
+    }
+
     public static async Task<int> Export(string[] args)
     {
         var a = Args.Parse("export", args, [], ["--db", "--run", "-o"]);

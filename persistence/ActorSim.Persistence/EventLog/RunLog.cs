@@ -349,4 +349,66 @@ public static class RunLog
         await tx.CommitAsync(ct);
         return written;
     }
+
+    /// <summary>Deletes runs whole, in one transaction (all of them or nothing): their events and
+    /// streams (every stream "RUN/…", found in <c>mt_streams</c>, its events by the (stream_id, version)
+    /// index), their snapshots and journal metadata (keyed by those persistence ids), their read side
+    /// (decision rows, batch rows, violation rows) and their run record. A run id is matched whole, never
+    /// as a pattern: "a" does not take "a-check", and '_' or '%' in an id are plain characters.
+    /// Events of another run are never touched; a run being written while it is deleted loses its
+    /// writes (the journal finds its streams gone).</summary>
+    public static async Task<IReadOnlyList<DeletedRun>> DeleteAsync(IDocumentStore store, IReadOnlyList<string> runs, CancellationToken ct = default)
+    {
+        var events = store.Options.Events.DatabaseSchemaName;
+        var docs = store.Options.DatabaseSchemaName;
+        await using var conn = store.Options.Tenancy.Default.Database.CreateConnection();
+        await conn.OpenAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        async Task<long> Scalar(string sql, params (string Name, object Value)[] parameters)
+        {
+            await using var cmd = new Npgsql.NpgsqlCommand(sql, conn, tx);
+            foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
+            return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct) ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        // The read side's tables are made on the first write that needs them: a database may lack some.
+        async Task<bool> Exists(string table) => await Scalar("select count(*) from (select to_regclass(@t) as t) x where x.t is not null", ("t", table)) > 0;
+        var deleted = new List<DeletedRun>();
+        foreach (var run in runs)
+        {
+            var streams = new List<string>();
+            await using (var list = new Npgsql.NpgsqlCommand($"select id from {events}.mt_streams where starts_with(id, @prefix)", conn, tx))
+            {
+                list.Parameters.AddWithValue("prefix", run + "/");
+                await using var r = await list.ExecuteReaderAsync(ct);
+                while (await r.ReadAsync(ct)) streams.Add(r.GetString(0));
+            }
+            var ids = streams.ToArray();
+            var eventCount = await Scalar($"with d as (delete from {events}.mt_events where stream_id = any(@ids) returning 1) select count(*) from d", ("ids", ids));
+            await Scalar($"with d as (delete from {events}.mt_streams where id = any(@ids) returning 1) select count(*) from d", ("ids", ids));
+            long decisions = 0;
+            if (await Exists($"{docs}.{DecisionRows.TableName}"))
+                decisions += await Scalar($"with d as (delete from {docs}.{DecisionRows.TableName} where run = @run returning 1) select count(*) from d", ("run", run));
+            if (await Exists($"{docs}.{DecisionRows.EventsTableName}"))
+                decisions += await Scalar($"with d as (delete from {docs}.{DecisionRows.EventsTableName} where run = @run returning cardinality(vm) as n) " +
+                    "select coalesce(sum(n), 0) from d", ("run", run));
+            // Before mt_decision_rows, decisions were documents (DecisionRows copies them over once).
+            if (await Exists($"{docs}.mt_doc_decisionrow"))
+                await Scalar($"with d as (delete from {docs}.mt_doc_decisionrow where data->>'Run' = @run returning 1) select count(*) from d", ("run", run));
+            await using (var session = store.LightweightSession(Marten.Services.SessionOptions.ForTransaction(tx)))
+            {
+                session.DeleteWhere<SnapshotDocument>(x => x.PersistenceId.IsOneOf(ids));
+                session.DeleteWhere<JournalMetadata>(x => x.Id.IsOneOf(ids));
+                session.DeleteWhere<ViolationRow>(x => x.Run == run);
+                session.Delete<RunInfo>(run);
+                await session.SaveChangesAsync(ct);
+            }
+            deleted.Add(new DeletedRun(run, ids.Length, eventCount, decisions));
+        }
+        await tx.CommitAsync(ct);
+        return deleted;
+    }
 }
+
+/// <summary>What <see cref="RunLog.DeleteAsync"/> removed of a run: its streams (one per actor), their
+/// events, and its decisions on the read side.</summary>
+public sealed record DeletedRun(string Run, long Streams, long Events, long Decisions);

@@ -1,0 +1,88 @@
+using Npgsql;
+
+namespace ActorSim.Host.Tests;
+
+/// <summary><c>actorsim delete RUN...</c> on the real database: a run goes whole, its neighbours stay.</summary>
+public class DeleteRunTests
+{
+    private static string Db =>
+        Environment.GetEnvironmentVariable("ACTORSIM_DB") is { Length: > 0 } s ? s : throw new InvalidOperationException("ACTORSIM_DB is not set: run through scripts/test.sh");
+
+    /// <summary>What the database holds of a run, table by table.</summary>
+    private static Dictionary<string, long> Rows(string run)
+    {
+        using var conn = new NpgsqlConnection(Db);
+        conn.Open();
+        var counts = new Dictionary<string, long>();
+        foreach (var (name, sql) in new[]
+        {
+            ("streams", "select count(*) from actorsim.mt_streams where starts_with(id, @p)"),
+            ("events", "select count(*) from actorsim.mt_events where starts_with(stream_id, @p)"),
+            ("snapshots", "select count(*) from actorsim.mt_doc_snapshotdocument where starts_with(id, @p)"),
+            ("decision rows", "select count(*) from actorsim.mt_decision_rows where run = @r"),
+            ("decision events", "select count(*) from actorsim.mt_decision_events where run = @r"),
+            ("run record", "select count(*) from actorsim.mt_doc_runinfo where id = @r"),
+        })
+        {
+            using var cmd = new NpgsqlCommand(sql, conn);
+            cmd.Parameters.AddWithValue("p", run + "/");
+            cmd.Parameters.AddWithValue("r", run);
+            counts[name] = (long)cmd.ExecuteScalar()!;
+        }
+        return counts;
+    }
+
+    [Fact]
+    public void A_run_is_deleted_whole_and_runs_whose_ids_it_begins_or_matches_as_a_pattern_stay()
+    {
+        var id = $"del_{Guid.NewGuid():N}"[..16]; // '_' would match any character in a LIKE pattern
+        var (exit, output, err) = Cli.Run("run", "--duration", "2s", "--seed", "9", "--vms", "1", "--vcpus", "2", "--snapshot-every", "10", "--run-id", id);
+        Assert.True(exit == 0, output + err);
+        var before = Rows(id);
+        Assert.All(before, c => Assert.True(c.Value > 0, $"{c.Key}: none before the delete: {string.Join(", ", before)}"));
+        // Neighbours: one whose id begins with the run's, one that the id matches as a LIKE pattern.
+        var file = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        Assert.Equal(0, Cli.Run("export", "--run", id, "-o", file).Exit);
+        string[] neighbours = [id + "-copy", id.Replace('_', 'x')];
+        foreach (var n in neighbours) Assert.Equal(0, Cli.Run("import", file, "--as", n).Exit);
+        var neighbourRows = neighbours.ToDictionary(n => n, Rows);
+
+        (exit, output, err) = Cli.Run("delete", id);
+        Assert.True(exit == 0, output + err);
+        Assert.Contains($"deleted run {id}: {before["streams"]} streams, {before["events"]} events", output);
+        Assert.All(Rows(id), c => Assert.True(c.Value == 0, $"{c.Key}: {c.Value} left"));
+        foreach (var n in neighbours)
+        {
+            Assert.Equal(neighbourRows[n], Rows(n));
+            var verify = Cli.Run("replay", "--run", n, "--verify");
+            Assert.True(verify.Exit == 0, verify.Out + verify.Err);
+        }
+        Assert.DoesNotContain(id + " ", Cli.Run("runs").Out);
+
+        // The id is free again: a new run under it starts from nothing, not from the deleted one's state.
+        (exit, output, err) = Cli.Run("run", "--rounds", "3", "--vms", "1", "--vcpus", "1", "--run-id", id);
+        Assert.True(exit == 0, output + err);
+        Assert.DoesNotContain("resumed", output);
+        Assert.Equal(0, Cli.Run("delete", id, neighbours[0], neighbours[1]).Exit);
+    }
+
+    [Fact]
+    public void A_run_the_database_does_not_have_deletes_nothing_and_exits_2()
+    {
+        var id = $"keep-{Guid.NewGuid():N}"[..17];
+        var (exit, output, err) = Cli.Run("run", "--rounds", "5", "--vms", "1", "--vcpus", "1", "--run-id", id);
+        Assert.True(exit == 0, output + err);
+        var before = Rows(id);
+        (exit, output, err) = Cli.Run("delete", id, "no-such-run-" + Guid.NewGuid().ToString("N"));
+        Assert.Equal(2, exit);
+        Assert.Contains("no run 'no-such-run-", err);
+        Assert.Contains("nothing deleted", err);
+        Assert.Equal(before, Rows(id));
+        Assert.Equal(2, Cli.Run("delete").Exit); // no run named
+        (exit, _, err) = Cli.Run("delete", id + "/mm-vmm");
+        Assert.Equal(2, exit);
+        Assert.Contains("is not a run id", err);
+        Assert.Equal(before, Rows(id));
+        Assert.Equal(0, Cli.Run("delete", id).Exit);
+    }
+}
