@@ -85,4 +85,26 @@ public class DeleteRunTests
         Assert.Equal(before, Rows(id));
         Assert.Equal(0, Cli.Run("delete", id).Exit);
     }
+
+    [Fact]
+    public async Task A_run_being_written_can_be_neither_deleted_nor_resumed_a_second_time()
+    {
+        var id = $"busy-{Guid.NewGuid():N}"[..17];
+        using var p = Cli.Start(null, "run", "--duration", "60s", "--vms", "1", "--vcpus", "1", "--run-id", id);
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
+        var before = Rows(id);
+        var (exit, output, err) = Cli.Run("delete", id);
+        Assert.True(exit == 2, output + err);
+        Assert.Contains($"run '{id}' is being written by a running actorsim (nothing deleted", err);
+        (exit, output, err) = Cli.Run("run", "--resume", id, "--rounds", "3");
+        Assert.True(exit == 2, output + err);
+        Assert.Contains($"run '{id}' is being written by another actorsim", err);
+        Assert.True(Rows(id)["events"] >= before["events"]); // nothing taken
+        // Stopped (SIGTERM drains), the run lets its lock go: then it can be deleted.
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) await kill.WaitForExitAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, p.ExitCode);
+        (exit, output, err) = Cli.Run("delete", id);
+        Assert.True(exit == 0, output + err);
+    }
 }

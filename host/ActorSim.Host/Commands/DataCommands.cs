@@ -34,7 +34,8 @@ public static class DataCommands
     }
 
     /// <summary><c>actorsim delete RUN...</c>: removes runs whole (<see cref="RunLog.DeleteAsync"/>), all
-    /// of them or none: a run the database does not have is bad input (exit 2) and nothing is deleted.</summary>
+    /// of them or none: a run the database does not have, or one a process is writing, is bad input
+    /// (exit 2) and nothing is deleted.</summary>
     public static async Task<int> Delete(string[] args)
     {
         var a = Args.Parse("delete", args, [], ["--db"]);
@@ -48,7 +49,17 @@ public static class DataCommands
                 Console.Error.WriteLine($"actorsim delete: no run '{run}' (nothing deleted)");
                 return 2;
             }
-        foreach (var d in await RunLog.DeleteAsync(store, runs))
+        IReadOnlyList<DeletedRun> deleted;
+        try
+        {
+            deleted = await RunLog.DeleteAsync(store, runs);
+        }
+        catch (RunInUseException e)
+        {
+            Console.Error.WriteLine($"actorsim delete: {e.Message} (nothing deleted; stop it first)");
+            return 2;
+        }
+        foreach (var d in deleted)
             Console.WriteLine($"deleted run {d.Run}: {d.Streams} streams, {d.Events} events, {d.Decisions} decisions");
         return 0;
     }

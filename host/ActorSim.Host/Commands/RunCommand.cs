@@ -144,6 +144,10 @@ public static class RunCommand
         }
         var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
         if (runId.Length == 0 || runId.Contains('/')) throw new UsageException("run: a run id cannot be empty or contain '/'");
+        // Held while this process writes the run (RunLock): a second --resume of it, which would write
+        // its streams from a second journal, or a delete of it is refused meanwhile.
+        await using var runLock = cs is null ? null : await RunLock.TryAcquireAsync(cs, runId)
+            ?? throw new UsageException($"run: run '{runId}' is being written by another actorsim (it holds the run's lock)");
         // A new run under an id the database has: its actors would recover the old run's state and the
         // set-up would run again on top of it. Continuing a run is --resume.
         if (resume is null && cs is not null && await Persistence.EventLog.RunLog.RunExistsAsync(MartenStores.Get(cs), runId))

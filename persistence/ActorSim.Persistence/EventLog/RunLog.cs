@@ -355,8 +355,8 @@ public static class RunLog
     /// index), their snapshots and journal metadata (keyed by those persistence ids), their read side
     /// (decision rows, batch rows, violation rows) and their run record. A run id is matched whole, never
     /// as a pattern: "a" does not take "a-check", and '_' or '%' in an id are plain characters.
-    /// Events of another run are never touched; a run being written while it is deleted loses its
-    /// writes (the journal finds its streams gone).</summary>
+    /// Events of another run are never touched. A run that a process is writing (<see cref="RunLock"/>)
+    /// is refused (<see cref="RunInUseException"/>), and nothing is deleted.</summary>
     public static async Task<IReadOnlyList<DeletedRun>> DeleteAsync(IDocumentStore store, IReadOnlyList<string> runs, CancellationToken ct = default)
     {
         var events = store.Options.Events.DatabaseSchemaName;
@@ -375,6 +375,9 @@ public static class RunLog
         var deleted = new List<DeletedRun>();
         foreach (var run in runs)
         {
+            // Held until the transaction ends: no run starts writing under this id meanwhile either.
+            if (await Scalar($"select case when pg_try_advisory_xact_lock({RunLock.Key}) then 1 else 0 end", ("run", run)) == 0)
+                throw new RunInUseException(run);
             var streams = new List<string>();
             await using (var list = new Npgsql.NpgsqlCommand($"select id from {events}.mt_streams where starts_with(id, @prefix)", conn, tx))
             {
@@ -407,6 +410,12 @@ public static class RunLog
         await tx.CommitAsync(ct);
         return deleted;
     }
+}
+
+/// <summary>A run a process is writing (it holds the run's <see cref="RunLock"/>).</summary>
+public sealed class RunInUseException(string run) : Exception($"run '{run}' is being written by a running actorsim")
+{
+    public string Run { get; } = run;
 }
 
 /// <summary>What <see cref="RunLog.DeleteAsync"/> removed of a run: its streams (one per actor), their
