@@ -22,7 +22,8 @@ public static class Program
                     re-derive every decision; with --kernel/--fwb/--dic re-decide and report what changes
           export    --run ID -o FILE                          write a run as JSON Lines
           import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
-          delete    RUN... [--db CONN]                        remove runs whole (events, snapshots, read side, record)
+          delete    (RUN... | --older-than 7d) [--dry-run] [--db CONN]
+                    remove runs whole (events, snapshots, read side, run record), in one transaction
           explain   --run ID --vm NAME --gpa ADDR             why a guest page has its memory type
           bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--only SECTION,...]
                     the fault path side by side (see docs/BENCHMARKS.md)

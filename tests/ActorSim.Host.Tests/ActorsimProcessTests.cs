@@ -144,6 +144,9 @@ public class ActorsimProcessTests
     [InlineData("run", "--kernel", "5.10")]
     [InlineData("run", "--frobnicate")]
     [InlineData("run", "--duration", "soon")]
+    [InlineData("run", "--in-memory", "--duration", "1e30h")] // past TimeSpan: was an OverflowException
+    [InlineData("delete", "--older-than", "1e300d")]
+    [InlineData("delete")]
     [InlineData("replay")]
     [InlineData("replay", "--run", "x", "--file", "y")]
     [InlineData("export", "--run", "x")]

@@ -63,7 +63,7 @@ public sealed class Args
         return n;
     }
 
-    /// <summary>Durations like 30s, 5m, 2h, 500ms.</summary>
+    /// <summary>Durations like 30s, 5m, 2h, 7d, 500ms.</summary>
     public TimeSpan GetDuration(string command, string name, TimeSpan fallback)
     {
         var v = Get(name);
@@ -75,9 +75,10 @@ public sealed class Args
 
     private static TimeSpan? ParseDuration(string v)
     {
-        foreach (var (suffix, unit) in new[] { ("ms", TimeSpan.FromMilliseconds(1)), ("s", TimeSpan.FromSeconds(1)), ("m", TimeSpan.FromMinutes(1)), ("h", TimeSpan.FromHours(1)) })
+        foreach (var (suffix, unit) in new[] { ("ms", TimeSpan.FromMilliseconds(1)), ("s", TimeSpan.FromSeconds(1)), ("m", TimeSpan.FromMinutes(1)), ("h", TimeSpan.FromHours(1)), ("d", TimeSpan.FromDays(1)) })
             if (v.EndsWith(suffix, StringComparison.Ordinal) && double.TryParse(v[..^suffix.Length], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0)
-                return unit * n;
+                // Longer than TimeSpan holds (about 29,000 years; NaN and infinity too): not a duration.
+                return unit.Ticks * n < TimeSpan.MaxValue.Ticks ? unit * n : null;
         return null;
     }
 }

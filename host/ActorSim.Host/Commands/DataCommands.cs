@@ -33,22 +33,43 @@ public static class DataCommands
         return 0;
     }
 
-    /// <summary><c>actorsim delete RUN...</c>: removes runs whole (<see cref="RunLog.DeleteAsync"/>), all
+    /// <summary><c>actorsim delete RUN...</c> or <c>delete --older-than AGE</c> (the runs started before
+    /// now - AGE, by their run records): removes runs whole (<see cref="RunLog.DeleteAsync"/>), all
     /// of them or none: a run the database does not have, or one a process is writing, is bad input
-    /// (exit 2) and nothing is deleted.</summary>
+    /// (exit 2) and nothing is deleted. <c>--dry-run</c> names the runs it would delete.</summary>
     public static async Task<int> Delete(string[] args)
     {
-        var a = Args.Parse("delete", args, [], ["--db"]);
-        if (a.Positional.Count == 0) throw new UsageException("delete: name the runs to delete (actorsim runs lists them)");
+        var a = Args.Parse("delete", args, ["--dry-run"], ["--db", "--older-than"]);
+        if (a.Positional.Count == 0 && !a.Has("--older-than"))
+            throw new UsageException("delete: name the runs to delete (actorsim runs lists them), or give --older-than AGE");
+        if (a.Positional.Count > 0 && a.Has("--older-than")) throw new UsageException("delete: name runs or give --older-than, not both");
+        var age = a.GetDuration("delete", "--older-than", TimeSpan.Zero);
         var runs = a.Positional.Distinct(StringComparer.Ordinal).ToList();
         if (runs.FirstOrDefault(r => r.Length == 0 || r.Contains('/')) is { } bad) throw new UsageException($"delete: '{bad}' is not a run id (a run id has no '/')");
         if (await Store("delete", a) is not { } store) return 3;
+        if (a.Has("--older-than"))
+        {
+            // The runs recorded as started (or imported) before now - AGE.
+            var now = DateTimeOffset.UtcNow;
+            var before = age < now - DateTimeOffset.MinValue ? now - age : DateTimeOffset.MinValue;
+            runs = [.. (await RunLog.RunsAsync(store)).Where(r => r.Started < before).Select(r => r.Id)];
+            if (runs.Count == 0)
+            {
+                Console.WriteLine($"no run started before {before:yyyy-MM-dd HH:mm:ss} UTC");
+                return 0;
+            }
+        }
         foreach (var run in runs)
             if (!await RunLog.RunExistsAsync(store, run))
             {
                 Console.Error.WriteLine($"actorsim delete: no run '{run}' (nothing deleted)");
                 return 2;
             }
+        if (a.Has("--dry-run"))
+        {
+            foreach (var run in runs) Console.WriteLine($"would delete run {run}");
+            return 0;
+        }
         IReadOnlyList<DeletedRun> deleted;
         try
         {
