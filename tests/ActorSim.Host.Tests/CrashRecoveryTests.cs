@@ -9,6 +9,15 @@ namespace ActorSim.Host.Tests;
 /// gap or duplicate, every decision verifies and the invariants hold.</summary>
 public class CrashRecoveryTests
 {
+    /// <summary>A run's status as <c>actorsim runs --json</c> gives it.</summary>
+    internal static string? Status(string run)
+    {
+        var (exit, output, err) = Actorsim("runs", "--json");
+        Assert.True(exit == 0, output + err);
+        using var doc = JsonDocument.Parse(output);
+        return doc.RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetString() == run).GetProperty("status").GetString();
+    }
+
     [Fact]
     public async Task A_run_killed_with_SIGKILL_resumes_with_every_acknowledged_decision_in_the_log()
     {
@@ -34,9 +43,11 @@ public class CrashRecoveryTests
         long Count(string result) => Regex.Match(lastProgress!, $"\\b{result}=(\\d+)") is { Success: true } m ? long.Parse(m.Groups[1].Value) : 0;
         var acknowledged = Count("Mapped") + Count("Retry") + Count("GuestAbort") + Count("MmioExit") + Count("Error");
 
+        Assert.Equal("stopped", Status(runId)); // no end recorded, nobody writing it
         var resumed = Actorsim("run", "--resume", runId, "--duration", "2s");
         Assert.True(resumed.Exit == 0, resumed.Out + resumed.Err);
         Assert.Contains("invariants: hold", resumed.Out);
+        Assert.Equal("ended", Status(runId));
 
         var file = Path.Combine(Path.GetTempPath(), $"{runId}.jsonl");
         Assert.Equal(0, Actorsim("export", "--run", runId, "-o", file).Exit);

@@ -98,6 +98,7 @@ public class DeleteRunTests
         using var p = Cli.Start(null, "run", "--duration", "60s", "--vms", "1", "--vcpus", "1", "--run-id", id);
         while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
         var before = Rows(id);
+        Assert.Equal("running", CrashRecoveryTests.Status(id));
         var (exit, output, err) = Cli.Run("delete", id);
         Assert.True(exit == 2, output + err);
         Assert.Contains($"run '{id}' is being written by a running actorsim (nothing deleted", err);
@@ -109,6 +110,7 @@ public class DeleteRunTests
         using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) await kill.WaitForExitAsync();
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(0, p.ExitCode);
+        Assert.Equal("ended", CrashRecoveryTests.Status(id));
         (exit, output, err) = Cli.Run("delete", id);
         Assert.True(exit == 0, output + err);
     }

@@ -10,26 +10,44 @@ namespace ActorSim.Host.Commands;
 /// <summary>runs, export, import, replay: the recorded side of the host.</summary>
 public static class DataCommands
 {
-    private static async Task<Marten.DocumentStore?> Store(string command, Args a)
+    private static async Task<Marten.DocumentStore?> Store(string command, Args a) =>
+        await Connect(command, a) is { } cs ? MartenStores.Get(cs) : null;
+
+    /// <summary>The command's connection string, once the database answers; null when it does not (exit 3).</summary>
+    private static async Task<string?> Connect(string command, Args a)
     {
         var db = Database.Required(command, a.Get("--db"));
-        if (!await Database.ReachableAsync(db)) return null;
-        return MartenStores.Get(db.ConnectionString);
+        return await Database.ReachableAsync(db) ? db.ConnectionString : null;
     }
+
+    /// <summary>A run's state as <c>runs</c> shows it: running (a process holds its <see cref="RunLock"/>),
+    /// imported, ended (its end recorded), or stopped (no end recorded and nobody writing it: killed, or
+    /// stopped by a failure; <c>run --resume</c> continues a seeded run).</summary>
+    private static string Status(Persistence.ReadSide.RunInfo r, HashSet<string> running) =>
+        running.Contains(r.Id) ? "running" : r.Imported is not null ? "imported" : r.Ended is not null ? "ended" : "stopped";
 
     public static async Task<int> Runs(string[] args)
     {
         var a = Args.Parse("runs", args, ["--json"], ["--db"]);
-        if (await Store("runs", a) is not { } store) return 3;
-        var runs = await RunLog.RunsAsync(store);
+        if (await Connect("runs", a) is not { } cs) return 3;
+        var runs = await RunLog.RunsAsync(MartenStores.Get(cs));
+        var running = await RunLock.HeldAsync(cs, [.. runs.Select(r => r.Id)]);
         if (a.Has("--json"))
         {
-            Console.WriteLine(JsonSerializer.Serialize(runs, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+            var options = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+            var list = new System.Text.Json.Nodes.JsonArray();
+            foreach (var r in runs)
+            {
+                var o = JsonSerializer.SerializeToNode(r, options)!.AsObject();
+                o["status"] = Status(r, running);
+                list.Add(o);
+            }
+            Console.WriteLine(list.ToJsonString());
             return 0;
         }
-        Console.WriteLine($"{"run",-48} {"kernel",-6} {"fwb",-3} {"dic",-3} {"seed",-10} {"started",-20} scenario");
+        Console.WriteLine($"{"run",-48} {"kernel",-6} {"fwb",-3} {"dic",-3} {"seed",-10} {"started",-20} {"status",-8} scenario");
         foreach (var r in runs)
-            Console.WriteLine($"{r.Id,-48} {r.Kernel,-6} {(r.Fwb ? 1 : 0),-3} {(r.Dic ? 1 : 0),-3} {r.Seed,-10} {r.Started:yyyy-MM-dd HH:mm:ss} {r.Scenario}{(r.Imported is null ? "" : r.Scenario is null ? "(imported)" : " (imported)")}");
+            Console.WriteLine($"{r.Id,-48} {r.Kernel,-6} {(r.Fwb ? 1 : 0),-3} {(r.Dic ? 1 : 0),-3} {r.Seed,-10} {r.Started:yyyy-MM-dd HH:mm:ss}  {Status(r, running),-8} {r.Scenario}");
         return 0;
     }
 

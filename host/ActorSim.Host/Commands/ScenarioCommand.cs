@@ -61,14 +61,19 @@ public static class ScenarioCommand
             var runId = Database.NewRunId(s.Name);
             Console.WriteLine($"scenario {s.Name} ({s.File}, kernel {s.Policy})");
             Console.WriteLine($"run: {runId} ({(cs is null ? "in-memory journal" : $"journal {Persistence.MartenStores.Describe(cs)}")}{(deterministic ? ", deterministic" : "")})");
-            if (cs is not null)
-                await Database.RecordRunAsync(cs, new Persistence.ReadSide.RunInfo
-                {
-                    Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic,
-                    WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
-                });
+            var info = new Persistence.ReadSide.RunInfo
+            {
+                Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic,
+                WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
+            };
+            if (cs is not null) await Database.RecordRunAsync(cs, info);
             var journal = cs is null ? null : Persistence.MartenPersistence.Config(cs);
             var r = await ScenarioRunner.RunAsync(s, journal, runId, deterministic, line => Console.WriteLine($"  {line}"));
+            if (cs is not null)
+            {
+                info.Ended = DateTimeOffset.UtcNow; // `runs` shows it ended
+                await Database.RecordRunAsync(cs, info);
+            }
             var bad = r.Results.Count(x => !x.Passed);
             Console.WriteLine($"  {(bad == 0 ? "passed" : "FAILED")}: {r.Results.Count - bad} of {r.Results.Count} expectations, {r.Events.Count} events");
             if (bad > 0) failed++;

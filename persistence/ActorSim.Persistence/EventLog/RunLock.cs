@@ -39,5 +39,23 @@ public sealed class RunLock : IAsyncDisposable
         return null;
     }
 
+    /// <summary>Which of <paramref name="runs"/> a session holds the lock of now (from <c>pg_locks</c>,
+    /// which shows every session's advisory locks).</summary>
+    public static async Task<HashSet<string>> HeldAsync(string connectionString, IReadOnlyCollection<string> runs, CancellationToken ct = default)
+    {
+        var held = new HashSet<string>(StringComparer.Ordinal);
+        if (runs.Count == 0) return held;
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync(ct);
+        // A lock on two int4 keys shows as classid = the first, objid = the second (as an oid), objsubid = 2.
+        await using var cmd = new NpgsqlCommand(
+            "select r from unnest(@runs) r where exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted " +
+            $"and l.classid = {Space} and l.objid = hashtext(r)::oid and l.objsubid = 2)", conn);
+        cmd.Parameters.AddWithValue("runs", runs.ToArray());
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) held.Add(r.GetString(0));
+        return held;
+    }
+
     public ValueTask DisposeAsync() => _connection.DisposeAsync(); // the session ends: the lock goes with it
 }
