@@ -257,7 +257,9 @@ public static class RunCommand
                 report(new Progress(sample, (sample.Accesses - last!.Accesses) / Math.Max(0.001, (now - last.Elapsed).TotalSeconds)));
                 metrics.Publish(sample);
                 last = sample;
-                tick = Task.Delay(TimeSpan.FromSeconds(1) - (clock.Elapsed - now));
+                // A second after this reading began; at once if reading took longer (Task.Delay refuses a
+                // negative wait).
+                tick = Task.Delay(TimeSpan.FromTicks(Math.Max(0, (TimeSpan.FromSeconds(1) - (clock.Elapsed - now)).Ticks)));
                 interrupt = Task.WhenAny(unavailable.Task, tick);
             }
             // A run that stops on a failure still ends its metrics with a final line (the counts of the rounds
