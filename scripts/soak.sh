@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Soak test (not in CI): runs the host for DURATION (default 10m) on the local database, or with
 # --in-memory (second argument) without one, and samples its resident memory every 10 s. After a
-# warm-up (first third), RSS must stay within 10 % of its post-warm-up median. Prints the samples and
-# a verdict; exit 1 if the bound is broken.
+# warm-up (first third), RSS must stay within 10 % of its post-warm-up median, and the run must exit
+# 0 (invariants held, nothing failed). Prints the samples, the run's rate over its first and last
+# thirds (from its --metrics lines), and a verdict; exit 1 if a bound is broken.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -17,7 +18,8 @@ case "$mode" in
 esac
 dotnet build host/ActorSim.Host -c Release -nologo -v q >/dev/null
 out=$(mktemp)
-dotnet host/ActorSim.Host/bin/Release/net10.0/actorsim.dll run --duration "$duration" --seed 42 "${store[@]}" >"$out" 2>&1 &
+metrics=$(mktemp)
+dotnet host/ActorSim.Host/bin/Release/net10.0/actorsim.dll run --duration "$duration" --seed 42 --metrics "$metrics" "${store[@]}" >"$out" 2>&1 &
 pid=$!
 samples=()
 t=0
@@ -28,8 +30,18 @@ while kill -0 $pid 2>/dev/null; do
   samples+=("$rss")
   echo "t=${t}s rss=$((rss / 1024)) MiB"
 done
-wait $pid || true
+rc=0
+wait $pid || rc=$?
 tail -4 "$out"
+# Accesses a second over the first and the last third of the run (medians of the per-second lines).
+rates=$(grep -v '"final":true' "$metrics" | sed -n 's/.*"accesses_per_s":\([0-9.]*\).*/\1/p')
+lines=$(printf '%s\n' "$rates" | grep -c . || true)
+if [ "$lines" -ge 3 ]; then
+  third=$((lines / 3))
+  med() { sort -n | awk '{a[NR]=$1} END {printf "%d", a[int((NR+1)/2)]}'; }
+  echo "accesses/s: first third median $(printf '%s\n' "$rates" | head -n "$third" | med), last third median $(printf '%s\n' "$rates" | tail -n "$third" | med)"
+fi
+[ "$rc" -eq 0 ] || { echo "soak: the run exited $rc"; exit 1; }
 n=${#samples[@]}
 [ "$n" -ge 6 ] || { echo "soak: too few samples ($n)"; exit 1; }
 warm=$((n / 3))
