@@ -31,8 +31,38 @@ public static class Database
     {
         if (option is { Length: > 0 }) return new(option, "--db");
         if (Environment.GetEnvironmentVariable("ACTORSIM_DB") is { Length: > 0 } e) return new(e, "ACTORSIM_DB");
+        return FromSettingsFiles(SettingsKey, "a connection string") is { } found
+            ? new(found.Value, $"{SettingsKey} in {found.Path}", found.Path == ShippedSettings)
+            : null;
+    }
+
+    /// <summary>The key in appsettings.json for how long the journal rides out a database outage.</summary>
+    public const string OutageLimitKey = "ActorSim:OutageLimit";
+
+    /// <summary>How long <c>run</c>'s journal rides out a database outage: --outage-limit, else
+    /// ACTORSIM_OUTAGE_LIMIT, else ActorSim:OutageLimit in appsettings.json (the current directory's,
+    /// else the shipped one's), else 60 s. A value that is not a duration is bad input naming where it
+    /// came from (exit 2). <c>Source</c> says where it came from, as messages say it.</summary>
+    public static (TimeSpan Limit, string Source) OutageLimit(string? option, string command)
+    {
+        if (option is not null)
+            return (Commands.Args.ParseDuration(option) ?? throw new Commands.UsageException($"{command}: --outage-limit '{option}' is not a duration (30s, 5m, 2h)"), "--outage-limit");
+        if (Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } env)
+            return (Commands.Args.ParseDuration(env) ?? throw new Commands.UsageException($"{command}: ACTORSIM_OUTAGE_LIMIT '{env}' is not a duration (30s, 5m, 2h)"),
+                "ACTORSIM_OUTAGE_LIMIT");
+        if (FromSettingsFiles(OutageLimitKey, "a duration") is { } found)
+            return (Commands.Args.ParseDuration(found.Value)
+                ?? throw new Commands.UsageException($"{command}: {found.Path}:{found.Line}: {OutageLimitKey} '{found.Value}' is not a duration (30s, 5m, 2h)"),
+                $"{OutageLimitKey} in {found.Path}");
+        return (TimeSpan.FromSeconds(60), "default");
+    }
+
+    /// <summary>A setting of the appsettings.json in the current directory, else of the one beside the
+    /// binary: its value, the file and the value's line.</summary>
+    private static (string Value, string Path, long Line)? FromSettingsFiles(string key, string what)
+    {
         foreach (var path in new[] { Path.GetFullPath(SettingsFile), ShippedSettings })
-            if (File.Exists(path) && ReadSetting(path) is { } cs) return new(cs, $"{SettingsKey} in {path}", path == ShippedSettings);
+            if (File.Exists(path) && ReadSetting(path, key, what) is { } found) return (found.Value, path, found.Line);
         return null;
     }
 
@@ -44,8 +74,14 @@ public static class Database
     /// <summary>ConnectionStrings:ActorSim of a settings file (keys matched ignoring case, the last of a
     /// repeated key wins, comments and trailing commas allowed: as Microsoft.Extensions.Configuration
     /// reads appsettings.json), or null when the file does not name one.</summary>
-    internal static string? ReadSetting(string path)
+    internal static string? ReadSetting(string path) => ReadSetting(path, SettingsKey, "a connection string")?.Value;
+
+    /// <summary>The string at <paramref name="key"/> ("Section:Name", as .NET's configuration names
+    /// keys) of a settings file and its line, or null when the file has none; anything but a non-empty
+    /// string there is bad input (<paramref name="what"/> says what it should be).</summary>
+    internal static (string Value, long Line)? ReadSetting(string path, string key, string what)
     {
+        var keyPath = key.Split(':');
         byte[] bytes;
         try
         {
@@ -56,7 +92,7 @@ public static class Database
             throw new Commands.UsageException($"database: {path}: cannot read: {x.Message}");
         }
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        string? found = null;
+        (string, long)? found = null;
         var containers = new List<string?>(); // the property each open container is the value of
         string? property = null;
         try
@@ -71,7 +107,7 @@ public static class Database
                     case JsonTokenType.StartObject or JsonTokenType.StartArray:
                         if (containers.Count == 0 && reader.TokenType != JsonTokenType.StartObject)
                             throw new Commands.UsageException($"database: {path}:{Line(bytes, reader.TokenStartIndex)}: not a JSON object");
-                        if (AtKey()) throw NotAConnectionString(reader.TokenStartIndex);
+                        if (AtKey()) throw NotWhatItShouldBe(reader.TokenStartIndex);
                         containers.Add(property);
                         property = null;
                         break;
@@ -82,7 +118,8 @@ public static class Database
                         if (containers.Count == 0)
                             throw new Commands.UsageException($"database: {path}:{Line(bytes, reader.TokenStartIndex)}: not a JSON object");
                         if (AtKey())
-                            found = reader.TokenType == JsonTokenType.String && reader.GetString() is { Length: > 0 } s ? s : throw NotAConnectionString(reader.TokenStartIndex);
+                            found = reader.TokenType == JsonTokenType.String && reader.GetString() is { Length: > 0 } s
+                                ? (s, Line(bytes, reader.TokenStartIndex)) : throw NotWhatItShouldBe(reader.TokenStartIndex);
                         property = null;
                         break;
                 }
@@ -94,9 +131,11 @@ public static class Database
         }
         return found;
 
-        bool AtKey() => containers.Count == 2 && IsKey(containers[1], "ConnectionStrings") && IsKey(property, "ActorSim");
-        Exception NotAConnectionString(long at) =>
-            new Commands.UsageException($"database: {path}:{Line(bytes, at)}: {SettingsKey} is not a connection string (a non-empty JSON string)");
+        // Inside the sections the key names (containers[0] is the file's object), at its last name.
+        bool AtKey() => containers.Count == keyPath.Length && IsKey(property, keyPath[^1])
+            && keyPath[..^1].Select((name, i) => IsKey(containers[i + 1], name)).All(x => x);
+        Exception NotWhatItShouldBe(long at) =>
+            new Commands.UsageException($"{(key == SettingsKey ? "database" : "settings")}: {path}:{Line(bytes, at)}: {key} is not {what} (a non-empty JSON string)");
         static bool IsKey(string? name, string key) => string.Equals(name, key, StringComparison.OrdinalIgnoreCase);
         static long Line(byte[] b, long index) => b.AsSpan(0, (int)index).Count((byte)'\n') + 1;
     }

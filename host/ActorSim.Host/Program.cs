@@ -86,6 +86,9 @@ public static class Program
                 Console.WriteLine(Database.Setting(null) is { } db
                     ? $"database {MartenStores.Describe(db.ConnectionString)} ({db.Source})"
                     : $"database: none (--db, ACTORSIM_DB or {Database.SettingsKey} in {Database.SettingsFile})");
+                // How long `run` rides out a database outage, and where that came from.
+                var (limit, limitSource) = Database.OutageLimit(null, "version");
+                Console.WriteLine($"outage limit {limit.TotalSeconds:0.###}s ({limitSource})");
                 return 0;
             case "kernels":
                 foreach (var label in new[] { "6.8", "6.9", "6.17" })

@@ -116,4 +116,45 @@ public sealed class DatabaseSettingTests : IDisposable
         using var doc = System.Text.Json.JsonDocument.Parse(System.IO.File.ReadAllText(Shipped), new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip });
         Assert.Equal(url, doc.RootElement.GetProperty("ConnectionStrings").GetProperty("ActorSim").GetString());
     }
+
+    /// <summary>The same order for how long `run` rides out an outage: --outage-limit, ACTORSIM_OUTAGE_LIMIT,
+    /// ActorSim:OutageLimit in appsettings.json, 60 s.</summary>
+    [Fact]
+    public void The_outage_limit_is_the_option_else_ACTORSIM_OUTAGE_LIMIT_else_the_settings_else_60_s()
+    {
+        var none = new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = null };
+        var (exit, output, err) = Run(none, "version");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("outage limit 60s (default)", output);
+
+        // Another section's OutageLimit is not ours.
+        System.IO.File.WriteAllText(File, """{ "Other": { "OutageLimit": "5m" }, "OutageLimit": "6m" }""");
+        (exit, output, err) = Run(none, "version");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("outage limit 60s (default)", output);
+
+        System.IO.File.WriteAllText(File, """{ "actorsim": { "outageLimit": "5m" } }""");
+        (exit, output, err) = Run(none, "version");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains($"outage limit 300s (ActorSim:OutageLimit in {File})", output);
+        (exit, output, err) = Run(new() { ["ACTORSIM_OUTAGE_LIMIT"] = "90s" }, "version");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("outage limit 90s (ACTORSIM_OUTAGE_LIMIT)", output);
+
+        // A value that is not a duration: the file and line; one that is not a string: the same.
+        System.IO.File.WriteAllText(File, "{\n  \"ActorSim\": {\n    \"OutageLimit\": \"soon\" } }");
+        (exit, output, err) = Run(none, "run", "--in-memory", "--rounds", "1");
+        Assert.True(exit == 2, output + err);
+        Assert.Contains($"{File}:3: ActorSim:OutageLimit 'soon' is not a duration", err);
+        Assert.DoesNotContain("run: ", output); // refused before it ran
+        (exit, output, err) = Run(none, "run", "--in-memory", "--rounds", "1", "--outage-limit", "10s"); // the option wins: the file is not read
+        Assert.True(exit == 0, output + err);
+        System.IO.File.WriteAllText(File, """{ "ActorSim": { "OutageLimit": 30 } }""");
+        (exit, _, err) = Run(none, "version");
+        Assert.Equal(2, exit);
+        Assert.Contains($"{File}:1: ActorSim:OutageLimit is not a duration (a non-empty JSON string)", err);
+        (exit, _, err) = Run(new() { ["ACTORSIM_OUTAGE_LIMIT"] = "later" }, "run", "--in-memory", "--rounds", "1");
+        Assert.Equal(2, exit);
+        Assert.Contains("ACTORSIM_OUTAGE_LIMIT 'later' is not a duration", err);
+    }
 }

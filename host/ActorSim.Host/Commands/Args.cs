@@ -71,9 +71,8 @@ public sealed class Args
         return ParseDuration(v) ?? throw new UsageException($"{command}: {name} '{v}' is not a duration (30s, 5m, 2h)");
     }
 
-    public TimeSpan GetDurationFrom(string v) => ParseDuration(v) ?? throw new UsageException($"'{v}' is not a duration (30s, 5m, 2h)");
-
-    private static TimeSpan? ParseDuration(string v)
+    /// <summary>A duration (30s, 5m, 2h, 7d, 500ms), or null when <paramref name="v"/> is not one.</summary>
+    public static TimeSpan? ParseDuration(string v)
     {
         foreach (var (suffix, unit) in new[] { ("ms", TimeSpan.FromMilliseconds(1)), ("s", TimeSpan.FromSeconds(1)), ("m", TimeSpan.FromMinutes(1)), ("h", TimeSpan.FromHours(1)), ("d", TimeSpan.FromDays(1)) })
             if (v.EndsWith(suffix, StringComparison.Ordinal) && double.TryParse(v[..^suffix.Length], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0)

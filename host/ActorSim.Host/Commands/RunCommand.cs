@@ -96,8 +96,7 @@ public static class RunCommand
         var rounds = a.GetLong("run", "--rounds", long.MaxValue, 0, long.MaxValue);
         var exportFile = a.GetOutputFile("run", "--export");
         var metricsFile = a.GetOutputFile("run", "--metrics"); // JSON Lines, a line a second (RunMetrics)
-        var outageLimit = a.GetDuration("run", "--outage-limit",
-            Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } ol ? new Args().GetDurationFrom(ol) : TimeSpan.FromSeconds(60));
+        var (outageLimit, _) = Database.OutageLimit(a.Get("--outage-limit"), "run");
         // One limit: rounds, or the clock (the usage's "--duration 30s | --rounds N").
         if (a.Has("--rounds") && a.Has("--duration")) throw new UsageException("run: give --duration or --rounds, not both");
         var duration = a.GetDuration("run", "--duration", TimeSpan.FromSeconds(30));
