@@ -20,6 +20,7 @@ public static class Program
           runs      [--json] [--db CONN]                      list recorded runs
           replay    (--run ID | --file FILE) [--verify] [--kernel K] [--fwb|--no-fwb] [--dic|--no-dic] [--json]
                     re-derive every decision; with --kernel/--fwb/--dic re-decide and report what changes
+          summary   --run ID [--json]                         a run's events, decisions by result and memory type, invariants
           export    --run ID -o FILE                          write a run as JSON Lines
           import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
           delete    (RUN... | --older-than 7d) [--dry-run] [--db CONN]
@@ -100,6 +101,7 @@ public static class Program
             case "run": return await RunCommand.Execute(rest);
             case "scenario": return await ScenarioCommand.Execute(rest);
             case "runs": return await DataCommands.Runs(rest);
+            case "summary": return await DataCommands.Summary(rest);
             case "export": return await DataCommands.Export(rest);
             case "import": return await DataCommands.Import(rest);
             case "delete": return await DataCommands.Delete(rest);

@@ -43,6 +43,39 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains(lines, l => l.Trim() == "invariants: hold");
     }
 
+    /// <summary>`summary` reads the read side: its counts are the event log's, for the recorded run and
+    /// for an import of it (whose decisions are rows of the other read-side table).</summary>
+    [Fact]
+    public void Summary_counts_what_the_event_log_holds_for_the_run_and_its_import()
+    {
+        var copy = _run.Id + "_sum"; // '_' is a plain character in a run id
+        Assert.Equal(0, Actorsim("import", _run.File, "--as", copy).Exit);
+        var lines = File.ReadAllLines(_run.File).Skip(1).ToList();
+        var decisions = Cli.Decisions(_run.File).ToList();
+        foreach (var id in new[] { _run.Id, copy })
+        {
+            var (exit, output, err) = Actorsim("summary", "--run", id, "--json");
+            Assert.True(exit == 0, output + err);
+            using var doc = JsonDocument.Parse(output);
+            var s = doc.RootElement;
+            Assert.Equal(lines.Count, s.GetProperty("events").GetInt64());
+            Assert.Equal(decisions.Count, s.GetProperty("decisions").GetInt64());
+            foreach (var result in decisions.GroupBy(d => d.GetProperty("outcome").GetProperty("result").GetString()!))
+                Assert.Equal(result.Count(), s.GetProperty("byResult").GetProperty(result.Key).GetInt64());
+            Assert.Equal(0, s.GetProperty("invariantViolations").GetInt64());
+            Assert.Equal(id == copy ? "imported" : "ended", s.GetProperty("status").GetString());
+        }
+        var text = Actorsim("summary", "--run", _run.Id);
+        Assert.True(text.Exit == 0, text.Out + text.Err);
+        Assert.Contains($"run {_run.Id} (ended)", text.Out);
+        Assert.Contains($"{lines.Count} events, {decisions.Count} decisions", text.Out);
+        Assert.Contains("invariants: hold", text.Out);
+        var missing = Actorsim("summary", "--run", "no-such-run-" + Guid.NewGuid().ToString("N"));
+        Assert.Equal(2, missing.Exit);
+        Assert.Contains("no run 'no-such-run-", missing.Err);
+        Assert.Equal(0, Actorsim("delete", copy).Exit);
+    }
+
     [Fact]
     public void Export_follows_the_contract_and_every_decision_verifies_from_file_and_database()
     {

@@ -103,6 +103,46 @@ public static class DataCommands
         return 0;
     }
 
+    /// <summary><c>actorsim summary --run ID</c>: what a run is and what it decided, from the read side
+    /// (<see cref="Persistence.ReadSide.RunSummaries"/>) and its run record: events, decisions by result
+    /// and by stage-2 memory type, errors, invariant violations, status.</summary>
+    public static async Task<int> Summary(string[] args)
+    {
+        var a = Args.Parse("summary", args, ["--json"], ["--db", "--run"]);
+        var run = a.Get("--run") ?? throw new UsageException("summary: --run ID is required (actorsim runs lists them)");
+        if (a.Positional.Count > 0) throw new UsageException($"summary: unexpected '{a.Positional[0]}'");
+        if (await Connect("summary", a) is not { } cs) return 3;
+        var store = MartenStores.Get(cs);
+        if (!await RunLog.RunExistsAsync(store, run)) { Console.Error.WriteLine($"actorsim summary: no run '{run}'"); return 2; }
+        var info = await RunLog.InfoAsync(store, run);
+        Persistence.ReadSide.RunSummary summary;
+        await using (var session = store.QuerySession()) summary = await Persistence.ReadSide.RunSummaries.ForRunAsync(session, run);
+        var status = info is null ? null : Status(info, await RunLock.HeldAsync(cs, [run]));
+        if (a.Has("--json"))
+        {
+            var options = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+            var o = JsonSerializer.SerializeToNode(summary, options)!.AsObject();
+            o["run"] = info is null ? null : JsonSerializer.SerializeToNode(info, options);
+            o["status"] = status;
+            Console.WriteLine(o.ToJsonString());
+            return 0;
+        }
+        static string Counts(Dictionary<string, long> c) => c.Count == 0 ? "none" : string.Join(" ", c.Select(kv => $"{kv.Key}={kv.Value}"));
+        Console.WriteLine($"run {run}{(status is null ? "" : $" ({status})")}");
+        if (info is not null)
+        {
+            Console.WriteLine($"  kernel {info.Kernel} fwb={(info.Fwb ? 1 : 0)} dic={(info.Dic ? 1 : 0)} word={info.WordSize}, seed {info.Seed}" +
+                $"{(info.Vms > 0 ? $", {info.Vms} VMs x {info.Vcpus} vCPUs" : "")}{(info.Scenario is null ? "" : $", scenario {info.Scenario}")}");
+            Console.WriteLine($"  started {info.Started:yyyy-MM-dd HH:mm:ss}{(info.Ended is { } end ? $", ended {end:yyyy-MM-dd HH:mm:ss} ({(end - info.Started).TotalSeconds:0.#}s)" : "")}" +
+                $"{(info.Commit is null ? "" : $", commit {info.Commit[..Math.Min(12, info.Commit.Length)]}")}");
+        }
+        Console.WriteLine($"  {summary.Events} events, {summary.Decisions} decisions ({summary.Errors} errors)");
+        Console.WriteLine($"  by result: {Counts(summary.ByResult)}");
+        Console.WriteLine($"  by stage-2 memory type: {Counts(summary.ByMemType)}");
+        Console.WriteLine($"  invariants: {(summary.InvariantViolations == 0 ? "hold" : $"{summary.InvariantViolations} violated")}");
+        return 0;
+    }
+
     public static async Task<int> Export(string[] args)
     {
         var a = Args.Parse("export", args, [], ["--db", "--run", "-o"]);
