@@ -301,8 +301,8 @@ public static class RunCommand
         else
         {
             // A live view on a terminal (Spectre.Console).
-            var table = new Spectre.Console.Table().AddColumns("time", "accesses", "faults/s", "outcomes", "events persisted", "invariants");
-            table.AddRow("0s", "0", "-", "-", "0", "hold");
+            var table = new Spectre.Console.Table().AddColumns("time", "accesses", "faults/s", "outcomes", "events persisted", "invariants", "database");
+            table.AddRow("0s", "0", "-", "-", "0", "hold", database.Value);
             early = null;
             await Spectre.Console.AnsiConsole.Live(table).StartAsync(async ctx =>
             {
@@ -310,7 +310,8 @@ public static class RunCommand
                 {
                     table.UpdateCell(0, 0, $"{p.Elapsed.TotalSeconds:0}s").UpdateCell(0, 1, $"{p.Accesses}").UpdateCell(0, 2, $"{p.Rate:0}")
                         .UpdateCell(0, 3, p.Results).UpdateCell(0, 4, $"{p.Events}")
-                        .UpdateCell(0, 5, p.Invariants == "hold" ? "[green]hold[/]" : "[red]VIOLATED[/]");
+                        .UpdateCell(0, 5, p.Invariants == "hold" ? "[green]hold[/]" : "[red]VIOLATED[/]")
+                        .UpdateCell(0, 6, p.Database == "outage" ? "[yellow]outage[/]" : p.Database);
                     ctx.Refresh();
                 });
             });

@@ -66,6 +66,8 @@ public static class ScenarioCommand
                 Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic,
                 WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
             };
+            // Held while the scenario writes its run (RunLock): `runs` shows it running, `delete` waits for it.
+            await using var runLock = cs is null ? null : await Persistence.EventLog.RunLock.TryAcquireAsync(cs, runId);
             if (cs is not null) await Database.RecordRunAsync(cs, info);
             var journal = cs is null ? null : Persistence.MartenPersistence.Config(cs);
             var r = await ScenarioRunner.RunAsync(s, journal, runId, deterministic, line => Console.WriteLine($"  {line}"));
