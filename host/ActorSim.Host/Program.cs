@@ -25,7 +25,8 @@ public static class Program
           import    FILE [--as NEW_ID]                        read a JSON Lines event log into the database
           delete    (RUN... | --older-than 7d) [--dry-run] [--db CONN]
                     remove runs whole (events, snapshots, read side, run record), in one transaction
-          explain   --run ID --vm NAME --gpa ADDR             why a guest page has its memory type
+          explain   (--run ID | --file FILE) --vm NAME --gpa ADDR [--json]
+                    why a guest page has its memory type
           bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--only SECTION,...]
                     the fault path side by side (see docs/BENCHMARKS.md)
           kernels                                             the modelled rule sets

@@ -285,6 +285,41 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         }
     }
 
+    /// <summary>explain --json says what the text says, in fields: the same page, fault, decision and
+    /// history, the fault's inputs those of its decision record in the event log.</summary>
+    [Fact]
+    public void Explain_json_holds_what_the_text_says()
+    {
+        var page = Cli.Decisions(_run.File).Select(d => d.GetProperty("inputs"))
+            .GroupBy(i => (Vm: i.GetProperty("vm").GetString()!, Page: Convert.ToUInt64(i.GetProperty("gpa").GetString()!, 16) & ~0xFFFUL))
+            .OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        string[] args = ["explain", "--run", _run.Id, "--vm", page.Vm, "--gpa", $"0x{page.Page:x}"];
+        var text = Actorsim(args);
+        var json = Actorsim([.. args, "--json"]);
+        Assert.True(json.Exit == 0, json.Out + json.Err);
+        using var doc = JsonDocument.Parse(json.Out);
+        var x = doc.RootElement;
+        Assert.Equal(_run.Id, x.GetProperty("run").GetString());
+        Assert.Equal($"0x{page.Page:x}", x.GetProperty("gpa").GetString());
+        var fault = x.GetProperty("fault");
+        Assert.Contains($"fault: seq {fault.GetProperty("seq").GetInt64()} vcpu {fault.GetProperty("vcpu").GetInt32()} {fault.GetProperty("op").GetString()} at gpa {fault.GetProperty("gpa").GetString()}", text.Out);
+        Assert.Contains($"decision: {fault.GetProperty("result").GetString()} via {fault.GetProperty("path").GetString()}, prot {fault.GetProperty("prot").GetString()}: {fault.GetProperty("why").GetString()}", text.Out);
+        var now = x.GetProperty("now");
+        Assert.Equal(now.ValueKind == JsonValueKind.Null, text.Out.Contains("now: unmapped at stage 2"));
+        if (now.ValueKind != JsonValueKind.Null) Assert.Contains($"now: {now.GetProperty("memType").GetString()} (MemAttr 0x{now.GetProperty("memAttr").GetInt32():x})", text.Out);
+        var history = x.GetProperty("history").EnumerateArray().ToList();
+        Assert.Contains($"history of the page ({history.Count}):", text.Out);
+        foreach (var h in history)
+            Assert.Contains($"  seq {h.GetProperty("seq").GetInt64()} ({(h.GetProperty("when").GetString() == "before" ? "before that fault" : "since")}): {h.GetProperty("text").GetString()}", text.Out);
+        // The fault is a decision of the event log, with these inputs.
+        Assert.Contains(Cli.Decisions(_run.File).Select(d => d.GetProperty("inputs")), i =>
+            i.GetProperty("vm").GetString() == page.Vm && i.GetProperty("gpa").GetString() == fault.GetProperty("gpa").GetString()
+            && i.GetProperty("hva").GetString() == fault.GetProperty("hva").GetString() && i.GetProperty("vcpu").GetInt32() == fault.GetProperty("vcpu").GetInt32()
+            && Convert.ToUInt64(i.GetProperty("sampledSeq").GetString(), 16) == fault.GetProperty("sampledSeq").GetUInt64()
+            && Convert.ToUInt64(i.GetProperty("seqAtLock").GetString(), 16) == fault.GetProperty("seqAtLock").GetUInt64()
+            && i.GetProperty("pfn").GetProperty("pfn").GetString() == fault.GetProperty("pfn").GetString());
+    }
+
     /// <summary>A new run under the id of a recorded one is refused: its actors would recover the old
     /// run's state and set up again on top of it; so is resuming it with a setting it fixes. Nothing is
     /// written.</summary>

@@ -16,7 +16,7 @@ public static class ExplainCommand
 {
     public static async Task<int> Execute(string[] args)
     {
-        var a = Args.Parse("explain", args, [], ["--db", "--run", "--vm", "--gpa", "--file"]);
+        var a = Args.Parse("explain", args, ["--json"], ["--db", "--run", "--vm", "--gpa", "--file"]);
         var vm = a.Get("--vm") ?? throw new UsageException("explain: --vm NAME is required");
         var gpaText = a.Get("--gpa") ?? throw new UsageException("explain: --gpa ADDR is required");
         if (!TryAddress(gpaText, out var gpa)) throw new UsageException($"explain: --gpa '{gpaText}' is not an address");
@@ -47,7 +47,8 @@ public static class ExplainCommand
             Console.Error.WriteLine($"actorsim explain: --vm: run '{run}' has no VM '{vm}' (its VMs: {(explainer.Vms.Count == 0 ? "none" : string.Join(", ", explainer.Vms))})");
             return 2;
         }
-        foreach (var line in explainer.Lines()) Console.WriteLine(line);
+        if (a.Has("--json")) Console.WriteLine(explainer.Json(run));
+        else foreach (var line in explainer.Lines()) Console.WriteLine(line);
         return 0;
     }
 
@@ -56,7 +57,6 @@ public static class ExplainCommand
             ? ulong.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out v)
             : ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out v);
 
-    private static string Flags(VmFlags f) => string.Join(" ", VmFlagBits.Names(f));
 
     /// <summary>The explanation of a page in a run given whole (tests, small runs).</summary>
     public static IEnumerable<string> Explain(IEnumerable<RunEvent> events, string vm, ulong gpa)
@@ -137,59 +137,174 @@ public static class ExplainCommand
             if (e.Event is not Stage2RangeUnmapped) _lastNotUnmapped[e.Stream] = e.Event;
         }
 
-        public IEnumerable<string> Lines()
+        /// <summary>What the run says of the page: <see cref="Explanation"/>, rendered as text by
+        /// <see cref="Lines"/> and as JSON by <see cref="Json"/>.</summary>
+        public Explanation Explain()
         {
-            yield return $"explain {vm} gpa 0x{gpa:x} ({Events} events)";
             var leaf = _replay.Vms.TryGetValue(vm, out var state) ? state.Stage2.Lookup(gpa) : null;
             var lastFound = _decisions.LastOrDefault(x => x.Decision.Outcome.Leaf is not null);
             var last = lastFound.Decision is null ? (long?)null : lastFound.Seq;
-            if (leaf is { } now)
+            ExplainedLeaf? now = null;
+            if (leaf is { } l)
             {
                 var fwb = last is null || lastFound.Decision!.Inputs.Policy.Cpu.Fwb;
-                var type = MemAttr.TypeOf(now.MemAttr, fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : "?";
-                yield return $"now: {type} (MemAttr 0x{now.MemAttr:x}), L{now.Level} leaf at gpa 0x{now.Gpa:x} -> pfn 0x{now.Pfn:x}, {(now.Writable ? "writable" : "read-only")}, {(now.Executable ? "executable" : "XN")}";
+                now = new ExplainedLeaf(MemAttr.TypeOf(l.MemAttr, fwb) is { } t ? MemAttr.MemTypeOf(t).Name() : "?", l.MemAttr, l.Level, l.Gpa, l.Pfn, l.Writable, l.Executable);
             }
-            else yield return "now: unmapped at stage 2";
-
-            if (last is not { } lastSeq)
-            {
-                yield return "no decision mapped this page";
-            }
-            else
+            ExplainedMemslot? memslot = null;
+            ExplainedMapping? mapping = null;
+            ExplainedFault? fault = null;
+            if (last is { } lastSeq)
             {
                 var d = lastFound.Decision!;
                 var i = d.Inputs;
                 if (i.Slot is { } slot)
                 {
                     var set = _memslotSets.LastOrDefault(x => x.Seq < lastSeq && x.Slot == slot.Id);
-                    yield return $"memslot: slot {slot.Id} gpa 0x{slot.BaseGpa:x}..0x{slot.EndGpa:x} -> hva 0x{slot.UserspaceAddr:x}, flags {slot.Flags}" + (set.Seq == 0 ? "" : $" (set at seq {set.Seq})");
+                    memslot = new ExplainedMemslot(slot.Id, slot.BaseGpa, slot.EndGpa, slot.UserspaceAddr, slot.Flags.ToString(), set.Seq == 0 ? null : set.Seq);
                 }
                 if (i.Vma is { } vma)
                 {
                     var mapped = _mmaps.LastOrDefault(x => x.Seq < lastSeq && x.Mapped.Vma.Contains(i.Hva));
                     var backing = mapped.Mapped?.Vma.Backing;
-                    yield return $"mapping: VMA 0x{vma.Start:x}..0x{vma.End:x} pgoff 0x{vma.PgOff:x} stage-1 {vma.S1} flags {Flags(vma.Flags)}" +
-                                 (mapped.Mapped is null ? "" : $" (mmap at seq {mapped.Seq}{(backing?.Device is { } dev ? $", {dev} region {backing.Region}" : ", anonymous memory")})");
+                    mapping = new ExplainedMapping(vma.Start, vma.End, vma.PgOff, vma.S1.ToString(), [.. VmFlagBits.Names(vma.Flags)],
+                        mapped.Mapped is null ? null : mapped.Seq, mapped.Mapped is null ? null : backing?.Device, mapped.Mapped is null || backing?.Device is null ? null : backing.Region);
                 }
-                yield return $"fault: seq {lastSeq} vcpu {i.Vcpu} {i.Op.ToString().ToLowerInvariant()} at gpa 0x{i.Gpa:x}, hva 0x{i.Hva:x}, under {i.Policy}";
-                yield return $"  pfn 0x{i.Pfn.Pfn:x} ({(i.Pfn.IsMapMemory ? "RAM, in the linear map" : "device memory, not in the linear map")}), user PTE {(i.Pfn.Writable ? "writable" : "read-only")}; mmu_invalidate_seq {i.SampledSeq} -> {i.SeqAtLock}";
                 var why = i.Vma is { } v && !i.Pfn.IsMapMemory
                     ? i.Policy.RuleSet == RuleSet.V6_8 ? "6.8 has no VM_ALLOW_ANY_UNCACHED: device memory is Device-nGnRE"
                     : i.Policy.RuleSet == RuleSet.V6_17 && v.S1.IsCacheable() ? "6.17: the VMA's stage-1 type is cacheable, so the PFNMAP maps Normal (FWB+DIC)"
                     : v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) ? "the VMA has VM_ALLOW_ANY_UNCACHED: device memory maps Normal-NC"
                     : "the VMA lacks VM_ALLOW_ANY_UNCACHED: device memory stays Device-nGnRE"
                     : "RAM maps Normal write-back";
-                yield return $"  decision: {d.Outcome.Result} via {d.Outcome.Path}, prot {d.Outcome.Prot}: {why}";
+                fault = new ExplainedFault(lastSeq, i.Vcpu, i.Op.ToString().ToLowerInvariant(), i.Gpa, i.Hva, i.Policy.ToString(), i.Pfn.Pfn, i.Pfn.IsMapMemory, i.Pfn.Writable,
+                    i.SampledSeq, i.SeqAtLock, d.Outcome.Result.ToString(), d.Outcome.Path.ToString(), d.Outcome.Prot.ToString(), why);
             }
             // The page's other faults and its invalidations, in the order they happened, each placed
             // against the fault above (before it, or since).
             var history = _decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
-                .Select(x => (x.Seq, Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {x.Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {x.Decision.Outcome}"))
-                .Concat(_invalidations.Select(x => (x.Seq, Text: $"invalidation: stage-2 0x{x.Unmapped.Gpa:x}..0x{x.Unmapped.End:x} unmapped ({CauseOf(x)})")))
-                .OrderBy(x => x.Seq).ToList();
-            if (history.Count > 0) yield return $"history of the page ({history.Count}):";
-            foreach (var (seq, text) in history)
-                yield return $"  seq {seq}{(last is null ? "" : seq < last ? " (before that fault)" : " (since)")}: {text}";
+                .Select(x => (x.Seq, Kind: "fault", Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {x.Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {x.Decision.Outcome}"))
+                .Concat(_invalidations.Select(x => (x.Seq, Kind: "invalidation", Text: $"invalidation: stage-2 0x{x.Unmapped.Gpa:x}..0x{x.Unmapped.End:x} unmapped ({CauseOf(x)})")))
+                .OrderBy(x => x.Seq)
+                .Select(x => new ExplainedEvent(x.Seq, last is null ? null : x.Seq < last ? "before" : "since", x.Kind, x.Text)).ToArray();
+            return new Explanation(vm, gpa, Events, now, memslot, mapping, fault, history);
+        }
+
+        public IEnumerable<string> Lines()
+        {
+            var x = Explain();
+            yield return $"explain {vm} gpa 0x{gpa:x} ({Events} events)";
+            if (x.Now is { } now)
+                yield return $"now: {now.MemType} (MemAttr 0x{now.MemAttr:x}), L{now.Level} leaf at gpa 0x{now.Gpa:x} -> pfn 0x{now.Pfn:x}, {(now.Writable ? "writable" : "read-only")}, {(now.Executable ? "executable" : "XN")}";
+            else yield return "now: unmapped at stage 2";
+            if (x.Fault is not { } f)
+            {
+                yield return "no decision mapped this page";
+            }
+            else
+            {
+                if (x.Memslot is { } m)
+                    yield return $"memslot: slot {m.Slot} gpa 0x{m.Gpa:x}..0x{m.End:x} -> hva 0x{m.Hva:x}, flags {m.Flags}" + (m.SetAtSeq is { } set ? $" (set at seq {set})" : "");
+                if (x.Mapping is { } v)
+                    yield return $"mapping: VMA 0x{v.Start:x}..0x{v.End:x} pgoff 0x{v.PgOff:x} stage-1 {v.Stage1} flags {string.Join(" ", v.Flags)}" +
+                                 (v.MmapSeq is { } ms ? $" (mmap at seq {ms}{(v.Device is { } dev ? $", {dev} region {v.Region}" : ", anonymous memory")})" : "");
+                yield return $"fault: seq {f.Seq} vcpu {f.Vcpu} {f.Op} at gpa 0x{f.Gpa:x}, hva 0x{f.Hva:x}, under {f.Policy}";
+                yield return $"  pfn 0x{f.Pfn:x} ({(f.InLinearMap ? "RAM, in the linear map" : "device memory, not in the linear map")}), user PTE {(f.PteWritable ? "writable" : "read-only")}; mmu_invalidate_seq {f.SampledSeq} -> {f.SeqAtLock}";
+                yield return $"  decision: {f.Result} via {f.Path}, prot {f.Prot}: {f.Why}";
+            }
+            if (x.History.Length > 0) yield return $"history of the page ({x.History.Length}):";
+            foreach (var h in x.History)
+                yield return $"  seq {h.Seq}{(h.When is null ? "" : h.When == "before" ? " (before that fault)" : " (since)")}: {h.Text}";
+        }
+
+        /// <summary>The explanation as one JSON object (addresses as "0x…" strings, as the event log
+        /// writes them; a part the run has nothing for is null).</summary>
+        public string Json(string run)
+        {
+            var x = Explain();
+            using var buffer = new MemoryStream();
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+            {
+                static string Hex(ulong v) => $"0x{v:x}";
+                w.WriteStartObject();
+                w.WriteString("run", run);
+                w.WriteString("vm", x.Vm);
+                w.WriteString("gpa", Hex(x.Gpa));
+                w.WriteNumber("events", x.Events);
+                if (x.Now is { } n)
+                {
+                    w.WriteStartObject("now");
+                    w.WriteString("memType", n.MemType);
+                    w.WriteNumber("memAttr", n.MemAttr);
+                    w.WriteNumber("level", n.Level);
+                    w.WriteString("leafGpa", Hex(n.Gpa));
+                    w.WriteString("pfn", Hex(n.Pfn));
+                    w.WriteBoolean("writable", n.Writable);
+                    w.WriteBoolean("executable", n.Executable);
+                    w.WriteEndObject();
+                }
+                else w.WriteNull("now");
+                if (x.Memslot is { } m)
+                {
+                    w.WriteStartObject("memslot");
+                    w.WriteNumber("slot", m.Slot);
+                    w.WriteString("gpa", Hex(m.Gpa));
+                    w.WriteString("end", Hex(m.End));
+                    w.WriteString("hva", Hex(m.Hva));
+                    w.WriteString("flags", m.Flags);
+                    if (m.SetAtSeq is { } set) w.WriteNumber("setAtSeq", set); else w.WriteNull("setAtSeq");
+                    w.WriteEndObject();
+                }
+                else w.WriteNull("memslot");
+                if (x.Mapping is { } v)
+                {
+                    w.WriteStartObject("mapping");
+                    w.WriteString("start", Hex(v.Start));
+                    w.WriteString("end", Hex(v.End));
+                    w.WriteString("pgoff", Hex(v.PgOff));
+                    w.WriteString("stage1", v.Stage1);
+                    w.WriteStartArray("flags");
+                    foreach (var flag in v.Flags) w.WriteStringValue(flag);
+                    w.WriteEndArray();
+                    if (v.MmapSeq is { } ms) w.WriteNumber("mmapSeq", ms); else w.WriteNull("mmapSeq");
+                    w.WriteString("device", v.Device);
+                    if (v.Region is { } r) w.WriteNumber("region", r); else w.WriteNull("region");
+                    w.WriteEndObject();
+                }
+                else w.WriteNull("mapping");
+                if (x.Fault is { } f)
+                {
+                    w.WriteStartObject("fault");
+                    w.WriteNumber("seq", f.Seq);
+                    w.WriteNumber("vcpu", f.Vcpu);
+                    w.WriteString("op", f.Op);
+                    w.WriteString("gpa", Hex(f.Gpa));
+                    w.WriteString("hva", Hex(f.Hva));
+                    w.WriteString("policy", f.Policy);
+                    w.WriteString("pfn", Hex(f.Pfn));
+                    w.WriteBoolean("inLinearMap", f.InLinearMap);
+                    w.WriteBoolean("pteWritable", f.PteWritable);
+                    w.WriteNumber("sampledSeq", f.SampledSeq);
+                    w.WriteNumber("seqAtLock", f.SeqAtLock);
+                    w.WriteString("result", f.Result);
+                    w.WriteString("path", f.Path);
+                    w.WriteString("prot", f.Prot);
+                    w.WriteString("why", f.Why);
+                    w.WriteEndObject();
+                }
+                else w.WriteNull("fault");
+                w.WriteStartArray("history");
+                foreach (var h in x.History)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("seq", h.Seq);
+                    w.WriteString("when", h.When);
+                    w.WriteString("kind", h.Kind);
+                    w.WriteString("text", h.Text);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
         }
 
         /// <summary>Why a stage-2 range went: a memslot change, or the MMU notifier of the same hva range
@@ -211,3 +326,22 @@ public static class ExplainCommand
         }
     }
 }
+
+/// <summary>Why a page has its memory type (<see cref="ExplainCommand.Explainer.Explain"/>): the leaf
+/// now, and the last fault that mapped it — its memslot, its VMA and the mmap that made it, its inputs
+/// and the decision — and the page's other faults and invalidations (<see cref="History"/>, in order).</summary>
+public sealed record Explanation(string Vm, ulong Gpa, long Events, ExplainedLeaf? Now, ExplainedMemslot? Memslot, ExplainedMapping? Mapping,
+    ExplainedFault? Fault, ExplainedEvent[] History);
+
+public sealed record ExplainedLeaf(string MemType, byte MemAttr, int Level, ulong Gpa, ulong Pfn, bool Writable, bool Executable);
+
+public sealed record ExplainedMemslot(int Slot, ulong Gpa, ulong End, ulong Hva, string Flags, long? SetAtSeq);
+
+public sealed record ExplainedMapping(ulong Start, ulong End, ulong PgOff, string Stage1, string[] Flags, long? MmapSeq, string? Device, int? Region);
+
+public sealed record ExplainedFault(long Seq, int Vcpu, string Op, ulong Gpa, ulong Hva, string Policy, ulong Pfn, bool InLinearMap, bool PteWritable,
+    ulong SampledSeq, ulong SeqAtLock, string Result, string Path, string Prot, string Why);
+
+/// <param name="When">"before" or "since" the fault of the explanation; null when there is none.</param>
+/// <param name="Kind">"fault" or "invalidation".</param>
+public sealed record ExplainedEvent(long Seq, string? When, string Kind, string Text);
