@@ -48,11 +48,21 @@ public sealed class ScenarioRunner
         var config = SimHost.BaseConfig(deterministic);
         if (journal is not null) config = journal.WithFallback(config);
         using var system = ActorSystem.Create("actorsim", config);
-        var recorder = system.ActorOf(ActorProps.Of(() => new EventRecorder()), "recorder");
+        var result = await RunRecordedAsync(system, s, runId, onLine);
+        await system.Terminate();
+        return result;
+    }
+
+    /// <summary>Runs <paramref name="s"/> in an actor system the caller made and stops (the host's, under
+    /// Akka.Hosting), configured from <see cref="SimHost.BaseConfig"/> and a journal, and returns every
+    /// expectation line and the events in the order they were persisted.</summary>
+    public static async Task<ScenarioRunResult> RunRecordedAsync(ActorSystem system, Scenario s, string runId, Action<ExpectationResult>? onLine = null)
+    {
+        var recorder = system.ActorOf(ActorProps.Of(() => new EventRecorder()), $"recorder-{Uri.EscapeDataString(runId)}");
         await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));
         var results = await RunAsync(system, s, runId, onLine);
         var events = await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));
-        await system.Terminate();
+        system.Stop(recorder);
         return new ScenarioRunResult(s, results, events.Items);
     }
 

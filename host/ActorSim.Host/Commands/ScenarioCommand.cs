@@ -1,3 +1,4 @@
+using ActorSim.Actors;
 using ActorSim.Actors.Scenarios;
 using ActorSim.Domain.Kernel;
 
@@ -41,6 +42,7 @@ public static class ScenarioCommand
         var setting = inMemory ? null : Database.Required("scenario", db, inMemoryToo: true);
         if (setting is not null && !await Database.ReachableAsync(setting)) return 3;
         var cs = setting?.ConnectionString;
+        var (outageLimit, _) = Database.OutageLimit(null, "scenario");
         // Parse every file first: an invalid file runs nothing.
         var scenarios = new List<Scenario>();
         foreach (var f in files)
@@ -69,8 +71,10 @@ public static class ScenarioCommand
             // Held while the scenario writes its run (RunLock): `runs` shows it running, `delete` waits for it.
             await using var runLock = cs is null ? null : await Persistence.EventLog.RunLock.TryAcquireAsync(cs, runId);
             if (cs is not null) await Database.RecordRunAsync(cs, info);
-            var journal = cs is null ? null : Persistence.MartenPersistence.Config(cs);
-            var r = await ScenarioRunner.RunAsync(s, journal, runId, deterministic, line => Console.WriteLine($"  {line}"));
+            // Each scenario in its own actor system, as `run`'s under Akka.Hosting (HostedActorSystem).
+            ScenarioRunResult r;
+            await using (var hosted = await HostedActorSystem.StartAsync("actorsim", SimHost.BaseConfig(deterministic), cs, outageLimit))
+                r = await ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {line}"));
             if (cs is not null)
             {
                 info.Ended = DateTimeOffset.UtcNow; // `runs` shows it ended
