@@ -315,8 +315,8 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains(Cli.Decisions(_run.File).Select(d => d.GetProperty("inputs")), i =>
             i.GetProperty("vm").GetString() == page.Vm && i.GetProperty("gpa").GetString() == fault.GetProperty("gpa").GetString()
             && i.GetProperty("hva").GetString() == fault.GetProperty("hva").GetString() && i.GetProperty("vcpu").GetInt32() == fault.GetProperty("vcpu").GetInt32()
-            && Convert.ToUInt64(i.GetProperty("sampledSeq").GetString(), 16) == fault.GetProperty("sampledSeq").GetUInt64()
-            && Convert.ToUInt64(i.GetProperty("seqAtLock").GetString(), 16) == fault.GetProperty("seqAtLock").GetUInt64()
+            && i.GetProperty("sampledSeq").GetString() == fault.GetProperty("sampledSeq").GetString()
+            && i.GetProperty("seqAtLock").GetString() == fault.GetProperty("seqAtLock").GetString()
             && i.GetProperty("pfn").GetProperty("pfn").GetString() == fault.GetProperty("pfn").GetString());
     }
 

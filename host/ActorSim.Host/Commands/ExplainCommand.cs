@@ -215,96 +215,29 @@ public static class ExplainCommand
                 yield return $"  seq {h.Seq}{(h.When is null ? "" : h.When == "before" ? " (before that fault)" : " (since)")}: {h.Text}";
         }
 
-        /// <summary>The explanation as one JSON object (addresses as "0x…" strings, as the event log
-        /// writes them; a part the run has nothing for is null).</summary>
+        /// <summary>The explanation as one JSON object: <see cref="Explanation"/>'s fields in camelCase,
+        /// addresses and other 64-bit values as "0x…" strings, as the event log writes them; a part the
+        /// run has nothing for is null.</summary>
         public string Json(string run)
         {
-            var x = Explain();
-            using var buffer = new MemoryStream();
-            using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
-            {
-                static string Hex(ulong v) => $"0x{v:x}";
-                w.WriteStartObject();
-                w.WriteString("run", run);
-                w.WriteString("vm", x.Vm);
-                w.WriteString("gpa", Hex(x.Gpa));
-                w.WriteNumber("events", x.Events);
-                if (x.Now is { } n)
-                {
-                    w.WriteStartObject("now");
-                    w.WriteString("memType", n.MemType);
-                    w.WriteNumber("memAttr", n.MemAttr);
-                    w.WriteNumber("level", n.Level);
-                    w.WriteString("leafGpa", Hex(n.Gpa));
-                    w.WriteString("pfn", Hex(n.Pfn));
-                    w.WriteBoolean("writable", n.Writable);
-                    w.WriteBoolean("executable", n.Executable);
-                    w.WriteEndObject();
-                }
-                else w.WriteNull("now");
-                if (x.Memslot is { } m)
-                {
-                    w.WriteStartObject("memslot");
-                    w.WriteNumber("slot", m.Slot);
-                    w.WriteString("gpa", Hex(m.Gpa));
-                    w.WriteString("end", Hex(m.End));
-                    w.WriteString("hva", Hex(m.Hva));
-                    w.WriteString("flags", m.Flags);
-                    if (m.SetAtSeq is { } set) w.WriteNumber("setAtSeq", set); else w.WriteNull("setAtSeq");
-                    w.WriteEndObject();
-                }
-                else w.WriteNull("memslot");
-                if (x.Mapping is { } v)
-                {
-                    w.WriteStartObject("mapping");
-                    w.WriteString("start", Hex(v.Start));
-                    w.WriteString("end", Hex(v.End));
-                    w.WriteString("pgoff", Hex(v.PgOff));
-                    w.WriteString("stage1", v.Stage1);
-                    w.WriteStartArray("flags");
-                    foreach (var flag in v.Flags) w.WriteStringValue(flag);
-                    w.WriteEndArray();
-                    if (v.MmapSeq is { } ms) w.WriteNumber("mmapSeq", ms); else w.WriteNull("mmapSeq");
-                    w.WriteString("device", v.Device);
-                    if (v.Region is { } r) w.WriteNumber("region", r); else w.WriteNull("region");
-                    w.WriteEndObject();
-                }
-                else w.WriteNull("mapping");
-                if (x.Fault is { } f)
-                {
-                    w.WriteStartObject("fault");
-                    w.WriteNumber("seq", f.Seq);
-                    w.WriteNumber("vcpu", f.Vcpu);
-                    w.WriteString("op", f.Op);
-                    w.WriteString("gpa", Hex(f.Gpa));
-                    w.WriteString("hva", Hex(f.Hva));
-                    w.WriteString("policy", f.Policy);
-                    w.WriteString("pfn", Hex(f.Pfn));
-                    w.WriteBoolean("inLinearMap", f.InLinearMap);
-                    w.WriteBoolean("pteWritable", f.PteWritable);
-                    w.WriteNumber("sampledSeq", f.SampledSeq);
-                    w.WriteNumber("seqAtLock", f.SeqAtLock);
-                    w.WriteString("result", f.Result);
-                    w.WriteString("path", f.Path);
-                    w.WriteString("prot", f.Prot);
-                    w.WriteString("why", f.Why);
-                    w.WriteEndObject();
-                }
-                else w.WriteNull("fault");
-                w.WriteStartArray("history");
-                foreach (var h in x.History)
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("seq", h.Seq);
-                    w.WriteString("when", h.When);
-                    w.WriteString("kind", h.Kind);
-                    w.WriteString("text", h.Text);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-            }
-            return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+            var o = System.Text.Json.JsonSerializer.SerializeToNode(Explain(), JsonOptions)!.AsObject();
+            o.Insert(0, "run", run);
+            return o.ToJsonString();
+        }
+
+        private static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new()
+        {
+            PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
+            Converters = { new HexConverter() },
+        };
+
+        private sealed class HexConverter : System.Text.Json.Serialization.JsonConverter<ulong>
+        {
+            public override ulong Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
+                Convert.ToUInt64(reader.GetString(), 16);
+
+            public override void Write(System.Text.Json.Utf8JsonWriter writer, ulong value, System.Text.Json.JsonSerializerOptions options) =>
+                writer.WriteStringValue($"0x{value:x}");
         }
 
         /// <summary>Why a stage-2 range went: a memslot change, or the MMU notifier of the same hva range
