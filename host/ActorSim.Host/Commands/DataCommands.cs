@@ -7,7 +7,7 @@ using ActorSim.Persistence.EventLog;
 
 namespace ActorSim.Host.Commands;
 
-/// <summary>runs, export, import, replay: the recorded side of the host.</summary>
+/// <summary>runs, summary, delete, export, import, replay: the recorded side of the host.</summary>
 public static class DataCommands
 {
     private static async Task<Marten.DocumentStore?> Store(string command, Args a) =>

@@ -68,7 +68,7 @@ public static class ScenarioCommand
                 Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic,
                 WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
             };
-            // Held while the scenario writes its run (RunLock): `runs` shows it running, `delete` waits for it.
+            // Held while the scenario writes its run (RunLock): `runs` shows it running, `delete` refuses it.
             await using var runLock = cs is null ? null : await Persistence.EventLog.RunLock.TryAcquireAsync(cs, runId);
             if (cs is not null) await Database.RecordRunAsync(cs, info);
             // Each scenario in its own actor system, as `run`'s under Akka.Hosting (HostedActorSystem).
