@@ -50,12 +50,23 @@ public sealed class SeededWorkload
     public long Accesses { get; private set; }
     public Dictionary<FaultResult, long> Results { get; } = [];
     private readonly Lock _counting = new();
+    // Each answered access's latency, in Stopwatch ticks: since the last Counted(), and since the start.
+    private readonly HdrHistogram.LongHistogram _latency = VcpuSequenceDone.NewLatencyHistogram();
+    private readonly HdrHistogram.LongHistogram _totalLatency = VcpuSequenceDone.NewLatencyHistogram();
 
-    /// <summary>The accesses answered so far and their outcomes, as one copy: safe to take from another
-    /// thread while a round runs (run's progress reports during a round that waits on the database).</summary>
-    public (long Accesses, Dictionary<FaultResult, long> Results) Counted()
+    /// <summary>The accesses answered so far and their outcomes, as one copy, and their latency (an
+    /// access's time from its round's start, when every access of the round is sent, to its answer: the
+    /// wall clock's, for watching a run; no event carries it) since the last call and since the start.
+    /// Safe to call from another thread while a round runs (run's progress reports during a round that
+    /// waits on the database).</summary>
+    public (long Accesses, Dictionary<FaultResult, long> Results, AccessLatency Latency, AccessLatency TotalLatency) Counted()
     {
-        lock (_counting) return (Accesses, new Dictionary<FaultResult, long>(Results));
+        lock (_counting)
+        {
+            var interval = AccessLatency.Of(_latency);
+            _latency.Reset();
+            return (Accesses, new Dictionary<FaultResult, long>(Results), interval, AccessLatency.Of(_totalLatency));
+        }
     }
 
     private SeededWorkload(SimHost host, int seed, int vms, int vcpus)
@@ -143,11 +154,19 @@ public sealed class SeededWorkload
         _driver ??= _host.System.ActorOf(ActorProps.Of(() => new RoundDriver()));
         var done = await _driver.Ask<RoundDriver.Done>(new RoundDriver.Run([.. accesses], change, churn), _host.Timeout);
         lock (_counting)
+        {
             foreach (var r in done.Results)
             {
                 Accesses++;
                 Results[r.Result.Outcome.Result] = Results.GetValueOrDefault(r.Result.Outcome.Result) + 1;
             }
+            foreach (var ticks in done.LatencyTicks)
+            {
+                var t = Math.Clamp(ticks, 1, VcpuSequenceDone.MaxLatencyTicks);
+                _latency.RecordValue(t);
+                _totalLatency.RecordValue(t);
+            }
+        }
     }
 
     private IActorRef? _driver;
@@ -158,10 +177,13 @@ public sealed class SeededWorkload
         public sealed record Run((IActorRef Vcpu, VcpuRunAccess Access)[] Accesses, (IActorRef Device, object Message)? Change, Churn? Churn);
         public sealed record Churn(IActorRef Mm, ulong Hva, ulong Size, IActorRef Vfio);
         private Churn? _churn;
-        public sealed record Done(VcpuAccessDone[] Results);
+        /// <param name="LatencyTicks">Each result's time from the round's start to its answer (Stopwatch ticks).</param>
+        public sealed record Done(VcpuAccessDone[] Results, long[] LatencyTicks);
 
         private IActorRef _replyTo = ActorRefs.Nobody;
         private readonly List<VcpuAccessDone> _results = [];
+        private readonly List<long> _latencies = [];
+        private long _started;
         private int _waiting;
 
         public RoundDriver()
@@ -171,14 +193,21 @@ public sealed class SeededWorkload
                 SimClock.Advance(Context.System, SimClock.RoundDuration); // in this turn: see SimClock.Advance
                 _replyTo = Sender;
                 _results.Clear();
+                _latencies.Clear();
+                _started = System.Diagnostics.Stopwatch.GetTimestamp();
                 _waiting = r.Accesses.Length + (r.Change is null ? 0 : 1) + (r.Churn is null ? 0 : 1);
                 _churn = r.Churn;
                 foreach (var (vcpu, access) in r.Accesses) vcpu.Tell(access);
                 if (r.Change is { } c) c.Device.Tell(c.Message);
                 if (r.Churn is { } ch) ch.Mm.Tell(new MmMunmap(ch.Hva, ch.Size));
-                if (_waiting == 0) _replyTo.Tell(new Done([]));
+                if (_waiting == 0) _replyTo.Tell(new Done([], []));
             });
-            Receive<VcpuAccessDone>(d => { _results.Add(d); Finish(); });
+            Receive<VcpuAccessDone>(d =>
+            {
+                _results.Add(d);
+                _latencies.Add(System.Diagnostics.Stopwatch.GetTimestamp() - _started);
+                Finish();
+            });
             Receive<VfioResult>(_ => Finish());
             Receive<MmResult>(_ =>
             {
@@ -189,7 +218,19 @@ public sealed class SeededWorkload
 
         private void Finish()
         {
-            if (--_waiting == 0) _replyTo.Tell(new Done([.. _results]));
+            if (--_waiting == 0) _replyTo.Tell(new Done([.. _results], [.. _latencies]));
         }
+    }
+}
+
+/// <summary>Guest accesses' latency in a window of a run (<see cref="SeededWorkload.Counted"/>):
+/// how many, and their median, 99th percentile and longest, in microseconds (0 when none).</summary>
+public sealed record AccessLatency(long Count, double P50Us, double P99Us, double MaxUs)
+{
+    public static AccessLatency Of(HdrHistogram.LongHistogram h)
+    {
+        if (h.TotalCount == 0) return new(0, 0, 0, 0);
+        double Us(long ticks) => ticks * 1e6 / System.Diagnostics.Stopwatch.Frequency;
+        return new(h.TotalCount, Us(h.GetValueAtPercentile(50)), Us(h.GetValueAtPercentile(99)), Us(h.GetValueAtPercentile(100)));
     }
 }

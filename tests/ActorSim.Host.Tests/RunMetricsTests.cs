@@ -43,6 +43,22 @@ public class RunMetricsTests
             Assert.Equal(0, l.GetProperty("invariant_violations").GetInt32());
             Assert.True(DateTimeOffset.TryParse(l.GetProperty("time").GetString(), CultureInfo.InvariantCulture, out _));
         }
+        // Each answered access has its latency, counted in the interval it was answered in (the final
+        // line: all of them).
+        long before = 0;
+        foreach (var l in lines)
+        {
+            var answered = l.GetProperty("accesses").GetInt64() - (l.GetProperty("final").GetBoolean() ? 0 : before);
+            var latency = l.GetProperty("latency_us");
+            if (answered == 0) Assert.Equal(JsonValueKind.Null, latency.ValueKind);
+            else
+            {
+                Assert.Equal(answered, latency.GetProperty("accesses").GetInt64());
+                Assert.InRange(latency.GetProperty("p50").GetDouble(), 0.001, latency.GetProperty("p99").GetDouble());
+                Assert.True(latency.GetProperty("p99").GetDouble() <= latency.GetProperty("max").GetDouble(), l.ToString());
+            }
+            before = l.GetProperty("accesses").GetInt64();
+        }
         // The final line is the summary: its totals, and its rate over the whole run.
         Assert.Equal(Summary(output, @"(\d+) guest accesses in"), final.GetProperty("accesses").GetInt64());
         Assert.Equal(Summary(output, @"(\d+) events persisted"), final.GetProperty("events_persisted").GetInt64());
@@ -119,6 +135,15 @@ public class RunMetricsTests
         Assert.Equal(1.0, j.GetProperty("mean_commit_ms").GetDouble(), 6); // 200 ms in 200 commits
         Assert.Equal(5.0, j.GetProperty("events_per_commit").GetDouble(), 6); // 1,000 events in 200 commits
         Assert.False(l.GetProperty("final").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, l.GetProperty("latency_us").ValueKind); // none given
+
+        // Latency: the interval's on a line, the whole run's on the final line.
+        var timed = now with { Latency = new ActorSim.Actors.AccessLatency(2_000, 30.04, 120, 900), TotalLatency = new ActorSim.Actors.AccessLatency(3_000, 28, 110, 950) };
+        using var line = JsonDocument.Parse(RunMetrics.Line("r1", DateTimeOffset.UnixEpoch, timed, before, final: false));
+        var latency = line.RootElement.GetProperty("latency_us");
+        Assert.Equal((2_000L, 30.0, 120.0, 900.0), (latency.GetProperty("accesses").GetInt64(), latency.GetProperty("p50").GetDouble(), latency.GetProperty("p99").GetDouble(), latency.GetProperty("max").GetDouble()));
+        using var last = JsonDocument.Parse(RunMetrics.Line("r1", DateTimeOffset.UnixEpoch, timed, null, final: true));
+        Assert.Equal(3_000, last.RootElement.GetProperty("latency_us").GetProperty("accesses").GetInt64());
     }
 
     [Fact]

@@ -229,12 +229,13 @@ public static class RunCommand
                     return fallback;
                 }
             }
-            var (accesses, results) = workload.Counted();
+            var (accesses, results, latency, totalLatency) = workload.Counted();
             var events = Read(() => counter.Ask<long>(new Counter.Get(), patience), last?.EventsPersisted ?? 0);
             var violations = Read(async () => (await host.Checker.Ask<Violations>(new GetViolations(), patience)).Items.Length, last?.InvariantViolations ?? 0);
             var journal = cs is null ? Task.FromResult<Persistence.Journal.JournalStats?>(null) : Read(async () => (Persistence.Journal.JournalStats?)await
                 Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null).Ask<Persistence.Journal.JournalStats>(Persistence.Journal.GetJournalStats.Instance, patience), last?.Journal);
-            return MetricsSample.Take(elapsed, accesses, results, await events, await violations, database.Value, await journal);
+            return MetricsSample.Take(elapsed, accesses, results, await events, await violations, database.Value, await journal)
+                with { Latency = latency, TotalLatency = totalLatency };
         }
         var reportPatience = TimeSpan.FromSeconds(2);
         last = await Sample(TimeSpan.Zero, host.Timeout); // after the set-up: what the first interval is measured from

@@ -13,6 +13,12 @@ public sealed record MetricsSample(
     TimeSpan Elapsed, long Accesses, IReadOnlyDictionary<FaultResult, long> Outcomes, long EventsPersisted, int InvariantViolations,
     string Database, JournalStats? Journal, long RssBytes, long GcHeapBytes, TimeSpan GcPause, int[] GcCollections, TimeSpan Cpu)
 {
+    /// <summary>The accesses' latency since the reading before (<see cref="ActorSim.Actors.SeededWorkload.Counted"/>).</summary>
+    public ActorSim.Actors.AccessLatency? Latency { get; init; }
+
+    /// <summary>The accesses' latency since the run started in this process.</summary>
+    public ActorSim.Actors.AccessLatency? TotalLatency { get; init; }
+
     /// <summary>The process's figures now, with the simulation's given (<paramref name="outcomes"/>: a
     /// copy the sample keeps).</summary>
     public static MetricsSample Take(TimeSpan elapsed, long accesses, IReadOnlyDictionary<FaultResult, long> outcomes, long events, int violations,
@@ -26,7 +32,7 @@ public sealed record MetricsSample(
 /// (the progress line's tick) and once at the end:
 /// <list type="bullet">
 /// <item><c>--metrics FILE</c>: a JSON object a line (JSON Lines), flushed as written so <c>tail -f</c>
-/// follows it; figures per interval (rates, GC pause share, CPU cores, the journal's mean commit) are
+/// follows it; figures per interval (rates, access latency, GC pause share, CPU cores, the journal's mean commit) are
 /// since the line before; the last line has <c>"final": true</c> and the summary's figures, its
 /// interval the whole run.</item>
 /// <item>the <c>ActorSim</c> <see cref="Meter"/>, observable instruments reading the newest sample, so
@@ -125,6 +131,17 @@ public sealed class RunMetrics : IDisposable
             w.WriteEndObject();
             w.WriteNumber("events_persisted", s.EventsPersisted);
             w.WriteNumber("invariant_violations", s.InvariantViolations);
+            // The interval's accesses' latency (the final line's: the whole run's); null when none was answered.
+            if ((final ? s.TotalLatency : s.Latency) is { Count: > 0 } latency)
+            {
+                w.WriteStartObject("latency_us");
+                w.WriteNumber("accesses", latency.Count);
+                w.WriteNumber("p50", Math.Round(latency.P50Us, 1));
+                w.WriteNumber("p99", Math.Round(latency.P99Us, 1));
+                w.WriteNumber("max", Math.Round(latency.MaxUs, 1));
+                w.WriteEndObject();
+            }
+            else w.WriteNull("latency_us");
             w.WriteString("database", s.Database);
             if (s.Journal is { } j)
             {
