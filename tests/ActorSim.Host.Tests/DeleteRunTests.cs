@@ -115,6 +115,77 @@ public class DeleteRunTests
         Assert.True(exit == 0, output + err);
     }
 
+    /// <summary>The backend pid of the session holding a run's lock (RunLock), if any.</summary>
+    private static async Task<int?> LockHolderAsync(NpgsqlConnection conn, string run)
+    {
+        await using var cmd = new NpgsqlCommand(
+            "select pid from pg_locks where locktype = 'advisory' and granted and classid = 1095985517 and objid = hashtext(@run)::oid and objsubid = 2", conn);
+        cmd.Parameters.AddWithValue("run", run);
+        return await cmd.ExecuteScalarAsync() is int pid ? pid : null;
+    }
+
+    private static async Task TerminateAsync(NpgsqlConnection conn, int pid)
+    {
+        await using var cmd = new NpgsqlCommand("select pg_terminate_backend(@pid, 5000)", conn); // as a database restart would
+        cmd.Parameters.AddWithValue("pid", pid);
+        await cmd.ExecuteScalarAsync();
+    }
+
+    [Fact]
+    public async Task A_run_whose_lock_the_database_dropped_takes_it_again_and_still_cannot_be_deleted()
+    {
+        var id = $"relock-{Guid.NewGuid():N}"[..19];
+        using var p = Cli.Start(null, "run", "--duration", "8s", "--vms", "1", "--vcpus", "1", "--run-id", id);
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
+        await using var conn = new NpgsqlConnection(Db);
+        await conn.OpenAsync();
+        var first = (await LockHolderAsync(conn, id))!.Value;
+        await TerminateAsync(conn, first);
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (await LockHolderAsync(conn, id) is not { } again || again == first)
+        {
+            Assert.True(DateTime.UtcNow < until, "the run did not take its lock again");
+            await Task.Delay(50);
+        }
+        var (exit, output, err) = Cli.Run("delete", id);
+        Assert.True(exit == 2, output + err);
+        Assert.Contains("is being written by a running actorsim", err);
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(p.ExitCode == 0, await stderr);
+        Assert.Equal("ended", CrashRecoveryTests.Status(id));
+    }
+
+    [Fact]
+    public async Task A_run_whose_lock_another_session_took_after_the_database_dropped_it_stops_with_exit_3()
+    {
+        var id = $"lostlock-{Guid.NewGuid():N}"[..21];
+        var metrics = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        using var p = Cli.Start(null, "run", "--duration", "60s", "--vms", "1", "--vcpus", "1", "--run-id", id, "--metrics", metrics);
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await using var conn = new NpgsqlConnection(Db);
+        await conn.OpenAsync();
+        // A second writer takes the lock while the run has none (again if the run took it back first).
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            if (await LockHolderAsync(conn, id) is { } holder && holder != conn.ProcessID) await TerminateAsync(conn, holder);
+            await using var take = new NpgsqlCommand("select pg_try_advisory_lock(1095985517, hashtext(@run))", conn);
+            take.Parameters.AddWithValue("run", id);
+            if ((bool)(await take.ExecuteScalarAsync())!) break;
+            Assert.True(DateTime.UtcNow < until, "the test could not take the run's lock");
+        }
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30)); // well before its 60 s
+        var err = await stderr;
+        Assert.True(p.ExitCode == 3, await stdout + err);
+        Assert.Contains($"actorsim: run '{id}': the database dropped its lock, and another session (backend pid {conn.ProcessID}) took it meanwhile (a second writer of the run): stopping", err);
+        using var last = System.Text.Json.JsonDocument.Parse(File.ReadLines(metrics).Last());
+        Assert.True(last.RootElement.GetProperty("final").GetBoolean());
+        File.Delete(metrics);
+    }
+
     [Fact]
     public async Task Older_than_selects_the_runs_started_before_now_minus_the_age()
     {

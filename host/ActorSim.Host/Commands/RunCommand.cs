@@ -182,6 +182,11 @@ public static class RunCommand
             Vms = vms, Vcpus = vcpus, Commit = Database.GitCommit(), Started = DateTimeOffset.UtcNow,
         };
         if (cs is not null) await Database.RecordRunAsync(cs, info);
+        // The lock kept across a database restart or a dropped connection (its session ends with them): taken
+        // again within a second of the database answering; lost for good if another process took it or the
+        // run was deleted meanwhile, which stops the run (below).
+        runLock?.Keep(async ct => await Persistence.EventLog.RunLog.InfoAsync(MartenStores.Get(cs!), runId, ct) is not null, TimeSpan.FromSeconds(1));
+        var lockLost = runLock?.Lost ?? new TaskCompletionSource<string>().Task;
 
         await using var hosted = await HostedActorSystem.StartAsync("actorsim", SimHost.BaseConfig(a.Has("--deterministic")), cs, outageLimit);
         var system = hosted.System;
@@ -249,7 +254,7 @@ public static class RunCommand
             // for both, made once a report: a round waits on two tasks, as cheap as before reports could
             // come during a round (three: 10-25 % fewer accesses a second in memory).
             var tick = Task.Delay(TimeSpan.FromSeconds(1));
-            var interrupt = Task.WhenAny(unavailable.Task, tick);
+            var interrupt = Task.WhenAny(unavailable.Task, lockLost, tick);
             async Task Report()
             {
                 var now = clock.Elapsed;
@@ -260,24 +265,28 @@ public static class RunCommand
                 // A second after this reading began; at once if reading took longer (Task.Delay refuses a
                 // negative wait).
                 tick = Task.Delay(TimeSpan.FromTicks(Math.Max(0, (TimeSpan.FromSeconds(1) - (clock.Elapsed - now)).Ticks)));
-                interrupt = Task.WhenAny(unavailable.Task, tick);
+                interrupt = Task.WhenAny(unavailable.Task, lockLost, tick);
             }
             // A run that stops on a failure still ends its metrics with a final line (the counts of the rounds
             // answered; figures an actor no longer gives are the line before's).
-            async Task Stopping() => metrics.Publish(await Sample(clock.Elapsed, reportPatience), final: true);
+            async Task<int> Failed(string message)
+            {
+                Console.Error.WriteLine($"actorsim: {message}");
+                metrics.Publish(await Sample(clock.Elapsed, reportPatience), final: true);
+                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+                return 3;
+            }
             for (long n = 0; n < rounds && (rounds != long.MaxValue || clock.Elapsed < duration) && !stop.IsCancellationRequested; n++)
             {
                 // A round in flight always completes (nothing acknowledged is lost), unless the database
                 // stays away past the outage limit.
                 var round = workload.RoundAsync();
-                while (await Task.WhenAny(round, interrupt) != round && !unavailable.Task.IsCompleted) await Report();
+                while (await Task.WhenAny(round, interrupt) != round && !unavailable.Task.IsCompleted && !lockLost.IsCompleted) await Report();
+                if (lockLost.IsCompleted) return await Failed($"{await lockLost}: stopping");
                 if (!round.IsCompleted)
                 {
                     var u = await unavailable.Task;
-                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(cs!)} unreachable for {u.After.TotalSeconds:0}s (limit {outageLimit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database");
-                    await Stopping();
-                    await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
-                    return 3;
+                    return await Failed($"database {MartenStores.Describe(cs!)} unreachable for {u.After.TotalSeconds:0}s (limit {outageLimit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database");
                 }
                 try
                 {
@@ -285,10 +294,7 @@ public static class RunCommand
                 }
                 catch (AskTimeoutException)
                 {
-                    Console.Error.WriteLine($"actorsim: the simulation stopped answering (a journal write failed: see the log above); what was acknowledged is in the {(cs is null ? "journal" : "database")}");
-                    await Stopping();
-                    await system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
-                    return 3;
+                    return await Failed($"the simulation stopped answering (a journal write failed: see the log above); what was acknowledged is in the {(cs is null ? "journal" : "database")}");
                 }
             }
             return null;

@@ -1,0 +1,112 @@
+using ActorSim.Persistence.EventLog;
+using Npgsql;
+
+namespace ActorSim.Persistence.Tests;
+
+/// <summary><see cref="RunLock"/> on the real database: held by a session of its own, let go when that
+/// session ends, and kept by <see cref="RunLock.Keep"/> across a session the database ended.</summary>
+public class RunLockTests
+{
+    private static string NewRun() => $"lock-{Guid.NewGuid():N}";
+
+    /// <summary>The backend pid of the session holding <paramref name="run"/>'s lock, if any.</summary>
+    private static async Task<int?> HolderAsync(NpgsqlConnection conn, string run)
+    {
+        await using var cmd = new NpgsqlCommand(
+            "select pid from pg_locks where locktype = 'advisory' and granted and classid = 1095985517 and objid = hashtext(@run)::oid and objsubid = 2", conn);
+        cmd.Parameters.AddWithValue("run", run);
+        return await cmd.ExecuteScalarAsync() is int pid ? pid : null;
+    }
+
+    /// <summary>Ends a backend's session as a database restart would, and waits until it is gone.</summary>
+    private static async Task TerminateAsync(NpgsqlConnection conn, int pid)
+    {
+        await using var cmd = new NpgsqlCommand("select pg_terminate_backend(@pid, 5000)", conn);
+        cmd.Parameters.AddWithValue("pid", pid);
+        Assert.True((bool)(await cmd.ExecuteScalarAsync())!);
+    }
+
+    private static async Task<T> Eventually<T>(Func<Task<T>> read, Func<T, bool> done, string what)
+    {
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var value = await read();
+            if (done(value)) return value;
+            if (DateTime.UtcNow > until) throw new TimeoutException($"{what}: still {value}");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task The_lock_goes_the_moment_it_is_disposed()
+    {
+        var run = NewRun();
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        var runLock = await RunLock.TryAcquireAsync(PostgresSchema.ConnectionString, run);
+        Assert.NotNull(runLock);
+        Assert.Null(await RunLock.TryAcquireAsync(PostgresSchema.ConnectionString, run)); // held
+        Assert.Equal([run], await RunLock.HeldAsync(PostgresSchema.ConnectionString, [run]));
+        await runLock.DisposeAsync();
+        // Not kept in a connection pool, whose idle sessions would hold it on until reused.
+        Assert.Null(await HolderAsync(conn, run));
+    }
+
+    [Fact]
+    public async Task Keep_takes_the_lock_again_when_the_database_ends_its_session()
+    {
+        var run = NewRun();
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await using var runLock = (await RunLock.TryAcquireAsync(PostgresSchema.ConnectionString, run))!;
+        runLock.Keep(_ => Task.FromResult(true), TimeSpan.FromMilliseconds(100));
+        var first = (await HolderAsync(conn, run))!.Value;
+        await TerminateAsync(conn, first);
+        var again = await Eventually(() => HolderAsync(conn, run), p => p is not null && p != first, "the lock's holder");
+        Assert.NotEqual(conn.ProcessID, again);
+        Assert.False(runLock.Lost.IsCompleted);
+        // And again: the new session is watched as the first was.
+        await TerminateAsync(conn, again!.Value);
+        await Eventually(() => HolderAsync(conn, run), p => p is not null && p != again, "the lock's holder");
+        Assert.False(runLock.Lost.IsCompleted);
+    }
+
+    [Fact]
+    public async Task A_lock_another_session_took_meanwhile_is_lost()
+    {
+        var run = NewRun();
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        await using var runLock = (await RunLock.TryAcquireAsync(PostgresSchema.ConnectionString, run))!;
+        runLock.Keep(_ => Task.FromResult(true), TimeSpan.FromMilliseconds(200));
+        // Ends the lock's session and takes the lock, again if the keeper was quicker.
+        await Eventually(async () =>
+        {
+            if (await HolderAsync(conn, run) is { } holder && holder != conn.ProcessID) await TerminateAsync(conn, holder);
+            await using var take = new NpgsqlCommand("select pg_try_advisory_lock(1095985517, hashtext(@run))", conn);
+            take.Parameters.AddWithValue("run", run);
+            return (bool)(await take.ExecuteScalarAsync())!;
+        }, taken => taken, "the test's lock");
+        var why = await runLock.Lost.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal($"run '{run}': the database dropped its lock, and another session (backend pid {conn.ProcessID}) took it meanwhile (a second writer of the run)", why);
+        Assert.Equal(conn.ProcessID, await HolderAsync(conn, run));
+    }
+
+    [Fact]
+    public async Task A_lock_whose_run_was_deleted_meanwhile_is_lost_and_not_taken_again()
+    {
+        var run = NewRun();
+        await using var conn = new NpgsqlConnection(PostgresSchema.ConnectionString);
+        await conn.OpenAsync();
+        var asked = 0;
+        await using var runLock = (await RunLock.TryAcquireAsync(PostgresSchema.ConnectionString, run))!;
+        runLock.Keep(_ => { Interlocked.Increment(ref asked); return Task.FromResult(false); }, TimeSpan.FromMilliseconds(100));
+        await Task.Delay(500);
+        Assert.Equal(0, asked); // asked only when the lock is taken again
+        await TerminateAsync(conn, (await HolderAsync(conn, run))!.Value);
+        var why = await runLock.Lost.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal($"run '{run}' was deleted while the database had dropped its lock", why);
+        Assert.Null(await HolderAsync(conn, run));
+    }
+}
