@@ -196,15 +196,7 @@ public class DeleteRunTests
             var (e, o, x) = Cli.Run("run", "--rounds", "3", "--vms", "1", "--vcpus", "1", "--run-id", id);
             Assert.True(e == 0, o + x);
         }
-        // As if it had run in 1999.
-        var store = ActorSim.Persistence.MartenStores.Get(Db);
-        await using (var session = store.LightweightSession())
-        {
-            var info = (await session.LoadAsync<ActorSim.Persistence.ReadSide.RunInfo>(old))!;
-            info.Started = new DateTimeOffset(1999, 12, 31, 0, 0, 0, TimeSpan.Zero);
-            session.Store(info);
-            await session.SaveChangesAsync();
-        }
+        await BackdateAsync(old);
         var (exit, output, err) = Cli.Run("delete", "--older-than", "9000d", "--dry-run"); // before early 2002
         Assert.True(exit == 0, output + err);
         Assert.Contains($"would delete run {old}", output);
@@ -213,5 +205,46 @@ public class DeleteRunTests
         Assert.Equal(2, Cli.Run("delete", old, "--older-than", "1d").Exit); // one or the other
         Assert.Equal(2, Cli.Run("delete", "--older-than", "soon").Exit);
         Assert.Equal(0, Cli.Run("delete", old, recent).Exit);
+    }
+
+    /// <summary>Marks a run as started in 1999, for --older-than.</summary>
+    private static async Task BackdateAsync(string run)
+    {
+        var store = ActorSim.Persistence.MartenStores.Get(Db);
+        await using var session = store.LightweightSession();
+        var info = (await session.LoadAsync<ActorSim.Persistence.ReadSide.RunInfo>(run))!;
+        info.Started = new DateTimeOffset(1999, 12, 31, 0, 0, 0, TimeSpan.Zero);
+        session.Store(info);
+        await session.SaveChangesAsync();
+    }
+
+    [Fact]
+    public async Task Older_than_skips_a_run_being_written_and_deletes_the_others()
+    {
+        var old = $"old-{Guid.NewGuid():N}"[..16];
+        var busy = $"busy-{Guid.NewGuid():N}"[..17];
+        var (e, o, x) = Cli.Run("run", "--rounds", "3", "--vms", "1", "--vcpus", "1", "--run-id", old);
+        Assert.True(e == 0, o + x);
+        using var p = Cli.Start(null, "run", "--duration", "60s", "--vms", "1", "--vcpus", "1", "--run-id", busy);
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
+        await BackdateAsync(old);
+        await BackdateAsync(busy); // a long-running host started before the age
+        var (exit, output, err) = Cli.Run("delete", "--older-than", "9000d", "--dry-run");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains($"would delete run {old}\n", output);
+        Assert.Contains($"would skip run {busy}: it is being written by a running actorsim\n", output);
+        (exit, output, err) = Cli.Run("delete", busy, "--dry-run"); // named, it is refused, as the delete would be
+        Assert.True(exit == 2, output + err);
+        Assert.Contains($"run '{busy}' is being written by a running actorsim (nothing would be deleted", err);
+        (exit, output, err) = Cli.Run("delete", "--older-than", "9000d");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains($"deleted run {old}:", output);
+        Assert.Contains($"skipped run {busy}: it is being written by a running actorsim\n", output);
+        Assert.Equal(0, Rows(old)["run record"]);
+        Assert.True(Rows(busy)["events"] > 0);
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) await kill.WaitForExitAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, p.ExitCode);
+        Assert.Equal(0, Cli.Run("delete", busy).Exit);
     }
 }

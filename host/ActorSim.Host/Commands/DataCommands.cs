@@ -54,7 +54,9 @@ public static class DataCommands
     /// <summary><c>actorsim delete RUN...</c> or <c>delete --older-than AGE</c> (the runs started before
     /// now - AGE, by their run records): removes runs whole (<see cref="RunLog.DeleteAsync"/>), all
     /// of them or none: a run the database does not have, or one a process is writing, is bad input
-    /// (exit 2) and nothing is deleted. <c>--dry-run</c> names the runs it would delete.</summary>
+    /// (exit 2) and nothing is deleted. With <c>--older-than</c> a run being written (a long-running host
+    /// started before the age, say) is skipped and named, so a periodic clean-up goes on working.
+    /// <c>--dry-run</c> names the runs it would delete.</summary>
     public static async Task<int> Delete(string[] args)
     {
         var a = Args.Parse("delete", args, ["--dry-run"], ["--db", "--older-than"]);
@@ -64,7 +66,8 @@ public static class DataCommands
         var age = a.GetDuration("delete", "--older-than", TimeSpan.Zero);
         var runs = a.Positional.Distinct(StringComparer.Ordinal).ToList();
         if (runs.FirstOrDefault(r => r.Length == 0 || r.Contains('/')) is { } bad) throw new UsageException($"delete: '{bad}' is not a run id (a run id has no '/')");
-        if (await Store("delete", a) is not { } store) return 3;
+        if (await Connect("delete", a) is not { } cs) return 3;
+        var store = MartenStores.Get(cs);
         if (a.Has("--older-than"))
         {
             // The runs recorded as started (or imported) before now - AGE.
@@ -83,15 +86,23 @@ public static class DataCommands
                 Console.Error.WriteLine($"actorsim delete: no run '{run}' (nothing deleted)");
                 return 2;
             }
+        var skipInUse = a.Has("--older-than");
         if (a.Has("--dry-run"))
         {
-            foreach (var run in runs) Console.WriteLine($"would delete run {run}");
+            // What the delete would do, with the runs being written now.
+            var running = await RunLock.HeldAsync(cs, runs);
+            if (!skipInUse && runs.FirstOrDefault(running.Contains) is { } busy)
+            {
+                Console.Error.WriteLine($"actorsim delete: {new RunInUseException(busy).Message} (nothing would be deleted; stop it first)");
+                return 2;
+            }
+            foreach (var run in runs) Console.WriteLine(running.Contains(run) ? $"would skip run {run}: it is being written by a running actorsim" : $"would delete run {run}");
             return 0;
         }
         IReadOnlyList<DeletedRun> deleted;
         try
         {
-            deleted = await RunLog.DeleteAsync(store, runs);
+            deleted = await RunLog.DeleteAsync(store, runs, skipInUse);
         }
         catch (RunInUseException e)
         {
@@ -100,6 +111,8 @@ public static class DataCommands
         }
         foreach (var d in deleted)
             Console.WriteLine($"deleted run {d.Run}: {d.Streams} streams, {d.Events} events, {d.Decisions} decisions");
+        foreach (var run in runs.Except(deleted.Select(d => d.Run)))
+            Console.WriteLine($"skipped run {run}: it is being written by a running actorsim");
         return 0;
     }
 

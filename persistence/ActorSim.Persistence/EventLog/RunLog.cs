@@ -356,8 +356,9 @@ public static class RunLog
     /// (decision rows, batch rows, violation rows) and their run record. A run id is matched whole, never
     /// as a pattern: "a" does not take "a-check", and '_' or '%' in an id are plain characters.
     /// Events of another run are never touched. A run that a process is writing (<see cref="RunLock"/>)
-    /// is refused (<see cref="RunInUseException"/>), and nothing is deleted.</summary>
-    public static async Task<IReadOnlyList<DeletedRun>> DeleteAsync(IDocumentStore store, IReadOnlyList<string> runs, CancellationToken ct = default)
+    /// is refused (<see cref="RunInUseException"/>), and nothing is deleted; with <paramref name="skipInUse"/>
+    /// it is left out instead (the result does not name it), and the others go.</summary>
+    public static async Task<IReadOnlyList<DeletedRun>> DeleteAsync(IDocumentStore store, IReadOnlyList<string> runs, bool skipInUse = false, CancellationToken ct = default)
     {
         var events = store.Options.Events.DatabaseSchemaName;
         var docs = store.Options.DatabaseSchemaName;
@@ -377,7 +378,10 @@ public static class RunLog
         {
             // Held until the transaction ends: no run starts writing under this id meanwhile either.
             if (await Scalar($"select case when pg_try_advisory_xact_lock({RunLock.Key}) then 1 else 0 end", ("run", run)) == 0)
+            {
+                if (skipInUse) continue;
                 throw new RunInUseException(run);
+            }
             var streams = new List<string>();
             await using (var list = new Npgsql.NpgsqlCommand($"select id from {events}.mt_streams where starts_with(id, @prefix)", conn, tx))
             {
