@@ -99,7 +99,17 @@ public sealed class RunLock : IAsyncDisposable
                 var (conn, pid) = await TryLockAsync(_connectionString, _run, ct);
                 if (conn is not null)
                 {
-                    if (await runExists(ct)) { (_connection, _pid) = (conn, pid); continue; }
+                    bool exists;
+                    try
+                    {
+                        exists = await runExists(ct);
+                    }
+                    catch
+                    {
+                        await conn.DisposeAsync(); // not known yet: let it go, ask again next time
+                        throw;
+                    }
+                    if (exists) { (_connection, _pid) = (conn, pid); continue; }
                     await conn.DisposeAsync();
                     _lost.TrySetResult($"run '{_run}' was deleted while the database had dropped its lock");
                     return;
