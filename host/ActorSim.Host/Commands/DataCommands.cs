@@ -20,6 +20,9 @@ public static class DataCommands
         return await Database.ReachableAsync(db) ? db.ConnectionString : null;
     }
 
+    /// <summary>How <c>runs --json</c> and <c>summary --json</c> name fields.</summary>
+    private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
     /// <summary>A run's state as <c>runs</c> shows it: running (a process holds its <see cref="RunLock"/>),
     /// imported, ended (its end recorded), or stopped (no end recorded and nobody writing it: killed, or
     /// stopped by a failure; <c>run --resume</c> continues a seeded run).</summary>
@@ -34,11 +37,10 @@ public static class DataCommands
         var running = await RunLock.HeldAsync(cs, [.. runs.Select(r => r.Id)]);
         if (a.Has("--json"))
         {
-            var options = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
             var list = new System.Text.Json.Nodes.JsonArray();
             foreach (var r in runs)
             {
-                var o = JsonSerializer.SerializeToNode(r, options)!.AsObject();
+                var o = JsonSerializer.SerializeToNode(r, CamelCase)!.AsObject();
                 o["status"] = Status(r, running);
                 list.Add(o);
             }
@@ -80,7 +82,7 @@ public static class DataCommands
                 return 0;
             }
         }
-        foreach (var run in runs)
+        foreach (var run in a.Has("--older-than") ? [] : runs) // --older-than's come from the run records
             if (!await RunLog.RunExistsAsync(store, run))
             {
                 Console.Error.WriteLine($"actorsim delete: no run '{run}' (nothing deleted)");
@@ -126,16 +128,16 @@ public static class DataCommands
         if (a.Positional.Count > 0) throw new UsageException($"summary: unexpected '{a.Positional[0]}'");
         if (await Connect("summary", a) is not { } cs) return 3;
         var store = MartenStores.Get(cs);
-        if (!await RunLog.RunExistsAsync(store, run)) { Console.Error.WriteLine($"actorsim summary: no run '{run}'"); return 2; }
+        // A run without its record (its streams only) still has a summary.
         var info = await RunLog.InfoAsync(store, run);
+        if (info is null && !await RunLog.RunExistsAsync(store, run)) { Console.Error.WriteLine($"actorsim summary: no run '{run}'"); return 2; }
         Persistence.ReadSide.RunSummary summary;
         await using (var session = store.QuerySession()) summary = await Persistence.ReadSide.RunSummaries.ForRunAsync(session, run);
         var status = info is null ? null : Status(info, await RunLock.HeldAsync(cs, [run]));
         if (a.Has("--json"))
         {
-            var options = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-            var o = JsonSerializer.SerializeToNode(summary, options)!.AsObject();
-            o["run"] = info is null ? null : JsonSerializer.SerializeToNode(info, options);
+            var o = JsonSerializer.SerializeToNode(summary, CamelCase)!.AsObject();
+            o["run"] = info is null ? null : JsonSerializer.SerializeToNode(info, CamelCase);
             o["status"] = status;
             Console.WriteLine(o.ToJsonString());
             return 0;

@@ -57,7 +57,6 @@ public static class ExplainCommand
             ? ulong.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out v)
             : ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out v);
 
-
     /// <summary>The explanation of a page in a run given whole (tests, small runs).</summary>
     public static IEnumerable<string> Explain(IEnumerable<RunEvent> events, string vm, ulong gpa)
     {
