@@ -11,6 +11,7 @@ public sealed class CuttableProxy : IDisposable
 {
     private readonly TcpListener _listener;
     private readonly List<TcpClient> _clients = [];
+    private readonly List<(TcpClient Inbound, TcpClient Outbound)> _pairs = [];
     private readonly int _targetPort;
     private readonly CancellationTokenSource _cts = new();
 
@@ -56,6 +57,7 @@ public sealed class CuttableProxy : IDisposable
                 }
                 _clients.Add(inbound);
                 _clients.Add(outbound);
+                _pairs.Add((inbound, outbound));
             }
             Stream a = inbound.GetStream(), b = outbound.GetStream();
             Run(() => Pump(a, b));
@@ -67,6 +69,27 @@ public sealed class CuttableProxy : IDisposable
     {
         try { from.CopyTo(to); }
         catch (Exception) { /* cut */ }
+    }
+
+    /// <summary>A network partition as PostgreSQL sees it: the clients' side of every connection open
+    /// now is closed, the database's side is kept open and silent, so its backends live on (until TCP
+    /// keepalive would give up) with whatever their sessions hold. New connections are still forwarded.
+    /// Returns the database's sides, for <see cref="EndServerSides"/>.</summary>
+    public List<TcpClient> CutClientSides()
+    {
+        lock (_clients)
+        {
+            foreach (var (inbound, _) in _pairs) inbound.Close();
+            var servers = _pairs.Select(p => p.Outbound).ToList();
+            _pairs.Clear();
+            return servers;
+        }
+    }
+
+    /// <summary>The partition's end: the database sees those connections close, and its backends end.</summary>
+    public static void EndServerSides(IEnumerable<TcpClient> servers)
+    {
+        foreach (var s in servers) s.Close();
     }
 
     /// <summary>Closes every connection and stops accepting new ones.</summary>

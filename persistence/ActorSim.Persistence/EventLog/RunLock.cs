@@ -106,11 +106,11 @@ public sealed class RunLock : IAsyncDisposable
                     }
                     catch
                     {
-                        await conn.DisposeAsync(); // not known yet: let it go, ask again next time
+                        await ReleaseAsync(conn, _run); // not known yet: let it go, ask again next time
                         throw;
                     }
                     if (exists) { (_connection, _pid) = (conn, pid); continue; }
-                    await conn.DisposeAsync();
+                    await ReleaseAsync(conn, _run);
                     _lost.TrySetResult($"run '{_run}' was deleted while the database had dropped its lock");
                     return;
                 }
@@ -170,6 +170,28 @@ public sealed class RunLock : IAsyncDisposable
         await _keeping.CancelAsync();
         await _keeper;
         _keeping.Dispose();
-        if (_connection is not null) await _connection.DisposeAsync(); // the session ends: the lock goes with it
+        if (_connection is not null) await ReleaseAsync(_connection, _run);
+    }
+
+    /// <summary>Lets the lock go and closes its session. Closing alone lets it go too, but only once the
+    /// backend has read the connection's end, a moment after the close returns: a <c>delete</c> or a
+    /// <c>--resume</c> started right after would still find it held. The explicit unlock is done when it
+    /// returns; if it fails (the session is broken) the close still ends the session.</summary>
+    private static async Task ReleaseAsync(NpgsqlConnection conn, string run)
+    {
+        try
+        {
+            await using var cmd = new NpgsqlCommand($"select pg_advisory_unlock({Key})", conn);
+            cmd.Parameters.AddWithValue("run", run);
+            await cmd.ExecuteScalarAsync();
+        }
+        catch (Exception)
+        {
+            // the session is gone, and the lock with it
+        }
+        finally
+        {
+            await conn.DisposeAsync();
+        }
     }
 }
