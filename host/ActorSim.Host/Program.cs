@@ -15,7 +15,7 @@ public static class Program
                     [--outage-limit 60s] [--resume ID] [--metrics FILE]
                     a seeded long-running simulation through the actors, every event persisted
           run       --scenario FILE [--deterministic] [--db CONN | --in-memory]    the same as scenario FILE
-          scenario  [--deterministic] [--db CONN | --in-memory] FILE...
+          scenario  [--deterministic] [--db CONN | --in-memory] [--junit FILE] FILE...
                     run scenario files; exit 0 all pass, 1 a check failed, 2 bad file
           runs      [--json] [--db CONN]                      list recorded runs
           replay    (--run ID | --file FILE) [--verify] [--kernel K] [--fwb|--no-fwb] [--dic|--no-dic] [--json]

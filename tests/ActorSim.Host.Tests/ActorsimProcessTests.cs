@@ -256,6 +256,66 @@ public class ScenarioCommandTests
     [Fact]
     public void A_missing_file_exits_2() => Assert.Equal(2, Run("scenario", "/nonexistent/x.yaml").Exit);
 
+    private static string ReportPath(string name)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"actorsim-tests-{Environment.ProcessId}", name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.Delete(path);
+        return path;
+    }
+
+    [Fact]
+    public void Junit_reports_a_suite_per_scenario_a_case_per_expectation_and_a_failure_per_failed_one()
+    {
+        var good = Write("good.yaml", Good);
+        // A control character in a file name, which XML 1.0 cannot hold: replaced, not a broken report.
+        var fails = Write("fails\u0001.yaml", Good.Replace("name: good", "name: fails").Replace("kernel: \"6.9\"", "kernel: \"6.8\""));
+        var report = ReportPath("report.xml");
+        var (exit, output, err) = Run("scenario", "--junit", report, good, fails);
+        Assert.True(exit == 1, output + err); // the report changes nothing of the exit code
+        var root = System.Xml.Linq.XDocument.Load(report).Root!;
+        Assert.Equal("testsuites", root.Name.LocalName);
+        Assert.Equal(("4", "1", "0"), ((string)root.Attribute("tests")!, (string)root.Attribute("failures")!, (string)root.Attribute("errors")!));
+        var suites = root.Elements("testsuite").ToArray();
+        Assert.Equal(["good", "fails"], suites.Select(x => (string)x.Attribute("name")!));
+        Assert.Equal(fails.Replace('\u0001', '\uFFFD'), (string)suites[1].Attribute("file")!);
+        // Each suite names the run it wrote, as the console does.
+        var runs = output.Split('\n').Where(l => l.StartsWith("run: ", StringComparison.Ordinal)).Select(l => l[5..l.IndexOf(' ', 5)]).ToArray();
+        Assert.Equal(runs, suites.Select(x => (string)x.Element("properties")!.Elements("property").Single(p => (string)p.Attribute("name")! == "run").Attribute("value")!));
+        var cases = suites[1].Elements("testcase").ToArray();
+        Assert.Equal(["step 4 (line 13): vm1 gpa 0x8000001000: s2 Normal-NC", "step 5 (line 14): invariants hold"],
+            cases.Select(c => (string)c.Attribute("name")!));
+        var failure = Assert.Single(cases[0].Elements("failure"));
+        Assert.Contains("got s2 Device-nGnRE", (string)failure.Attribute("message")!);
+        Assert.Equal("13", (string)cases[0].Attribute("line")!);
+        Assert.Empty(cases[1].Elements());
+        Assert.Empty(suites[0].Elements("testcase").SelectMany(c => c.Elements())); // the good one passed
+        Assert.Equal(cases.Select(c => (string)c.Attribute("name")!), suites[0].Elements("testcase").Select(c => (string)c.Attribute("name")!)); // same steps
+    }
+
+    [Fact]
+    public void Junit_reports_an_invalid_file_as_an_error_and_nothing_else()
+    {
+        var bad = Write("bad-junit.yaml", Good.Replace("  - mmap: { name: bar0, device: gpu0, region: 0, size: 16MiB }", "  - mmap: { name: bar0, device: gpu0, region: 0, size: 16MiB, colour: red }"));
+        var report = ReportPath("invalid.xml");
+        var (exit, _, err) = Run("scenario", "--junit", report, Write("good.yaml", Good), bad);
+        Assert.Equal(2, exit);
+        var root = System.Xml.Linq.XDocument.Load(report).Root!;
+        Assert.Equal(("1", "0", "1"), ((string)root.Attribute("tests")!, (string)root.Attribute("failures")!, (string)root.Attribute("errors")!));
+        var error = Assert.Single(root.Descendants("error"));
+        Assert.StartsWith($"{bad}:10: mmap.colour", (string)error.Attribute("message")!);
+        Assert.Contains($"{bad}:10: mmap.colour", err);
+    }
+
+    [Fact]
+    public void Junit_to_a_path_that_cannot_be_written_exits_2_before_anything_runs()
+    {
+        var (exit, output, err) = Run("scenario", "--junit", "/nonexistent/dir/report.xml", Write("good.yaml", Good));
+        Assert.Equal(2, exit);
+        Assert.Contains("--junit /nonexistent/dir/report.xml: cannot write", err);
+        Assert.DoesNotContain("scenario good", output);
+    }
+
     [Fact]
     public void The_shipped_scenarios_all_pass_through_the_cli()
     {
@@ -280,6 +340,18 @@ public class DatabaseErrorTests
         var err = await stderr;
         Assert.Contains("127.0.0.1:1", err);
         Assert.DoesNotContain("TopSecret123", err + await stdout);
+    }
+
+    [Fact]
+    public void A_junit_report_of_scenarios_the_database_did_not_let_start_is_removed()
+    {
+        var report = Path.Combine(Path.GetTempPath(), $"actorsim-tests-{Environment.ProcessId}", "unreachable.xml");
+        Directory.CreateDirectory(Path.GetDirectoryName(report)!);
+        File.WriteAllText(report, "stale");
+        var (exit, _, _) = Cli.Run("scenario", "--junit", report, "--db", "Host=127.0.0.1;Port=1;Username=u;Password=p;Database=x",
+            Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml"));
+        Assert.Equal(3, exit);
+        Assert.False(File.Exists(report)); // neither a stale report nor an empty one
     }
 
     /// <summary>A connection string Npgsql cannot read is bad input: exit 2 at once (no attempts to

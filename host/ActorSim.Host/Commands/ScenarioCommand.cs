@@ -7,7 +7,8 @@ namespace ActorSim.Host.Commands;
 /// <summary><c>actorsim scenario FILE...</c>: runs each file through the actors and the journal (the
 /// Marten journal on the database <see cref="Database.Setting"/> names, or in memory with --in-memory);
 /// one line per expectation; exit 0 if all pass, 1 if any fails, 2 if a file is invalid (file:line:
-/// field: why), 3 if the database cannot be reached.</summary>
+/// field: why), 3 if the database cannot be reached. <c>--junit FILE</c> also writes the results as JUnit
+/// XML (<see cref="JUnitReport"/>).</summary>
 public static class ScenarioCommand
 {
     public static async Task<int> Execute(string[] args)
@@ -15,6 +16,7 @@ public static class ScenarioCommand
         var deterministic = false;
         var inMemory = false;
         string? db = null;
+        string? junit = null;
         var files = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {
@@ -23,15 +25,16 @@ public static class ScenarioCommand
                 case "--deterministic": deterministic = true; break;
                 case "--in-memory": inMemory = true; break;
                 case "--db" when i + 1 < args.Length: db = args[++i]; break;
+                case "--junit" when i + 1 < args.Length: junit = args[++i]; break;
                 case var a when a.StartsWith('-'):
-                    Console.Error.WriteLine($"actorsim scenario: unknown option '{a}' (usage: actorsim scenario [--deterministic] [--db CONN | --in-memory] FILE...)");
+                    Console.Error.WriteLine($"actorsim scenario: unknown option '{a}' (usage: {Usage})");
                     return 2;
                 default: files.Add(args[i]); break;
             }
         }
         if (files.Count == 0)
         {
-            Console.Error.WriteLine("actorsim scenario: usage: actorsim scenario [--deterministic] [--db CONN | --in-memory] FILE...");
+            Console.Error.WriteLine($"actorsim scenario: usage: {Usage}");
             return 2;
         }
         if (inMemory && db is not null)
@@ -39,6 +42,45 @@ public static class ScenarioCommand
             Console.Error.WriteLine("actorsim scenario: give --db or --in-memory, not both");
             return 2;
         }
+        JUnitReport? report = null;
+        try
+        {
+            if (junit is not null) report = JUnitReport.Create(junit);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"actorsim scenario: --junit {junit}: cannot write: {e.Message}");
+            return 2;
+        }
+        using var ownReport = report;
+        int exit;
+        try
+        {
+            exit = await Run(files, deterministic, inMemory, db, report);
+        }
+        catch
+        {
+            report?.Discard(); // an infrastructure failure (exit 3): no report rather than half of one
+            throw;
+        }
+        if (report is null) return exit;
+        if (exit == 3) { report.Discard(); return exit; } // the database did not let the scenarios start
+        try
+        {
+            report.Write();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"actorsim scenario: --junit {junit}: cannot write: {e.Message}");
+            return 2;
+        }
+        return exit;
+    }
+
+    private const string Usage = "actorsim scenario [--deterministic] [--db CONN | --in-memory] [--junit FILE] FILE...";
+
+    private static async Task<int> Run(List<string> files, bool deterministic, bool inMemory, string? db, JUnitReport? report)
+    {
         var setting = inMemory ? null : Database.Required("scenario", db, inMemoryToo: true);
         if (setting is not null && !await Database.ReachableAsync(setting)) return 3;
         var cs = setting?.ConnectionString;
@@ -54,6 +96,7 @@ public static class ScenarioCommand
             catch (ScenarioFormatException e)
             {
                 Console.Error.WriteLine($"actorsim scenario: {e.Message}");
+                report?.Invalid(f, e.Message);
                 return 2;
             }
         }
@@ -73,6 +116,7 @@ public static class ScenarioCommand
             if (cs is not null) await Database.RecordRunAsync(cs, info);
             // Each scenario in its own actor system, as `run`'s under Akka.Hosting (HostedActorSystem).
             ScenarioRunResult r;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             await using (var hosted = await HostedActorSystem.StartAsync("actorsim", SimHost.BaseConfig(deterministic), cs, outageLimit))
                 r = await ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {line}"));
             if (cs is not null)
@@ -80,6 +124,7 @@ public static class ScenarioCommand
                 info.Ended = DateTimeOffset.UtcNow; // `runs` shows it ended
                 await Database.RecordRunAsync(cs, info);
             }
+            report?.Ran(s, runId, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, r.Results);
             var bad = r.Results.Count(x => !x.Passed);
             Console.WriteLine($"  {(bad == 0 ? "passed" : "FAILED")}: {r.Results.Count - bad} of {r.Results.Count} expectations, {r.Events.Count} events");
             if (bad > 0) failed++;
