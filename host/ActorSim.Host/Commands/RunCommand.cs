@@ -370,45 +370,6 @@ public static class RunCommand
         public string Database => Sample.Database;
     }
 
-    /// <summary>The database as the metrics report it: "in-memory", "up", "outage" (riding one out) or
-    /// "unavailable" (past the outage limit).</summary>
-    private sealed class DatabaseState(string value)
-    {
-        private string _value = value;
-        public string Value { get => Volatile.Read(ref _value); set => Volatile.Write(ref _value, value); }
-    }
-
-    /// <summary>Prints outage news from the journal, keeps the database's state for the metrics, and
-    /// signals when the outage passed the limit.</summary>
-    private sealed class OutageWatch : ReceiveActor
-    {
-        public OutageWatch(TaskCompletionSource<Persistence.Journal.JournalUnavailable> unavailable, TimeSpan limit, DatabaseState state)
-        {
-            Receive<Persistence.Journal.JournalOutage>(o =>
-            {
-                state.Value = "outage";
-                Console.WriteLine($"  database unreachable ({o.Error}): writes wait, vCPUs slow down (limit {limit.TotalSeconds:0}s)");
-            });
-            Receive<Persistence.Journal.JournalAvailable>(_ =>
-            {
-                state.Value = "up";
-                Console.WriteLine("  database back: writes go through");
-            });
-            Receive<Persistence.Journal.JournalUnavailable>(u =>
-            {
-                state.Value = "unavailable";
-                unavailable.TrySetResult(u);
-            });
-        }
-
-        protected override void PreStart()
-        {
-            Context.System.EventStream.Subscribe(Self, typeof(Persistence.Journal.JournalOutage));
-            Context.System.EventStream.Subscribe(Self, typeof(Persistence.Journal.JournalAvailable));
-            Context.System.EventStream.Subscribe(Self, typeof(Persistence.Journal.JournalUnavailable));
-        }
-    }
-
     private static string Outcomes(IReadOnlyDictionary<FaultResult, long> results) =>
         string.Join(" ", Enum.GetValues<FaultResult>().Where(results.ContainsKey).Select(r => $"{r}={results[r]}"));
 }
