@@ -14,7 +14,7 @@ public static class Program
                     [--deterministic] [--db CONN | --in-memory] [--snapshot-every N] [--run-id ID] [--export FILE]
                     [--outage-limit 60s] [--resume ID] [--metrics FILE]
                     a seeded long-running simulation through the actors, every event persisted
-          run       --scenario FILE [--deterministic] [--db CONN | --in-memory]    the same as scenario FILE
+          run       --scenario FILE [--deterministic] [--db CONN | --in-memory] [--junit FILE]    the same as scenario FILE
           scenario  [--deterministic] [--db CONN | --in-memory] [--junit FILE] FILE...
                     run scenario files; exit 0 all pass, 1 a check failed, 2 bad file
           runs      [--json] [--db CONN]                      list recorded runs

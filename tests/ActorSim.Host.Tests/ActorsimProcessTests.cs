@@ -308,6 +308,19 @@ public class ScenarioCommandTests
     }
 
     [Fact]
+    public void Run_with_a_scenario_passes_junit_on_and_a_seeded_run_refuses_it()
+    {
+        var report = ReportPath("via-run.xml");
+        var (exit, output, err) = Run("run", "--scenario", Write("good.yaml", Good), "--in-memory", "--junit", report);
+        Assert.True(exit == 0, output + err);
+        Assert.Equal("good", (string)System.Xml.Linq.XDocument.Load(report).Root!.Element("testsuite")!.Attribute("name")!);
+        (exit, output, err) = Run("run", "--in-memory", "--duration", "1s", "--junit", ReportPath("seeded.xml"));
+        Assert.Equal(2, exit);
+        Assert.Contains("--junit applies to --scenario", err);
+        Assert.DoesNotContain("run: ", output); // refused before the run started
+    }
+
+    [Fact]
     public void Junit_to_a_path_that_cannot_be_written_exits_2_before_anything_runs()
     {
         var (exit, output, err) = Run("scenario", "--junit", "/nonexistent/dir/report.xml", Write("good.yaml", Good));

@@ -90,7 +90,7 @@ public static class RunCommand
     {
         var a = Args.Parse("run", args, ["--fwb", "--no-fwb", "--dic", "--no-dic", "--deterministic", "--in-memory"],
             ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--db", "--scenario", "--snapshot-every", "--resume", "--outage-limit",
-             "--rounds", "--run-id", "--export", "--metrics"]);
+             "--rounds", "--run-id", "--export", "--metrics", "--junit"]);
         // --rounds N stops after N rounds instead of a duration (a deterministic run's length must not
         // depend on the wall clock); --export FILE writes the events this process persisted, in order.
         var rounds = a.GetLong("run", "--rounds", long.MaxValue, 0, long.MaxValue);
@@ -116,8 +116,9 @@ public static class RunCommand
             a.Refuse("run", ["--duration", "--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--snapshot-every",
                 "--resume", "--outage-limit", "--rounds", "--run-id", "--export", "--metrics"], "--scenario (the scenario file sets what it runs)");
             return await ScenarioCommand.Execute([.. a.Has("--deterministic") ? new[] { "--deterministic" } : [], .. a.Has("--in-memory") ? new[] { "--in-memory" } : [],
-                .. a.Get("--db") is { } d ? new[] { "--db", d } : [], file]);
+                .. a.Get("--db") is { } d ? new[] { "--db", d } : [], .. a.Get("--junit") is { } j ? new[] { "--junit", j } : [], file]);
         }
+        if (a.Has("--junit")) throw new UsageException("run: --junit applies to --scenario (a scenario's expectations), not to a seeded run");
 
         // Ctrl-C / SIGTERM drain from here on: the start and set-up, or the round in flight, finish and
         // are persisted, then the summary (a signal before the loop ran used to end the process, 143).
