@@ -56,6 +56,14 @@ public static class Program
             Console.Error.WriteLine($"actorsim: a stored event cannot be read: {e.Message}");
             return 2;
         }
+        catch (Akka.Actor.AskTimeoutException)
+        {
+            // An actor that did not answer: in these commands, one the journal failed (a recovery or a
+            // write the database refused past the outage limit) — before, the process ended unhandled
+            // (exit 134) when the database went away while `scenario` or `run` started their actors.
+            Console.Error.WriteLine("actorsim: the simulation stopped answering (a journal's recovery or write failed: see the log above)");
+            return 3;
+        }
         catch (Exception e) when (NpgsqlCause(e) is { } cause)
         {
             // An Npgsql error, or one under Marten's wrappers of a failed command or schema change

@@ -355,6 +355,49 @@ public class DatabaseErrorTests
         Assert.DoesNotContain("TopSecret123", err + await stdout);
     }
 
+    /// <summary>The database lost in the middle of a scenario, past the outage limit: exit 3 at the limit,
+    /// saying so, as `run` does — before, the steps waited for their asks' 30 s and the process ended on
+    /// an unhandled AskTimeoutException (exit 134).</summary>
+    [Fact]
+    public async Task A_scenario_whose_database_goes_away_past_the_outage_limit_exits_3_at_the_limit()
+    {
+        // Thousands of RAM pages faulted one step at a time, each decision a journal write: seconds on the database.
+        var steps = string.Join("\n", Enumerable.Range(1, 6000).Select(i => $"  - access: {{ vm: vm1, gpa: 0x{0x40000000 + i * 4096L:x}, op: write }}"));
+        var file = Path.Combine(Path.GetTempPath(), $"actorsim-tests-{Environment.ProcessId}", "long-ram.yaml");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, """
+            name: long-ram
+            kernel: "6.9"
+            vms:
+              - name: vm1
+                ram: { gpa: 0x40000000, size: 1GiB }
+            steps:
+              - access: { vm: vm1, gpa: 0x40000000, op: read }
+              - expect: { access: last, result: mapped }
+
+            """ + steps + "\n  - expect: { invariants: hold }\n");
+        var real = new Npgsql.NpgsqlConnectionStringBuilder(Environment.GetEnvironmentVariable("ACTORSIM_DB"));
+        using var proxy = new ActorSim.Tests.CuttableProxy(real.Port);
+        real.Port = proxy.Port;
+        using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "2s" }, "scenario", "--db", real.ConnectionString, file);
+        var stderr = p.StandardError.ReadToEndAsync();
+        // The first expectation's line comes once the steps run: the database goes away under them.
+        string? line;
+        while ((line = await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60))) is not null && !line.Contains("pass step 2")) { }
+        Assert.NotNull(line);
+        var cut = System.Diagnostics.Stopwatch.StartNew();
+        proxy.Cut();
+        var rest = await p.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var err = await stderr;
+        Assert.True(p.ExitCode == 3, $"exit {p.ExitCode}\n{rest}\n{err}");
+        Assert.Contains("unreachable for", err);
+        Assert.Contains("(limit 2s", err);
+        Assert.DoesNotContain("Unhandled exception", err);
+        Assert.DoesNotContain("scenarios passed", rest); // stopped, not finished
+        Assert.True(cut.Elapsed < TimeSpan.FromSeconds(20), $"exit 3 came {cut.Elapsed.TotalSeconds:0}s after the cut (the asks' timeout is 30 s)");
+    }
+
     [Fact]
     public void A_junit_report_of_scenarios_the_database_did_not_let_start_is_removed()
     {

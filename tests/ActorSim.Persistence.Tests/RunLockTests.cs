@@ -1,4 +1,5 @@
 using ActorSim.Persistence.EventLog;
+using ActorSim.Tests;
 using Npgsql;
 
 namespace ActorSim.Persistence.Tests;

@@ -42,6 +42,14 @@ public sealed class OutageWatch : ReceiveActor
         });
     }
 
+    /// <summary>Why a command stops when the outage passed the limit (exit 3).</summary>
+    public static string Unavailable(string connectionString, JournalUnavailable u, TimeSpan limit) =>
+        $"database {Persistence.MartenStores.Describe(connectionString)} unreachable for {u.After.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database";
+
+    /// <summary>Why a command stops when the actors stopped answering within the asks' timeout (exit 3).</summary>
+    public static string StoppedAnswering(bool database) =>
+        $"the simulation stopped answering (a journal write failed: see the log above); what was acknowledged is in the {(database ? "database" : "journal")}";
+
     protected override void PreStart()
     {
         Context.System.EventStream.Subscribe(Self, typeof(JournalOutage));

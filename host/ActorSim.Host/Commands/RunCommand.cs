@@ -287,7 +287,7 @@ public static class RunCommand
                 if (!round.IsCompleted)
                 {
                     var u = await unavailable.Task;
-                    return await Failed($"database {MartenStores.Describe(cs!)} unreachable for {u.After.TotalSeconds:0}s (limit {outageLimit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database");
+                    return await Failed(OutageWatch.Unavailable(cs!, u, outageLimit));
                 }
                 try
                 {
@@ -295,7 +295,7 @@ public static class RunCommand
                 }
                 catch (AskTimeoutException)
                 {
-                    return await Failed($"the simulation stopped answering (a journal write failed: see the log above); what was acknowledged is in the {(cs is null ? "journal" : "database")}");
+                    return await Failed(OutageWatch.StoppedAnswering(cs is not null));
                 }
             }
             return null;

@@ -1,6 +1,7 @@
 using ActorSim.Actors;
 using ActorSim.Actors.Scenarios;
 using ActorSim.Domain.Kernel;
+using Akka.Actor;
 
 namespace ActorSim.Host.Commands;
 
@@ -115,10 +116,29 @@ public static class ScenarioCommand
             await using var runLock = cs is null ? null : await Persistence.EventLog.RunLock.TryAcquireAsync(cs, runId);
             if (cs is not null) await Database.RecordRunAsync(cs, info);
             // Each scenario in its own actor system, as `run`'s under Akka.Hosting (HostedActorSystem).
-            ScenarioRunResult r;
+            ScenarioRunResult? r = null;
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             await using (var hosted = await HostedActorSystem.StartAsync("actorsim", SimHost.BaseConfig(deterministic), cs, outageLimit))
-                r = await ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {line}"));
+            {
+                // The database lost for longer than the outage limit stops the scenario at once, as it
+                // stops `run` (exit 3): before, its steps waited for their asks' timeout, 30 s, and the
+                // AskTimeoutException ended the process unhandled (exit 134).
+                var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (cs is not null) hosted.System.ActorOf(Props.Create(() => new OutageWatch(unavailable, outageLimit, new DatabaseState("up"))), "outage-watch");
+                var running = ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {line}"));
+                string? stopped = null;
+                try
+                {
+                    if (await Task.WhenAny(running, unavailable.Task) == running) r = await running;
+                    else stopped = OutageWatch.Unavailable(cs!, await unavailable.Task, outageLimit);
+                }
+                catch (AskTimeoutException)
+                {
+                    stopped = OutageWatch.StoppedAnswering(cs is not null);
+                }
+                if (stopped is not null) Console.Error.WriteLine($"actorsim scenario: {stopped}");
+            }
+            if (r is null) return 3; // the run's record stays without an end: `runs` shows it stopped
             if (cs is not null)
             {
                 info.Ended = DateTimeOffset.UtcNow; // `runs` shows it ended
