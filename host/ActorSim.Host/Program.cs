@@ -16,7 +16,7 @@ public static class Program
                     a seeded long-running simulation through the actors, every event persisted
           run       --scenario FILE [--deterministic] [--db CONN | --in-memory] [--junit FILE]    the same as scenario FILE
           scenario  [--deterministic] [--db CONN | --in-memory] [--junit FILE] FILE...
-                    run scenario files; exit 0 all pass, 1 a check failed, 2 bad file
+                    run scenario files; exit 0 all pass, 1 a check failed, 2 bad file, 3 database unreachable or lost
           runs      [--json] [--db CONN]                      list recorded runs
           replay    (--run ID | --file FILE) [--verify] [--kernel K] [--fwb|--no-fwb] [--dic|--no-dic] [--json]
                     re-derive every decision; with --kernel/--fwb/--dic re-decide and report what changes
