@@ -1,3 +1,4 @@
+using ActorSim.Tests;
 using Npgsql;
 
 namespace ActorSim.Host.Tests;
@@ -115,22 +116,6 @@ public class DeleteRunTests
         Assert.True(exit == 0, output + err);
     }
 
-    /// <summary>The backend pid of the session holding a run's lock (RunLock), if any.</summary>
-    private static async Task<int?> LockHolderAsync(NpgsqlConnection conn, string run)
-    {
-        await using var cmd = new NpgsqlCommand(
-            "select pid from pg_locks where locktype = 'advisory' and granted and classid = 1095985517 and objid = hashtext(@run)::oid and objsubid = 2", conn);
-        cmd.Parameters.AddWithValue("run", run);
-        return await cmd.ExecuteScalarAsync() is int pid ? pid : null;
-    }
-
-    private static async Task TerminateAsync(NpgsqlConnection conn, int pid)
-    {
-        await using var cmd = new NpgsqlCommand("select pg_terminate_backend(@pid, 5000)", conn); // as a database restart would
-        cmd.Parameters.AddWithValue("pid", pid);
-        await cmd.ExecuteScalarAsync();
-    }
-
     [Fact]
     public async Task A_run_whose_lock_the_database_dropped_takes_it_again_and_still_cannot_be_deleted()
     {
@@ -139,10 +124,10 @@ public class DeleteRunTests
         while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
         await using var conn = new NpgsqlConnection(Db);
         await conn.OpenAsync();
-        var first = (await LockHolderAsync(conn, id))!.Value;
-        await TerminateAsync(conn, first);
+        var first = (await RunLockProbe.HolderAsync(conn, id))!.Value;
+        await RunLockProbe.TerminateAsync(conn, first);
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (await LockHolderAsync(conn, id) is not { } again || again == first)
+        while (await RunLockProbe.HolderAsync(conn, id) is not { } again || again == first)
         {
             Assert.True(DateTime.UtcNow < until, "the run did not take its lock again");
             await Task.Delay(50);
@@ -171,7 +156,7 @@ public class DeleteRunTests
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (true)
         {
-            if (await LockHolderAsync(conn, id) is { } holder && holder != conn.ProcessID) await TerminateAsync(conn, holder);
+            if (await RunLockProbe.HolderAsync(conn, id) is { } holder && holder != conn.ProcessID) await RunLockProbe.TerminateAsync(conn, holder);
             await using var take = new NpgsqlCommand("select pg_try_advisory_lock(1095985517, hashtext(@run))", conn);
             take.Parameters.AddWithValue("run", id);
             if ((bool)(await take.ExecuteScalarAsync())!) break;

@@ -10,23 +10,6 @@ public class RunLockTests
 {
     private static string NewRun() => $"lock-{Guid.NewGuid():N}";
 
-    /// <summary>The backend pid of the session holding <paramref name="run"/>'s lock, if any.</summary>
-    private static async Task<int?> HolderAsync(NpgsqlConnection conn, string run)
-    {
-        await using var cmd = new NpgsqlCommand(
-            "select pid from pg_locks where locktype = 'advisory' and granted and classid = 1095985517 and objid = hashtext(@run)::oid and objsubid = 2", conn);
-        cmd.Parameters.AddWithValue("run", run);
-        return await cmd.ExecuteScalarAsync() is int pid ? pid : null;
-    }
-
-    /// <summary>Ends a backend's session as a database restart would, and waits until it is gone.</summary>
-    private static async Task TerminateAsync(NpgsqlConnection conn, int pid)
-    {
-        await using var cmd = new NpgsqlCommand("select pg_terminate_backend(@pid, 5000)", conn);
-        cmd.Parameters.AddWithValue("pid", pid);
-        Assert.True((bool)(await cmd.ExecuteScalarAsync())!);
-    }
-
     private static async Task<T> Eventually<T>(Func<Task<T>> read, Func<T, bool> done, string what)
     {
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -52,7 +35,7 @@ public class RunLockTests
         await runLock.DisposeAsync();
         // Let go when the dispose returns, not a moment later when the backend reads the close (this
         // failed 3 runs in 17 before the explicit unlock), nor when a pool reuses the session.
-        Assert.Null(await HolderAsync(conn, run));
+        Assert.Null(await RunLockProbe.HolderAsync(conn, run));
     }
 
     [Fact]
@@ -63,14 +46,14 @@ public class RunLockTests
         await conn.OpenAsync();
         await using var runLock = (await RunLock.TryAcquireAsync(PostgresSchema.ConnectionString, run))!;
         runLock.Keep(_ => Task.FromResult(true), TimeSpan.FromMilliseconds(100));
-        var first = (await HolderAsync(conn, run))!.Value;
-        await TerminateAsync(conn, first);
-        var again = await Eventually(() => HolderAsync(conn, run), p => p is not null && p != first, "the lock's holder");
+        var first = (await RunLockProbe.HolderAsync(conn, run))!.Value;
+        await RunLockProbe.TerminateAsync(conn, first);
+        var again = await Eventually(() => RunLockProbe.HolderAsync(conn, run), p => p is not null && p != first, "the lock's holder");
         Assert.NotEqual(conn.ProcessID, again);
         Assert.False(runLock.Lost.IsCompleted);
         // And again: the new session is watched as the first was.
-        await TerminateAsync(conn, again!.Value);
-        await Eventually(() => HolderAsync(conn, run), p => p is not null && p != again, "the lock's holder");
+        await RunLockProbe.TerminateAsync(conn, again!.Value);
+        await Eventually(() => RunLockProbe.HolderAsync(conn, run), p => p is not null && p != again, "the lock's holder");
         Assert.False(runLock.Lost.IsCompleted);
     }
 
@@ -85,14 +68,14 @@ public class RunLockTests
         // Ends the lock's session and takes the lock, again if the keeper was quicker.
         await Eventually(async () =>
         {
-            if (await HolderAsync(conn, run) is { } holder && holder != conn.ProcessID) await TerminateAsync(conn, holder);
+            if (await RunLockProbe.HolderAsync(conn, run) is { } holder && holder != conn.ProcessID) await RunLockProbe.TerminateAsync(conn, holder);
             await using var take = new NpgsqlCommand("select pg_try_advisory_lock(1095985517, hashtext(@run))", conn);
             take.Parameters.AddWithValue("run", run);
             return (bool)(await take.ExecuteScalarAsync())!;
         }, taken => taken, "the test's lock");
         var why = await runLock.Lost.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal($"run '{run}': the database dropped its lock, and another session (backend pid {conn.ProcessID}) took it meanwhile (a second writer of the run)", why);
-        Assert.Equal(conn.ProcessID, await HolderAsync(conn, run));
+        Assert.Equal(conn.ProcessID, await RunLockProbe.HolderAsync(conn, run));
     }
 
     [Fact]
@@ -104,12 +87,12 @@ public class RunLockTests
         var asked = 0;
         await using var runLock = (await RunLock.TryAcquireAsync(PostgresSchema.ConnectionString, run))!;
         runLock.Keep(_ => { Interlocked.Increment(ref asked); return Task.FromResult(false); }, TimeSpan.FromMilliseconds(100));
-        await Task.Delay(500);
+        await Eventually(() => Task.FromResult(runLock.Checks), c => c >= 5, "the keeper's checks");
         Assert.Equal(0, asked); // asked only when the lock is taken again
-        await TerminateAsync(conn, (await HolderAsync(conn, run))!.Value);
+        await RunLockProbe.TerminateAsync(conn, (await RunLockProbe.HolderAsync(conn, run))!.Value);
         var why = await runLock.Lost.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal($"run '{run}' was deleted while the database had dropped its lock", why);
-        Assert.Null(await HolderAsync(conn, run));
+        Assert.Null(await RunLockProbe.HolderAsync(conn, run));
     }
 
     [Fact]
@@ -126,16 +109,18 @@ public class RunLockTests
         await using var runLock = (await RunLock.TryAcquireAsync(viaProxy, run))!;
         var asked = 0;
         runLock.Keep(_ => { Interlocked.Increment(ref asked); return Task.FromResult(true); }, TimeSpan.FromMilliseconds(100));
-        var first = (await HolderAsync(conn, run))!.Value;
+        var first = (await RunLockProbe.HolderAsync(conn, run))!.Value;
 
         var servers = proxy.CutClientSides();
-        await Task.Delay(1500); // fifteen checks: each finds its session gone and the lock still held
-        Assert.Equal(first, await HolderAsync(conn, run)); // the old backend lives on, and holds it
+        var cut = runLock.Checks;
+        // Fifteen checks: each finds its session gone and the lock still held.
+        await Eventually(() => Task.FromResult(runLock.Checks), c => c >= cut + 15, "the keeper's checks");
+        Assert.Equal(first, await RunLockProbe.HolderAsync(conn, run)); // the old backend lives on, and holds it
         Assert.False(runLock.Lost.IsCompleted);
         Assert.Equal(0, asked); // never taken again while held
 
         CuttableProxy.EndServerSides(servers);
-        var again = await Eventually(() => HolderAsync(conn, run), p => p is not null && p != first, "the lock's holder");
+        var again = await Eventually(() => RunLockProbe.HolderAsync(conn, run), p => p is not null && p != first, "the lock's holder");
         Assert.NotEqual(conn.ProcessID, again);
         Assert.False(runLock.Lost.IsCompleted);
         Assert.True(asked >= 1);

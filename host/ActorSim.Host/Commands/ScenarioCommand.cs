@@ -50,8 +50,7 @@ public static class ScenarioCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"actorsim scenario: --junit {junit}: cannot write: {e.Message}");
-            return 2;
+            return CannotWrite(e);
         }
         using var ownReport = report;
         int exit;
@@ -72,10 +71,15 @@ public static class ScenarioCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            return CannotWrite(e);
+        }
+        return exit;
+
+        int CannotWrite(Exception e)
+        {
             Console.Error.WriteLine($"actorsim scenario: --junit {junit}: cannot write: {e.Message}");
             return 2;
         }
-        return exit;
     }
 
     private const string Usage = "actorsim scenario [--deterministic] [--db CONN | --in-memory] [--junit FILE] FILE...";

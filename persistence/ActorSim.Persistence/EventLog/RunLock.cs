@@ -75,6 +75,11 @@ public sealed class RunLock : IAsyncDisposable
     public void Keep(Func<CancellationToken, Task<bool>> runExists, TimeSpan every) =>
         _keeper = Task.Run(() => KeepLoop(runExists, every, _keeping.Token));
 
+    private int _checks;
+
+    /// <summary>How many checks <see cref="Keep"/> has made: what a test waits on instead of the clock.</summary>
+    internal int Checks => Volatile.Read(ref _checks);
+
     private async Task KeepLoop(Func<CancellationToken, Task<bool>> runExists, TimeSpan every, CancellationToken ct)
     {
         while (!ct.IsCancellationRequested)
@@ -128,6 +133,10 @@ public sealed class RunLock : IAsyncDisposable
             catch (Exception)
             {
                 return; // stopped
+            }
+            finally
+            {
+                Interlocked.Increment(ref _checks);
             }
         }
     }
