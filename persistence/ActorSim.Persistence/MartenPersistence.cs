@@ -16,6 +16,12 @@ public static class MartenPersistence
     {
         var cs = Quote(connectionString);
         var ds = Quote(dataSource);
+        var limit = outageLimit ?? TimeSpan.FromSeconds(60);
+        // Whatever may wait out an outage — a write, a recovery's reads, a snapshot's load — must not be
+        // timed out by Akka first: the circuit breakers' call-timeout and a recovery's
+        // recovery-event-timeout (30 s by default, for the snapshot's load as for each replayed event)
+        // are the limit and a minute more.
+        var patience = (long)(limit + TimeSpan.FromSeconds(60)).TotalMilliseconds;
         return ConfigurationFactory.ParseString($$"""
             akka.persistence.journal.plugin = "{{JournalPluginId}}"
             akka.persistence.snapshot-store.plugin = "{{SnapshotPluginId}}"
@@ -26,11 +32,11 @@ public static class MartenPersistence
               data-source = "{{ds}}"
               schema = "{{schema}}"
               max-events-per-commit = {{maxEventsPerCommit}}
-              outage-limit = {{(long)(outageLimit ?? TimeSpan.FromSeconds(60)).TotalMilliseconds}}ms
-              # A write may wait out an outage: the breaker must not time it out first.
+              outage-limit = {{(long)limit.TotalMilliseconds}}ms
+              recovery-event-timeout = {{patience}}ms
               circuit-breaker {
                 max-failures = 10
-                call-timeout = {{(long)((outageLimit ?? TimeSpan.FromSeconds(60)) + TimeSpan.FromSeconds(60)).TotalMilliseconds}}ms
+                call-timeout = {{patience}}ms
                 reset-timeout = 30s
               }
             }
@@ -48,6 +54,12 @@ public static class MartenPersistence
               connection-string = "{{cs}}"
               data-source = "{{ds}}"
               schema = "{{schema}}"
+              outage-limit = {{(long)limit.TotalMilliseconds}}ms
+              circuit-breaker {
+                max-failures = 5
+                call-timeout = {{patience}}ms
+                reset-timeout = 60s
+              }
             }
             """).WithFallback(SerializerConfig);
     }

@@ -35,4 +35,23 @@ public class OutageWatchTests
         await Handled();
         Assert.Equal("unavailable", state.Value);
     }
+
+    [Fact]
+    public async Task An_outage_announced_by_many_callers_at_once_is_news_once_and_so_is_its_end()
+    {
+        // At a start every actor's recovery rides out the same outage and announces it, and its end.
+        using var system = ActorSystem.Create("outage-watch-test");
+        var unavailable = new TaskCompletionSource<JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var state = new DatabaseState("up");
+        var said = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var watch = system.ActorOf(Props.Create(() => new OutageWatch(unavailable, TimeSpan.FromSeconds(4), state, said.Enqueue)));
+
+        for (var i = 0; i < 3; i++) watch.Tell(new JournalOutage("MartenCommandException"));
+        for (var i = 0; i < 3; i++) watch.Tell(new JournalAvailable());
+        watch.Tell(new JournalAvailable()); // an end without an outage before it: no news either
+        await watch.Ask<ActorIdentity>(new Identify(null), TimeSpan.FromSeconds(5));
+
+        Assert.Equal(["  database unreachable (MartenCommandException): writes wait, vCPUs slow down (limit 4s)", "  database back: writes go through"], said);
+        Assert.Equal("up", state.Value);
+    }
 }

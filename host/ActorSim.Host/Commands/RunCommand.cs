@@ -197,24 +197,38 @@ public static class RunCommand
         var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
         var database = new DatabaseState(cs is null ? "in-memory" : "up");
         system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit, database)), "outage-watch");
-        var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
-            new SimHostOptions(SnapshotEvery: a.Has("--snapshot-every") ? (int)a.GetLong("run", "--snapshot-every", 0, 0, int.MaxValue) : null, AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
-                TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
-        SeededWorkload workload;
-        if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
-        else
+        // The start — the actors' recovery from the journal, a new run's set-up, a resumed run's history —
+        // rides out an outage as the rounds do, and stops at the outage limit as they do (exit 3): before,
+        // a recovery that failed stopped its actor, and the start waited out its asks' timeout.
+        async Task<(SimHost, SeededWorkload)> Start()
         {
-            // The actors recovered their state from the journal; the checker's replica is rebuilt from it too.
-            var history = new List<DomainEventPublished>();
-            await foreach (var e in Persistence.EventLog.RunLog.ReadAsync(MartenStores.Get(cs!), runId))
-                history.Add(new DomainEventPublished($"{runId}/{e.Stream}", e.Event, e.TimestampTicks));
-            await host.Ask<Violations>(host.Checker, new CheckerWarmUp([.. history]));
-            // Virtual time (deterministic mode) goes on from the newest event's, so the run's times never
-            // go back; nothing runs yet, so moving it from here falls between the same events every time.
-            if (history.Count > 0) SimClock.Advance(system, TimeSpan.FromTicks(Math.Max(0, history.Max(h => h.Time) - SimClock.Now(system))));
-            Console.WriteLine($"  resumed after {history.Count} events");
-            workload = await SeededWorkload.ResumeAsync(host, seed, vms, vcpus);
+            var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
+                new SimHostOptions(SnapshotEvery: a.Has("--snapshot-every") ? (int)a.GetLong("run", "--snapshot-every", 0, 0, int.MaxValue) : null, AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
+                    TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
+            SeededWorkload workload;
+            if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);
+            else
+            {
+                // The actors recovered their state from the journal; the checker's replica is rebuilt from it too.
+                var history = new List<DomainEventPublished>();
+                await foreach (var e in Persistence.EventLog.RunLog.ReadAsync(MartenStores.Get(cs!), runId))
+                    history.Add(new DomainEventPublished($"{runId}/{e.Stream}", e.Event, e.TimestampTicks));
+                await host.Ask<Violations>(host.Checker, new CheckerWarmUp([.. history]));
+                // Virtual time (deterministic mode) goes on from the newest event's, so the run's times never
+                // go back; nothing runs yet, so moving it from here falls between the same events every time.
+                if (history.Count > 0) SimClock.Advance(system, TimeSpan.FromTicks(Math.Max(0, history.Max(h => h.Time) - SimClock.Now(system))));
+                Console.WriteLine($"  resumed after {history.Count} events");
+                workload = await SeededWorkload.ResumeAsync(host, seed, vms, vcpus);
+            }
+            return (host, workload);
         }
+        var starting = Start();
+        if (await Task.WhenAny(starting, unavailable.Task, lockLost) != starting)
+        {
+            Console.Error.WriteLine($"actorsim: {(lockLost.IsCompleted ? $"{await lockLost}: stopping" : OutageWatch.Unavailable(cs!, await unavailable.Task, outageLimit))}");
+            return 3;
+        }
+        var (host, workload) = await starting;
 
         // A reading of the run for the progress line and the metrics: the counts of the rounds answered so
         // far, the checker's, and the Marten journal's stats (the in-memory journal keeps none). An actor

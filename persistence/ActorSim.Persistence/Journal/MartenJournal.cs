@@ -199,56 +199,15 @@ public sealed class MartenJournal : AsyncWriteJournal
         }
     }
 
-    /// <summary>Commits; while the database is unreachable (a transient Npgsql error, not a conflict),
-    /// retries with backoff for up to <c>outage-limit</c>. The calls of the batch — and, behind them,
-    /// the actors and vCPUs waiting for their acks — wait meanwhile: back-pressure, not buffering without
-    /// end. Past the limit the batch fails and <see cref="JournalUnavailable"/> is published.</summary>
-    private async Task CommitRidingOutOutages(List<PendingCall> batch)
-    {
-        var started = DateTime.UtcNow;
-        var delay = TimeSpan.FromMilliseconds(100);
-        var announced = false;
-        while (true)
+    /// <summary>Commits, riding out an outage for up to <c>outage-limit</c> (<see cref="Outages"/>): the
+    /// calls of the batch — and, behind them, the actors and vCPUs waiting for their acks — wait meanwhile:
+    /// back-pressure, not buffering without end. Past the limit the batch fails.</summary>
+    private Task CommitRidingOutOutages(List<PendingCall> batch) =>
+        Outages.RideOut(async () =>
         {
-            try
-            {
-                await Commit(batch).ConfigureAwait(false);
-                if (announced) _events.Publish(new JournalAvailable());
-                return;
-            }
-            catch (Exception e) when (IsTransient(e))
-            {
-                if (DateTime.UtcNow - started > _outageLimit)
-                {
-                    _events.Publish(new JournalUnavailable(DateTime.UtcNow - started, e.GetType().Name));
-                    throw;
-                }
-                if (!announced) _events.Publish(new JournalOutage(e.GetType().Name));
-                announced = true;
-                await Task.Delay(delay).ConfigureAwait(false);
-                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2000));
-            }
-        }
-    }
-
-    /// <summary>A lost or refused connection, not a rejected statement (a conflict is not transient).</summary>
-    public static bool IsTransient(Exception e)
-    {
-        for (var x = e; x is not null; x = x.InnerException)
-        {
-            switch (x)
-            {
-                case Npgsql.PostgresException pg:
-                    // 08: connection exception, 57P: operator intervention (shutdown), 53: insufficient resources
-                    return pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState.StartsWith("53", StringComparison.Ordinal);
-                case Npgsql.NpgsqlException:
-                    return true;
-                case System.Net.Sockets.SocketException or TimeoutException or IOException:
-                    return true;
-            }
-        }
-        return false;
-    }
+            await Commit(batch).ConfigureAwait(false);
+            return true;
+        }, _outageLimit, _events);
 
     /// <summary>One statement appending every stream of the batch (merging every AtomicWrite of a
     /// stream, in order; <see cref="JournalAppend"/>) and inserting the read side's rows of the same
@@ -408,14 +367,21 @@ public sealed class MartenJournal : AsyncWriteJournal
         Action<IPersistentRepresentation> recoveryCallback) =>
         InTurn.Finish(_inTurn, Replay(persistenceId, fromSequenceNr, toSequenceNr, max, recoveryCallback));
 
+    /// <summary>The stream's events from the first not deleted, read whole before any is handed to Akka —
+    /// so a read that fails in an outage is tried again (<see cref="Outages"/>) without handing any twice:
+    /// a recovery rides out an outage as a write does, and fails only past <c>outage-limit</c> (it
+    /// failed at once, and the actor stopped with nothing to tell <c>run</c> but its asks' timeout).</summary>
     private async Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
     {
         if (max <= 0 || toSequenceNr < fromSequenceNr) return;
-        await using var session = _store.QuerySession();
-        var deletedTo = (await session.LoadAsync<JournalMetadata>(persistenceId).ConfigureAwait(false))?.DeletedTo ?? 0;
-        var from = Math.Max(fromSequenceNr, deletedTo + 1);
-        if (from > toSequenceNr) return;
-        var events = await session.Events.FetchStreamAsync(persistenceId, version: toSequenceNr == long.MaxValue ? 0 : toSequenceNr, fromVersion: from).ConfigureAwait(false);
+        var (from, events) = await Outages.RideOut(async () =>
+        {
+            await using var session = _store.QuerySession();
+            var deletedTo = (await session.LoadAsync<JournalMetadata>(persistenceId).ConfigureAwait(false))?.DeletedTo ?? 0;
+            var from = Math.Max(fromSequenceNr, deletedTo + 1);
+            if (from > toSequenceNr) return (from, (IReadOnlyList<JasperFx.Events.IEvent>)[]);
+            return (from, await session.Events.FetchStreamAsync(persistenceId, version: toSequenceNr == long.MaxValue ? 0 : toSequenceNr, fromVersion: from).ConfigureAwait(false));
+        }, _outageLimit, _events).ConfigureAwait(false);
         long n = 0;
         foreach (var e in events)
         {
@@ -429,7 +395,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     }
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken) =>
-        InTurn.Finish(_inTurn, ReadHighest(persistenceId));
+        InTurn.Finish(_inTurn, Outages.RideOut(() => ReadHighest(persistenceId), _outageLimit, _events));
 
     private async Task<long> ReadHighest(string persistenceId)
     {

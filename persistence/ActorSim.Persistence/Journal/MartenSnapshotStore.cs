@@ -7,19 +7,24 @@ namespace ActorSim.Persistence.Journal;
 
 /// <summary>Akka.Persistence snapshot store on Marten documents: one document per
 /// (persistenceId, sequenceNr) — saving the same sequence number again overwrites it. Load picks the
-/// newest snapshot within the criteria's sequence and timestamp bounds. In deterministic mode
+/// newest snapshot within the criteria's sequence and timestamp bounds, riding out an outage for up to
+/// <c>outage-limit</c> as the journal's recovery does (<see cref="Outages"/>). In deterministic mode
 /// (<see cref="InTurn"/>) each call's database work is done inside the store's turn.</summary>
 public sealed class MartenSnapshotStore : SnapshotStore
 {
     private readonly DocumentStore _store;
     private readonly Akka.Serialization.Serialization _serialization;
     private readonly bool _inTurn;
+    private readonly TimeSpan _outageLimit;
+    private readonly Akka.Event.EventStream _events;
 
     public MartenSnapshotStore(Config config)
     {
         _store = MartenStores.FromConfig(config);
         _serialization = Context.System.Serialization;
         _inTurn = InTurn.Enabled(Context.System);
+        _outageLimit = config.GetTimeSpan("outage-limit", TimeSpan.FromSeconds(60));
+        _events = Context.System.EventStream;
     }
 
     private static IQueryable<SnapshotDocument> Matching(IQueryable<SnapshotDocument> q, string pid, SnapshotSelectionCriteria c)
@@ -33,7 +38,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
     }
 
     protected override Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
-        InTurn.Finish(_inTurn, Load(persistenceId, criteria, cancellationToken));
+        InTurn.Finish(_inTurn, Outages.RideOut(() => Load(persistenceId, criteria, cancellationToken), _outageLimit, _events));
 
     private async Task<SelectedSnapshot?> Load(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
