@@ -104,4 +104,47 @@ public class DatabaseOutageTests
             Pg("start --fast");
         }
     }
+
+    /// <summary>A database that stops answering while a run starts (here: its set-up's first writes) is
+    /// ridden out as in the rounds and stops the run at the limit with the same message (before: the start
+    /// waited out its asks' timeout, the limit and 30 s — 35 s in all by hand — and ended "the simulation
+    /// stopped answering"). Standing for a database that does not answer: mt_events locked by another
+    /// session, so every write of an event times out (Command Timeout=1), while the rest still answers.
+    /// The lock is taken once the run has printed its id: opening the store checks the schema, which reads
+    /// mt_events too.</summary>
+    [Fact]
+    public async Task A_database_that_stops_answering_while_a_run_starts_stops_it_at_the_outage_limit()
+    {
+        var db = Environment.GetEnvironmentVariable("ACTORSIM_DB");
+        Assert.False(string.IsNullOrEmpty(db), "ACTORSIM_DB is not set: run through scripts/test.sh");
+        var impatient = new Npgsql.NpgsqlConnectionStringBuilder(db) { CommandTimeout = 1 }.ConnectionString;
+        await using var locker = new Npgsql.NpgsqlConnection(db);
+        await locker.OpenAsync();
+        await using var tx = await locker.BeginTransactionAsync();
+        var clock = Stopwatch.StartNew();
+        using var p = Cli.Start(null, "run", "--rounds", "5", "--vms", "1", "--vcpus", "2", "--outage-limit", "3s", "--db", impatient);
+        var lines = new List<string>();
+        while (true)
+        {
+            var line = await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            if (line is null) Assert.Fail($"actorsim run ended before it began: {await p.StandardError.ReadToEndAsync()}");
+            lines.Add(line);
+            if (line.StartsWith("run: ")) break;
+        }
+        await using (var lockEvents = new Npgsql.NpgsqlCommand($"lock table {Persistence.MartenStores.DefaultSchema}.mt_events in access exclusive mode", locker, tx))
+            await lockEvents.ExecuteNonQueryAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
+        var elapsed = clock.Elapsed;
+        await tx.RollbackAsync();
+        var output = string.Join("\n", lines) + "\n" + await stdout;
+        var err = await stderr;
+        Assert.True(p.ExitCode == 3, $"exit {p.ExitCode}\n{output}\n{err}");
+        Assert.Contains("unreachable for", err);
+        Assert.Contains("(limit 3s", err);
+        Assert.DoesNotContain("stopped answering", err);
+        Assert.DoesNotMatch("t=\\s*\\d+s", output); // stopped in its start, before any round's report
+        Assert.True(elapsed < TimeSpan.FromSeconds(25), $"{elapsed.TotalSeconds:0.0} s to stop at a 3 s limit\n{output}\n{err}");
+    }
 }
