@@ -63,6 +63,9 @@ public class ScenarioParserTests
     [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: d, driver: vfio-gpu }\n", "driver", 4)]
     [InlineData("name: t\nkernel: \"6.9\"\nsteps: [ { mmap: { name: x\n", "yaml", 4)] // unclosed: found at the end of the input
     [InlineData("- just\n- a list\n", "document", 1)]
+    [InlineData("# a comment\n\n- a list after it\n", "document", 3)]
+    [InlineData("", "document", 1)]
+    [InlineData("name: t\nkernel: \"6.9\"\n---\nname: u\nkernel: \"6.9\"\n", "document", 4)] // the second document's first line
     public void Bad_top_level_input_names_its_line_and_field(string text, string field, int line)
     {
         var e = Bad(text);

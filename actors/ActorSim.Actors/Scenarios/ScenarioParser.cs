@@ -47,8 +47,14 @@ public sealed partial class ScenarioParser
             // YamlDotNet throws these for some malformed documents (e.g. an alias to no anchor).
             throw new ScenarioFormatException(file, 1, "yaml", $"malformed YAML ({e.Message})");
         }
-        if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
-            throw new ScenarioFormatException(file, 1, "document", "a scenario is one YAML mapping");
+        // Where it went wrong: an empty file at its start, a second document where it begins, a list or a
+        // lone value where it is.
+        if (stream.Documents.Count == 0) throw new ScenarioFormatException(file, 1, "document", "empty: a scenario is one YAML mapping");
+        if (stream.Documents.Count > 1)
+            throw new ScenarioFormatException(file, (int)stream.Documents[1].RootNode.Start.Line, "document", "a second YAML document: a scenario is one YAML mapping");
+        if (stream.Documents[0].RootNode is not YamlMappingNode root)
+            throw new ScenarioFormatException(file, (int)stream.Documents[0].RootNode.Start.Line, "document",
+                $"a scenario is one YAML mapping, not a {(stream.Documents[0].RootNode is YamlSequenceNode ? "list" : "single value")}");
         return new ScenarioParser(file).ParseRoot(root);
     }
 
