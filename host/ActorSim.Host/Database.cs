@@ -204,6 +204,15 @@ public static class Database
         }
     }
 
-    /// <summary>A new run id: name, UTC time, and a random suffix.</summary>
-    public static string NewRunId(string name) => $"{name}-{DateTime.UtcNow:yyyyMMddTHHmmss}-{Random.Shared.Next(0x10000):x4}";
+    /// <summary>Whether <paramref name="id"/> can name a run: its streams are "{run}/{stream}" and are
+    /// found by that prefix (RunLog), so an empty id, or one with a '/', would take another run's streams
+    /// for its own — `summary`, `replay` and `delete` of run "a" would read or delete those of "a/b".</summary>
+    public static bool IsRunId(string id) => id.Length > 0 && !id.Contains('/');
+
+    /// <summary>Why <paramref name="id"/> cannot name a run (<see cref="IsRunId"/>).</summary>
+    public static string NotARunId(string id) => $"'{id}' is not a run id (a run id is not empty and has no '/')";
+
+    /// <summary>A new run id: name (a scenario's, whose '/' become '-': <see cref="IsRunId"/>), UTC time,
+    /// and a random suffix.</summary>
+    public static string NewRunId(string name) => $"{name.Replace('/', '-')}-{DateTime.UtcNow:yyyyMMddTHHmmss}-{Random.Shared.Next(0x10000):x4}";
 }

@@ -178,6 +178,42 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains(copy, Actorsim("runs").Out);
     }
 
+    /// <summary>A run's streams are "{run}/{stream}", found by that prefix: imported as "a/b", a run's events
+    /// were also run "a"'s (`summary --run a` counted them, `delete a` would have deleted them), and an
+    /// empty id ended the import on an unhandled exception (exit 134).</summary>
+    [Theory]
+    [InlineData("--as", "")]
+    [InlineData("--as", "suite/one")]
+    [InlineData("header", "suite/two")]
+    public void An_import_under_an_id_that_cannot_name_a_run_exits_2_and_writes_nothing(string from, string id)
+    {
+        id = id.Replace("suite", $"suite{Guid.NewGuid():N}"); // a prefix no other run has
+        var file = _run.File;
+        string[] args = ["import", file, "--as", id];
+        if (from == "header")
+        {
+            file = Path.Combine(Path.GetTempPath(), $"{_run.Id}-header-id.jsonl");
+            var lines = File.ReadAllLines(_run.File);
+            lines[0] = lines[0].Replace($"\"run\":\"{_run.Id}\"", $"\"run\":\"{id}\"");
+            File.WriteAllLines(file, lines);
+            args = ["import", file];
+        }
+        var (exit, output, err) = Actorsim(args);
+        Assert.True(exit == 2, $"exit {exit}: {output}{err}");
+        Assert.Contains(from == "header" ? $"{file}:1: run: '{id}' is not a run id" : $"--as: '{id}' is not a run id", err);
+        Assert.DoesNotContain("   at ", err);
+        var prefix = id.Split('/')[0];
+        if (prefix.Length > 0) Assert.Contains($"no run '{prefix}'", Actorsim("summary", "--run", prefix).Err); // nothing written under it
+    }
+
+    [Fact]
+    public void A_scenario_name_with_a_slash_gives_a_run_id_without_one()
+    {
+        var id = Database.NewRunId("suite/one");
+        Assert.True(Database.IsRunId(id), id);
+        Assert.StartsWith("suite-one-", id);
+    }
+
     [Fact]
     public void Importing_a_truncated_file_exits_2_names_the_line_and_writes_nothing()
     {

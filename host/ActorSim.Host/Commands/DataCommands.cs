@@ -67,7 +67,7 @@ public static class DataCommands
         if (a.Positional.Count > 0 && a.Has("--older-than")) throw new UsageException("delete: name runs or give --older-than, not both");
         var age = a.GetDuration("delete", "--older-than", TimeSpan.Zero);
         var runs = a.Positional.Distinct(StringComparer.Ordinal).ToList();
-        if (runs.FirstOrDefault(r => r.Length == 0 || r.Contains('/')) is { } bad) throw new UsageException($"delete: '{bad}' is not a run id (a run id has no '/')");
+        if (runs.FirstOrDefault(r => !Database.IsRunId(r)) is { } bad) throw new UsageException($"delete: {Database.NotARunId(bad)}");
         if (await Connect("delete", a) is not { } cs) return 3;
         var store = MartenStores.Get(cs);
         if (a.Has("--older-than"))
@@ -220,8 +220,14 @@ public static class DataCommands
             Console.Error.WriteLine($"actorsim import: {e.Message}");
             return 2;
         }
-        if (await Store("import", a) is not { } store) return 3;
         var id = a.Get("--as") ?? header.Run;
+        if (!Database.IsRunId(id))
+        {
+            // Checked before anything is written: imported, such an id would take other runs' streams for its own.
+            Console.Error.WriteLine(a.Has("--as") ? $"actorsim import: --as: {Database.NotARunId(id)}" : $"actorsim import: {file}:1: run: {Database.NotARunId(id)}; import it with --as NEW_ID");
+            return 2;
+        }
+        if (await Store("import", a) is not { } store) return 3;
         if (await RunLog.RunExistsAsync(store, id))
         {
             Console.Error.WriteLine($"actorsim import: run '{id}' exists already (use --as NEW_ID)");

@@ -143,7 +143,7 @@ public static class RunCommand
             seed = (int)previous.Seed + 1; // the continuation draws new choices
         }
         var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
-        if (runId.Length == 0 || runId.Contains('/')) throw new UsageException("run: a run id cannot be empty or contain '/'");
+        if (!Database.IsRunId(runId)) throw new UsageException($"run: {Database.NotARunId(runId)}");
         // Held while this process writes the run (RunLock): a second --resume of it, which would write
         // its streams from a second journal, or a delete of it is refused meanwhile.
         await using var runLock = cs is null ? null : await RunLock.TryAcquireAsync(cs, runId)
