@@ -214,6 +214,28 @@ public class EventLogFuzzTests
         return path;
     }
 
+    /// <summary>The header names the run's kernel, CPU and word size (what `runs` and `summary` show after
+    /// an import); a decision made under another is refused at its line, as a wrong field is (it was read
+    /// as it came, and a run imported as "6.8" held decisions made under 6.9).</summary>
+    [Theory]
+    [InlineData("\"kernel\":\"6.9\"", "\"kernel\":\"6.8\"")]
+    [InlineData("\"kernel\":\"6.9\"", "\"kernel\":\"6.17\"")]
+    [InlineData("\"fwb\":true", "\"fwb\":false")]
+    [InlineData("\"dic\":true", "\"dic\":false")]
+    [InlineData("\"wordSize\":64", "\"wordSize\":32")]
+    public void A_decision_made_under_another_policy_than_the_header_names_is_refused_at_its_line(string field, string other)
+    {
+        var lines = Good.Split('\n');
+        Assert.Contains(field, lines[0]);
+        lines[0] = lines[0].Replace(field, other);
+        var first = Array.FindIndex(lines, l => l.Contains("\"type\":\"stage2_fault_resolved\"") || l.Contains("\"type\":\"stage2_faults_resolved\""));
+        Assert.True(first > 0, "the sample has a decision");
+        var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("policy", lines)));
+        Assert.Equal(first + 1, e.Line);
+        Assert.Matches(@"^data\.decision(s\[0\])?\.inputs\.policy$", e.Field);
+        Assert.Contains("not under the header's", e.Message);
+    }
+
     [Fact]
     public void A_log_of_several_decode_chunks_reads_back_in_order()
     {

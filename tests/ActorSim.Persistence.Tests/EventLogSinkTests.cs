@@ -9,7 +9,7 @@ public class EventLogSinkTests
     private static readonly List<RunEvent> Events = EventSerializationTests.SampleEvents()
         .Select((e, i) => new RunEvent(i + 1, "s" + (i % 3), i / 3 + 1, e, 638_000_000_000_000_000L + i)).ToList();
 
-    private static readonly EventLogHeader Header = new("sink", "6.9", true, false, 64, 7, null, null, 0);
+    private static readonly EventLogHeader Header = new("sink", "6.9", true, true, 64, 7, null, null, 0); // the sample decisions' policy
 
     private static string TempDir()
     {

@@ -146,6 +146,7 @@ public static class EventLogFile
     {
         var count = 0L;
         var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+        var policy = HeaderPolicy(header);
         // One chunk is decoded in the background while the lines of the next are read and the one
         // before it is checked and handed out: the reading, the checks and the caller's work (a
         // replay's fold) are serial, and with decoding now cheap they had become most of a pass.
@@ -160,6 +161,8 @@ public static class EventLogFile
             {
                 var expected = count + 1;
                 var e = Checked(decoded[i], expected, versions) ?? ParseEvent(path, chunk[i].Line, chunk[i].Bytes, expected, versions);
+                if (DecidedElsewise(e.Event, policy) is { } other)
+                    throw new EventLogFormatException(path, chunk[i].Line, other.Field, $"decided under {other.Policy}, not under the header's {policy}");
                 count++;
                 yield return e;
             }
@@ -170,6 +173,28 @@ public static class EventLogFile
         }
         if (header.Events != count)
             throw new EventLogFormatException(path, 1, "events", $"header says {header.Events} events, the file has {count}");
+    }
+
+    /// <summary>The kernel, CPU and word size the header says the run had (checked by <see cref="ParseHeader"/>).</summary>
+    private static KernelPolicy HeaderPolicy(EventLogHeader h) =>
+        new(RuleSets.TryParse(h.Kernel, out var rules) ? rules : throw new ArgumentException($"unknown rule set '{h.Kernel}'"), new CpuFeatures(h.Fwb, h.Dic), (WordSize)h.WordSize);
+
+    /// <summary>A decision of <paramref name="e"/> made under another policy than <paramref name="header"/>,
+    /// with its field. A run decides under one policy (its kernel, CPU and word size; a resumed run keeps
+    /// them), which its header names and `runs` and `summary` show: a decision under another means the
+    /// header does not describe its file (written by hand, or spliced), and is refused as any wrong field.</summary>
+    private static (string Field, KernelPolicy Policy)? DecidedElsewise(IDomainEvent e, KernelPolicy header)
+    {
+        switch (e)
+        {
+            case Domain.Kvm.Stage2FaultResolved one when one.Decision.Inputs.Policy != header:
+                return ("data.decision.inputs.policy", one.Decision.Inputs.Policy);
+            case Domain.Kvm.Stage2FaultsResolved many:
+                for (var k = 0; k < many.Decisions.Length; k++)
+                    if (many.Decisions[k].Inputs.Policy != header) return ($"data.decisions[{k}].inputs.policy", many.Decisions[k].Inputs.Policy);
+                break;
+        }
+        return null;
     }
 
     /// <summary>Up to <see cref="DecodeChunk"/> lines, and the problem that stopped reading early, if any.</summary>
