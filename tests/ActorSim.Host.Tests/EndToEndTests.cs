@@ -206,6 +206,28 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         if (prefix.Length > 0) Assert.Contains($"no run '{prefix}'", Actorsim("summary", "--run", prefix).Err); // nothing written under it
     }
 
+    /// <summary>Only a seeded run goes on: `run --resume` of anything else says what it is instead of
+    /// "no resumable run".</summary>
+    [Fact]
+    public void Resuming_what_is_not_a_seeded_run_says_why_not()
+    {
+        var imported = _run.Id + "-resume-imported";
+        Assert.Equal(0, Actorsim("import", _run.File, "--as", imported).Exit);
+        var (exit, _, err) = Actorsim("run", "--resume", imported);
+        Assert.Equal((2, $"actorsim run: run '{imported}' was imported: an event log does not record the workload (VMs x vCPUs) to continue"), (exit, err.Trim()));
+
+        var scenario = Actorsim("scenario", Path.Combine(Cli.Repo, "scenarios", "o05-ram-is-normal.yaml"));
+        Assert.True(scenario.Exit == 0, scenario.Out + scenario.Err);
+        var scenarioRun = System.Text.RegularExpressions.Regex.Match(scenario.Out, @"(?m)^run: (\S+)").Groups[1].Value;
+        (exit, _, err) = Actorsim("run", "--resume", scenarioRun);
+        Assert.Equal(2, exit);
+        Assert.Contains($"run '{scenarioRun}' is scenario ", err);
+
+        var none = $"no-such-run-{Guid.NewGuid():N}";
+        (exit, _, err) = Actorsim("run", "--resume", none);
+        Assert.Equal((2, $"actorsim run: no run '{none}' (actorsim runs lists them)"), (exit, err.Trim()));
+    }
+
     [Fact]
     public void A_scenario_name_with_a_slash_gives_a_run_id_without_one()
     {

@@ -136,7 +136,16 @@ public static class RunCommand
             if (cs is null) throw new UsageException("run: --resume does not apply to --in-memory (a run resumes from its database)");
             a.Refuse("run", ["--seed", "--kernel", "--vms", "--vcpus", "--fwb", "--no-fwb", "--dic", "--no-dic", "--run-id"], "--resume (the recorded run sets it)");
             previous = await Persistence.EventLog.RunLog.InfoAsync(MartenStores.Get(cs), resume);
-            if (previous is null || previous.Vms == 0) { Console.Error.WriteLine($"actorsim run: no resumable run '{resume}'"); return 2; }
+            // Only a seeded run can go on: its record names the workload (VMs × vCPUs, seed) to continue.
+            var notResumable = previous switch
+            {
+                null => $"no run '{resume}' (actorsim runs lists them)",
+                { Scenario: { } scenarioFile } => $"run '{resume}' is scenario {scenarioFile}'s: a scenario's steps do not go on (run the scenario again)",
+                { Imported: not null } => $"run '{resume}' was imported: an event log does not record the workload (VMs x vCPUs) to continue",
+                { Vms: 0 } => $"run '{resume}' does not record the workload (VMs x vCPUs) to continue",
+                _ => null,
+            };
+            if (previous is null || notResumable is not null) { Console.Error.WriteLine($"actorsim run: {notResumable}"); return 2; }
             RuleSets.TryParse(previous.Kernel, out rules);
             policy = new KernelPolicy(rules, new CpuFeatures(previous.Fwb, previous.Dic));
             (vms, vcpus) = (previous.Vms, previous.Vcpus);
