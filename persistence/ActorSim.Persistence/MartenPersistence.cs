@@ -16,7 +16,7 @@ public static class MartenPersistence
     {
         var cs = Quote(connectionString);
         var ds = Quote(dataSource);
-        var limit = outageLimit ?? TimeSpan.FromSeconds(60);
+        var limit = outageLimit ?? Journal.Outages.DefaultLimit;
         // Whatever may wait out an outage — a write, a recovery's reads, a snapshot's load — must not be
         // timed out by Akka first: the circuit breakers' call-timeout and a recovery's
         // recovery-event-timeout (30 s by default, for the snapshot's load as for each replayed event)

@@ -231,10 +231,12 @@ public static class RunCommand
             }
             return (host, workload);
         }
+        // Why the run stops before its work is done: its lock lost, or the database past the outage limit.
+        async Task<string> Stopping() => lockLost.IsCompleted ? $"{await lockLost}: stopping" : OutageWatch.Unavailable(cs!, await unavailable.Task, outageLimit);
         var starting = Start();
         if (await Task.WhenAny(starting, unavailable.Task, lockLost) != starting)
         {
-            Console.Error.WriteLine($"actorsim: {(lockLost.IsCompleted ? $"{await lockLost}: stopping" : OutageWatch.Unavailable(cs!, await unavailable.Task, outageLimit))}");
+            Console.Error.WriteLine($"actorsim: {await Stopping()}");
             return 3;
         }
         var (host, workload) = await starting;
@@ -306,12 +308,7 @@ public static class RunCommand
                 // stays away past the outage limit.
                 var round = workload.RoundAsync();
                 while (await Task.WhenAny(round, interrupt) != round && !unavailable.Task.IsCompleted && !lockLost.IsCompleted) await Report();
-                if (lockLost.IsCompleted) return await Failed($"{await lockLost}: stopping");
-                if (!round.IsCompleted)
-                {
-                    var u = await unavailable.Task;
-                    return await Failed(OutageWatch.Unavailable(cs!, u, outageLimit));
-                }
+                if (lockLost.IsCompleted || !round.IsCompleted) return await Failed(await Stopping());
                 try
                 {
                     await round;

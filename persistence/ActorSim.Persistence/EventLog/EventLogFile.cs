@@ -176,8 +176,7 @@ public static class EventLogFile
     }
 
     /// <summary>The kernel, CPU and word size the header says the run had (checked by <see cref="ParseHeader"/>).</summary>
-    private static KernelPolicy HeaderPolicy(EventLogHeader h) =>
-        new(RuleSets.TryParse(h.Kernel, out var rules) ? rules : throw new ArgumentException($"unknown rule set '{h.Kernel}'"), new CpuFeatures(h.Fwb, h.Dic), (WordSize)h.WordSize);
+    private static KernelPolicy HeaderPolicy(EventLogHeader h) => KernelPolicy.Of(h.Kernel, h.Fwb, h.Dic) with { WordSize = (WordSize)h.WordSize };
 
     /// <summary>A decision of <paramref name="e"/> made under another policy than <paramref name="header"/>,
     /// with its field. A run decides under one policy (its kernel, CPU and word size; a resumed run keeps
@@ -185,15 +184,13 @@ public static class EventLogFile
     /// header does not describe its file (written by hand, or spliced), and is refused as any wrong field.</summary>
     private static (string Field, KernelPolicy Policy)? DecidedElsewise(IDomainEvent e, KernelPolicy header)
     {
-        // On replay's serial path: the three fields compared, not the record (its Equals is virtual).
-        static bool Same(KernelPolicy p, KernelPolicy h) => ReferenceEquals(p, h) || (p.RuleSet == h.RuleSet && p.Cpu.Fwb == h.Cpu.Fwb && p.Cpu.Dic == h.Cpu.Dic && p.WordSize == h.WordSize);
         switch (e)
         {
-            case Domain.Kvm.Stage2FaultResolved one when !Same(one.Decision.Inputs.Policy, header):
+            case Domain.Kvm.Stage2FaultResolved one when one.Decision.Inputs.Policy != header:
                 return ("data.decision.inputs.policy", one.Decision.Inputs.Policy);
             case Domain.Kvm.Stage2FaultsResolved many:
                 for (var k = 0; k < many.Decisions.Length; k++)
-                    if (!Same(many.Decisions[k].Inputs.Policy, header)) return ($"data.decisions[{k}].inputs.policy", many.Decisions[k].Inputs.Policy);
+                    if (many.Decisions[k].Inputs.Policy != header) return ($"data.decisions[{k}].inputs.policy", many.Decisions[k].Inputs.Policy);
                 break;
         }
         return null;

@@ -88,7 +88,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     {
         _store = MartenStores.FromConfig(config);
         _maxEventsPerCommit = Math.Max(1, config.GetInt("max-events-per-commit", 1000));
-        _outageLimit = config.GetTimeSpan("outage-limit", TimeSpan.FromSeconds(60));
+        _outageLimit = config.GetTimeSpan("outage-limit", Outages.DefaultLimit);
         _events = Context.System.EventStream;
         _log = Context.GetLogger();
         _codec = new PayloadCodec(Context.System.Serialization);

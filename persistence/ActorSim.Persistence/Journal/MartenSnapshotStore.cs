@@ -23,7 +23,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
         _store = MartenStores.FromConfig(config);
         _serialization = Context.System.Serialization;
         _inTurn = InTurn.Enabled(Context.System);
-        _outageLimit = config.GetTimeSpan("outage-limit", TimeSpan.FromSeconds(60));
+        _outageLimit = config.GetTimeSpan("outage-limit", Outages.DefaultLimit);
         _events = Context.System.EventStream;
     }
 

@@ -12,6 +12,9 @@ namespace ActorSim.Persistence.Journal;
 /// <c>scenario</c> at once (exit 3).</summary>
 internal static class Outages
 {
+    /// <summary>The <c>outage-limit</c> of the journal and the snapshot store when none is given.</summary>
+    public static readonly TimeSpan DefaultLimit = TimeSpan.FromSeconds(60);
+
     public static async Task<T> RideOut<T>(Func<Task<T>> attempt, TimeSpan limit, EventStream events)
     {
         var started = DateTime.UtcNow;
