@@ -206,6 +206,39 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         if (prefix.Length > 0) Assert.Contains($"no run '{prefix}'", Actorsim("summary", "--run", prefix).Err); // nothing written under it
     }
 
+    /// <summary>Every command given a run the database has not says so the same way; `replay` and `explain`
+    /// said "has no events" of it. A run that is only its record (its set-up cut short) has no events.</summary>
+    [Theory]
+    [InlineData("summary")]
+    [InlineData("export", "-o", "no-run.jsonl")]
+    [InlineData("replay")]
+    [InlineData("replay", "--verify")]
+    [InlineData("explain", "--vm", "vm0", "--gpa", "0x1000")]
+    public async Task A_run_that_is_not_there_is_said_to_be_no_run_by_every_command(string command, params string[] rest)
+    {
+        var none = $"no-such-run-{Guid.NewGuid():N}";
+        var exported = Path.Combine(Path.GetTempPath(), none + ".jsonl");
+        rest = [.. rest.Select(r => r == "no-run.jsonl" ? exported : r)];
+        var (exit, output, err) = Actorsim([command, "--run", none, .. rest]);
+        Assert.Equal((2, "", $"actorsim {command}: no run '{none}' (actorsim runs lists them)"), (exit, output, err.Trim()));
+        Assert.False(File.Exists(exported), "export of no run left a file");
+
+        if (command is not ("replay" or "explain")) return;
+        var recordOnly = $"record-only-{Guid.NewGuid():N}";
+        var store = Persistence.MartenStores.Get(Environment.GetEnvironmentVariable("ACTORSIM_DB")!);
+        await using (var session = store.LightweightSession())
+        {
+            session.Store(new Persistence.ReadSide.RunInfo { Id = recordOnly, Kernel = "6.9" });
+            await session.SaveChangesAsync();
+        }
+        try
+        {
+            (exit, output, err) = Actorsim([command, "--run", recordOnly, .. rest]);
+            Assert.Equal((2, "", $"actorsim {command}: run '{recordOnly}' has no events"), (exit, output, err.Trim()));
+        }
+        finally { Assert.Equal(0, Actorsim("delete", recordOnly).Exit); }
+    }
+
     /// <summary>Only a seeded run goes on: `run --resume` of anything else says what it is instead of
     /// "no resumable run".</summary>
     [Fact]

@@ -20,6 +20,22 @@ public static class DataCommands
         return await Database.ReachableAsync(db) ? db.ConnectionString : null;
     }
 
+    /// <summary>Says that the database has no run of this id, as every command given one does (exit 2).</summary>
+    internal static int NoRun(string command, string run)
+    {
+        Console.Error.WriteLine($"actorsim {command}: no run '{run}' (actorsim runs lists them)");
+        return 2;
+    }
+
+    /// <summary>A run that gave no events: none of this id (<see cref="NoRun"/>), or one whose run
+    /// record has no events yet (its set-up did not get as far). Exit 2 either way.</summary>
+    internal static async Task<int> NoEvents(string command, Marten.IDocumentStore store, string run)
+    {
+        if (!await RunLog.RunExistsAsync(store, run)) return NoRun(command, run);
+        Console.Error.WriteLine($"actorsim {command}: run '{run}' has no events");
+        return 2;
+    }
+
     /// <summary>How <c>runs --json</c> and <c>summary --json</c> name fields.</summary>
     private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
@@ -130,7 +146,7 @@ public static class DataCommands
         var store = MartenStores.Get(cs);
         // A run without its record (its streams only) still has a summary.
         var info = await RunLog.InfoAsync(store, run);
-        if (info is null && !await RunLog.RunExistsAsync(store, run)) { Console.Error.WriteLine($"actorsim summary: no run '{run}'"); return 2; }
+        if (info is null && !await RunLog.RunExistsAsync(store, run)) return NoRun("summary", run);
         Persistence.ReadSide.RunSummary summary;
         await using (var session = store.QuerySession()) summary = await Persistence.ReadSide.RunSummaries.ForRunAsync(session, run);
         var status = info is null ? null : Status(info, await RunLock.HeldAsync(cs, [run]));
@@ -186,7 +202,7 @@ public static class DataCommands
                     first ??= DecisionEvents.Of(e.Event).FirstOrDefault()?.Inputs.Policy;
                     sink.Append(e);
                 }
-                if (info is null && sink.Count == 0) { Console.Error.WriteLine($"actorsim export: no run '{run}'"); return 2; }
+                if (info is null && sink.Count == 0) return NoRun("export", run);
                 info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = first?.RuleSet.Label() ?? "6.9", Fwb = first?.Cpu.Fwb ?? true, Dic = first?.Cpu.Dic ?? true };
                 await sink.CompleteAsync(EventLogHeader.FromRunInfo(info, sink.Count));
             }
@@ -271,6 +287,7 @@ public static class DataCommands
         var replay = new Replay(redecide);
 
         IAsyncEnumerable<RunEvent> events;
+        Marten.DocumentStore? store = null;
         // A file is read as it is replayed (a chunk of events in memory at a time, not the whole run);
         // a problem in it ends the replay when its line is reached, with the same error and exit 2.
         using var log = a.Get("--file") is { } file ? OpenLog(file) : null;
@@ -278,7 +295,7 @@ public static class DataCommands
         else if (a.Has("--file")) return 2; // OpenLog said why
         else
         {
-            if (await Store("replay", a) is not { } store) return 3;
+            if ((store = await Store("replay", a)) is null) return 3;
             events = RunLog.ReadAsync(store, a.Get("--run")!);
         }
         var verify = a.Has("--verify");
@@ -302,7 +319,12 @@ public static class DataCommands
             Console.Error.WriteLine($"actorsim replay: {e.Message}");
             return 2;
         }
-        if (replay.Events == 0) { Console.Error.WriteLine($"actorsim replay: {(a.Get("--file") is { } f ? f : $"run '{a.Get("--run")}'")} has no events"); return 2; }
+        if (replay.Events == 0)
+        {
+            if (store is not null) return await NoEvents("replay", store, a.Get("--run")!);
+            Console.Error.WriteLine($"actorsim replay: {a.Get("--file")} has no events");
+            return 2;
+        }
         var groups = replay.Changes.GroupBy(c => (c.Before, c.After)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key.Before, StringComparer.Ordinal)
             .Select(g => new { before = g.Key.Before, after = g.Key.After, count = g.Count() }).ToArray();
         if (a.Has("--json"))

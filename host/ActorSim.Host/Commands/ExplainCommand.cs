@@ -24,6 +24,7 @@ public static class ExplainCommand
         // the page, not the run (it held every event: 440 MB for 534 k).
         var explainer = new Explainer(vm, gpa);
         string run;
+        Marten.DocumentStore? store = null;
         if (a.Get("--file") is { } file)
         {
             try
@@ -39,9 +40,15 @@ public static class ExplainCommand
             run = a.Get("--run") ?? throw new UsageException("explain: --run ID (or --file FILE) is required");
             var db = Database.Required("explain", a.Get("--db"));
             if (!await Database.ReachableAsync(db)) return 3;
-            await foreach (var e in RunLog.ReadAsync(MartenStores.Get(db.ConnectionString), run)) explainer.Add(e);
+            store = MartenStores.Get(db.ConnectionString);
+            await foreach (var e in RunLog.ReadAsync(store, run)) explainer.Add(e);
         }
-        if (explainer.Events == 0) { Console.Error.WriteLine($"actorsim explain: run '{run}' has no events"); return 2; }
+        if (explainer.Events == 0)
+        {
+            if (store is not null) return await DataCommands.NoEvents("explain", store, run);
+            Console.Error.WriteLine($"actorsim explain: {a.Get("--file")} has no events");
+            return 2;
+        }
         if (!explainer.Vms.Contains(vm))
         {
             Console.Error.WriteLine($"actorsim explain: --vm: run '{run}' has no VM '{vm}' (its VMs: {(explainer.Vms.Count == 0 ? "none" : string.Join(", ", explainer.Vms))})");
