@@ -39,6 +39,8 @@ public sealed class HostedActorSystem : IAsyncDisposable
             // CoordinatedShutdown as it starts, which installs the hook): on SIGTERM it shut the system
             // down under the round in flight, where run drains that round and then stops the host.
             b.AddHocon("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off", HoconAddMode.Prepend);
+            // Akka's log on stderr, a database outage's errors on one line each (AkkaConsoleLogger).
+            b.AddHocon(AkkaConsoleLogger.Hocon, HoconAddMode.Prepend);
             if (connectionString is not null) b.WithMartenPersistence(connectionString, outageLimit: outageLimit);
         });
         var host = builder.Build();

@@ -10,7 +10,7 @@ namespace ActorSim.Persistence.Journal;
 /// <see cref="JournalOutage"/>, a success after it <see cref="JournalAvailable"/>; past the limit the
 /// call fails and <see cref="JournalUnavailable"/> is published, which stops <c>run</c> and
 /// <c>scenario</c> at once (exit 3).</summary>
-internal static class Outages
+public static class Outages
 {
     /// <summary>The <c>outage-limit</c> of the journal and the snapshot store when none is given.</summary>
     public static readonly TimeSpan DefaultLimit = TimeSpan.FromSeconds(60);
