@@ -68,8 +68,24 @@ public static class Program
         {
             // An Npgsql error, or one under Marten's wrappers of a failed command or schema change
             // (MartenCommandException, MartenSchemaException: their messages are the SQL).
-            Console.Error.WriteLine($"actorsim: database error: {cause.GetType().Name}: {cause.Message.Split('\n')[0]}");
+            // Named as the command and the database it used (host:port/db and where that came from), as
+            // an unreachable database is: a connection lost mid-command said only "database error".
+            Console.Error.WriteLine($"actorsim {(args.Length > 0 ? args[0] : "")}: database{DatabaseOf(args)}: {cause.GetType().Name}: {cause.Message.Split('\n')[0]}");
             return 3;
+        }
+    }
+
+    /// <summary>" host:port/db (source)" of the database the command used, or "" if it cannot be told.</summary>
+    private static string DatabaseOf(string[] args)
+    {
+        try
+        {
+            var option = Array.IndexOf(args, "--db") is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+            return Database.Setting(option) is { } s ? $" {MartenStores.Describe(s.ConnectionString)} ({s.Source})" : "";
+        }
+        catch (Exception)
+        {
+            return ""; // a settings file that does not read: the command would have said so first
         }
     }
 

@@ -27,7 +27,7 @@ public static class MartenStores
         if (config.GetString("data-source", "") is { Length: > 0 } name)
         {
             if (!DataSources.TryGetValue(name, out var ds)) throw new InvalidOperationException($"no NpgsqlDataSource registered as '{name}'");
-            return Stores.GetOrAdd(("datasource:" + name, schema), _ => new Lazy<DocumentStore>(() => Create(o => o.Connection(ds), schema, ds.CreateConnection))).Value;
+            return Cached(("datasource:" + name, schema), () => Create(o => o.Connection(ds), schema, ds.CreateConnection));
         }
         var cs = config.GetString("connection-string", "") is { Length: > 0 } s ? s : ConnectionStringFromEnvironment();
         return Get(cs, schema);
@@ -53,8 +53,26 @@ public static class MartenStores
         }
     }
 
+    /// <summary>The store of this database and schema, made once per process.</summary>
     public static DocumentStore Get(string connectionString, string schema = DefaultSchema) =>
-        Stores.GetOrAdd((connectionString, schema), k => new Lazy<DocumentStore>(() => Create(k.Item1, k.Item2))).Value;
+        Cached((connectionString, schema), () => Create(connectionString, schema));
+
+    /// <summary>The store made once for <paramref name="key"/>. A store whose making failed (the database
+    /// went away while its schema was checked) is not kept: the next call tries again, where the Lazy
+    /// would have thrown the same exception for the life of the process.</summary>
+    private static DocumentStore Cached((string, string) key, Func<DocumentStore> create)
+    {
+        var lazy = Stores.GetOrAdd(key, _ => new Lazy<DocumentStore>(create));
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            Stores.TryRemove(KeyValuePair.Create(key, lazy));
+            throw;
+        }
+    }
 
     public static DocumentStore Create(string connectionString, string schema)
     {
@@ -142,9 +160,14 @@ public static class MartenStores
             }
             finally
             {
-                using var u = new NpgsqlCommand("select pg_advisory_unlock(hashtext(@s))", conn);
-                u.Parameters.AddWithValue("s", "actorsim-schema:" + schema);
-                u.ExecuteNonQuery();
+                // A connection that broke took its session, and the lock, with it; unlocking on it threw
+                // "Connection is not open" over the error that broke it (exit 134, not 3).
+                if (conn.State == System.Data.ConnectionState.Open)
+                {
+                    using var u = new NpgsqlCommand("select pg_advisory_unlock(hashtext(@s))", conn);
+                    u.Parameters.AddWithValue("s", "actorsim-schema:" + schema);
+                    u.ExecuteNonQuery();
+                }
             }
         }
         return store;

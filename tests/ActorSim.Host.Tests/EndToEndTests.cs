@@ -293,7 +293,7 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         var id = _run.Id + "-ro";
         var (exit, output, err) = Actorsim("import", _run.File, "--as", id, "--db", cs + ";Options=-c default_transaction_read_only=on");
         Assert.True(exit == 3, $"{exit} {output} {err}");
-        Assert.Contains("actorsim: database error: ", err);
+        Assert.Contains($"actorsim import: database {Persistence.MartenStores.Describe(cs)} (--db): ", err);
         Assert.Contains("read-only transaction", err);
         Assert.DoesNotContain("password", err, StringComparison.OrdinalIgnoreCase); // (the test role's password is "actorsim", as the program's name)
         Assert.DoesNotContain(cs, err);

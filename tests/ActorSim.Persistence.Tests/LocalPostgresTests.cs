@@ -105,3 +105,58 @@ public sealed class ToastCompressionTests(SchemaFixture schema) : IClassFixture<
         Assert.Equal(["bdata:l", "data:l"], await Methods());
     }
 }
+
+/// <summary>A store whose making fails because its connection is lost: the database's error comes out
+/// (the commands turn it into exit 3), and the next ask makes the store again.</summary>
+public sealed class StoreCreationTests
+{
+    /// <summary>The schema lock's connection lost while the store was made: unlocking on it threw
+    /// "Connection is not open" over PostgreSQL's error, and `actorsim export` ended unhandled (exit 134)
+    /// when the database went away at that moment. And the Lazy that caches stores kept the failure for
+    /// the life of the process. Here the store's schema check is held on a table another session has
+    /// locked, the lock's connection ended meanwhile, and the table let go.</summary>
+    [Fact]
+    public async Task A_connection_lost_while_the_store_is_made_gives_the_database_error_and_the_next_ask_makes_it()
+    {
+        await PostgresSchema.WithStoreSchemaAsync("cut", async schema =>
+        {
+            // A key of its own in the process's store cache (the same database), and a name to find its sessions by.
+            var app = $"store-cut-{schema}";
+            var cs = new NpgsqlConnectionStringBuilder(PostgresSchema.ConnectionString) { ApplicationName = app }.ConnectionString;
+            await using var locker = new NpgsqlConnection(PostgresSchema.ConnectionString);
+            await locker.OpenAsync();
+            var tx = await locker.BeginTransactionAsync();
+            await using (var l = new NpgsqlCommand($"lock table {schema}.{ReadSide.DecisionRows.TableName} in access exclusive mode", locker, tx)) await l.ExecuteNonQueryAsync();
+
+            var making = Task.Run(() => MartenStores.Get(cs, schema));
+            // Watched from a session of its own: a transaction sees one snapshot of pg_stat_activity.
+            await using var watcher = new NpgsqlConnection(PostgresSchema.ConnectionString);
+            await watcher.OpenAsync();
+            async Task<int?> Session(string where)
+            {
+                await using var q = new NpgsqlCommand($"select pid from pg_stat_activity where application_name = @app and {where}", watcher);
+                q.Parameters.AddWithValue("app", app);
+                return (int?)await q.ExecuteScalarAsync();
+            }
+            var held = false;
+            for (var i = 0; i < 600 && !held && !making.IsCompleted; i++)
+            {
+                await Task.Delay(50);
+                held = await Session("wait_event_type = 'Lock'") is not null;
+            }
+            Assert.True(held, "the store's schema check never waited on the locked table");
+            var lockSession = await Session("query like '%pg_advisory_lock%'");
+            Assert.NotNull(lockSession);
+            await using (var kill = new NpgsqlCommand("select pg_terminate_backend(@pid)", watcher))
+            {
+                kill.Parameters.AddWithValue("pid", lockSession!.Value);
+                await kill.ExecuteNonQueryAsync();
+            }
+            await tx.RollbackAsync();
+
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => making);
+            Assert.True(e is NpgsqlException, $"{e.GetType().Name}: {e.Message}");
+            Assert.NotNull(MartenStores.Get(cs, schema)); // made this time, not the first failure again
+        });
+    }
+}
