@@ -73,6 +73,48 @@ public class DatabaseOutageTests
 
     /// <summary>Deterministic too: there the journal writes in its turn on the one thread every actor
     /// shares, so an outage holds all of them; the progress reports go on without their answers.</summary>
+    /// <summary>A scenario rides out an outage up to the limit as run does: its steps' asks gave up at
+    /// 30 s, inside the 60 s default, and it ended "the simulation stopped answering" (exit 3) with the
+    /// database back before the limit. Here a 33 s outage under a 40 s limit, from the first expectation on.</summary>
+    [Fact]
+    public async Task A_scenario_rides_out_an_outage_longer_than_30_seconds_within_the_limit()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"long-outage-{Guid.NewGuid():N}.yaml");
+        const int Pages = 3000;
+        File.WriteAllLines(file, [
+            "name: long-outage", "kernel: \"6.9\"", "vms:", "  - name: vm1", "    ram: { gpa: 0x40000000, size: 1GiB }", "steps:",
+            .. Enumerable.Range(0, Pages).SelectMany(i => new[]
+            {
+                $"  - access: {{ vm: vm1, vcpu: 0, gpa: 0x{0x40000000 + i * 4096L:x}, op: write, s1: Normal-WB }}",
+                "  - expect: { access: last, result: mapped }",
+            })]);
+        using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "40s" }, "scenario", file);
+        var lines = new List<string>();
+        while (true)
+        {
+            var line = await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            if (line is null) Assert.Fail($"actorsim scenario ended early: {string.Join("\n", lines)}\n{await p.StandardError.ReadToEndAsync()}");
+            lines.Add(line);
+            if (line.Contains("pass step")) break;
+        }
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        Pg("stop");
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(33));
+        }
+        finally
+        {
+            Pg("start --fast");
+        }
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        var output = string.Join("\n", lines) + "\n" + await stdout;
+        Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}\n{output[^Math.Min(output.Length, 2000)..]}\n{await stderr}");
+        Assert.Contains("database unreachable", output);
+        Assert.Contains($"passed: {Pages} of {Pages} expectations", output);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

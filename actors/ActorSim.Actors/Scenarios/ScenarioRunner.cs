@@ -67,17 +67,20 @@ public sealed class ScenarioRunner
     /// <summary>Runs <paramref name="s"/> in an actor system the caller made and stops (the host's, under
     /// Akka.Hosting), configured from <see cref="SimHost.BaseConfig"/> and a journal, and returns every
     /// expectation line and the events in the order they were persisted.</summary>
-    public static async Task<ScenarioRunResult> RunRecordedAsync(ActorSystem system, Scenario s, string runId, Action<ExpectationResult>? onLine = null)
+    public static async Task<ScenarioRunResult> RunRecordedAsync(ActorSystem system, Scenario s, string runId, Action<ExpectationResult>? onLine = null,
+        SimHostOptions? options = null)
     {
         var recorder = system.ActorOf(ActorProps.Of(() => new EventRecorder()), $"recorder-{Uri.EscapeDataString(runId)}");
         await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));
-        var results = await RunAsync(system, s, runId, onLine);
+        var results = await RunAsync(system, s, runId, onLine, options);
         var events = await recorder.Ask<EventRecorder.Events>(new EventRecorder.Get(), TimeSpan.FromSeconds(10));
         system.Stop(recorder);
         return new ScenarioRunResult(s, results, events.Items);
     }
 
-    public static async Task<IReadOnlyList<ExpectationResult>> RunAsync(ActorSystem system, Scenario s, string runId, Action<ExpectationResult>? onLine = null)
+    /// <param name="options">The actors' options (the asks' timeout: the host's is past its outage limit).</param>
+    public static async Task<IReadOnlyList<ExpectationResult>> RunAsync(ActorSystem system, Scenario s, string runId, Action<ExpectationResult>? onLine = null,
+        SimHostOptions? options = null)
     {
         var ordinals = new Dictionary<VfioDriver, int>();
         var devices = s.Devices.Select(d =>
@@ -86,7 +89,7 @@ public sealed class ScenarioRunner
             return DeviceLayout.Build(d.Name, d.Driver, ordinals[d.Driver] - 1, d.Regions);
         }).ToArray();
         var vms = s.Vms.Select(v => KvmVm.Create(v.Name)).ToArray();
-        var host = await SimHost.StartAsync(system, runId, s.Policy, devices, vms);
+        var host = await SimHost.StartAsync(system, runId, s.Policy, devices, vms, options);
         var runner = new ScenarioRunner(s, host);
         await runner.SetUpRam(onLine);
         // Each step takes SimClock.RoundDuration of virtual time (deterministic mode; the wall clock

@@ -212,7 +212,7 @@ public static class RunCommand
         async Task<(SimHost, SeededWorkload)> Start()
         {
             var host = await SimHost.StartAsync(system, runId, policy, SeededWorkload.Devices(), SeededWorkload.Vms(vms),
-                new SimHostOptions(SnapshotEvery: a.Has("--snapshot-every") ? (int)a.GetLong("run", "--snapshot-every", 0, 0, int.MaxValue) : null, AskTimeout: outageLimit + TimeSpan.FromSeconds(30),
+                new SimHostOptions(SnapshotEvery: a.Has("--snapshot-every") ? (int)a.GetLong("run", "--snapshot-every", 0, 0, int.MaxValue) : null, AskTimeout: OutageWatch.AskTimeout(outageLimit),
                     TestFault: Environment.GetEnvironmentVariable("ACTORSIM_TEST_FAULT") is { Length: > 0 } f ? f : null));
             SeededWorkload workload;
             if (resume is null) workload = await SeededWorkload.SetUpAsync(host, seed, vms, vcpus);

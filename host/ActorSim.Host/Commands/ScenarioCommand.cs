@@ -129,7 +129,9 @@ public static class ScenarioCommand
                 // AskTimeoutException ended the process unhandled (exit 134).
                 var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
                 if (cs is not null) hosted.System.ActorOf(Props.Create(() => new OutageWatch(unavailable, outageLimit, new DatabaseState("up"))), "outage-watch");
-                var running = ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {line}"));
+                // Its asks wait past the outage limit, as run's do (they gave up at 30 s, inside the limit).
+                var running = ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {line}"),
+                    new SimHostOptions(AskTimeout: OutageWatch.AskTimeout(outageLimit)));
                 string? stopped = null;
                 try
                 {
