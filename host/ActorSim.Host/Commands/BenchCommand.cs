@@ -83,7 +83,7 @@ public static class BenchCommand
     /// figures (<see cref="JournalStats"/>) for the measured window.</summary>
     private static async Task<(double EventsPerSecond, JournalStats? Stats, CpuWindow.Cores Cpu)> JournalOnly(string cs, bool akkaSql, int actors, int batch, TimeSpan duration, List<RunEvent> sample)
     {
-        using var system = ActorSystem.Create("bench-journal", JournalConfig(cs, akkaSql));
+        using var system = NewSystem("bench-journal", JournalConfig(cs, akkaSql));
         var run = $"bench-journal-{Guid.NewGuid():N}";
         var writers = Enumerable.Range(0, actors).Select(i =>
         {
@@ -129,6 +129,11 @@ public static class BenchCommand
     /// </summary>
     private sealed record PipelineResult(double FaultsPerSecond, LongHistogram Latency, double AllocatedPerFault, double GcPaused, CpuWindow.Cores Cpu, JournalStats? Journal = null);
 
+    /// <summary>A section's actor system, its Akka log on stderr as the other commands' (the table and the
+    /// JSON line are stdout's).</summary>
+    private static ActorSystem NewSystem(string name, Akka.Configuration.Config config) =>
+        ActorSystem.Create(name, Akka.Configuration.ConfigurationFactory.ParseString(AkkaConsoleLogger.Hocon).WithFallback(config));
+
     /// <summary>The actors on the Marten journal (the bench's schema) or on Akka.Persistence.Sql.</summary>
     private static Akka.Configuration.Config JournalConfig(string cs, bool akkaSql) =>
         (akkaSql ? AkkaSqlConfig(cs) : MartenPersistence.Config(cs, schema: BenchSchema)).WithFallback(SimHost.BaseConfig(false));
@@ -159,7 +164,7 @@ public static class BenchCommand
     private static async Task<PipelineResult> Pipeline(string? connectionString, int maxBatch, int vms, int vcpus, TimeSpan duration, bool akkaSql = false)
     {
         var config = connectionString is null ? SimHost.BaseConfig(false) : JournalConfig(connectionString, akkaSql);
-        using var system = ActorSystem.Create("bench", config);
+        using var system = NewSystem("bench", config);
         var run = $"bench-{Guid.NewGuid():N}";
         var host = await SimHost.StartAsync(system, run, KernelPolicy.Of("6.9"), [], SeededWorkload.Vms(vms), new SimHostOptions(MaxBatch: maxBatch, RegroupWait: SimHostOptions.DefaultRegroupWait));
         var vcpuRuns = new List<(IActorRef Vcpu, ulong Start, long Pages)>();
