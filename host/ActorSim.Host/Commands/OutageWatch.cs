@@ -54,11 +54,11 @@ public sealed class OutageWatch : ReceiveActor
     public static string Unavailable(string connectionString, JournalUnavailable u, TimeSpan limit) =>
         $"database {Persistence.MartenStores.Describe(connectionString)} unreachable for {u.After.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database";
 
-    /// <summary>Why a command stops when the actors stopped answering within the asks' timeout (exit 3).</summary>
     /// <summary>How long the commands wait for an actor's answer: past the outage limit, so a write that
     /// rides out an outage is never given up before the journal gives it up (and says so).</summary>
     public static TimeSpan AskTimeout(TimeSpan outageLimit) => outageLimit + TimeSpan.FromSeconds(30);
 
+    /// <summary>Why a command stops when the actors stopped answering within the asks' timeout (exit 3).</summary>
     public static string StoppedAnswering(bool database) =>
         $"the simulation stopped answering (a journal write failed: see the log above); what was acknowledged is in the {(database ? "database" : "journal")}";
 
