@@ -61,4 +61,19 @@ public static class Cli
             else foreach (var d in data.GetProperty("decisions").EnumerateArray()) yield return d.Clone();
         }
     }
+
+    /// <summary>A scenario file (in the temp directory) of <paramref name="pages"/> RAM writes, each with
+    /// its expectation: ~1,000 steps a second on the local database, long enough to act on it midway.</summary>
+    public static string LongScenario(int pages)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"long-{Guid.NewGuid():N}.yaml");
+        File.WriteAllLines(file, [
+            "name: long", "kernel: \"6.9\"", "vms:", "  - name: vm1", "    ram: { gpa: 0x40000000, size: 1GiB }", "steps:",
+            .. Enumerable.Range(0, pages).SelectMany(i => new[]
+            {
+                $"  - access: {{ vm: vm1, vcpu: 0, gpa: 0x{0x40000000 + i * 4096L:x}, op: write, s1: Normal-WB }}",
+                "  - expect: { access: last, result: mapped }",
+            })]);
+        return file;
+    }
 }

@@ -79,15 +79,8 @@ public class DatabaseOutageTests
     [Fact]
     public async Task A_scenario_rides_out_an_outage_longer_than_30_seconds_within_the_limit()
     {
-        var file = Path.Combine(Path.GetTempPath(), $"long-outage-{Guid.NewGuid():N}.yaml");
         const int Pages = 3000;
-        File.WriteAllLines(file, [
-            "name: long-outage", "kernel: \"6.9\"", "vms:", "  - name: vm1", "    ram: { gpa: 0x40000000, size: 1GiB }", "steps:",
-            .. Enumerable.Range(0, Pages).SelectMany(i => new[]
-            {
-                $"  - access: {{ vm: vm1, vcpu: 0, gpa: 0x{0x40000000 + i * 4096L:x}, op: write, s1: Normal-WB }}",
-                "  - expect: { access: last, result: mapped }",
-            })]);
+        var file = Cli.LongScenario(Pages);
         using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "40s" }, "scenario", file);
         var lines = new List<string>();
         while (true)

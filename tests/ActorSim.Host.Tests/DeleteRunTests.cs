@@ -141,6 +141,72 @@ public class DeleteRunTests
         Assert.Equal("ended", CrashRecoveryTests.Status(id));
     }
 
+    /// <summary>A scenario keeps its lock as run does: dropped by the database (its session ended), it is
+    /// taken again, and the scenario goes on to its end (before, it went on without one: `runs` said
+    /// stopped and `delete` would have taken its run from under it).</summary>
+    [Fact]
+    public async Task A_scenario_whose_lock_the_database_dropped_takes_it_again()
+    {
+        var file = Cli.LongScenario(3000);
+        using var p = Cli.Start(null, "scenario", file);
+        string? id = null;
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("pass step"))
+            if (line.StartsWith("run: ")) id = line[5..].Split(' ')[0];
+        Assert.NotNull(id);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await using var conn = new NpgsqlConnection(Db);
+        await conn.OpenAsync();
+        var first = (await RunLockProbe.HolderAsync(conn, id))!.Value;
+        await RunLockProbe.TerminateAsync(conn, first);
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (await RunLockProbe.HolderAsync(conn, id) is not { } again || again == first)
+        {
+            Assert.True(DateTime.UtcNow < until, "the scenario did not take its lock again");
+            await Task.Delay(50);
+        }
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(p.ExitCode == 0, await stdout + await stderr);
+        Assert.Contains("passed: 3000 of 3000 expectations", await stdout);
+        Assert.Equal("ended", CrashRecoveryTests.Status(id));
+    }
+
+    /// <summary>... and stops (exit 3) when another session took it meanwhile, as run does.</summary>
+    [Fact]
+    public async Task A_scenario_whose_lock_another_session_took_stops_with_exit_3()
+    {
+        using var p = Cli.Start(null, "scenario", Cli.LongScenario(3000));
+        string? id = null;
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("pass step"))
+            if (line.StartsWith("run: ")) id = line[5..].Split(' ')[0];
+        Assert.NotNull(id);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await using var conn = new NpgsqlConnection(Db);
+        await conn.OpenAsync();
+        await TakeLockAsync(conn, id);
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var err = await stderr;
+        Assert.True(p.ExitCode == 3, await stdout + err);
+        Assert.Contains($"actorsim scenario: run '{id}': the database dropped its lock, and another session (backend pid {conn.ProcessID}) took it meanwhile (a second writer of the run): stopping", err);
+        Assert.DoesNotContain("passed: 3000 of 3000", await stdout);
+    }
+
+    /// <summary>Takes a run's lock on <paramref name="conn"/>, ending the session that holds it (again if
+    /// the writer took it back first), as a second writer would once the database dropped the first's.</summary>
+    private static async Task TakeLockAsync(NpgsqlConnection conn, string id)
+    {
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            if (await RunLockProbe.HolderAsync(conn, id) is { } holder && holder != conn.ProcessID) await RunLockProbe.TerminateAsync(conn, holder);
+            await using var take = new NpgsqlCommand("select pg_try_advisory_lock(1095985517, hashtext(@run))", conn);
+            take.Parameters.AddWithValue("run", id);
+            if ((bool)(await take.ExecuteScalarAsync())!) return;
+            Assert.True(DateTime.UtcNow < until, "the test could not take the run's lock");
+        }
+    }
+
     [Fact]
     public async Task A_run_whose_lock_another_session_took_after_the_database_dropped_it_stops_with_exit_3()
     {
@@ -152,16 +218,7 @@ public class DeleteRunTests
         var stderr = p.StandardError.ReadToEndAsync();
         await using var conn = new NpgsqlConnection(Db);
         await conn.OpenAsync();
-        // A second writer takes the lock while the run has none (again if the run took it back first).
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            if (await RunLockProbe.HolderAsync(conn, id) is { } holder && holder != conn.ProcessID) await RunLockProbe.TerminateAsync(conn, holder);
-            await using var take = new NpgsqlCommand("select pg_try_advisory_lock(1095985517, hashtext(@run))", conn);
-            take.Parameters.AddWithValue("run", id);
-            if ((bool)(await take.ExecuteScalarAsync())!) break;
-            Assert.True(DateTime.UtcNow < until, "the test could not take the run's lock");
-        }
+        await TakeLockAsync(conn, id); // a second writer, while the run has none
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30)); // well before its 60 s
         var err = await stderr;
         Assert.True(p.ExitCode == 3, await stdout + err);

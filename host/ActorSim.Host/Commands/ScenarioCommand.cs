@@ -119,6 +119,9 @@ public static class ScenarioCommand
             // Held while the scenario writes its run (RunLock): `runs` shows it running, `delete` refuses it.
             await using var runLock = cs is null ? null : await Persistence.EventLog.RunLock.TryAcquireAsync(cs, runId);
             if (cs is not null) await Database.RecordRunAsync(cs, info);
+            // Taken again if the database drops it (a restart the scenario rides out), as run's is.
+            runLock?.Keep(async ct => await Persistence.EventLog.RunLog.InfoAsync(Persistence.MartenStores.Get(cs!), runId, ct) is not null, TimeSpan.FromSeconds(1));
+            var lockLost = runLock?.Lost ?? new TaskCompletionSource<string>().Task;
             // Each scenario in its own actor system, as `run`'s under Akka.Hosting (HostedActorSystem).
             ScenarioRunResult? r = null;
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -135,7 +138,9 @@ public static class ScenarioCommand
                 string? stopped = null;
                 try
                 {
-                    if (await Task.WhenAny(running, unavailable.Task) == running) r = await running;
+                    var first = await Task.WhenAny(running, unavailable.Task, lockLost);
+                    if (first == running) r = await running;
+                    else if (first == lockLost) stopped = $"{await lockLost}: stopping";
                     else stopped = OutageWatch.Unavailable(cs!, await unavailable.Task, outageLimit);
                 }
                 catch (AskTimeoutException)
