@@ -106,7 +106,7 @@ public static class Program
             case "--help" or "-h" or "help":
                 Console.WriteLine(Usage);
                 return 0;
-            case "version":
+            case "version" or "--version":
                 Console.WriteLine($"actorsim {typeof(Program).Assembly.GetName().Version}");
                 // Which database the commands would use, and where that came from (never the password).
                 Console.WriteLine(Database.Setting(null) is { } db

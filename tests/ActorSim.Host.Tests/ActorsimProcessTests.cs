@@ -188,6 +188,15 @@ public class ActorsimProcessTests
         Assert.Contains("run", output);
         Assert.Contains("kernels", output);
     }
+
+    [Fact]
+    public void Dash_dash_version_is_the_version_command()
+    {
+        var (exit, output, err) = Run("--version");
+        Assert.True(exit == 0, err);
+        Assert.Equal(Run("version").Out, output);
+        Assert.StartsWith("actorsim ", output);
+    }
 }
 
 /// <summary><c>actorsim scenario</c> as a process: exit 0 / 1 / 2 and what it prints.</summary>
