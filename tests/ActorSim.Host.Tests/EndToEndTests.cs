@@ -283,6 +283,30 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.DoesNotContain(id, Actorsim("runs").Out);
     }
 
+    /// <summary>An import holds the run's lock while it writes, as run and scenario do: another import of
+    /// the same id at that moment (here: the lock held by the test's session) is refused with exit 2 and
+    /// writes nothing. Two at once used to both pass the "exists already" check, and the second failed on
+    /// the streams' key: "database error", exit 3.</summary>
+    [Fact]
+    public async Task An_import_of_a_run_another_process_is_writing_is_refused_and_writes_nothing()
+    {
+        var id = _run.Id + "-locked";
+        // Not pooled: closing it ends the session, and the lock.
+        await using var conn = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(Environment.GetEnvironmentVariable("ACTORSIM_DB")) { Pooling = false }.ConnectionString);
+        await conn.OpenAsync();
+        await using (var take = new Npgsql.NpgsqlCommand("select pg_advisory_lock(1095985517, hashtext(@run))", conn))
+        {
+            take.Parameters.AddWithValue("run", id);
+            await take.ExecuteNonQueryAsync();
+        }
+        var (exit, output, err) = Actorsim("import", _run.File, "--as", id);
+        Assert.Equal((2, "", $"actorsim import: run '{id}' is being written by another actorsim (it holds the run's lock)"), (exit, output, err.Trim()));
+        Assert.Equal(2, Actorsim("summary", "--run", id).Exit);
+        await conn.CloseAsync(); // the lock goes with the session
+        Assert.Equal(0, Actorsim("import", _run.File, "--as", id).Exit);
+        Assert.Equal(0, Actorsim("delete", id).Exit);
+    }
+
     /// <summary>A database that refuses the import's writes (here: every transaction read-only) is an
     /// infrastructure failure: exit 3 with PostgreSQL's reason, no password printed, nothing imported.
     /// (Marten wraps the error; it used to escape as an unhandled exception, exit 134.)</summary>

@@ -243,7 +243,17 @@ public static class DataCommands
             Console.Error.WriteLine(a.Has("--as") ? $"actorsim import: --as: {Database.NotARunId(id)}" : $"actorsim import: {file}:1: run: {Database.NotARunId(id)}; import it with --as NEW_ID");
             return 2;
         }
-        if (await Store("import", a) is not { } store) return 3;
+        if (await Connect("import", a) is not { } cs) return 3;
+        var store = MartenStores.Get(cs);
+        // Held while the import writes (RunLock), as run and scenario hold it: a second import of the same
+        // id at the same moment is refused here; it passed the check below too and failed on the streams'
+        // key instead ("database error", exit 3).
+        await using var runLock = await RunLock.TryAcquireAsync(cs, id);
+        if (runLock is null)
+        {
+            Console.Error.WriteLine($"actorsim import: run '{id}' is being written by another actorsim (it holds the run's lock)");
+            return 2;
+        }
         if (await RunLog.RunExistsAsync(store, id))
         {
             Console.Error.WriteLine($"actorsim import: run '{id}' exists already (use --as NEW_ID)");
