@@ -124,14 +124,7 @@ public class DeleteRunTests
         while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
         await using var conn = new NpgsqlConnection(Db);
         await conn.OpenAsync();
-        var first = (await RunLockProbe.HolderAsync(conn, id))!.Value;
-        await RunLockProbe.TerminateAsync(conn, first);
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (await RunLockProbe.HolderAsync(conn, id) is not { } again || again == first)
-        {
-            Assert.True(DateTime.UtcNow < until, "the run did not take its lock again");
-            await Task.Delay(50);
-        }
+        await DropLockAndSeeItTakenAgainAsync(conn, id);
         var (exit, output, err) = Cli.Run("delete", id);
         Assert.True(exit == 2, output + err);
         Assert.Contains("is being written by a running actorsim", err);
@@ -147,24 +140,13 @@ public class DeleteRunTests
     [Fact]
     public async Task A_scenario_whose_lock_the_database_dropped_takes_it_again()
     {
-        var file = Cli.LongScenario(3000);
-        using var p = Cli.Start(null, "scenario", file);
-        string? id = null;
-        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("pass step"))
-            if (line.StartsWith("run: ")) id = line[5..].Split(' ')[0];
-        Assert.NotNull(id);
+        using var p = Cli.Start(null, "scenario", Cli.LongScenario(3000));
+        var id = await RunIdOnceUnderWayAsync(p);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         await using var conn = new NpgsqlConnection(Db);
         await conn.OpenAsync();
-        var first = (await RunLockProbe.HolderAsync(conn, id))!.Value;
-        await RunLockProbe.TerminateAsync(conn, first);
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (await RunLockProbe.HolderAsync(conn, id) is not { } again || again == first)
-        {
-            Assert.True(DateTime.UtcNow < until, "the scenario did not take its lock again");
-            await Task.Delay(50);
-        }
+        await DropLockAndSeeItTakenAgainAsync(conn, id);
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.True(p.ExitCode == 0, await stdout + await stderr);
         Assert.Contains("passed: 3000 of 3000 expectations", await stdout);
@@ -176,10 +158,7 @@ public class DeleteRunTests
     public async Task A_scenario_whose_lock_another_session_took_stops_with_exit_3()
     {
         using var p = Cli.Start(null, "scenario", Cli.LongScenario(3000));
-        string? id = null;
-        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("pass step"))
-            if (line.StartsWith("run: ")) id = line[5..].Split(' ')[0];
-        Assert.NotNull(id);
+        var id = await RunIdOnceUnderWayAsync(p);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         await using var conn = new NpgsqlConnection(Db);
@@ -190,6 +169,30 @@ public class DeleteRunTests
         Assert.True(p.ExitCode == 3, await stdout + err);
         Assert.Contains($"actorsim scenario: run '{id}': the database dropped its lock, and another session (backend pid {conn.ProcessID}) took it meanwhile (a second writer of the run): stopping", err);
         Assert.DoesNotContain("passed: 3000 of 3000", await stdout);
+    }
+
+    /// <summary>A scenario's run id, once its first expectation has passed.</summary>
+    private static async Task<string> RunIdOnceUnderWayAsync(System.Diagnostics.Process p)
+    {
+        string? id = null;
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("pass step"))
+            if (line.StartsWith("run: ")) id = line[5..].Split(' ')[0];
+        Assert.NotNull(id);
+        return id;
+    }
+
+    /// <summary>Ends the session holding the run's lock, as a database restart would, and waits (5 s at
+    /// most) for the writer to hold it on a new one.</summary>
+    private static async Task DropLockAndSeeItTakenAgainAsync(NpgsqlConnection conn, string id)
+    {
+        var first = (await RunLockProbe.HolderAsync(conn, id))!.Value;
+        await RunLockProbe.TerminateAsync(conn, first);
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (await RunLockProbe.HolderAsync(conn, id) is not { } again || again == first)
+        {
+            Assert.True(DateTime.UtcNow < until, $"the writer of run '{id}' did not take its lock again");
+            await Task.Delay(50);
+        }
     }
 
     /// <summary>Takes a run's lock on <paramref name="conn"/>, ending the session that holds it (again if
