@@ -123,6 +123,25 @@ public class ActorsimProcessTests
 
     /// <summary>A file to write in a directory that does not exist, or a directory: exit 2 before any work
     /// (a run would otherwise end with nowhere to put its export).</summary>
+    /// <summary>An empty path, or a directory, where a file is named: exit 2 saying so (several ended
+    /// unhandled, exit 134, from Path.GetFullPath, new FileInfo or opening a directory).</summary>
+    [Theory]
+    [InlineData("actorsim run: --export '': an empty path, not a file", "run", "--in-memory", "--rounds", "1", "--export", "")]
+    [InlineData("actorsim run: --metrics '': an empty path, not a file", "run", "--in-memory", "--rounds", "1", "--metrics", "")]
+    [InlineData("actorsim export: -o '': an empty path, not a file", "export", "--run", "any", "-o", "")]
+    [InlineData("actorsim scenario: --junit '': an empty path, not a file", "scenario", "--in-memory", "--junit", "", "scenarios/o05-ram-is-normal.yaml")]
+    [InlineData("actorsim scenario: --junit /tmp: a directory, not a file", "scenario", "--in-memory", "--junit", "/tmp", "scenarios/o05-ram-is-normal.yaml")]
+    [InlineData("actorsim scenario: '':0: file: an empty path, not a file", "scenario", "--in-memory", "")]
+    [InlineData("actorsim replay: '': an empty path, not a file", "replay", "--file", "")]
+    [InlineData("actorsim import: '': an empty path, not a file", "import", "")]
+    [InlineData("actorsim explain: '': an empty path, not a file", "explain", "--file", "", "--vm", "vm1", "--gpa", "0x1000")]
+    [InlineData("actorsim explain: /tmp: a directory, not a file", "explain", "--file", "/tmp", "--vm", "vm1", "--gpa", "0x1000")]
+    public void An_empty_path_or_a_directory_for_a_file_exits_2_saying_so(string message, params string[] args)
+    {
+        var (exit, output, err) = Cli.RunIn(null, Cli.Repo, args);
+        Assert.Equal((2, "", message), (exit, output, err.Trim()));
+    }
+
     [Fact]
     public void An_output_file_that_cannot_be_written_is_refused_before_the_work()
     {
@@ -334,7 +353,7 @@ public class ScenarioCommandTests
     {
         var (exit, output, err) = Run("scenario", "--junit", "/nonexistent/dir/report.xml", Write("good.yaml", Good));
         Assert.Equal(2, exit);
-        Assert.Contains("--junit /nonexistent/dir/report.xml: cannot write", err);
+        Assert.Contains("--junit /nonexistent/dir/report.xml: no such directory /nonexistent/dir", err);
         Assert.DoesNotContain("scenario good", output);
     }
 

@@ -25,6 +25,8 @@ public sealed partial class ScenarioParser
 
     public static Scenario ParseFile(string path)
     {
+        // (new FileInfo("") throws ArgumentException: `actorsim scenario ''` ended unhandled, exit 134.)
+        if (path.Length == 0) throw new ScenarioFormatException("''", 0, "file", "an empty path, not a file");
         var info = new FileInfo(path);
         if (!info.Exists) throw new ScenarioFormatException(path, 0, "file", Directory.Exists(path) ? "a directory, not a file" : "no such file");
         if (info.Length > MaxFileBytes) throw new ScenarioFormatException(path, 0, "file", $"larger than {MaxFileBytes} bytes");

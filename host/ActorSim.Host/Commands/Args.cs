@@ -29,14 +29,25 @@ public sealed class Args
     /// <summary>The value of an option naming a file to write, checked before any work is done: its
     /// directory must exist and it must not be a directory (a run would otherwise end with nowhere to
     /// put its export).</summary>
-    public string? GetOutputFile(string command, string name)
+    public string? GetOutputFile(string command, string name) => Get(name) is { } path ? CheckOutputFile(command, name, path) : null;
+
+    /// <summary><paramref name="path"/>, if a file can be written there (see <see cref="GetOutputFile"/>).</summary>
+    public static string CheckOutputFile(string command, string name, string path)
     {
-        if (Get(name) is not { } path) return null;
+        // (An empty path ended unhandled, exit 134, from Path.GetFullPath.)
+        if (path.Length == 0) throw new UsageException($"{command}: {name} '': an empty path, not a file");
         if (Directory.Exists(path)) throw new UsageException($"{command}: {name} {path}: a directory, not a file");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null && !Directory.Exists(dir)) throw new UsageException($"{command}: {name} {path}: no such directory {dir}");
         return path;
     }
+
+    /// <summary>What keeps <paramref name="path"/> from being read as a file, as "PATH: why", or null
+    /// when it is one.</summary>
+    public static string? InputFileProblem(string path) =>
+        path.Length == 0 ? "'': an empty path, not a file"
+        : File.Exists(path) ? null
+        : $"{path}: {(Directory.Exists(path) ? "a directory, not a file" : "no such file")}";
 
     /// <summary>Refuses the first of <paramref name="names"/> that was given: it would be ignored
     /// (<paramref name="why"/> says what sets it instead).</summary>

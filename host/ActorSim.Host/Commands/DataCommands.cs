@@ -221,7 +221,7 @@ public static class DataCommands
         var a = Args.Parse("import", args, [], ["--db", "--as"]);
         if (a.Positional.Count != 1) throw new UsageException("import: usage: actorsim import FILE [--as NEW_ID]");
         var file = a.Positional[0];
-        if (!File.Exists(file)) { Console.Error.WriteLine($"actorsim import: {file}: {NotAFile(file)}"); return 2; }
+        if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim import: {problem}"); return 2; }
         // Two passes over the file, neither holding the run: the first reads and validates every line
         // (a bad file writes nothing), the second writes the events in one transaction, a chunk at a time.
         EventLogHeader header;
@@ -382,12 +382,10 @@ public static class DataCommands
     }
 
     /// <summary>Why <paramref name="file"/>, which is not a file, cannot be read.</summary>
-    private static string NotAFile(string file) => Directory.Exists(file) ? "a directory, not a file" : "no such file";
-
     /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>
     private static EventLogReader? OpenLog(string file)
     {
-        if (!File.Exists(file)) { Console.Error.WriteLine($"actorsim replay: {file}: {NotAFile(file)}"); return null; }
+        if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim replay: {problem}"); return null; }
         try { return EventLogFile.Open(file); }
         catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim replay: {e.Message}"); return null; }
     }

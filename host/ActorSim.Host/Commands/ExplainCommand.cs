@@ -27,6 +27,8 @@ public static class ExplainCommand
         Marten.DocumentStore? store = null;
         if (a.Get("--file") is { } file)
         {
+            // (A directory or an empty path ended unhandled, exit 134.)
+            if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim explain: {problem}"); return 2; }
             try
             {
                 using var log = EventLogFile.Open(file);

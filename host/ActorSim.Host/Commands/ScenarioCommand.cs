@@ -46,7 +46,7 @@ public static class ScenarioCommand
         JUnitReport? report = null;
         try
         {
-            if (junit is not null) report = JUnitReport.Create(junit);
+            if (junit is not null) report = JUnitReport.Create(Args.CheckOutputFile("scenario", "--junit", junit));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
