@@ -307,6 +307,29 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal(0, Actorsim("delete", id).Exit);
     }
 
+    /// <summary>`export -o` a pipe (here a FIFO, standing for /dev/stdout piped on): the log alone goes
+    /// into it, the "exported" line to stderr, and the FIFO stays one (the log was renamed over it).
+    /// `import` of a pipe is refused: it reads its file twice, and the second reading found it empty.</summary>
+    [Fact]
+    public async Task Export_into_a_pipe_writes_the_log_alone_and_import_refuses_a_pipe()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"pipe-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var fifo = Path.Combine(dir, "log");
+        using (var mk = Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
+        var reading = Task.Run(() => File.ReadAllText(fifo));
+        var (exit, output, err) = Actorsim("export", "--run", _run.Id, "-o", fifo);
+        Assert.True(exit == 0, err);
+        Assert.Equal("", output);
+        Assert.Contains($"exported {File.ReadLines(_run.File).Count() - 1} events of run {_run.Id} to {fifo}", err);
+        Assert.Equal(File.ReadAllText(_run.File), await reading.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal([fifo], Directory.GetFiles(dir));
+        (exit, output, err) = Actorsim("import", fifo, "--as", _run.Id + "-pipe");
+        Assert.Equal(2, exit);
+        Assert.Contains($"actorsim import: {fifo}: not a regular file", err);
+        Directory.Delete(dir, true);
+    }
+
     /// <summary>A database that refuses the import's writes (here: every transaction read-only) is an
     /// infrastructure failure: exit 3 with PostgreSQL's reason, no password printed, nothing imported.
     /// (Marten wraps the error; it used to escape as an unhandled exception, exit 134.)</summary>

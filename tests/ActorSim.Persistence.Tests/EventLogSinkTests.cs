@@ -38,6 +38,43 @@ public class EventLogSinkTests
         Directory.Delete(dir, true);
     }
 
+    /// <summary>An output that is no regular file — here a FIFO, standing for /dev/null or a pipe — is
+    /// written into, not replaced: the finished log was renamed over it, and `export -o /dev/null` as root
+    /// left /dev/null a regular file. Its part file goes to the temporary directory, not beside it.</summary>
+    [Fact]
+    public async Task A_fifo_given_as_the_output_gets_the_log_and_stays_a_fifo()
+    {
+        var dir = TempDir();
+        var fifo = Path.Combine(dir, "pipe");
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
+        Assert.True(SpecialFiles.IsSpecial(fifo));
+        var whole = new MemoryStream();
+        await EventLogFile.WriteAsync(whole, Header, Events);
+        var reading = Task.Run(() => File.ReadAllBytes(fifo)); // opens once a writer does
+        using (var sink = new EventLogSink(fifo))
+        {
+            foreach (var e in Events) sink.Append(e);
+            Assert.Equal([fifo], Directory.GetFiles(dir)); // no part file beside it
+            await sink.CompleteAsync(Header);
+        }
+        Assert.Equal(whole.ToArray(), await reading.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.True(SpecialFiles.IsSpecial(fifo), "the FIFO was replaced by a file");
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Special_files_are_devices_and_pipes_not_files_directories_or_nothing()
+    {
+        var dir = TempDir();
+        var file = Path.Combine(dir, "f");
+        File.WriteAllText(file, "x");
+        Assert.True(SpecialFiles.IsSpecial("/dev/null"));
+        Assert.False(SpecialFiles.IsSpecial(file));
+        Assert.False(SpecialFiles.IsSpecial(dir));
+        Assert.False(SpecialFiles.IsSpecial(Path.Combine(dir, "none")));
+        Directory.Delete(dir, true);
+    }
+
     [Fact]
     public void Until_it_completes_the_output_is_untouched_and_a_sink_given_up_leaves_nothing()
     {

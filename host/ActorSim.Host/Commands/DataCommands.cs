@@ -212,7 +212,8 @@ public static class DataCommands
                 return 2;
             }
         }
-        Console.WriteLine($"exported {sink.Count} events of run {run} to {output}");
+        // On stderr when the log went to a device or a pipe (-o /dev/stdout): the log alone on stdout.
+        (SpecialFiles.IsSpecial(output) ? Console.Error : Console.Out).WriteLine($"exported {sink.Count} events of run {run} to {output}");
         return 0;
     }
 
@@ -222,6 +223,12 @@ public static class DataCommands
         if (a.Positional.Count != 1) throw new UsageException("import: usage: actorsim import FILE [--as NEW_ID]");
         var file = a.Positional[0];
         if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim import: {problem}"); return 2; }
+        if (SpecialFiles.IsSpecial(file))
+        {
+            // Read twice below: a pipe's second reading found it empty ("header: empty file").
+            Console.Error.WriteLine($"actorsim import: {file}: not a regular file (import reads its file twice, to check it and then to write it; save the log to a file first)");
+            return 2;
+        }
         // Two passes over the file, neither holding the run: the first reads and validates every line
         // (a bad file writes nothing), the second writes the events in one transaction, a chunk at a time.
         EventLogHeader header;

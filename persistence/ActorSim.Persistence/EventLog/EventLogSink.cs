@@ -8,11 +8,14 @@ namespace ActorSim.Persistence.EventLog;
 /// after it into <c>OUTPUT.tmp</c>, then moves that over the output. So the output is untouched until
 /// the log is whole, and a run or a run's export of any length costs the same memory. (Both
 /// `run --export` and `export` held every event of the run until the end: 500 MB of a 10-second
-/// in-memory run.) A sink disposed without <see cref="CompleteAsync"/> deletes its part file.</summary>
+/// in-memory run.) A sink disposed without <see cref="CompleteAsync"/> deletes its part file. An output
+/// that is no regular file (<c>/dev/null</c>, <c>/dev/stdout</c>, a FIFO: <see cref="SpecialFiles"/>) is
+/// written into at the end instead, its part file in the temporary directory.</summary>
 public sealed class EventLogSink : IDisposable
 {
     private readonly string _output;
     private readonly string _part;
+    private readonly bool _special;
     private readonly FileStream _body;
     private readonly System.Buffers.ArrayBufferWriter<byte> _line = new(4096);
     private readonly Utf8JsonWriter _json;
@@ -22,7 +25,8 @@ public sealed class EventLogSink : IDisposable
     public EventLogSink(string output)
     {
         _output = output;
-        _part = output + ".part";
+        _special = SpecialFiles.IsSpecial(output);
+        _part = _special ? Path.Combine(Path.GetTempPath(), $"actorsim-{Guid.NewGuid():N}.part") : output + ".part";
         _body = new FileStream(_part, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
         // Into a buffer, not the file: Utf8JsonWriter.Flush on a stream flushes the stream too, a write
         // to the file per event.
@@ -50,12 +54,22 @@ public sealed class EventLogSink : IDisposable
     {
         await _body.FlushAsync();
         _body.Position = 0;
+        var head = System.Text.Encoding.UTF8.GetBytes(EventLogFile.HeaderLine(header with { Events = Count }) + "\n");
+        if (_special)
+        {
+            await using (var f = new FileStream(_output, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+            {
+                await f.WriteAsync(head);
+                await _body.CopyToAsync(f);
+            }
+            Dispose();
+            return;
+        }
         var tmp = _output + ".tmp";
         try
         {
             await using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                var head = System.Text.Encoding.UTF8.GetBytes(EventLogFile.HeaderLine(header with { Events = Count }) + "\n");
                 await f.WriteAsync(head);
                 await _body.CopyToAsync(f);
             }
