@@ -388,7 +388,6 @@ public static class DataCommands
             if (!Equals(r, c)) yield return $"{field}: recorded ({Show(r)}), recomputed ({Show(c)})";
     }
 
-    /// <summary>Why <paramref name="file"/>, which is not a file, cannot be read.</summary>
     /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>
     private static EventLogReader? OpenLog(string file)
     {
