@@ -140,10 +140,8 @@ public class DeleteRunTests
     [Fact]
     public async Task A_scenario_whose_lock_the_database_dropped_takes_it_again()
     {
-        using var p = Cli.Start(null, "scenario", Cli.LongScenario(3000));
-        var id = await RunIdOnceUnderWayAsync(p);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
+        var (p, id, stdout, stderr) = await LongScenarioUnderWayAsync();
+        using var _ = p;
         await using var conn = new NpgsqlConnection(Db);
         await conn.OpenAsync();
         await DropLockAndSeeItTakenAgainAsync(conn, id);
@@ -157,10 +155,8 @@ public class DeleteRunTests
     [Fact]
     public async Task A_scenario_whose_lock_another_session_took_stops_with_exit_3()
     {
-        using var p = Cli.Start(null, "scenario", Cli.LongScenario(3000));
-        var id = await RunIdOnceUnderWayAsync(p);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
+        var (p, id, stdout, stderr) = await LongScenarioUnderWayAsync();
+        using var _ = p;
         await using var conn = new NpgsqlConnection(Db);
         await conn.OpenAsync();
         await TakeLockAsync(conn, id);
@@ -171,14 +167,16 @@ public class DeleteRunTests
         Assert.DoesNotContain("passed: 3000 of 3000", await stdout);
     }
 
-    /// <summary>A scenario's run id, once its first expectation has passed.</summary>
-    private static async Task<string> RunIdOnceUnderWayAsync(System.Diagnostics.Process p)
+    /// <summary>A 3,000-step scenario started on the database, once its first expectation has passed: the
+    /// process, its run id, and the rest of its stdout and stderr as they will be read.</summary>
+    private static async Task<(System.Diagnostics.Process P, string Id, Task<string> Stdout, Task<string> Stderr)> LongScenarioUnderWayAsync()
     {
+        var p = Cli.Start(null, "scenario", Cli.LongScenario(3000));
         string? id = null;
         while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("pass step"))
             if (line.StartsWith("run: ")) id = line[5..].Split(' ')[0];
         Assert.NotNull(id);
-        return id;
+        return (p, id, p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync());
     }
 
     /// <summary>Ends the session holding the run's lock, as a database restart would, and waits (5 s at

@@ -213,7 +213,7 @@ public static class DataCommands
             }
         }
         // On stderr when the log went to a device or a pipe (-o /dev/stdout): the log alone on stdout.
-        (SpecialFiles.IsSpecial(output) ? Console.Error : Console.Out).WriteLine($"exported {sink.Count} events of run {run} to {output}");
+        (sink.WritesInPlace ? Console.Error : Console.Out).WriteLine($"exported {sink.Count} events of run {run} to {output}");
         return 0;
     }
 
@@ -307,7 +307,7 @@ public static class DataCommands
         Marten.DocumentStore? store = null;
         // A file is read as it is replayed (a chunk of events in memory at a time, not the whole run);
         // a problem in it ends the replay when its line is reached, with the same error and exit 2.
-        using var log = a.Get("--file") is { } file ? OpenLog(file) : null;
+        using var log = a.Get("--file") is { } file ? OpenLog("replay", file) : null;
         if (log is not null) events = AsAsync(log.Events);
         else if (a.Has("--file")) return 2; // OpenLog said why
         else
@@ -388,11 +388,12 @@ public static class DataCommands
             if (!Equals(r, c)) yield return $"{field}: recorded ({Show(r)}), recomputed ({Show(c)})";
     }
 
-    /// <summary>The file opened with its header read, or null after saying on stderr what is wrong.</summary>
-    private static EventLogReader? OpenLog(string file)
+    /// <summary>The file opened with its header read, or null after saying on stderr what is wrong
+    /// (replay --file, explain --file).</summary>
+    internal static EventLogReader? OpenLog(string command, string file)
     {
-        if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim replay: {problem}"); return null; }
+        if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim {command}: {problem}"); return null; }
         try { return EventLogFile.Open(file); }
-        catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim replay: {e.Message}"); return null; }
+        catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim {command}: {e.Message}"); return null; }
     }
 }

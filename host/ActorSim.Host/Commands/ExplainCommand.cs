@@ -27,12 +27,12 @@ public static class ExplainCommand
         Marten.DocumentStore? store = null;
         if (a.Get("--file") is { } file)
         {
-            // (A directory or an empty path ended unhandled, exit 134.)
-            if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim explain: {problem}"); return 2; }
+            // Opened as replay --file opens it (a directory or an empty path ended unhandled, exit 134).
+            using var log = DataCommands.OpenLog("explain", file);
+            if (log is null) return 2;
+            run = log.Header.Run;
             try
             {
-                using var log = EventLogFile.Open(file);
-                run = log.Header.Run;
                 foreach (var e in log.Events) explainer.Add(e);
             }
             catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim explain: {e.Message}"); return 2; }

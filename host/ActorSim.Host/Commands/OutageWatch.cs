@@ -54,6 +54,11 @@ public sealed class OutageWatch : ReceiveActor
     public static string Unavailable(string connectionString, JournalUnavailable u, TimeSpan limit) =>
         $"database {Persistence.MartenStores.Describe(connectionString)} unreachable for {u.After.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database";
 
+    /// <summary>Why a run or a scenario stops before its work is done, once one of the two has happened:
+    /// its run lock lost for good, or the database away past the outage limit.</summary>
+    public static async Task<string> Stopping(Task<string> lockLost, Task<JournalUnavailable> unavailable, string connectionString, TimeSpan limit) =>
+        lockLost.IsCompleted ? $"{await lockLost}: stopping" : Unavailable(connectionString, await unavailable, limit);
+
     /// <summary>How long the commands wait for an actor's answer: past the outage limit, so a write that
     /// rides out an outage is never given up before the journal gives it up (and says so).</summary>
     public static TimeSpan AskTimeout(TimeSpan outageLimit) => outageLimit + TimeSpan.FromSeconds(30);

@@ -232,7 +232,7 @@ public static class RunCommand
             return (host, workload);
         }
         // Why the run stops before its work is done: its lock lost, or the database past the outage limit.
-        async Task<string> Stopping() => lockLost.IsCompleted ? $"{await lockLost}: stopping" : OutageWatch.Unavailable(cs!, await unavailable.Task, outageLimit);
+        Task<string> Stopping() => OutageWatch.Stopping(lockLost, unavailable.Task, cs!, outageLimit);
         var starting = Start();
         if (await Task.WhenAny(starting, unavailable.Task, lockLost) != starting)
         {

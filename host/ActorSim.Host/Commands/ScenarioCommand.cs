@@ -138,10 +138,8 @@ public static class ScenarioCommand
                 string? stopped = null;
                 try
                 {
-                    var first = await Task.WhenAny(running, unavailable.Task, lockLost);
-                    if (first == running) r = await running;
-                    else if (first == lockLost) stopped = $"{await lockLost}: stopping";
-                    else stopped = OutageWatch.Unavailable(cs!, await unavailable.Task, outageLimit);
+                    if (await Task.WhenAny(running, unavailable.Task, lockLost) == running) r = await running;
+                    else stopped = await OutageWatch.Stopping(lockLost, unavailable.Task, cs!, outageLimit);
                 }
                 catch (AskTimeoutException)
                 {

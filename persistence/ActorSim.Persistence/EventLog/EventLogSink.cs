@@ -33,6 +33,10 @@ public sealed class EventLogSink : IDisposable
         _json = new Utf8JsonWriter(_line, EventLogFile.WriterOptions);
     }
 
+    /// <summary>Whether the output is no regular file (<see cref="SpecialFiles"/>) and is written into
+    /// rather than replaced.</summary>
+    public bool WritesInPlace => _special;
+
     /// <summary>Events appended so far.</summary>
     public long Count { get; private set; }
 

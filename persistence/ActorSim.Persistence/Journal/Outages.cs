@@ -15,7 +15,7 @@ public static class Outages
     /// <summary>The <c>outage-limit</c> of the journal and the snapshot store when none is given.</summary>
     public static readonly TimeSpan DefaultLimit = TimeSpan.FromSeconds(60);
 
-    public static async Task<T> RideOut<T>(Func<Task<T>> attempt, TimeSpan limit, EventStream events)
+    internal static async Task<T> RideOut<T>(Func<Task<T>> attempt, TimeSpan limit, EventStream events)
     {
         var started = DateTime.UtcNow;
         var delay = TimeSpan.FromMilliseconds(100);
