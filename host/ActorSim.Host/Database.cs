@@ -187,6 +187,30 @@ public static class Database
         await session.SaveChangesAsync();
     }
 
+    /// <summary>Records that the run of <paramref name="info"/> ended (now), riding out a database outage for
+    /// up to <paramref name="limit"/> as the journal's writes do, its news on standard output as theirs:
+    /// a 6 s run with PostgreSQL stopped at its last moment had every event written and yet exited 3 at
+    /// once ("database error"), its record left without an end (<c>runs</c>: stopped). Null once recorded;
+    /// past the limit, why not (the command exits 3).</summary>
+    public static async Task<string?> RecordRunEndAsync(string connectionString, RunInfo info, TimeSpan limit)
+    {
+        info.Ended = DateTimeOffset.UtcNow;
+        string? givenUp = null;
+        try
+        {
+            await Persistence.Journal.Outages.RideOut(async () => { await RecordRunAsync(connectionString, info); return true; }, limit, new(
+                e => Console.WriteLine($"database unreachable ({e.GetType().Name}): the run's end waits to be recorded (limit {limit.TotalSeconds:0}s)"),
+                () => Console.WriteLine("  database back: the run's end recorded"),
+                (after, e) => givenUp = $"database {MartenStores.Describe(connectionString)} unreachable for {after.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {e.GetType().Name}): "
+                    + $"the end of run '{info.Id}' is not recorded (runs shows it stopped); what was acknowledged is in the database"));
+            return null;
+        }
+        catch (Exception) when (givenUp is not null)
+        {
+            return givenUp;
+        }
+    }
+
     /// <summary>The git commit the host was built from, when it runs from a checkout.</summary>
     public static string? GitCommit()
     {

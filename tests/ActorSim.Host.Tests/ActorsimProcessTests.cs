@@ -426,6 +426,84 @@ public class DatabaseErrorTests
         Assert.True(cut.Elapsed < TimeSpan.FromSeconds(20), $"exit 3 came {cut.Elapsed.TotalSeconds:0}s after the cut (the asks' timeout is 30 s)");
     }
 
+    /// <summary>The database lost as a run ends: its events are all written, and the record of its end
+    /// waits for the database as the journal's writes do (before, the run exited 3 at once, its record
+    /// left without an end: `runs` said stopped). The end is held on the record's row, locked by the test,
+    /// while the connection to the database is cut; the database comes back 2 s later.</summary>
+    [Fact]
+    public async Task A_run_whose_database_goes_away_as_it_ends_records_its_end_once_it_is_back()
+    {
+        var (p, id, port, stdout, stderr) = await RunWhoseEndIsCutAsync("30s");
+        using var _ = p;
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var real = new Npgsql.NpgsqlConnectionStringBuilder(Environment.GetEnvironmentVariable("ACTORSIM_DB"));
+        using var back = ActorSim.Tests.CuttableProxy.OnPort(port, real.Port);
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var output = await stdout;
+        Assert.True(p.ExitCode == 0, output + await stderr);
+        Assert.Contains("invariants: hold", output);
+        Assert.Matches(@"database unreachable \(\w+Exception\): the run's end waits to be recorded \(limit 30s\)", output);
+        Assert.DoesNotContain("ObjectDisposedException", output); // the cause is named, not Npgsql's wrapper
+        Assert.Contains("database back: the run's end recorded", output);
+        Assert.Equal("ended", CrashRecoveryTests.Status(id));
+    }
+
+    /// <summary>... and past the outage limit: exit 3 saying the end is not recorded, after the summary.</summary>
+    [Fact]
+    public async Task A_run_whose_database_stays_away_as_it_ends_exits_3_at_the_limit_after_its_summary()
+    {
+        var (p, id, _, stdout, stderr) = await RunWhoseEndIsCutAsync("2s");
+        using var __ = p;
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var (output, err) = (await stdout, await stderr);
+        Assert.True(p.ExitCode == 3, output + err);
+        Assert.Contains("invariants: hold", output);
+        Assert.Contains($"(limit 2s, ", err);
+        Assert.Contains($"the end of run '{id}' is not recorded (runs shows it stopped); what was acknowledged is in the database", err);
+        Assert.Equal("stopped", CrashRecoveryTests.Status(id));
+    }
+
+    /// <summary>A 4 s run through a proxy to the database, whose record of its end is held on its row (a
+    /// lock the test takes once the run is under way), and the proxy cut once that write waits: the run,
+    /// its id, the port of the proxy (the database's address for the run) and its output to come.</summary>
+    private static async Task<(Process P, string Id, int Port, Task<string> Stdout, Task<string> Stderr)> RunWhoseEndIsCutAsync(string outageLimit)
+    {
+        Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set: run through scripts/test.sh");
+        var real = new Npgsql.NpgsqlConnectionStringBuilder(Environment.GetEnvironmentVariable("ACTORSIM_DB"));
+        using var proxy = new ActorSim.Tests.CuttableProxy(real.Port);
+        var port = proxy.Port; // a listener stopped (cut) says the port it was asked for: 0
+        var viaProxy = new Npgsql.NpgsqlConnectionStringBuilder(real.ConnectionString) { Port = port }.ConnectionString;
+        var id = $"endcut-{Guid.NewGuid():N}"[..19];
+        var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = outageLimit },
+            "run", "--duration", "4s", "--vms", "1", "--vcpus", "1", "--run-id", id, "--db", viaProxy);
+        // The first progress line comes after the run's record is written: its row can be locked.
+        while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("t=")) { }
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await using var locker = new Npgsql.NpgsqlConnection(real.ConnectionString);
+        await locker.OpenAsync();
+        await using var tx = await locker.BeginTransactionAsync();
+        await using (var l = new Npgsql.NpgsqlCommand("select 1 from actorsim.mt_doc_runinfo where id = @id for update", locker, tx))
+        {
+            l.Parameters.AddWithValue("id", id);
+            Assert.Equal(1, await l.ExecuteScalarAsync());
+        }
+        // Watched from a session of its own (a transaction sees one snapshot of pg_stat_activity).
+        await using var watcher = new Npgsql.NpgsqlConnection(real.ConnectionString);
+        await watcher.OpenAsync();
+        await using var blocked = new Npgsql.NpgsqlCommand("select count(*) from pg_stat_activity where @locker = any(pg_blocking_pids(pid))", watcher);
+        blocked.Parameters.AddWithValue("locker", locker.ProcessID);
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((long)(await blocked.ExecuteScalarAsync())! == 0)
+        {
+            Assert.True(DateTime.UtcNow < until && !p.HasExited, $"the run's end was never written: {(p.HasExited ? await stdout + await stderr : "")}");
+            await Task.Delay(50);
+        }
+        proxy.Cut();
+        await tx.RollbackAsync();
+        return (p, id, port, stdout, stderr);
+    }
+
     [Fact]
     public void A_junit_report_of_scenarios_the_database_did_not_let_start_is_removed()
     {

@@ -368,16 +368,23 @@ public static class RunCommand
             outputFailed = true;
         }
         await hosted.StopAsync(); // the journal writes what is queued before it stops
-        if (cs is not null)
-        {
-            info.Ended = DateTimeOffset.UtcNow;
-            await Database.RecordRunAsync(cs, info);
-        }
         Console.WriteLine($"summary: run {runId}{(stop.IsCancellationRequested ? " (stopped early, drained)" : "")}");
         Console.WriteLine($"  {summary.Accesses} guest accesses in {secs:0.0}s ({summary.Accesses / Math.Max(secs, 0.001):0}/s), {summary.EventsPersisted} events persisted");
         Console.WriteLine($"  outcomes: {Outcomes(summary.Outcomes)}");
         Console.WriteLine($"  invariants: {(violations.Length == 0 ? "hold" : $"{violations.Length} violated, first: {violations[0].Violation} at event {violations[0].Seq}")}");
+        // The summary first: a database away as the run ends holds up only the record of its end.
+        if (cs is not null && await RecordEnd(cs, info, lockLost, outageLimit, "run") is { } notRecorded) return notRecorded;
         return outputFailed ? 2 : violations.Length == 0 ? 0 : 1;
+    }
+
+    /// <summary>Records the end of a run (or a scenario's run) that did its work: null once recorded, else
+    /// exit 3 with why. Not when its lock was lost meanwhile: the run is then another process's, or deleted.</summary>
+    internal static async Task<int?> RecordEnd(string cs, RunInfo info, Task<string> lockLost, TimeSpan outageLimit, string command)
+    {
+        var why = lockLost.IsCompleted ? $"{await lockLost}: its end not recorded" : await Database.RecordRunEndAsync(cs, info, outageLimit);
+        if (why is null) return null;
+        Console.Error.WriteLine($"actorsim {command}: {why}");
+        return 3;
     }
 
     /// <summary>A progress line's figures: a sample, and the access rate since the line before.</summary>

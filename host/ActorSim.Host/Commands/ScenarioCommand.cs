@@ -148,15 +148,12 @@ public static class ScenarioCommand
                 if (stopped is not null) Console.Error.WriteLine($"actorsim scenario: {stopped}");
             }
             if (r is null) return 3; // the run's record stays without an end: `runs` shows it stopped
-            if (cs is not null)
-            {
-                info.Ended = DateTimeOffset.UtcNow; // `runs` shows it ended
-                await Database.RecordRunAsync(cs, info);
-            }
             report?.Ran(s, runId, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, r.Results);
             var bad = r.Results.Count(x => !x.Passed);
             Console.WriteLine($"  {(bad == 0 ? "passed" : "FAILED")}: {r.Results.Count - bad} of {r.Results.Count} expectations, {r.Events.Count} events");
             if (bad > 0) failed++;
+            // `runs` shows it ended; a database away as it ends holds up only this (as run's end).
+            if (cs is not null && await RunCommand.RecordEnd(cs, info, lockLost, outageLimit, "scenario") is { } notRecorded) return notRecorded;
         }
         Console.WriteLine($"{scenarios.Count - failed} scenarios passed, {failed} failed");
         return failed == 0 ? 0 : 1;
