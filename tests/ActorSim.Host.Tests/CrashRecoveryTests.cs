@@ -102,4 +102,52 @@ public class CrashRecoveryTests
         Assert.True(verify.Exit == 0, verify.Out + verify.Err);
         File.Delete(file);
     }
+
+    /// <summary>A second SIGTERM stops at once (143), while the first drains: a round waiting on a database
+    /// outage (the connection to it cut) is not waited out up to the outage limit, a minute (before, every
+    /// signal after the first did nothing meanwhile). The run is left stopped.</summary>
+    [Fact]
+    public async Task A_second_SIGTERM_stops_a_run_waiting_on_the_database_at_once()
+    {
+        Assert.False(string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ACTORSIM_DB")), "ACTORSIM_DB is not set");
+        var real = new Npgsql.NpgsqlConnectionStringBuilder(Environment.GetEnvironmentVariable("ACTORSIM_DB"));
+        using var proxy = new ActorSim.Tests.CuttableProxy(real.Port);
+        var viaProxy = new Npgsql.NpgsqlConnectionStringBuilder(real.ConnectionString) { Port = proxy.Port }.ConnectionString;
+        var id = $"sigterm2-{Guid.NewGuid():N}"[..21];
+        using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "60s" },
+            "run", "--duration", "120s", "--vms", "1", "--vcpus", "2", "--run-id", id, "--db", viaProxy);
+        try
+        {
+            var stderr = p.StandardError.ReadToEndAsync();
+            var output = new List<string>();
+            async Task ReadUntil(string text)
+            {
+                while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line)
+                {
+                    output.Add(line);
+                    if (line.Contains(text)) return;
+                }
+                Assert.Fail($"no line with '{text}': {string.Join('\n', output)} {await stderr}");
+            }
+            async Task Term()
+            {
+                using var kill = Process.Start("kill", ["-TERM", p.Id.ToString()]);
+                await kill.WaitForExitAsync();
+            }
+            await ReadUntil(" accesses=");
+            proxy.Cut();
+            await ReadUntil("database unreachable");
+            await Term();
+            await ReadUntil("stopping: the round in flight is finished and written first");
+            await Term();
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.True(p.ExitCode == 143, $"exit {p.ExitCode}: {string.Join('\n', output)} {await stderr}");
+            Assert.Contains("actorsim run: stopped at once, without draining or recording the run's end", await stderr);
+            Assert.Equal("stopped", Status(id));
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill();
+        }
+    }
 }

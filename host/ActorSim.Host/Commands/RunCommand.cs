@@ -16,7 +16,7 @@ namespace ActorSim.Host.Commands;
 /// vfio-pci GPUs and NICs, a vfio-platform device and RAM, with memory disable/enable and resets) runs
 /// through the actors for --duration, every event persisted (Marten when a database is configured).
 /// Prints "run: ID" first, a progress line every second, and a summary. Ctrl-C / SIGTERM drain: the
-/// round in flight finishes and is persisted before the process exits 0.</summary>
+/// round in flight finishes and is persisted before the process exits 0; a second signal stops at once.</summary>
 public static class RunCommand
 {
     private sealed class Counter : ReceiveActor
@@ -122,9 +122,24 @@ public static class RunCommand
 
         // Ctrl-C / SIGTERM drain from here on: the start and set-up, or the round in flight, finish and
         // are persisted, then the summary (a signal before the loop ran used to end the process, 143).
+        // A second signal, or one once the rounds are over, stops at once (the signal's own exit, 130 or
+        // 143): a round in flight waits out a database outage up to the outage limit, and the record of the
+        // run's end as long again, and before, signals did nothing meanwhile (a minute, twice, by default).
         using var stop = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        var signals = 0;
+        bool Drain()
+        {
+            if (Interlocked.Increment(ref signals) > 1)
+            {
+                Console.Error.WriteLine("actorsim run: stopped at once, without draining or recording the run's end (runs shows it stopped)");
+                return false;
+            }
+            Console.WriteLine("  stopping: the round in flight is finished and written first (a second Ctrl-C stops at once)");
+            stop.Cancel();
+            return true;
+        }
+        Console.CancelKeyPress += (_, e) => e.Cancel = Drain();
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => c.Cancel = Drain());
         if (a.Has("--in-memory") && a.Has("--db")) throw new UsageException("run: give --db or --in-memory, not both");
         var db = a.Has("--in-memory") ? null : Database.Required("run", a.Get("--db"), inMemoryToo: true);
         if (db is not null && !await Database.ReachableAsync(db)) return 3;
@@ -345,6 +360,7 @@ public static class RunCommand
             });
         }
         if (early is { } code) return code;
+        Interlocked.Exchange(ref signals, 1); // nothing left to drain: a signal from now on stops at once
         var elapsed = clock.Elapsed; // the run's, not the export's completion or the shutdown
         var secs = elapsed.TotalSeconds;
         var outputFailed = false;
