@@ -105,7 +105,8 @@ public class CrashRecoveryTests
 
     /// <summary>A second SIGTERM stops at once (143), while the first drains: a round waiting on a database
     /// outage (the connection to it cut) is not waited out up to the outage limit, a minute (before, every
-    /// signal after the first did nothing meanwhile). The run is left stopped.</summary>
+    /// signal after the first did nothing meanwhile). The run is left stopped, and its --export's part
+    /// file is not left behind.</summary>
     [Fact]
     public async Task A_second_SIGTERM_stops_a_run_waiting_on_the_database_at_once()
     {
@@ -114,8 +115,10 @@ public class CrashRecoveryTests
         using var proxy = new ActorSim.Tests.CuttableProxy(real.Port);
         var viaProxy = new Npgsql.NpgsqlConnectionStringBuilder(real.ConnectionString) { Port = proxy.Port }.ConnectionString;
         var id = $"sigterm2-{Guid.NewGuid():N}"[..21];
+        var dir = Path.Combine(Path.GetTempPath(), id);
+        Directory.CreateDirectory(dir);
         using var p = Cli.Start(new Dictionary<string, string?> { ["ACTORSIM_OUTAGE_LIMIT"] = "60s" },
-            "run", "--duration", "120s", "--vms", "1", "--vcpus", "2", "--run-id", id, "--db", viaProxy);
+            "run", "--duration", "120s", "--vms", "1", "--vcpus", "2", "--run-id", id, "--db", viaProxy, "--export", Path.Combine(dir, "log.jsonl"));
         try
         {
             var stderr = p.StandardError.ReadToEndAsync();
@@ -144,10 +147,12 @@ public class CrashRecoveryTests
             Assert.True(p.ExitCode == 143, $"exit {p.ExitCode}: {string.Join('\n', output)} {await stderr}");
             Assert.Contains("actorsim run: stopped at once, without draining or recording the run's end", await stderr);
             Assert.Equal("stopped", Status(id));
+            Assert.Empty(Directory.GetFiles(dir));
         }
         finally
         {
             if (!p.HasExited) p.Kill();
         }
+        Directory.Delete(dir, true);
     }
 }

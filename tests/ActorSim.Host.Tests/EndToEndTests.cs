@@ -330,6 +330,39 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Directory.Delete(dir, true);
     }
 
+    /// <summary>`export` ended by a signal leaves no part file: here it waits to write into a FIFO nobody
+    /// reads, its part file in its temporary directory (TMPDIR), when SIGTERM comes (before, Ctrl-C of a
+    /// 900 k-event export left its 72 MB OUTPUT.part).</summary>
+    [Fact]
+    public async Task An_export_ended_by_a_signal_leaves_no_part_file()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"sigexport-{Guid.NewGuid():N}");
+        var tmp = Path.Combine(dir, "tmp");
+        Directory.CreateDirectory(tmp);
+        var fifo = Path.Combine(dir, "log");
+        using (var mk = Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
+        using var p = Cli.Start(new Dictionary<string, string?> { ["TMPDIR"] = tmp }, "export", "--run", _run.Id, "-o", fifo);
+        try
+        {
+            var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (Directory.GetFiles(tmp, "*.part").Length == 0)
+            {
+                Assert.True(DateTime.UtcNow < until && !p.HasExited, $"no part file: {(p.HasExited ? await p.StandardError.ReadToEndAsync() : "")}");
+                await Task.Delay(20);
+            }
+            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString()])) await kill.WaitForExitAsync();
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(143, p.ExitCode);
+            Assert.Empty(Directory.GetFiles(tmp, "*.part")); // (the runtime's diagnostics sockets are there too)
+            Assert.Equal([fifo], Directory.GetFiles(dir));
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill();
+        }
+        Directory.Delete(dir, true);
+    }
+
     /// <summary>A database that refuses the import's writes (here: every transaction read-only) is an
     /// infrastructure failure: exit 3 with PostgreSQL's reason, no password printed, nothing imported.
     /// (Marten wraps the error; it used to escape as an unhandled exception, exit 134.)</summary>

@@ -91,6 +91,29 @@ public class EventLogSinkTests
         Directory.Delete(dir, true);
     }
 
+    /// <summary>Abandoned (a signal ends the process at once, Dispose will not run): its part file goes, the
+    /// output and a file that is not the sink's (an OUTPUT.tmp of the user's, before completing began) stay.</summary>
+    [Fact]
+    public void An_abandoned_sink_deletes_its_part_file_and_nothing_else()
+    {
+        var dir = TempDir();
+        var output = Path.Combine(dir, "log.jsonl");
+        File.WriteAllText(output, "an earlier export\n");
+        File.WriteAllText(output + ".tmp", "not the sink's\n");
+        using (var sink = new EventLogSink(output))
+        {
+            foreach (var e in Events) sink.Append(e);
+            Assert.True(File.Exists(output + ".part"));
+            sink.Abandon();
+            Assert.False(File.Exists(output + ".part"));
+            sink.Append(Events[0]); // the stream is left to whoever writes it: still writable
+        }
+        Assert.Equal("an earlier export\n", File.ReadAllText(output));
+        Assert.Equal("not the sink's\n", File.ReadAllText(output + ".tmp"));
+        Assert.Equal([output, output + ".tmp"], Directory.GetFiles(dir).Order());
+        Directory.Delete(dir, true);
+    }
+
     [Fact]
     public async Task An_empty_log_is_a_header_with_no_events()
     {

@@ -182,10 +182,14 @@ public static class DataCommands
         if (await Store("export", a) is not { } store) return 3;
         var info = await RunLog.InfoAsync(store, run);
         // The events go to the file as they are read (EventLogSink), not held: a run can be millions.
+        // Ctrl-C / SIGTERM end the export at once, and its part file with it (they left it behind);
+        // listened for before the file exists.
+        EventLogSink? made = null;
+        using var interrupts = Interrupts.CleanUpOn(() => made?.Abandon());
         EventLogSink sink;
         try
         {
-            sink = new EventLogSink(output);
+            made = sink = new EventLogSink(output);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -127,10 +127,12 @@ public static class RunCommand
         // run's end as long again, and before, signals did nothing meanwhile (a minute, twice, by default).
         using var stop = new CancellationTokenSource();
         var signals = 0;
+        Action? abandon = null; // what an exit at once must not leave behind: --export's part file
         bool Drain()
         {
             if (Interlocked.Increment(ref signals) > 1)
             {
+                abandon?.Invoke();
                 Console.Error.WriteLine("actorsim run: stopped at once, without draining or recording the run's end (runs shows it stopped)");
                 return false;
             }
@@ -179,7 +181,7 @@ public static class RunCommand
         EventLogSink? exportSink = null;
         try
         {
-            if (exportFile is not null) exportSink = new EventLogSink(exportFile);
+            if (exportFile is not null) abandon = (exportSink = new EventLogSink(exportFile)).Abandon;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

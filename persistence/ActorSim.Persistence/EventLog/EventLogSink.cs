@@ -20,6 +20,7 @@ public sealed class EventLogSink : IDisposable
     private readonly System.Buffers.ArrayBufferWriter<byte> _line = new(4096);
     private readonly Utf8JsonWriter _json;
     private bool _disposed;
+    private volatile bool _completing;
 
     /// <summary>Opens <c>OUTPUT.part</c>; throws as File.Create does if it cannot.</summary>
     public EventLogSink(string output)
@@ -70,6 +71,7 @@ public sealed class EventLogSink : IDisposable
             return;
         }
         var tmp = _output + ".tmp";
+        _completing = true;
         try
         {
             await using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
@@ -85,6 +87,25 @@ public sealed class EventLogSink : IDisposable
             throw;
         }
         Dispose();
+    }
+
+    /// <summary>Deletes the part file, and the output's temporary file once completing has begun, without
+    /// touching the streams (another thread may be writing them): for a process that a signal ends at once,
+    /// where neither <see cref="Dispose"/> nor <see cref="CompleteAsync"/>'s clean-up runs (a Ctrl-C'd
+    /// export of 900 k events left a 72 MB OUTPUT.part). The output stays as it was, or as completed.</summary>
+    public void Abandon()
+    {
+        foreach (var f in _completing && !_special ? [_part, _output + ".tmp"] : new[] { _part })
+        {
+            try
+            {
+                File.Delete(f);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The process is ending: what cannot be deleted stays.
+            }
+        }
     }
 
     /// <summary>Closes and deletes the part file (after <see cref="CompleteAsync"/>, its lines are in the output).</summary>
