@@ -516,6 +516,47 @@ public class DatabaseErrorTests
         Assert.False(File.Exists(report)); // neither a stale report nor an empty one
     }
 
+    /// <summary>... but a report that goes to a pipe or a device is never removed: `--junit /dev/null` with
+    /// the database unreachable deleted /dev/null (as root). Here a FIFO stands for it.</summary>
+    [Fact]
+    public async Task A_junit_report_into_a_pipe_is_not_removed_when_the_database_does_not_let_the_scenarios_start()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"junit-pipe-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var fifo = Path.Combine(dir, "report");
+        using (var mk = Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
+        var reading = Task.Run(() => File.ReadAllText(fifo)); // the report is opened before anything runs
+        var (exit, _, err) = Cli.Run("scenario", "--junit", fifo, "--db", "Host=127.0.0.1;Port=1;Username=u;Password=p;Database=x",
+            Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml"));
+        Assert.True(exit == 3, err);
+        Assert.Equal("", await reading.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.True(ActorSim.Persistence.EventLog.SpecialFiles.IsSpecial(fifo), "the FIFO is gone");
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>A scenario ended by a signal (at once) leaves no report: it is created before anything runs,
+    /// and was left empty.</summary>
+    [Fact]
+    public async Task A_scenario_ended_by_a_signal_leaves_no_junit_report()
+    {
+        var report = Path.Combine(Path.GetTempPath(), $"actorsim-tests-{Environment.ProcessId}", $"{Guid.NewGuid():N}.xml");
+        Directory.CreateDirectory(Path.GetDirectoryName(report)!);
+        using var p = Cli.Start(null, "scenario", "--junit", report, Cli.LongScenario(3000));
+        try
+        {
+            while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains("pass step")) { }
+            Assert.True(File.Exists(report));
+            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString()])) await kill.WaitForExitAsync();
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(143, p.ExitCode);
+            Assert.False(File.Exists(report));
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill();
+        }
+    }
+
     /// <summary>A connection string Npgsql cannot read is bad input: exit 2 at once (no attempts to
     /// connect), naming a key it knows, never a value nor an unknown key (a mistyped secret).</summary>
     [Theory]

@@ -24,11 +24,16 @@ public sealed class JUnitReport : IDisposable
     private sealed record Suite(string Name, string File, string? Run, string? Kernel, double Seconds,
         IReadOnlyList<ExpectationResult> Results, string? Error);
 
-    private JUnitReport(string path, FileStream file) => (_path, _file) = (path, file);
+    private readonly bool _special;
 
-    /// <summary>The report at <paramref name="path"/>, created (or emptied) now.</summary>
+    private JUnitReport(string path, bool special, FileStream file) => (_path, _special, _file) = (path, special, file);
+
+    /// <summary>The report at <paramref name="path"/>, created (or emptied) now. A path that is no regular
+    /// file (<c>/dev/null</c>, <c>/dev/stdout</c>, a FIFO: <see cref="Persistence.EventLog.SpecialFiles"/>) is
+    /// written into and never removed.</summary>
     /// <exception cref="IOException">or <see cref="UnauthorizedAccessException"/>: it cannot be written.</exception>
-    public static JUnitReport Create(string path) => new(path, new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read));
+    public static JUnitReport Create(string path) =>
+        new(path, Persistence.EventLog.SpecialFiles.IsSpecial(path), new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read));
 
     public string Path => _path;
 
@@ -130,6 +135,15 @@ public sealed class JUnitReport : IDisposable
     public void Discard()
     {
         _file.Dispose();
+        Abandon();
+    }
+
+    /// <summary>Removes the file without touching its stream (for a signal that ends the process at once,
+    /// when the report may be being written): no empty or half report left. Not a device or a pipe:
+    /// `scenario --junit /dev/null` with the database unreachable, as root, deleted /dev/null.</summary>
+    public void Abandon()
+    {
+        if (_special) return;
         try { File.Delete(_path); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 

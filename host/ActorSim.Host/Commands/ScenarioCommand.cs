@@ -44,6 +44,9 @@ public static class ScenarioCommand
             return 2;
         }
         JUnitReport? report = null;
+        // Ctrl-C / SIGTERM end a scenario at once: no empty report left (it is created before anything
+        // runs), listened for before it exists.
+        using var interrupts = Interrupts.CleanUpOn(() => report?.Abandon());
         try
         {
             if (junit is not null) report = JUnitReport.Create(Args.CheckOutputFile("scenario", "--junit", junit));
