@@ -199,7 +199,7 @@ public static class Database
         try
         {
             await Persistence.Journal.Outages.RideOut(async () => { await RecordRunAsync(connectionString, info); return true; }, limit, new(
-                e => Console.WriteLine($"database unreachable ({e.GetType().Name}): the run's end waits to be recorded (limit {limit.TotalSeconds:0}s)"),
+                e => Console.WriteLine($"  database unreachable ({e.GetType().Name}): the run's end waits to be recorded (limit {limit.TotalSeconds:0}s)"),
                 () => Console.WriteLine("  database back: the run's end recorded"),
                 (after, e) => givenUp = $"database {MartenStores.Describe(connectionString)} unreachable for {after.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {e.GetType().Name}): "
                     + $"the end of run '{info.Id}' is not recorded (runs shows it stopped); what was acknowledged is in the database"));

@@ -442,7 +442,7 @@ public class DatabaseErrorTests
         var output = await stdout;
         Assert.True(p.ExitCode == 0, output + await stderr);
         Assert.Contains("invariants: hold", output);
-        Assert.Matches(@"database unreachable \(\w+Exception\): the run's end waits to be recorded \(limit 30s\)", output);
+        Assert.Matches(@"\n  database unreachable \(\w+Exception\): the run's end waits to be recorded \(limit 30s\)", output);
         Assert.DoesNotContain("ObjectDisposedException", output); // the cause is named, not Npgsql's wrapper
         Assert.Contains("database back: the run's end recorded", output);
         Assert.Equal("ended", CrashRecoveryTests.Status(id));
