@@ -158,6 +158,37 @@ public class ActorsimProcessTests
         Assert.Contains($"actorsim export: -o {missing}: no such directory", err);
     }
 
+    /// <summary>An output that is another file of the command is refused, before anything is written:
+    /// `scenario --junit S.yaml S.yaml` replaced the scenario with its report (the report is created
+    /// first), here also through a symbolic link; `run --export F --metrics F` wrote both into one file.</summary>
+    [Fact]
+    public void An_output_that_is_one_of_the_commands_other_files_exits_2_and_leaves_it_as_it_was()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"samefile-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var scenario = Path.Combine(dir, "s.yaml");
+        File.Copy(Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml"), scenario);
+        var link = Path.Combine(dir, "link.yaml");
+        File.CreateSymbolicLink(link, scenario);
+        foreach (var (args, message) in new[]
+        {
+            (new[] { "scenario", "--in-memory", "--junit", scenario, scenario }, $"actorsim scenario: --junit {scenario} is the same file as the scenario file {scenario}: one file cannot be both"),
+            (["scenario", "--in-memory", "--junit", link, scenario], $"actorsim scenario: --junit {link} is the same file as the scenario file {scenario}: one file cannot be both"),
+            (["run", "--in-memory", "--scenario", scenario, "--junit", link], $"actorsim scenario: --junit {link} is the same file as the scenario file {scenario}: one file cannot be both"),
+            (["run", "--in-memory", "--rounds", "2", "--export", Path.Combine(dir, "out"), "--metrics", Path.Combine(dir, ".", "out")],
+                $"actorsim run: --metrics {Path.Combine(dir, ".", "out")} is the same file as --export {Path.Combine(dir, "out")}: one file cannot be both"),
+        })
+        {
+            var (exit, output, err) = Run(args);
+            Assert.Equal((2, "", message), (exit, output, err.Trim()));
+        }
+        Assert.Equal(File.ReadAllText(Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml")), File.ReadAllText(scenario));
+        Assert.Equal([link, scenario], Directory.GetFiles(dir).Order());
+        // Two names of a device are not refused: /dev/null takes both.
+        Assert.Equal(0, Run("run", "--in-memory", "--rounds", "2", "--export", "/dev/null", "--metrics", "/dev/null").Exit);
+        Directory.Delete(dir, true);
+    }
+
     [Theory]
     [InlineData("bogus")]
     [InlineData("run", "--kernel", "5.10")]

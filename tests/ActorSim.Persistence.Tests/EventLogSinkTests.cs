@@ -63,6 +63,26 @@ public class EventLogSinkTests
     }
 
     [Fact]
+    public void One_regular_file_is_the_same_file_however_it_is_named_and_a_device_named_twice_is_not()
+    {
+        var dir = TempDir();
+        var file = Path.Combine(dir, "f");
+        File.WriteAllText(file, "x");
+        File.CreateSymbolicLink(Path.Combine(dir, "symlink"), file);
+        using (var ln = System.Diagnostics.Process.Start("ln", [file, Path.Combine(dir, "hardlink")])) ln.WaitForExit();
+        File.WriteAllText(Path.Combine(dir, "other"), "x");
+        Assert.True(SpecialFiles.SameFile(file, file));
+        Assert.True(SpecialFiles.SameFile(file, Path.Combine(dir, ".", "f")));
+        Assert.True(SpecialFiles.SameFile(file, Path.Combine(dir, "symlink")));
+        Assert.True(SpecialFiles.SameFile(Path.Combine(dir, "hardlink"), file));
+        Assert.True(SpecialFiles.SameFile(Path.Combine(dir, "new"), Path.Combine(dir, "..", Path.GetFileName(dir), "new"))); // not there yet
+        Assert.False(SpecialFiles.SameFile(file, Path.Combine(dir, "other")));
+        Assert.False(SpecialFiles.SameFile(file, Path.Combine(dir, "none")));
+        Assert.False(SpecialFiles.SameFile("/dev/null", "/dev/null"));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void Special_files_are_devices_and_pipes_not_files_directories_or_nothing()
     {
         var dir = TempDir();

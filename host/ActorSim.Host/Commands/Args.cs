@@ -42,6 +42,14 @@ public sealed class Args
         return path;
     }
 
+    /// <summary>Refuses an output file that is another file of the command (<see cref="Persistence.EventLog.SpecialFiles.SameFile"/>):
+    /// it would overwrite it, or the two would write over each other.</summary>
+    public static void CheckNotSameFile(string command, string name, string path, string otherName, string other)
+    {
+        if (Persistence.EventLog.SpecialFiles.SameFile(path, other))
+            throw new UsageException($"{command}: {name} {path} is the same file as {otherName} {other}: one file cannot be both");
+    }
+
     /// <summary>What keeps <paramref name="path"/> from being read as a file, as "PATH: why", or null
     /// when it is one.</summary>
     public static string? InputFileProblem(string path) =>

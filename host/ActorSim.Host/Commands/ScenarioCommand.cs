@@ -49,7 +49,13 @@ public static class ScenarioCommand
         using var interrupts = Interrupts.CleanUpOn(() => report?.Abandon());
         try
         {
-            if (junit is not null) report = JUnitReport.Create(Args.CheckOutputFile("scenario", "--junit", junit));
+            if (junit is not null)
+            {
+                Args.CheckOutputFile("scenario", "--junit", junit);
+                // The report is created before the scenarios are read: it replaced the one named twice.
+                foreach (var f in files) Args.CheckNotSameFile("scenario", "--junit", junit, "the scenario file", f);
+                report = JUnitReport.Create(junit);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -31,6 +31,34 @@ public static class SpecialFiles
         return type is not (Regular or Directory);
     }
 
+    /// <summary>Whether <paramref name="a"/> and <paramref name="b"/> are one regular file: the same device
+    /// and inode (a hard link, a symbolic link, "./x" and "x"), or the same full path when either is not
+    /// there yet. A device or a pipe named twice is not (writing into it twice is what it is for).
+    /// <c>scenario --junit S.yaml S.yaml</c> replaced the scenario with its report before reading it.</summary>
+    public static bool SameFile(string a, string b)
+    {
+        if (string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal)) return !IsSpecial(a);
+        if (!OperatingSystem.IsLinux()) return false;
+        static (uint, uint, ulong, int)? Identity(string path)
+        {
+            var buffer = new byte[256];
+            try
+            {
+                if (Statx(AtFdCwd, path, 0, StatxType | StatxIno, buffer) != 0) return null;
+            }
+            catch (EntryPointNotFoundException)
+            {
+                return null;
+            }
+            return (BitConverter.ToUInt32(buffer, DevMajorOffset), BitConverter.ToUInt32(buffer, DevMajorOffset + 4), BitConverter.ToUInt64(buffer, InoOffset),
+                BitConverter.ToUInt16(buffer, ModeOffset) & TypeMask);
+        }
+        return Identity(a) is { } x && Identity(b) is { } y && x == y && x.Item4 == Regular;
+    }
+
+    private const uint StatxIno = 0x100;
+    private const int InoOffset = 32, DevMajorOffset = 136; // u64 stx_ino after stx_mode and a u16; u32 stx_dev_major, stx_dev_minor after 4 timestamps and rdev
+
     [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static extern int Statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);
 }
