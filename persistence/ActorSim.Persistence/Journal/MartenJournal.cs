@@ -70,7 +70,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     private readonly Task _writer;
     private readonly int _maxEventsPerCommit;
     private readonly TimeSpan _outageLimit;
-    private readonly EventStream _events;
+    private readonly Outages.Watcher _outages;
     private readonly ILoggingAdapter _log;
     private readonly bool _inTurn;
 
@@ -89,7 +89,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         _store = MartenStores.FromConfig(config);
         _maxEventsPerCommit = Math.Max(1, config.GetInt("max-events-per-commit", 1000));
         _outageLimit = config.GetTimeSpan("outage-limit", Outages.DefaultLimit);
-        _events = Context.System.EventStream;
+        _outages = Outages.Publishing(Context.System.EventStream);
         _log = Context.GetLogger();
         _codec = new PayloadCodec(Context.System.Serialization);
         _inTurn = InTurn.Enabled(Context.System);
@@ -207,7 +207,7 @@ public sealed class MartenJournal : AsyncWriteJournal
         {
             await Commit(batch).ConfigureAwait(false);
             return true;
-        }, _outageLimit, _events);
+        }, _outageLimit, _outages);
 
     /// <summary>One statement appending every stream of the batch (merging every AtomicWrite of a
     /// stream, in order; <see cref="JournalAppend"/>) and inserting the read side's rows of the same
@@ -381,7 +381,7 @@ public sealed class MartenJournal : AsyncWriteJournal
             var from = Math.Max(fromSequenceNr, deletedTo + 1);
             if (from > toSequenceNr) return (from, (IReadOnlyList<JasperFx.Events.IEvent>)[]);
             return (from, await session.Events.FetchStreamAsync(persistenceId, version: toSequenceNr == long.MaxValue ? 0 : toSequenceNr, fromVersion: from).ConfigureAwait(false));
-        }, _outageLimit, _events).ConfigureAwait(false);
+        }, _outageLimit, _outages).ConfigureAwait(false);
         long n = 0;
         foreach (var e in events)
         {
@@ -395,7 +395,7 @@ public sealed class MartenJournal : AsyncWriteJournal
     }
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken) =>
-        InTurn.Finish(_inTurn, Outages.RideOut(() => ReadHighest(persistenceId), _outageLimit, _events));
+        InTurn.Finish(_inTurn, Outages.RideOut(() => ReadHighest(persistenceId), _outageLimit, _outages));
 
     private async Task<long> ReadHighest(string persistenceId)
     {

@@ -16,7 +16,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
     private readonly Akka.Serialization.Serialization _serialization;
     private readonly bool _inTurn;
     private readonly TimeSpan _outageLimit;
-    private readonly Akka.Event.EventStream _events;
+    private readonly Outages.Watcher _outages;
 
     public MartenSnapshotStore(Config config)
     {
@@ -24,7 +24,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
         _serialization = Context.System.Serialization;
         _inTurn = InTurn.Enabled(Context.System);
         _outageLimit = config.GetTimeSpan("outage-limit", Outages.DefaultLimit);
-        _events = Context.System.EventStream;
+        _outages = Outages.Publishing(Context.System.EventStream);
     }
 
     private static IQueryable<SnapshotDocument> Matching(IQueryable<SnapshotDocument> q, string pid, SnapshotSelectionCriteria c)
@@ -38,7 +38,7 @@ public sealed class MartenSnapshotStore : SnapshotStore
     }
 
     protected override Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
-        InTurn.Finish(_inTurn, Outages.RideOut(() => Load(persistenceId, criteria, cancellationToken), _outageLimit, _events));
+        InTurn.Finish(_inTurn, Outages.RideOut(() => Load(persistenceId, criteria, cancellationToken), _outageLimit, _outages));
 
     private async Task<SelectedSnapshot?> Load(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {

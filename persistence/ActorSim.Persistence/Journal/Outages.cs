@@ -15,11 +15,12 @@ public static class Outages
     /// <summary>The <c>outage-limit</c> of the journal and the snapshot store when none is given.</summary>
     public static readonly TimeSpan DefaultLimit = TimeSpan.FromSeconds(60);
 
-    internal static Task<T> RideOut<T>(Func<Task<T>> attempt, TimeSpan limit, EventStream events) =>
-        RideOut(attempt, limit, new Watcher(
-            e => events.Publish(new JournalOutage(e.GetType().Name)),
-            () => events.Publish(new JournalAvailable()),
-            (after, e) => events.Publish(new JournalUnavailable(after, e.GetType().Name))));
+    /// <summary>The journal's and the snapshot store's watcher (made once, each): the news on the
+    /// <paramref name="events"/> stream.</summary>
+    internal static Watcher Publishing(EventStream events) => new(
+        e => events.Publish(new JournalOutage(e.GetType().Name)),
+        () => events.Publish(new JournalAvailable()),
+        (after, e) => events.Publish(new JournalUnavailable(after, e.GetType().Name)));
 
     /// <summary>Who hears of an outage that <see cref="RideOut{T}(Func{Task{T}}, TimeSpan, Watcher)"/> rides
     /// out: its start (the first failure), its end (a success after it), and its passing the limit; each
