@@ -45,6 +45,26 @@ public class ScenarioParserTests
         Assert.StartsWith($"t.yaml:{line}: {field}: ", e.Message);
     }
 
+    /// <summary>YAML nested past <see cref="ScenarioParser.MaxDepth"/> is refused where the level opens,
+    /// before YamlDotNet loads it: 100,000 nested flow lists or mappings overflowed its recursion's stack
+    /// and ended the process (exit 134); block mappings indented past it too. 64 levels still load.</summary>
+    [Theory]
+    [InlineData("name: ", "[", "]", 1)]
+    [InlineData("name: t\nsteps: ", "{a: ", "}", 2)]
+    public void Yaml_nested_deeper_than_the_limit_is_an_error_at_its_line_not_a_stack_overflow(string head, string open, string close, int line)
+    {
+        var deep = head + string.Concat(Enumerable.Repeat(open, 100_000)) + "1" + string.Concat(Enumerable.Repeat(close, 100_000)) + "\n";
+        var e = Bad(deep);
+        Assert.Equal(("yaml", line), (e.Field, e.Line));
+        Assert.EndsWith($"nested deeper than {ScenarioParser.MaxDepth} levels", e.Message);
+        // At the limit (the root mapping is a level): loaded, and refused for what it is, not for its depth.
+        var limit = ScenarioParser.MaxDepth - 1;
+        var at = head + string.Concat(Enumerable.Repeat(open, limit)) + "1" + string.Concat(Enumerable.Repeat(close, limit)) + "\n";
+        Assert.DoesNotContain("nested deeper", Bad(at).Message);
+        var block = "name: t\nkernel: \"6.9\"\ndeep:\n" + string.Concat(Enumerable.Range(1, 100).Select(i => new string(' ', i) + "k:\n"));
+        Assert.Equal(("yaml", 3 + ScenarioParser.MaxDepth), (Bad(block).Field, Bad(block).Line));
+    }
+
     [Fact]
     public void Duplicate_names_are_errors()
     {

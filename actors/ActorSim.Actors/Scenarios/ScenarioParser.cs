@@ -33,11 +33,17 @@ public sealed partial class ScenarioParser
         return Parse(File.ReadAllText(path), path);
     }
 
+    /// <summary>YAML nested deeper than this is refused before it is loaded (a scenario needs 6 levels):
+    /// YamlDotNet parses and loads nested nodes recursively, and a scenario whose name was 100,000 '['
+    /// ended the process on a stack overflow (exit 134), which no handler can catch.</summary>
+    public const int MaxDepth = 64;
+
     public static Scenario Parse(string text, string file)
     {
         var stream = new YamlStream();
         try
         {
+            CheckDepth(text, file);
             stream.Load(new StringReader(text));
         }
         catch (YamlException e)
@@ -58,6 +64,28 @@ public sealed partial class ScenarioParser
             throw new ScenarioFormatException(file, (int)stream.Documents[0].RootNode.Start.Line, "document",
                 $"a scenario is one YAML mapping, not a {(stream.Documents[0].RootNode is YamlSequenceNode ? "list" : "single value")}");
         return new ScenarioParser(file).ParseRoot(root);
+    }
+
+    /// <summary>Counts the nesting on YamlDotNet's scanner, which keeps its levels in lists, not on the
+    /// stack. (A block sequence at its mapping's indentation opens no level of its own, and closes none.)</summary>
+    private static void CheckDepth(string text, string file)
+    {
+        var scanner = new Scanner(new StringReader(text), skipComments: true);
+        var depth = 0;
+        while (scanner.MoveNext())
+        {
+            switch (scanner.Current)
+            {
+                case YamlDotNet.Core.Tokens.FlowSequenceStart or YamlDotNet.Core.Tokens.FlowMappingStart
+                    or YamlDotNet.Core.Tokens.BlockSequenceStart or YamlDotNet.Core.Tokens.BlockMappingStart:
+                    if (++depth > MaxDepth)
+                        throw new ScenarioFormatException(file, (int)scanner.Current.Start.Line, "yaml", $"nested deeper than {MaxDepth} levels");
+                    break;
+                case YamlDotNet.Core.Tokens.FlowSequenceEnd or YamlDotNet.Core.Tokens.FlowMappingEnd or YamlDotNet.Core.Tokens.BlockEnd:
+                    depth--;
+                    break;
+            }
+        }
     }
 
     private ScenarioFormatException Error(YamlNode node, string field, string message) =>
