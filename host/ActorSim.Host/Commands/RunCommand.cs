@@ -127,6 +127,10 @@ public static class RunCommand
         // 143): a round in flight waits out a database outage up to the outage limit, and the record of the
         // run's end as long again, and before, signals did nothing meanwhile (a minute, twice, by default).
         using var stop = new CancellationTokenSource();
+        // On a terminal a live table (Spectre.Console), else a line a second: news goes into the table
+        // then (its caption, its database column), as a line written under a live display is drawn over.
+        var live = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is not { Length: > 0 };
+        const string Draining = "stopping: the round in flight is finished and written first (a second Ctrl-C stops at once)";
         var signals = 0;
         Action? abandon = null; // what an exit at once must not leave behind: --export's part file
         bool Drain()
@@ -134,10 +138,11 @@ public static class RunCommand
             if (Interlocked.Increment(ref signals) > 1)
             {
                 abandon?.Invoke();
-                Console.Error.WriteLine("actorsim run: stopped at once, without draining or recording the run's end (runs shows it stopped)");
+                // (Below a live table, on a line of its own.)
+                Console.Error.WriteLine($"{(live ? "\n" : "")}actorsim run: stopped at once, without draining or recording the run's end (runs shows it stopped)");
                 return false;
             }
-            Console.WriteLine("  stopping: the round in flight is finished and written first (a second Ctrl-C stops at once)");
+            if (!live) Console.WriteLine($"  {Draining}");
             stop.Cancel();
             return true;
         }
@@ -223,7 +228,7 @@ public static class RunCommand
         if (exporter is not null) await exporter.Ask<ExportWriter.Ready>(new ExportWriter.Ready());
         var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
         var database = new DatabaseState(cs is null ? "in-memory" : "up");
-        system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit, database)), "outage-watch");
+        system.ActorOf(ActorProps.Of(() => new OutageWatch(unavailable, outageLimit, database, live ? _ => { } : Console.WriteLine)), "outage-watch");
         // The start — the actors' recovery from the journal, a new run's set-up, a resumed run's history —
         // rides out an outage as the rounds do, and stops at the outage limit as they do (exit 3): before,
         // a recovery that failed stopped its actor, and the start waited out its asks' timeout.
@@ -340,7 +345,7 @@ public static class RunCommand
         }
 
         int? early;
-        if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("CI") is { Length: > 0 })
+        if (!live)
         {
             early = await Loop(p => Console.WriteLine($"  t={p.Elapsed.TotalSeconds,5:0}s accesses={p.Accesses,-9} {p.Rate,8:0}/s {p.Results} events={p.Events,-9} invariants={p.Invariants}{(p.Database == "outage" ? " database=outage" : "")}"));
         }
@@ -358,6 +363,7 @@ public static class RunCommand
                         .UpdateCell(0, 3, p.Results).UpdateCell(0, 4, $"{p.Events}")
                         .UpdateCell(0, 5, p.Invariants == "hold" ? "[green]hold[/]" : "[red]VIOLATED[/]")
                         .UpdateCell(0, 6, p.Database == "outage" ? "[yellow]outage[/]" : p.Database);
+                    if (stop.IsCancellationRequested) table.Caption(Draining);
                     ctx.Refresh();
                 });
             });
