@@ -233,10 +233,18 @@ public static class Database
     /// for its own — `summary`, `replay` and `delete` of run "a" would read or delete those of "a/b".</summary>
     public static bool IsRunId(string id) => id.Length > 0 && !id.Contains('/');
 
-    /// <summary>Why <paramref name="id"/> cannot name a run (<see cref="IsRunId"/>).</summary>
-    public static string NotARunId(string id) => $"'{id}' is not a run id (a run id is not empty and has no '/')";
+    /// <summary>Whether a new run may be named <paramref name="id"/> (<c>run --run-id</c>, <c>import</c>): a
+    /// run id with no control character either — a newline or a tab in one broke <c>runs</c>' table, and
+    /// it could not be typed back. (Runs already so named can still be deleted: <see cref="IsRunId"/>.)</summary>
+    public static bool IsNewRunId(string id) => IsRunId(id) && !id.Any(char.IsControl);
 
-    /// <summary>A new run id: name (a scenario's, whose '/' become '-': <see cref="IsRunId"/>), UTC time,
-    /// and a random suffix.</summary>
-    public static string NewRunId(string name) => $"{name.Replace('/', '-')}-{DateTime.UtcNow:yyyyMMddTHHmmss}-{Random.Shared.Next(0x10000):x4}";
+    /// <summary>Why <paramref name="id"/> cannot name a new run (<see cref="IsNewRunId"/>), its control
+    /// characters written as escapes.</summary>
+    public static string NotARunId(string id) =>
+        $"'{string.Concat(id.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()))}' is not a run id (a run id is not empty and has no '/' and no control character)";
+
+    /// <summary>A new run id: name (a scenario's, whose '/' and control characters become '-':
+    /// <see cref="IsNewRunId"/>), UTC time, and a random suffix.</summary>
+    public static string NewRunId(string name) =>
+        $"{string.Concat(name.Select(c => c == '/' || char.IsControl(c) ? '-' : c))}-{DateTime.UtcNow:yyyyMMddTHHmmss}-{Random.Shared.Next(0x10000):x4}";
 }

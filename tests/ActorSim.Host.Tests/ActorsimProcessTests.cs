@@ -209,6 +209,7 @@ public class ActorsimProcessTests
     [InlineData("run", "--in-memory", "--seed", "4294967296")]
     [InlineData("run", "--in-memory", "--snapshot-every", "-1")]
     [InlineData("run", "--in-memory", "--run-id", "")]
+    [InlineData("run", "--in-memory", "--run-id", "a\tb")]
     [InlineData("replay", "--file", "/dev/null")]
     public void Bad_usage_exits_2_with_a_message_on_stderr(params string[] args)
     {

@@ -185,6 +185,7 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     [InlineData("--as", "")]
     [InlineData("--as", "suite/one")]
     [InlineData("header", "suite/two")]
+    [InlineData("--as", "suite\tthree")]
     public void An_import_under_an_id_that_cannot_name_a_run_exits_2_and_writes_nothing(string from, string id)
     {
         id = id.Replace("suite", $"suite{Guid.NewGuid():N}"); // a prefix no other run has
@@ -200,9 +201,10 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         }
         var (exit, output, err) = Actorsim(args);
         Assert.True(exit == 2, $"exit {exit}: {output}{err}");
-        Assert.Contains(from == "header" ? $"{file}:1: run: '{id}' is not a run id" : $"--as: '{id}' is not a run id", err);
+        var shown = id.Replace("\t", "\\u0009"); // a control character as an escape
+        Assert.Contains(from == "header" ? $"{file}:1: run: '{shown}' is not a run id" : $"--as: '{shown}' is not a run id", err);
         Assert.DoesNotContain("   at ", err);
-        var prefix = id.Split('/')[0];
+        var prefix = id.Split('/', '\t')[0];
         if (prefix.Length > 0) Assert.Contains($"no run '{prefix}'", Actorsim("summary", "--run", prefix).Err); // nothing written under it
     }
 
@@ -261,12 +263,14 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal((2, $"actorsim run: no run '{none}' (actorsim runs lists them)"), (exit, err.Trim()));
     }
 
-    [Fact]
-    public void A_scenario_name_with_a_slash_gives_a_run_id_without_one()
+    [Theory]
+    [InlineData("suite/one", "suite-one-")]
+    [InlineData("tab\tand\nnewline", "tab-and-newline-")] // a control character broke `runs`' table
+    public void A_scenario_name_with_a_slash_or_a_control_character_gives_a_run_id_without_one(string name, string start)
     {
-        var id = Database.NewRunId("suite/one");
-        Assert.True(Database.IsRunId(id), id);
-        Assert.StartsWith("suite-one-", id);
+        var id = Database.NewRunId(name);
+        Assert.True(Database.IsNewRunId(id), id);
+        Assert.StartsWith(start, id);
     }
 
     [Fact]

@@ -248,7 +248,7 @@ public static class DataCommands
             return 2;
         }
         var id = a.Get("--as") ?? header.Run;
-        if (!Database.IsRunId(id))
+        if (!Database.IsNewRunId(id))
         {
             // Checked before anything is written: imported, such an id would take other runs' streams for its own.
             Console.Error.WriteLine(a.Has("--as") ? $"actorsim import: --as: {Database.NotARunId(id)}" : $"actorsim import: {file}:1: run: {Database.NotARunId(id)}; import it with --as NEW_ID");

@@ -175,7 +175,7 @@ public static class RunCommand
             seed = (int)previous.Seed + 1; // the continuation draws new choices
         }
         var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
-        if (!Database.IsRunId(runId)) throw new UsageException($"run: {Database.NotARunId(runId)}");
+        if (!(resume is null ? Database.IsNewRunId(runId) : Database.IsRunId(runId))) throw new UsageException($"run: {Database.NotARunId(runId)}");
         // Held while this process writes the run (RunLock): a second --resume of it, which would write
         // its streams from a second journal, or a delete of it is refused meanwhile.
         await using var runLock = cs is null ? null : await RunLock.TryAcquireAsync(cs, runId)
