@@ -41,21 +41,28 @@ public static class Database
 
     /// <summary>How long <c>run</c>'s journal rides out a database outage: --outage-limit, else
     /// ACTORSIM_OUTAGE_LIMIT, else ActorSim:OutageLimit in appsettings.json (the current directory's,
-    /// else the shipped one's), else 60 s. A value that is not a duration is bad input naming where it
-    /// came from (exit 2). <c>Source</c> says where it came from, as messages say it.</summary>
+    /// else the shipped one's), else 60 s. A value that is not a duration, or is longer than
+    /// <see cref="MaxOutageLimit"/>, is bad input naming where it came from (exit 2). <c>Source</c> says
+    /// where it came from, as messages say it.</summary>
     public static (TimeSpan Limit, string Source) OutageLimit(string? option, string command)
     {
-        if (option is not null)
-            return (Commands.Args.ParseDuration(option) ?? throw new Commands.UsageException($"{command}: --outage-limit '{option}' is not a duration (30s, 5m, 2h)"), "--outage-limit");
-        if (Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } env)
-            return (Commands.Args.ParseDuration(env) ?? throw new Commands.UsageException($"{command}: ACTORSIM_OUTAGE_LIMIT '{env}' is not a duration (30s, 5m, 2h)"),
-                "ACTORSIM_OUTAGE_LIMIT");
+        TimeSpan Checked(string value, string where)
+        {
+            var limit = Commands.Args.ParseDuration(value) ?? throw new Commands.UsageException($"{command}: {where} '{value}' is not a duration (30s, 5m, 2h)");
+            return limit <= MaxOutageLimit ? limit
+                : throw new Commands.UsageException($"{command}: {where} '{value}' is longer than {MaxOutageLimit.TotalDays:0}d, the most a command waits for its database");
+        }
+        if (option is not null) return (Checked(option, "--outage-limit"), "--outage-limit");
+        if (Environment.GetEnvironmentVariable("ACTORSIM_OUTAGE_LIMIT") is { Length: > 0 } env) return (Checked(env, "ACTORSIM_OUTAGE_LIMIT"), "ACTORSIM_OUTAGE_LIMIT");
         if (FromSettingsFiles(OutageLimitKey, "a duration") is { } found)
-            return (Commands.Args.ParseDuration(found.Value)
-                ?? throw new Commands.UsageException($"{command}: {found.Path}:{found.Line}: {OutageLimitKey} '{found.Value}' is not a duration (30s, 5m, 2h)"),
-                $"{OutageLimitKey} in {found.Path}");
+            return (Checked(found.Value, $"{found.Path}:{found.Line}: {OutageLimitKey}"), $"{OutageLimitKey} in {found.Path}");
         return (TimeSpan.FromSeconds(60), "default");
     }
+
+    /// <summary>The longest outage limit: the waits built on it (the asks of the actors, 30 s past it;
+    /// Akka's breakers, a minute past it) must stay within what .NET's timers take, about 49 days:
+    /// <c>--outage-limit 100000d</c> ended the process unhandled (exit 134, "Parameter 'delay'").</summary>
+    public static readonly TimeSpan MaxOutageLimit = TimeSpan.FromDays(30);
 
     /// <summary>A setting of the appsettings.json in the current directory, else of the one beside the
     /// binary: its value, the file and the value's line.</summary>

@@ -156,5 +156,19 @@ public sealed class DatabaseSettingTests : IDisposable
         (exit, _, err) = Run(new() { ["ACTORSIM_OUTAGE_LIMIT"] = "later" }, "run", "--in-memory", "--rounds", "1");
         Assert.Equal(2, exit);
         Assert.Contains("ACTORSIM_OUTAGE_LIMIT 'later' is not a duration", err);
+
+        // Longer than .NET's timers take, past the waits built on it: refused wherever it comes from
+        // (`--outage-limit 100000d` ended the process unhandled, exit 134); 30 days is the most.
+        (exit, output, err) = Run(none, "run", "--in-memory", "--rounds", "1", "--outage-limit", "100000d");
+        Assert.Equal((2, "", "actorsim run: --outage-limit '100000d' is longer than 30d, the most a command waits for its database"), (exit, output, err.Trim()));
+        (exit, _, err) = Run(new() { ["ACTORSIM_OUTAGE_LIMIT"] = "31d" }, "version");
+        Assert.Equal(2, exit);
+        Assert.Contains("actorsim version: ACTORSIM_OUTAGE_LIMIT '31d' is longer than 30d", err);
+        System.IO.File.WriteAllText(File, """{ "ActorSim": { "OutageLimit": "1000d" } }""");
+        (exit, _, err) = Run(none, "version");
+        Assert.Equal(2, exit);
+        Assert.Contains($"{File}:1: ActorSim:OutageLimit '1000d' is longer than 30d", err);
+        (exit, output, err) = Run(none, "run", "--in-memory", "--rounds", "1", "--outage-limit", "30d");
+        Assert.True(exit == 0, output + err);
     }
 }
