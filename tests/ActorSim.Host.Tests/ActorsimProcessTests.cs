@@ -553,10 +553,7 @@ public class DatabaseErrorTests
     [Fact]
     public async Task A_junit_report_into_a_pipe_is_not_removed_when_the_database_does_not_let_the_scenarios_start()
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"junit-pipe-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        var fifo = Path.Combine(dir, "report");
-        using (var mk = Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
+        var (dir, fifo) = await Cli.FifoAsync("report");
         var reading = Task.Run(() => File.ReadAllText(fifo)); // the report is opened before anything runs
         var (exit, _, err) = Cli.Run("scenario", "--junit", fifo, "--db", "Host=127.0.0.1;Port=1;Username=u;Password=p;Database=x",
             Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml"));

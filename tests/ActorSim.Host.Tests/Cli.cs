@@ -64,6 +64,17 @@ public static class Cli
 
     /// <summary>A scenario file (in the temp directory) of <paramref name="pages"/> RAM writes, each with
     /// its expectation: ~1,000 steps a second on the local database, long enough to act on it midway.</summary>
+    /// <summary>A FIFO named <paramref name="name"/> (mkfifo) in a new temporary directory: the directory
+    /// and the FIFO. A FIFO stands for a pipe or a device given as a file.</summary>
+    public static async Task<(string Dir, string Fifo)> FifoAsync(string name)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"fifo-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var fifo = Path.Combine(dir, name);
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
+        return (dir, fifo);
+    }
+
     public static string LongScenario(int pages)
     {
         var file = Path.Combine(Path.GetTempPath(), $"long-{Guid.NewGuid():N}.yaml");

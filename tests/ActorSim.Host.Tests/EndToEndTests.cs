@@ -317,10 +317,7 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     [Fact]
     public async Task Export_into_a_pipe_writes_the_log_alone_and_import_refuses_a_pipe()
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"pipe-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        var fifo = Path.Combine(dir, "log");
-        using (var mk = Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
+        var (dir, fifo) = await Cli.FifoAsync("log");
         var reading = Task.Run(() => File.ReadAllText(fifo));
         var (exit, output, err) = Actorsim("export", "--run", _run.Id, "-o", fifo);
         Assert.True(exit == 0, err);
@@ -340,11 +337,9 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     [Fact]
     public async Task An_export_ended_by_a_signal_leaves_no_part_file()
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"sigexport-{Guid.NewGuid():N}");
+        var (dir, fifo) = await Cli.FifoAsync("log");
         var tmp = Path.Combine(dir, "tmp");
         Directory.CreateDirectory(tmp);
-        var fifo = Path.Combine(dir, "log");
-        using (var mk = Process.Start("mkfifo", fifo)) await mk.WaitForExitAsync();
         using var p = Cli.Start(new Dictionary<string, string?> { ["TMPDIR"] = tmp }, "export", "--run", _run.Id, "-o", fifo);
         try
         {
