@@ -208,8 +208,8 @@ public static class Database
             await Persistence.Journal.Outages.RideOut(async () => { await RecordRunAsync(connectionString, info); return true; }, limit, new(
                 e => Console.WriteLine($"  database unreachable ({e.GetType().Name}): the run's end waits to be recorded (limit {limit.TotalSeconds:0}s)"),
                 () => Console.WriteLine("  database back: the run's end recorded"),
-                (after, e) => givenUp = $"database {MartenStores.Describe(connectionString)} unreachable for {after.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {e.GetType().Name}): "
-                    + $"the end of run '{info.Id}' is not recorded (runs shows it stopped); what was acknowledged is in the database"));
+                (after, e) => givenUp = Commands.OutageWatch.Unavailable(connectionString, new(after, e.GetType().Name), limit,
+                    $"the end of run '{info.Id}' is not recorded (runs shows it stopped)")));
             return null;
         }
         catch (Exception) when (givenUp is not null)

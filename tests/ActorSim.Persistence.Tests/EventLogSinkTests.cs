@@ -18,6 +18,15 @@ public class EventLogSinkTests
         return dir;
     }
 
+    /// <summary>A new temporary directory holding one regular file, "f".</summary>
+    private static (string Dir, string File) TempDirWithFile()
+    {
+        var dir = TempDir();
+        var file = Path.Combine(dir, "f");
+        File.WriteAllText(file, "x");
+        return (dir, file);
+    }
+
     [Fact]
     public async Task It_writes_the_bytes_the_whole_list_writes_with_the_count_in_the_header()
     {
@@ -65,9 +74,7 @@ public class EventLogSinkTests
     [Fact]
     public void One_regular_file_is_the_same_file_however_it_is_named_and_a_device_named_twice_is_not()
     {
-        var dir = TempDir();
-        var file = Path.Combine(dir, "f");
-        File.WriteAllText(file, "x");
+        var (dir, file) = TempDirWithFile();
         File.CreateSymbolicLink(Path.Combine(dir, "symlink"), file);
         using (var ln = System.Diagnostics.Process.Start("ln", [file, Path.Combine(dir, "hardlink")])) ln.WaitForExit();
         File.WriteAllText(Path.Combine(dir, "other"), "x");
@@ -85,9 +92,7 @@ public class EventLogSinkTests
     [Fact]
     public void Special_files_are_devices_and_pipes_not_files_directories_or_nothing()
     {
-        var dir = TempDir();
-        var file = Path.Combine(dir, "f");
-        File.WriteAllText(file, "x");
+        var (dir, file) = TempDirWithFile();
         Assert.True(SpecialFiles.IsSpecial("/dev/null"));
         Assert.False(SpecialFiles.IsSpecial(file));
         Assert.False(SpecialFiles.IsSpecial(dir));

@@ -51,8 +51,9 @@ public sealed class OutageWatch : ReceiveActor
     }
 
     /// <summary>Why a command stops when the outage passed the limit (exit 3).</summary>
-    public static string Unavailable(string connectionString, JournalUnavailable u, TimeSpan limit) =>
-        $"database {Persistence.MartenStores.Describe(connectionString)} unreachable for {u.After.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {u.Error}): stopping; what was acknowledged is in the database";
+    /// <param name="then">What the command does about it.</param>
+    public static string Unavailable(string connectionString, JournalUnavailable u, TimeSpan limit, string then = "stopping") =>
+        $"database {Persistence.MartenStores.Describe(connectionString)} unreachable for {u.After.TotalSeconds:0}s (limit {limit.TotalSeconds:0}s, {u.Error}): {then}; what was acknowledged is in the database";
 
     /// <summary>Why a run or a scenario stops before its work is done, once one of the two has happened:
     /// its run lock lost for good, or the database away past the outage limit.</summary>

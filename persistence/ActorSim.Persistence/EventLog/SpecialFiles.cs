@@ -15,21 +15,8 @@ public static class SpecialFiles
     private const int ModeOffset = 28; // struct statx: u32 stx_mask, u32 stx_blksize, u64 stx_attributes, u32 stx_nlink, u32 stx_uid, u32 stx_gid, u16 stx_mode
     private const int TypeMask = 0xF000, Regular = 0x8000, Directory = 0x4000;
 
-    public static bool IsSpecial(string path)
-    {
-        if (!OperatingSystem.IsLinux()) return false;
-        var buffer = new byte[256];
-        try
-        {
-            if (Statx(AtFdCwd, path, 0, StatxType, buffer) != 0) return false; // not there yet: a new regular file
-        }
-        catch (EntryPointNotFoundException)
-        {
-            return false; // a C library without statx (glibc before 2.28)
-        }
-        var type = BitConverter.ToUInt16(buffer, ModeOffset) & TypeMask;
-        return type is not (Regular or Directory);
-    }
+    public static bool IsSpecial(string path) =>
+        Stat(path) is { } st && (BitConverter.ToUInt16(st, ModeOffset) & TypeMask) is not (Regular or Directory); // not there: a new regular file
 
     /// <summary>Whether <paramref name="a"/> and <paramref name="b"/> are one regular file: the same device
     /// and inode (a hard link, a symbolic link, "./x" and "x"), or the same full path when either is not
@@ -38,26 +25,30 @@ public static class SpecialFiles
     public static bool SameFile(string a, string b)
     {
         if (string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal)) return !IsSpecial(a);
-        if (!OperatingSystem.IsLinux()) return false;
-        static (uint, uint, ulong, int)? Identity(string path)
-        {
-            var buffer = new byte[256];
-            try
-            {
-                if (Statx(AtFdCwd, path, 0, StatxType | StatxIno, buffer) != 0) return null;
-            }
-            catch (EntryPointNotFoundException)
-            {
-                return null;
-            }
-            return (BitConverter.ToUInt32(buffer, DevMajorOffset), BitConverter.ToUInt32(buffer, DevMajorOffset + 4), BitConverter.ToUInt64(buffer, InoOffset),
-                BitConverter.ToUInt16(buffer, ModeOffset) & TypeMask);
-        }
+        static (uint, uint, ulong, int)? Identity(string path) => Stat(path) is { } st
+            ? (BitConverter.ToUInt32(st, DevMajorOffset), BitConverter.ToUInt32(st, DevMajorOffset + 4), BitConverter.ToUInt64(st, InoOffset), BitConverter.ToUInt16(st, ModeOffset) & TypeMask)
+            : null;
         return Identity(a) is { } x && Identity(b) is { } y && x == y && x.Item4 == Regular;
     }
 
     private const uint StatxIno = 0x100;
     private const int InoOffset = 32, DevMajorOffset = 136; // u64 stx_ino after stx_mode and a u16; u32 stx_dev_major, stx_dev_minor after 4 timestamps and rdev
+
+    /// <summary>The <c>struct statx</c> of <paramref name="path"/> (type, inode, device), or null when it
+    /// is not there, or this is not Linux, or its C library has no statx (glibc before 2.28).</summary>
+    private static byte[]? Stat(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        var buffer = new byte[256];
+        try
+        {
+            return Statx(AtFdCwd, path, 0, StatxType | StatxIno, buffer) == 0 ? buffer : null;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return null;
+        }
+    }
 
     [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static extern int Statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);

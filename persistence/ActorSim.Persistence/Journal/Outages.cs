@@ -44,9 +44,8 @@ public static class Outages
                 if (announced) watcher.Back();
                 return result;
             }
-            catch (Exception e) when (IsTransient(e))
+            catch (Exception e) when (TransientCause(e) is { } cause)
             {
-                var cause = TransientCause(e)!;
                 if (DateTime.UtcNow - started > limit)
                 {
                     watcher.GivenUp(DateTime.UtcNow - started, cause);
