@@ -93,7 +93,7 @@ public class DeleteRunTests
     }
 
     [Fact]
-    public async Task A_run_being_written_can_be_neither_deleted_nor_resumed_a_second_time()
+    public async Task A_run_being_written_can_be_neither_deleted_nor_resumed_a_second_time_and_its_export_and_replay_say_they_have_it_so_far()
     {
         var id = $"busy-{Guid.NewGuid():N}"[..17];
         using var p = Cli.Start(null, "run", "--duration", "60s", "--vms", "1", "--vcpus", "1", "--run-id", id);
@@ -107,11 +107,28 @@ public class DeleteRunTests
         Assert.True(exit == 2, output + err);
         Assert.Contains($"run '{id}' is being written by another actorsim", err);
         Assert.True(Rows(id)["events"] >= before["events"]); // nothing taken
-        // Stopped (SIGTERM drains), the run lets its lock go: then it can be deleted.
-        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) await kill.WaitForExitAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.Equal(0, p.ExitCode);
-        Assert.Equal("ended", CrashRecoveryTests.Status(id));
+        // Read as it is written, export and replay give the run so far, and say so (it looked whole).
+        var log = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        const string SoFar = "is being written by a running actorsim";
+        try
+        {
+            (exit, output, err) = Cli.Run("export", "--run", id, "-o", log);
+            Assert.True(exit == 0, output + err);
+            Assert.Contains($"actorsim export: run '{id}' {SoFar}: the file holds the events it had so far", err);
+            (exit, output, err) = Cli.Run("replay", "--run", id, "--verify");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains($"actorsim replay: run '{id}' {SoFar}: replayed the events it had so far", err);
+            // Stopped (SIGTERM drains), the run lets its lock go: then it can be deleted.
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) await kill.WaitForExitAsync();
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(0, p.ExitCode);
+            Assert.Equal("ended", CrashRecoveryTests.Status(id));
+            (exit, output, err) = Cli.Run("export", "--run", id, "-o", log);
+            Assert.True(exit == 0 && !err.Contains(SoFar), output + err);
+            (exit, output, err) = Cli.Run("replay", "--run", id);
+            Assert.True(exit == 0 && !err.Contains(SoFar), output + err);
+        }
+        finally { File.Delete(log); }
         (exit, output, err) = Cli.Run("delete", id);
         Assert.True(exit == 0, output + err);
     }

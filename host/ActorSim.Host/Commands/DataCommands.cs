@@ -10,9 +10,6 @@ namespace ActorSim.Host.Commands;
 /// <summary>runs, summary, delete, export, import, replay: the recorded side of the host.</summary>
 public static class DataCommands
 {
-    private static async Task<Marten.DocumentStore?> Store(string command, Args a) =>
-        await Connect(command, a) is { } cs ? MartenStores.Get(cs) : null;
-
     /// <summary>The command's connection string, once the database answers; null when it does not (exit 3).</summary>
     private static async Task<string?> Connect(string command, Args a)
     {
@@ -44,6 +41,11 @@ public static class DataCommands
     /// stopped by a failure; <c>run --resume</c> continues a seeded run).</summary>
     private static string Status(Persistence.ReadSide.RunInfo r, HashSet<string> running) =>
         running.Contains(r.Id) ? "running" : r.Imported is not null ? "imported" : r.Ended is not null ? "ended" : "stopped";
+
+    /// <summary>Whether a process writes the run now (holds its <see cref="RunLock"/>): asked before
+    /// <c>export</c> and <c>replay --run</c> read it, which then read the run so far, and say so.</summary>
+    private static async Task<bool> BeingWrittenAsync(string cs, string run) =>
+        (await RunLock.HeldAsync(cs, [run])).Contains(run);
 
     public static async Task<int> Runs(string[] args)
     {
@@ -179,8 +181,10 @@ public static class DataCommands
         var a = Args.Parse("export", args, [], ["--db", "--run", "-o"]);
         var run = a.Get("--run") ?? throw new UsageException("export: --run ID is required");
         var output = a.GetOutputFile("export", "-o") ?? throw new UsageException("export: -o FILE is required");
-        if (await Store("export", a) is not { } store) return 3;
+        if (await Connect("export", a) is not { } cs) return 3;
+        var store = MartenStores.Get(cs);
         var info = await RunLog.InfoAsync(store, run);
+        var beingWritten = await BeingWrittenAsync(cs, run);
         // The events go to the file as they are read (EventLogSink), not held: a run can be millions.
         // Ctrl-C / SIGTERM end the export at once, and its part file with it (they left it behind);
         // listened for before the file exists.
@@ -218,6 +222,9 @@ public static class DataCommands
         }
         // On stderr when the log went to a device or a pipe (-o /dev/stdout): the log alone on stdout.
         (sink.WritesInPlace ? Console.Error : Console.Out).WriteLine($"exported {sink.Count} events of run {run} to {output}");
+        // A run exported as it is written looked whole: the same line, exit 0, a valid log.
+        if (beingWritten)
+            Console.Error.WriteLine($"actorsim export: run '{run}' is being written by a running actorsim: the file holds the events it had so far; export it again once it has ended for the whole run");
         return 0;
     }
 
@@ -309,6 +316,7 @@ public static class DataCommands
 
         IAsyncEnumerable<RunEvent> events;
         Marten.DocumentStore? store = null;
+        var beingWritten = false;
         // A file is read as it is replayed (a chunk of events in memory at a time, not the whole run);
         // a problem in it ends the replay when its line is reached, with the same error and exit 2.
         using var log = a.Get("--file") is { } file ? OpenLog("replay", file) : null;
@@ -316,8 +324,10 @@ public static class DataCommands
         else if (a.Has("--file")) return 2; // OpenLog said why
         else
         {
-            if ((store = await Store("replay", a)) is null) return 3;
+            if (await Connect("replay", a) is not { } cs) return 3;
+            store = MartenStores.Get(cs);
             events = RunLog.ReadAsync(store, a.Get("--run")!);
+            beingWritten = await BeingWrittenAsync(cs, a.Get("--run")!);
         }
         var verify = a.Has("--verify");
         try
@@ -346,6 +356,8 @@ public static class DataCommands
             Console.Error.WriteLine($"actorsim replay: {a.Get("--file")} has no events");
             return 2;
         }
+        if (beingWritten)
+            Console.Error.WriteLine($"actorsim replay: run '{a.Get("--run")}' is being written by a running actorsim: replayed the events it had so far");
         var groups = replay.Changes.GroupBy(c => (c.Before, c.After)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key.Before, StringComparer.Ordinal)
             .Select(g => new { before = g.Key.Before, after = g.Key.After, count = g.Count() }).ToArray();
         if (a.Has("--json"))
