@@ -86,6 +86,11 @@ ensure_role_and_db() {
   if [ "$(psql_admin -c "select 1 from pg_roles where rolname='$role'")" != 1 ]; then
     psql_admin -c "create role $role login password '$role' createdb" >/dev/null || die "create role failed"
   fi
+  # A role with no rights of its own, for the tests of a role that may only read the schema (its owner
+  # grants it SELECT): that such a role can list, summarise, export and replay runs.
+  if [ "$(psql_admin -c "select 1 from pg_roles where rolname='${role}_reader'")" != 1 ]; then
+    psql_admin -c "create role ${role}_reader login password '${role}_reader'" >/dev/null || die "create role failed"
+  fi
   if [ "$(psql_admin -c "select 1 from pg_database where datname='$db'")" != 1 ]; then
     psql_admin -c "create database $db owner $role" >/dev/null || die "create database failed"
   fi

@@ -122,24 +122,7 @@ public static class MartenStores
 
     private static DocumentStore Create(Action<StoreOptions> connection, string schema, Func<NpgsqlConnection> lockConnection)
     {
-        var store = DocumentStore.For(o =>
-        {
-            connection(o);
-            o.DatabaseSchemaName = schema;
-            o.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
-            o.Events.StreamIdentity = StreamIdentity.AsString;
-            o.Events.AppendMode = EventAppendMode.Quick;
-            o.Events.UseBinarySerializer<JournalEntry>(new JournalEntryBinary());
-            o.Events.AddEventType<JournalEntry>();
-            o.Schema.For<JournalMetadata>();
-            o.Schema.For<SnapshotDocument>().Index(x => x.PersistenceId);
-            o.Storage.ExtendedSchemaObjects.Add(ReadSide.DecisionRows.Table(schema));
-            o.Storage.ExtendedSchemaObjects.Add(ReadSide.DecisionRows.EventsTable(schema));
-            o.Schema.For<ReadSide.ViolationRow>().Index(x => x.Run);
-            o.Schema.For<ReadSide.RunInfo>();
-            o.Projections.Add(new ReadSide.DecisionProjection(), JasperFx.Events.Projections.ProjectionLifecycle.Inline);
-            o.DisableNpgsqlLogging = true;
-        });
+        var store = Build(connection, schema, AutoCreate.CreateOrUpdate);
         // Several processes may start on a fresh database at once: create the schema under an advisory
         // lock so they do not race on CREATE TABLE / CREATE FUNCTION.
         using (var conn = lockConnection())
@@ -158,6 +141,16 @@ public static class MartenStores
                 copy.CommandTimeout = 0; // once, on a database from an earlier build: may be millions of rows
                 copy.ExecuteNonQuery();
             }
+            catch (Exception e) when (InsufficientPrivilege(e) && SchemaExists(conn, schema))
+            {
+                // A role that may read the schema but not change it (granted SELECT on its tables): the
+                // catalog views hide the constraints of tables it does not own, so Marten took the primary
+                // keys for missing and altered a table ("must be owner"), and every command, `runs`
+                // included, ended there (exit 3). It uses the schema as it is; what it may not write
+                // fails when written ("permission denied for table ...", exit 3).
+                store.Dispose();
+                store = Build(connection, schema, AutoCreate.None);
+            }
             finally
             {
                 // A connection that broke took its session, and the lock, with it; unlocking on it threw
@@ -172,6 +165,45 @@ public static class MartenStores
         }
         return store;
     }
+
+    /// <summary>Whether PostgreSQL refused a statement for the role's privileges (42501), under Marten's
+    /// wrapper of a failed schema change (MartenSchemaException) or not.</summary>
+    private static bool InsufficientPrivilege(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is PostgresException { SqlState: PostgresErrorCodes.InsufficientPrivilege }) return true;
+        return false;
+    }
+
+    /// <summary>Whether the schema's tables are there (the event table and the run records), made by
+    /// a role that may.</summary>
+    private static bool SchemaExists(NpgsqlConnection conn, string schema)
+    {
+        using var cmd = new NpgsqlCommand("select to_regclass(@e) is not null and to_regclass(@r) is not null", conn);
+        cmd.Parameters.AddWithValue("e", $"{schema}.mt_events");
+        cmd.Parameters.AddWithValue("r", $"{schema}.mt_doc_runinfo");
+        return cmd.ExecuteScalar() is true;
+    }
+
+    private static DocumentStore Build(Action<StoreOptions> connection, string schema, AutoCreate autoCreate) =>
+        DocumentStore.For(o =>
+        {
+            connection(o);
+            o.DatabaseSchemaName = schema;
+            o.AutoCreateSchemaObjects = autoCreate;
+            o.Events.StreamIdentity = StreamIdentity.AsString;
+            o.Events.AppendMode = EventAppendMode.Quick;
+            o.Events.UseBinarySerializer<JournalEntry>(new JournalEntryBinary());
+            o.Events.AddEventType<JournalEntry>();
+            o.Schema.For<JournalMetadata>();
+            o.Schema.For<SnapshotDocument>().Index(x => x.PersistenceId);
+            o.Storage.ExtendedSchemaObjects.Add(ReadSide.DecisionRows.Table(schema));
+            o.Storage.ExtendedSchemaObjects.Add(ReadSide.DecisionRows.EventsTable(schema));
+            o.Schema.For<ReadSide.ViolationRow>().Index(x => x.Run);
+            o.Schema.For<ReadSide.RunInfo>();
+            o.Projections.Add(new ReadSide.DecisionProjection(), JasperFx.Events.Projections.ProjectionLifecycle.Inline);
+            o.DisableNpgsqlLogging = true;
+        });
 
     /// <summary>The event table's jsonb grows past PostgreSQL's TOAST threshold: compress it with lz4
     /// instead of pglz. A batch event holds ~63 decision records (~70 KB), and in a durable bench at

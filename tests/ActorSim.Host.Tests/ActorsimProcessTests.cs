@@ -415,6 +415,51 @@ public class DatabaseErrorTests
         Assert.DoesNotContain("TopSecret123", err + await stdout);
     }
 
+    /// <summary>A role its schema's owner granted SELECT (scripts/pg.sh makes one, <c>actorsim_reader</c>):
+    /// it reads runs; what it may not write exits 3 naming the refusal and loses nothing. Before, every
+    /// command, <c>runs</c> included, exited 3 on "must be owner of table mt_doc_deadletterevent": the
+    /// catalog hid the primary keys of tables it does not own, and the schema check altered them.</summary>
+    [Fact]
+    public void A_role_that_may_only_read_the_schema_reads_runs_and_a_write_exits_3_saying_why()
+    {
+        var db = Environment.GetEnvironmentVariable("ACTORSIM_DB") is { Length: > 0 } s ? s : throw new InvalidOperationException("ACTORSIM_DB is not set: run through scripts/test.sh");
+        var id = $"ro-{Guid.NewGuid():N}"[..15];
+        Assert.Equal(0, Cli.Run("run", "--rounds", "3", "--vms", "1", "--vcpus", "2", "--run-id", id).Exit);
+        using (var conn = new Npgsql.NpgsqlConnection(db))
+        {
+            conn.Open();
+            using var grant = new Npgsql.NpgsqlCommand(
+                "grant usage on schema actorsim to actorsim_reader; grant select on all tables in schema actorsim to actorsim_reader", conn);
+            grant.ExecuteNonQuery();
+        }
+        var reader = new Npgsql.NpgsqlConnectionStringBuilder(db) { Username = "actorsim_reader", Password = "actorsim_reader" }.ConnectionString;
+        var log = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        try
+        {
+            foreach (var args in new[]
+            {
+                ["runs"], ["summary", "--run", id], ["replay", "--run", id, "--verify"], ["export", "--run", id, "-o", log],
+                new[] { "explain", "--run", id, "--vm", "vm1", "--gpa", "0x40000000" },
+            })
+            {
+                var (exit, output, err) = Cli.Run([.. args, "--db", reader]);
+                Assert.True(exit == 0, $"{string.Join(' ', args)}: {exit} {output} {err}");
+                if (args[0] == "runs") Assert.Contains(id, output);
+            }
+            Assert.Equal(0, Cli.Run("replay", "--file", log, "--verify").Exit);
+            foreach (var args in new[] { ["run", "--rounds", "1"], ["import", log, "--as", id + "-copy"], new[] { "delete", id } })
+            {
+                var (exit, output, err) = Cli.Run([.. args, "--db", reader]);
+                Assert.True(exit == 3, $"{string.Join(' ', args)}: {exit} {output} {err}");
+                Assert.Contains("PostgresException: 42501: permission denied for table", err);
+                Assert.DoesNotContain("Password=", err + output);
+            }
+            Assert.Equal(0, Cli.Run("summary", "--run", id).Exit); // the refused delete took nothing
+            Assert.Equal(2, Cli.Run("summary", "--run", id + "-copy").Exit);
+        }
+        finally { File.Delete(log); }
+    }
+
     /// <summary>The database lost in the middle of a scenario, past the outage limit: exit 3 at the limit,
     /// saying so, as `run` does — before, the steps waited for their asks' 30 s and the process ended on
     /// an unhandled AskTimeoutException (exit 134).</summary>
