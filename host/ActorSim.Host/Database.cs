@@ -173,11 +173,19 @@ public static class Database
                 await conn.OpenAsync();
                 return true;
             }
+            catch (PostgresException e) when (!e.IsTransient)
+            {
+                // The server answered and refused: a wrong password, no such database or role. Said as
+                // PostgreSQL says it (no secret in it) and not tried again; it was "unreachable after 3
+                // attempts (PostgresException)", a second and a half later.
+                Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} ({setting.Source}) refused the connection: {e.SqlState}: {e.MessageText}");
+                return false;
+            }
             catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException or ArgumentException)
             {
                 if (i >= attempts)
                 {
-                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} ({setting.Source}) unreachable after {attempts} attempts ({e.GetType().Name})");
+                    Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} ({setting.Source}) unreachable after {attempts} attempts ({Cause(e)})");
                     if (setting.IsDefault)
                         Console.Error.WriteLine("actorsim: that is the default, the local cluster: scripts/pg.sh start starts it (--db or ACTORSIM_DB names another database)");
                     return false;
@@ -186,6 +194,14 @@ public static class Database
             }
         }
     }
+
+    /// <summary>Why a connection failed, as Npgsql says it, with the cause under it when that says more
+    /// ("NpgsqlException: Failed to connect to 127.0.0.1:1: Connection refused"; the type alone said
+    /// nothing of a refused port, an unknown host or a server without SSL). Npgsql's messages name the
+    /// host, never the password.</summary>
+    internal static string Cause(Exception e) =>
+        $"{e.GetType().Name}: {e.Message.TrimEnd('.')}" +
+        (e.InnerException is { Message: { Length: > 0 } inner } && !e.Message.Contains(inner, StringComparison.Ordinal) ? $": {inner}" : "");
 
     public static async Task RecordRunAsync(string connectionString, RunInfo info)
     {

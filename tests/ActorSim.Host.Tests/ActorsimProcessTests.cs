@@ -411,8 +411,33 @@ public class DatabaseErrorTests
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(3, p.ExitCode);
         var err = await stderr;
-        Assert.Contains("127.0.0.1:1", err);
+        Assert.Contains("database 127.0.0.1:1/x (--db) unreachable after 3 attempts (NpgsqlException: Failed to connect to 127.0.0.1:1: Connection refused)", err);
         Assert.DoesNotContain("TopSecret123", err + await stdout);
+    }
+
+    /// <summary>A server that answers and refuses (a wrong password, no such database): said as PostgreSQL
+    /// says it, exit 3, never the password. It was "unreachable after 3 attempts (PostgresException)".</summary>
+    [Fact]
+    public void A_database_that_refuses_the_connection_exits_3_saying_why_and_never_the_password()
+    {
+        var db = new Npgsql.NpgsqlConnectionStringBuilder(Environment.GetEnvironmentVariable("ACTORSIM_DB") ?? throw new InvalidOperationException("ACTORSIM_DB is not set: run through scripts/test.sh"));
+        var where = $"database {db.Host}:{db.Port}";
+        foreach (var (change, says) in new (Action<Npgsql.NpgsqlConnectionStringBuilder>, string)[]
+        {
+            (b => b.Password = "TopSecret123", $"/{db.Database} (--db) refused the connection: 28P01: password authentication failed for user \"{db.Username}\""),
+            (b => b.Database = "no_such_database", "/no_such_database (--db) refused the connection: 3D000: database \"no_such_database\" does not exist"),
+        })
+        {
+            var b = new Npgsql.NpgsqlConnectionStringBuilder(db.ConnectionString);
+            change(b);
+            foreach (var args in new[] { new[] { "runs" }, ["run", "--rounds", "1"] })
+            {
+                var (exit, output, err) = Cli.Run([.. args, "--db", b.ConnectionString]);
+                Assert.True(exit == 3, $"{exit} {output} {err}");
+                Assert.Equal($"actorsim: {where}{says}\n", err);
+                Assert.DoesNotContain("TopSecret123", err + output);
+            }
+        }
     }
 
     /// <summary>A role its schema's owner granted SELECT (scripts/pg.sh makes one, <c>actorsim_reader</c>):
