@@ -103,6 +103,31 @@ public class CrashRecoveryTests
         File.Delete(file);
     }
 
+    /// <summary>A hang-up (SIGHUP: the terminal closed) ends a run at once (129), as a second SIGTERM does,
+    /// and its --export's part file goes with it (it was left behind).</summary>
+    [Fact]
+    public async Task A_hang_up_ends_a_run_at_once_and_leaves_no_part_file()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"sighup-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        using var p = Cli.Start(null, "run", "--in-memory", "--duration", "120s", "--vms", "1", "--vcpus", "2", "--export", Path.Combine(dir, "log.jsonl"));
+        try
+        {
+            var stderr = p.StandardError.ReadToEndAsync();
+            while (await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line && !line.Contains(" accesses=")) { }
+            Assert.Single(Directory.GetFiles(dir, "*.part"));
+            using (var kill = Process.Start("kill", ["-HUP", p.Id.ToString()])) await kill.WaitForExitAsync();
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.True(p.ExitCode == 129, $"exit {p.ExitCode}: {await stderr}");
+            Assert.Empty(Directory.GetFiles(dir));
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill();
+        }
+        Directory.Delete(dir, true);
+    }
+
     /// <summary>A second SIGTERM stops at once (143), while the first drains: a round waiting on a database
     /// outage (the connection to it cut) is not waited out up to the outage limit, a minute (before, every
     /// signal after the first did nothing meanwhile). The run is left stopped, and its --export's part

@@ -148,6 +148,10 @@ public static class RunCommand
         }
         Console.CancelKeyPress += (_, e) => e.Cancel = Drain();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => c.Cancel = Drain());
+        // A hang-up (its terminal closed: what a drain prints would have nowhere to go) ends the run at
+        // once, 129, left stopped (run --resume continues it) — and its --export part file with it, which
+        // it left behind (12 MB after 4 s in memory).
+        using var hangUp = Interrupts.CleanUpOn(() => abandon?.Invoke(), PosixSignal.SIGHUP);
         if (a.Has("--in-memory") && a.Has("--db")) throw new UsageException("run: give --db or --in-memory, not both");
         var db = a.Has("--in-memory") ? null : Database.Required("run", a.Get("--db"), inMemoryToo: true);
         if (db is not null && !await Database.ReachableAsync(db)) return 3;
