@@ -362,6 +362,35 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Directory.Delete(dir, true);
     }
 
+    /// <summary>An import on a terminal says how far it is, once a second on one line of stderr, cleared
+    /// at the end (a million events took 80 s to import, silent until its last line); with stderr not a
+    /// terminal, nothing. script(1) gives the command a terminal.</summary>
+    [Fact]
+    public async Task An_import_on_a_terminal_says_how_far_it_is()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"import-progress-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var file = Path.Combine(dir, "log.jsonl");
+            Assert.Equal(0, Actorsim("run", "--in-memory", "--vms", "2", "--vcpus", "8", "--duration", "3s", "--export", file).Exit);
+            var events = File.ReadLines(file).Count() - 1;
+            var id = $"progress-{Guid.NewGuid():N}"[..20];
+            var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var x in new[] { "-qefc", $"dotnet {Cli.Dll} import {file} --as {id}", Path.Combine(dir, "typescript") }) psi.ArgumentList.Add(x);
+            psi.Environment.Remove("CI");
+            using var p = Process.Start(psi)!;
+            var screen = p.StandardOutput.ReadToEndAsync();
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+            Assert.True(p.ExitCode == 0, await screen + await p.StandardError.ReadToEndAsync());
+            Assert.Matches($@"\rimporting run {id}: \d+ of {events} events \(\d+%\)", await screen);
+            Assert.Contains($"\r\u001b[Kimported {events} events as run {id}", await screen);
+            var (exit, output, err) = Actorsim("import", file, "--as", id + "-b");
+            Assert.True(exit == 0 && err.Length == 0, output + err);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     /// <summary>A database that refuses the import's writes (here: every transaction read-only) is an
     /// infrastructure failure: exit 3 with PostgreSQL's reason, no password printed, nothing imported.
     /// (Marten wraps the error; it used to escape as an unhandled exception, exit 134.)</summary>
