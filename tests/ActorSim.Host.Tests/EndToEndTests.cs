@@ -362,30 +362,42 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Directory.Delete(dir, true);
     }
 
-    /// <summary>An import on a terminal says how far it is, once a second on one line of stderr, cleared
-    /// at the end (a million events took 80 s to import, silent until its last line); with stderr not a
-    /// terminal, nothing. script(1) gives the command a terminal.</summary>
+    /// <summary>Import, export and replay on a terminal say how far they are, once a second on one line
+    /// of stderr, cleared before their last line (a million events took 80 s to import and 40 s to
+    /// export, silent until then); with stderr not a terminal, nothing. script(1) gives the command a
+    /// terminal; the log is big enough (~120 k events) for each to take more than a second.</summary>
     [Fact]
-    public async Task An_import_on_a_terminal_says_how_far_it_is()
+    public async Task Import_export_and_replay_on_a_terminal_say_how_far_they_are()
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"import-progress-{Guid.NewGuid():N}");
+        var dir = Path.Combine(Path.GetTempPath(), $"progress-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
         try
         {
             var file = Path.Combine(dir, "log.jsonl");
-            Assert.Equal(0, Actorsim("run", "--in-memory", "--vms", "2", "--vcpus", "8", "--duration", "3s", "--export", file).Exit);
+            Assert.Equal(0, Actorsim("run", "--in-memory", "--vms", "2", "--vcpus", "8", "--duration", "6s", "--export", file).Exit);
             var events = File.ReadLines(file).Count() - 1;
             var id = $"progress-{Guid.NewGuid():N}"[..20];
-            var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var x in new[] { "-qefc", $"dotnet {Cli.Dll} import {file} --as {id}", Path.Combine(dir, "typescript") }) psi.ArgumentList.Add(x);
-            psi.Environment.Remove("CI");
-            using var p = Process.Start(psi)!;
-            var screen = p.StandardOutput.ReadToEndAsync();
-            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
-            Assert.True(p.ExitCode == 0, await screen + await p.StandardError.ReadToEndAsync());
-            Assert.Matches($@"\rimporting run {id}: \d+ of {events} events \(\d+%\)", await screen);
-            Assert.Contains($"\r\u001b[Kimported {events} events as run {id}", await screen);
-            var (exit, output, err) = Actorsim("import", file, "--as", id + "-b");
+            async Task<string> OnATerminal(params string[] args)
+            {
+                var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (var x in new[] { "-qefc", $"dotnet {Cli.Dll} {string.Join(' ', args)}", Path.Combine(dir, "typescript") }) psi.ArgumentList.Add(x);
+                psi.Environment.Remove("CI");
+                using var p = Process.Start(psi)!;
+                var screen = p.StandardOutput.ReadToEndAsync();
+                await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+                Assert.True(p.ExitCode == 0, await screen + await p.StandardError.ReadToEndAsync());
+                return await screen;
+            }
+            var screen = await OnATerminal("import", file, "--as", id);
+            Assert.Matches($@"\rimporting run {id}: \d+ of {events} events \(\d+%\)", screen);
+            Assert.Contains($"\r\u001b[Kimported {events} events as run {id}", screen);
+            screen = await OnATerminal("export", "--run", id, "-o", Path.Combine(dir, "again.jsonl"));
+            Assert.Matches($@"\rexporting run {id}: \d+ events", screen);
+            Assert.Contains($"\r\u001b[Kexported {events} events of run {id}", screen);
+            screen = await OnATerminal("replay", "--run", id, "--verify");
+            Assert.Matches($@"\rreplaying run {id}: \d+ events", screen);
+            Assert.Contains($"\r\u001b[Kreplayed {events} events", screen);
+            var (exit, output, err) = Actorsim("replay", "--run", id);
             Assert.True(exit == 0 && err.Length == 0, output + err);
         }
         finally { Directory.Delete(dir, true); }

@@ -203,21 +203,30 @@ public static class DataCommands
         using (sink)
         {
             KernelPolicy? first = null; // for a run without its metadata: the first decision's policy
+            // (Not when the log itself goes to a device or a pipe: `-o /dev/stdout` on the terminal.)
+            var progress = new TerminalProgress($"exporting run {run}");
             try
             {
                 await foreach (var e in RunLog.ReadAsync(store, run))
                 {
                     first ??= DecisionEvents.Of(e.Event).FirstOrDefault()?.Inputs.Policy;
                     sink.Append(e);
+                    if (!sink.WritesInPlace) progress.At(sink.Count);
                 }
+                progress.Clear();
                 if (info is null && sink.Count == 0) return NoRun("export", run);
                 info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = first?.RuleSet.Label() ?? "6.9", Fwb = first?.Cpu.Fwb ?? true, Dic = first?.Cpu.Dic ?? true };
                 await sink.CompleteAsync(EventLogHeader.FromRunInfo(info, sink.Count));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
+                progress.Clear();
                 Console.Error.WriteLine($"actorsim export: -o {output}: cannot write: {e.Message}");
                 return 2;
+            }
+            finally
+            {
+                progress.Clear(); // also before a database error's message
             }
         }
         // On stderr when the log went to a device or a pipe (-o /dev/stdout): the log alone on stdout.
@@ -281,7 +290,7 @@ public static class DataCommands
         try
         {
             using var log = EventLogFile.Open(file);
-            imported = await RunLog.WriteAsync(store, header.ToRunInfo(id, DateTimeOffset.UtcNow), WithProgress(log.Events, header.Events, id));
+            imported = await RunLog.WriteAsync(store, header.ToRunInfo(id, DateTimeOffset.UtcNow), new TerminalProgress($"importing run {id}", header.Events).Over(log.Events));
         }
         catch (EventLogFormatException e) // the file changed since the first pass: rolled back
         {
@@ -290,28 +299,6 @@ public static class DataCommands
         }
         Console.WriteLine($"imported {imported} events as run {id}");
         return 0;
-    }
-
-    /// <summary>The events, saying on a terminal how far the import is, once a second on one line
-    /// (stderr; cleared at the end). A log of a million events took 80 s to import here, silent
-    /// until its last line. Nothing when stderr is not a terminal, or under CI.</summary>
-    private static IEnumerable<RunEvent> WithProgress(IEnumerable<RunEvent> events, long total, string id)
-    {
-        var shown = !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("CI") is not { Length: > 0 };
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var next = TimeSpan.FromSeconds(1);
-        long read = 0;
-        foreach (var e in events)
-        {
-            if (shown && clock.Elapsed >= next)
-            {
-                Console.Error.Write($"\rimporting run {id}: {read} of {total} events ({100.0 * read / Math.Max(1, total):0}%)");
-                next = clock.Elapsed + TimeSpan.FromSeconds(1);
-            }
-            read++;
-            yield return e;
-        }
-        if (shown && next > TimeSpan.FromSeconds(1)) Console.Error.Write("\r\u001b[K"); // the line, gone
     }
 
     private static async IAsyncEnumerable<T> AsAsync<T>(IEnumerable<T> items)
@@ -352,13 +339,16 @@ public static class DataCommands
             beingWritten = await BeingWrittenAsync(cs, a.Get("--run")!);
         }
         var verify = a.Has("--verify");
+        var progress = new TerminalProgress($"replaying {(a.Get("--run") is { } id ? $"run {id}" : a.Get("--file"))}", log?.Header.Events);
         try
         {
             await foreach (var e in events)
             {
+                progress.At(replay.Events);
                 replay.Apply(e.Seq, e.Stream, e.Event);
                 if (verify && replay.FirstMismatch is { } m)
                 {
+                    progress.Clear();
                     Console.WriteLine($"MISMATCH at seq {m.Seq} ({m.Stream}):");
                     Console.WriteLine($"  recorded:   {m.Recorded}");
                     Console.WriteLine($"  recomputed: {m.Recomputed}");
@@ -369,8 +359,13 @@ public static class DataCommands
         }
         catch (EventLogFormatException e)
         {
+            progress.Clear();
             Console.Error.WriteLine($"actorsim replay: {e.Message}");
             return 2;
+        }
+        finally
+        {
+            progress.Clear(); // also before a database error's message
         }
         if (replay.Events == 0)
         {
