@@ -3,18 +3,19 @@ using System.Diagnostics;
 namespace ActorSim.Host.Commands;
 
 /// <summary>How far a long read or write of a run is (<c>import</c>, <c>export</c>, <c>replay</c>), on a
-/// terminal: one line on stderr, rewritten once a second and cleared at the end. A million-event log
-/// took 80 s to import and 40 s to export here, silent until their last line. Nothing when stderr is
-/// not a terminal or under CI (tests, pipes, logs), nor before the first second.</summary>
+/// terminal: one line on stderr, drawn at the first event, rewritten once a second and cleared at the
+/// end. A million-event log took 80 s to import and 40 s to export here, silent until their last line.
+/// Nothing when stderr is not a terminal or under CI (tests, pipes, logs).</summary>
 internal sealed class TerminalProgress(string what, long? total = null)
 {
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
     private readonly bool _shown = !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("CI") is not { Length: > 0 };
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private TimeSpan _next = Every;
+    private TimeSpan _next = TimeSpan.Zero;
     private bool _drawn;
 
-    /// <summary><paramref name="done"/> events so far: drawn if a second has passed since the last time.</summary>
+    /// <summary><paramref name="done"/> events so far: drawn the first time, then if a second has passed
+    /// since the last.</summary>
     public void At(long done)
     {
         if (!_shown || _clock.Elapsed < _next) return;
