@@ -363,8 +363,8 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     }
 
     /// <summary>Import, export and replay on a terminal say how far they are, on one line of stderr drawn
-    /// at the first event and once a second, cleared before their last line (a million events took 80 s
-    /// to import and 40 s to export, silent until then); with stderr not a terminal, nothing. script(1)
+    /// at the first event and once a second, cleared before their last line (a million events took 83 s
+    /// to import, silent until then); with stderr not a terminal, nothing. script(1)
     /// gives the command a terminal. (How many lines a second brings depends on the machine: a CI
     /// machine exported a 6 s run's log in under one.)</summary>
     [Fact]

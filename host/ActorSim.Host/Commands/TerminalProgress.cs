@@ -4,8 +4,8 @@ namespace ActorSim.Host.Commands;
 
 /// <summary>How far a long read or write of a run is (<c>import</c>, <c>export</c>, <c>replay</c>), on a
 /// terminal: one line on stderr, drawn at the first event, rewritten once a second and cleared at the
-/// end. A million-event log took 80 s to import and 40 s to export here, silent until their last line.
-/// Nothing when stderr is not a terminal or under CI (tests, pipes, logs).</summary>
+/// end. A million-event log took 83 s to import here, silent until its last line. Nothing when stderr
+/// is not a terminal or under CI (tests, pipes, logs).</summary>
 internal sealed class TerminalProgress(string what, long? total = null)
 {
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
