@@ -362,13 +362,13 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Directory.Delete(dir, true);
     }
 
-    /// <summary>Import, export and replay on a terminal say how far they are, on one line of stderr drawn
+    /// <summary>Import, export, replay and explain on a terminal say how far they are, on one line of stderr drawn
     /// at the first event and once a second, cleared before their last line (a million events took 83 s
     /// to import, silent until then); with stderr not a terminal, nothing. script(1)
     /// gives the command a terminal. (How many lines a second brings depends on the machine: a CI
     /// machine exported a 6 s run's log in under one.)</summary>
     [Fact]
-    public async Task Import_export_and_replay_on_a_terminal_say_how_far_they_are()
+    public async Task Import_export_replay_and_explain_on_a_terminal_say_how_far_they_are()
     {
         var dir = Path.Combine(Path.GetTempPath(), $"progress-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
@@ -398,6 +398,12 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
             screen = await OnATerminal("replay", "--run", id, "--verify");
             Assert.Matches($@"\rreplaying run {id}: \d+ events", screen);
             Assert.Contains($"\r\u001b[Kreplayed {events} events", screen);
+            screen = await OnATerminal("explain", "--run", id, "--vm", "vm1", "--gpa", "0x40000000");
+            Assert.Matches($@"\rreading run {id}: \d+ events", screen);
+            Assert.Contains($"\r\u001b[Kexplain vm1 gpa 0x40000000 ({events} events)", screen);
+            screen = await OnATerminal("explain", "--file", file, "--vm", "vm1", "--gpa", "0x40000000");
+            Assert.Matches($@"\rreading {Regex.Escape(file)}: \d+ of {events} events", screen);
+            Assert.Contains($"\r\u001b[Kexplain vm1 gpa 0x40000000 ({events} events)", screen);
             var (exit, output, err) = Actorsim("replay", "--run", id);
             Assert.True(exit == 0 && err.Length == 0, output + err);
         }

@@ -33,7 +33,7 @@ public static class ExplainCommand
             run = log.Header.Run;
             try
             {
-                foreach (var e in log.Events) explainer.Add(e);
+                foreach (var e in new TerminalProgress($"reading {file}", log.Header.Events).Over(log.Events)) explainer.Add(e);
             }
             catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim explain: {e.Message}"); return 2; }
         }
@@ -43,7 +43,7 @@ public static class ExplainCommand
             var db = Database.Required("explain", a.Get("--db"));
             if (!await Database.ReachableAsync(db)) return 3;
             store = MartenStores.Get(db.ConnectionString);
-            await foreach (var e in RunLog.ReadAsync(store, run)) explainer.Add(e);
+            await foreach (var e in new TerminalProgress($"reading run {run}").OverAsync(RunLog.ReadAsync(store, run))) explainer.Add(e);
         }
         if (explainer.Events == 0)
         {

@@ -2,7 +2,8 @@ using System.Diagnostics;
 
 namespace ActorSim.Host.Commands;
 
-/// <summary>How far a long read or write of a run is (<c>import</c>, <c>export</c>, <c>replay</c>), on a
+/// <summary>How far a long read or write of a run is (<c>import</c>, <c>export</c>, <c>replay</c>,
+/// <c>explain</c>), on a
 /// terminal: one line on stderr, drawn at the first event, rewritten once a second and cleared at the
 /// end. A million-event log took 83 s to import here, silent until its last line. Nothing when stderr
 /// is not a terminal or under CI (tests, pipes, logs).</summary>
@@ -39,6 +40,21 @@ internal sealed class TerminalProgress(string what, long? total = null)
         try
         {
             foreach (var e in events)
+            {
+                At(n++);
+                yield return e;
+            }
+        }
+        finally { Clear(); }
+    }
+
+    /// <summary><see cref="Over{T}"/> for events read from the database.</summary>
+    public async IAsyncEnumerable<T> OverAsync<T>(IAsyncEnumerable<T> events)
+    {
+        long n = 0;
+        try
+        {
+            await foreach (var e in events)
             {
                 At(n++);
                 yield return e;
