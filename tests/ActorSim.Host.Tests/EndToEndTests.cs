@@ -362,11 +362,11 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Directory.Delete(dir, true);
     }
 
-    /// <summary>Import, export, replay and explain on a terminal say how far they are, on one line of stderr drawn
-    /// at the first event and once a second, cleared before their last line (a million events took 83 s
-    /// to import, silent until then); with stderr not a terminal, nothing. script(1)
-    /// gives the command a terminal. (How many lines a second brings depends on the machine: a CI
-    /// machine exported a 6 s run's log in under one.)</summary>
+    /// <summary>Import, export, replay and explain on a terminal say how far they are, on one line of
+    /// stderr drawn at the first event and once a second, cleared before their last line (a million
+    /// events took 83 s to import, silent until then); with stderr not a terminal, nothing. script(1)
+    /// gives the command a terminal. Only the first line is looked for: how many follow depends on the
+    /// machine (a CI machine exported a 6 s run's log in under a second).</summary>
     [Fact]
     public async Task Import_export_replay_and_explain_on_a_terminal_say_how_far_they_are()
     {
