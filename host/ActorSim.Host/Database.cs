@@ -173,11 +173,12 @@ public static class Database
                 await conn.OpenAsync();
                 return true;
             }
-            catch (PostgresException e) when (!e.IsTransient)
+            catch (PostgresException e) when (!Persistence.Journal.Outages.IsTransient(e))
             {
                 // The server answered and refused: a wrong password, no such database or role. Said as
                 // PostgreSQL says it (no secret in it) and not tried again; it was "unreachable after 3
-                // attempts (PostgresException)", a second and a half later.
+                // attempts (PostgresException)", a second and a half later. Transient as the journal
+                // counts it (a server starting up or shutting down, too many connections): tried again.
                 Console.Error.WriteLine($"actorsim: database {MartenStores.Describe(connectionString)} ({setting.Source}) refused the connection: {e.SqlState}: {e.MessageText}");
                 return false;
             }
