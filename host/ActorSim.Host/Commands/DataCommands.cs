@@ -203,30 +203,24 @@ public static class DataCommands
         using (sink)
         {
             KernelPolicy? first = null; // for a run without its metadata: the first decision's policy
+            var events = RunLog.ReadAsync(store, run);
             // (Not when the log itself goes to a device or a pipe: `-o /dev/stdout` on the terminal.)
-            var progress = new TerminalProgress($"exporting run {run}");
+            if (!sink.WritesInPlace) events = new TerminalProgress($"exporting run {run}").OverAsync(events);
             try
             {
-                await foreach (var e in RunLog.ReadAsync(store, run))
+                await foreach (var e in events)
                 {
                     first ??= DecisionEvents.Of(e.Event).FirstOrDefault()?.Inputs.Policy;
                     sink.Append(e);
-                    if (!sink.WritesInPlace) progress.At(sink.Count);
                 }
-                progress.Clear();
                 if (info is null && sink.Count == 0) return NoRun("export", run);
                 info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = first?.RuleSet.Label() ?? "6.9", Fwb = first?.Cpu.Fwb ?? true, Dic = first?.Cpu.Dic ?? true };
                 await sink.CompleteAsync(EventLogHeader.FromRunInfo(info, sink.Count));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                progress.Clear();
                 Console.Error.WriteLine($"actorsim export: -o {output}: cannot write: {e.Message}");
                 return 2;
-            }
-            finally
-            {
-                progress.Clear(); // also before a database error's message
             }
         }
         // On stderr when the log went to a device or a pipe (-o /dev/stdout): the log alone on stdout.
@@ -342,9 +336,8 @@ public static class DataCommands
         var progress = new TerminalProgress($"replaying {(a.Get("--run") is { } id ? $"run {id}" : a.Get("--file"))}", log?.Header.Events);
         try
         {
-            await foreach (var e in events)
+            await foreach (var e in progress.OverAsync(events))
             {
-                progress.At(replay.Events);
                 replay.Apply(e.Seq, e.Stream, e.Event);
                 if (verify && replay.FirstMismatch is { } m)
                 {
@@ -359,13 +352,8 @@ public static class DataCommands
         }
         catch (EventLogFormatException e)
         {
-            progress.Clear();
             Console.Error.WriteLine($"actorsim replay: {e.Message}");
             return 2;
-        }
-        finally
-        {
-            progress.Clear(); // also before a database error's message
         }
         if (replay.Events == 0)
         {

@@ -33,7 +33,9 @@ internal sealed class TerminalProgress(string what, long? total = null)
         _drawn = false;
     }
 
-    /// <summary>The events, drawing how far they are as they go by, cleared after the last.</summary>
+    /// <summary>The events, drawing how far they are as they go by, cleared after the last, or when
+    /// reading them stops (an error in them or in what they are read for, a loop left early), before
+    /// whatever is printed next.</summary>
     public IEnumerable<T> Over<T>(IEnumerable<T> events)
     {
         long n = 0;
