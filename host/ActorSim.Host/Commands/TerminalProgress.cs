@@ -17,7 +17,7 @@ internal sealed class TerminalProgress(string what, long? total = null)
 
     /// <summary><paramref name="done"/> events so far: drawn the first time, then if a second has passed
     /// since the last.</summary>
-    public void At(long done)
+    private void At(long done)
     {
         if (!_shown || _clock.Elapsed < _next) return;
         Console.Error.Write(total is { } t ? $"\r{what}: {done} of {t} events ({100.0 * done / Math.Max(1, t):0}%)" : $"\r{what}: {done} events");
