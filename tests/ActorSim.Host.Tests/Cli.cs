@@ -48,6 +48,20 @@ public static class Cli
         return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
     }
 
+    /// <summary>Runs a bash <paramref name="script"/> in which <c>$ACTORSIM</c> is the command that runs the
+    /// built actorsim (for redirections and pipes a test cannot make with a Process's streams); its exit
+    /// code and output.</summary>
+    public static (int Exit, string Out, string Err) Sh(string script)
+    {
+        var psi = new ProcessStartInfo("bash", ["-c", script]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["ACTORSIM"] = $"dotnet {Dll}";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("the script did not exit within 3 minutes"); }
+        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
+    }
+
     /// <summary>Every decision record in an exported event log, in file order: the one of a
     /// stage2_fault_resolved line and each of a stage2_faults_resolved (batch) line, as JSON.</summary>
     public static IEnumerable<System.Text.Json.JsonElement> Decisions(string file)

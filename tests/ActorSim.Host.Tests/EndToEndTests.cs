@@ -331,6 +331,71 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Directory.Delete(dir, true);
     }
 
+    /// <summary>An output named as the standard output (/dev/stdout, /dev/fd/1, a link to one) while that is
+    /// a file (`&gt; F`, `&gt;&gt; F`) goes into that file at its end, alone, and the name stays: `export -o
+    /// /dev/stdout &gt; F` took /dev/stdout for F and, as root, renamed the log over the /dev/stdout link (F
+    /// empty); `run --export /dev/stdout` wrote the run's lines into the log. Here a link to /proc/self/fd/1
+    /// stands for /dev/stdout, so a build that gets it wrong replaces only the link.</summary>
+    [Fact]
+    public void An_output_named_as_the_standard_output_goes_alone_into_the_file_it_is_sent_to()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"stdout-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var link = Path.Combine(dir, "stdout");
+        File.CreateSymbolicLink(link, "/proc/self/fd/1");
+        var exported = Path.Combine(dir, "export.jsonl");
+        var (exit, output, err) = Cli.Sh($"$ACTORSIM export --run {_run.Id} -o {link} > {exported}");
+        Assert.True(exit == 0, err);
+        Assert.Equal(File.ReadAllText(_run.File), File.ReadAllText(exported));
+        Assert.Contains($"exported {File.ReadLines(_run.File).Count() - 1} events of run {_run.Id} to {link}", err);
+
+        var appended = Path.Combine(dir, "run.jsonl");
+        (exit, output, err) = Cli.Sh($"echo before > {appended}; $ACTORSIM run --in-memory --rounds 20 --seed 3 --export {link} >> {appended}");
+        Assert.True(exit == 0, err);
+        var lines = File.ReadAllLines(appended);
+        Assert.Equal("before", lines[0]);
+        using (var header = System.Text.Json.JsonDocument.Parse(lines[1]))
+        {
+            Assert.Equal("actorsim-event-log", header.RootElement.GetProperty("format").GetString());
+            Assert.Equal(lines.Length - 2, header.RootElement.GetProperty("events").GetInt64());
+        }
+        Assert.All(lines.Skip(2), l => Assert.StartsWith("{\"seq\":", l));
+        Assert.Contains("summary: run", err); // the run's lines on stderr
+
+        var metrics = Path.Combine(dir, "metrics.jsonl");
+        (exit, output, err) = Cli.Sh($"echo before > {metrics}; $ACTORSIM run --in-memory --rounds 20 --seed 3 --metrics {link} >> {metrics}");
+        Assert.True(exit == 0, err);
+        lines = File.ReadAllLines(metrics);
+        Assert.Equal("before", lines[0]);
+        Assert.All(lines.Skip(1), l => Assert.StartsWith("{\"time\":", l));
+        Assert.Contains("summary: run", err);
+
+        var report = Path.Combine(dir, "report.xml");
+        var scenario = Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml");
+        (exit, output, err) = Cli.Sh($"echo before > {report}; $ACTORSIM scenario --in-memory --junit {link} {scenario} >> {report}");
+        Assert.True(exit == 0, err);
+        lines = File.ReadAllLines(report);
+        Assert.Equal("before", lines[0]);
+        Assert.Equal("testsuites", System.Xml.Linq.XDocument.Parse(string.Join("\n", lines.Skip(1))).Root!.Name.LocalName);
+        Assert.Contains("1 scenarios passed, 0 failed", err);
+        // Nothing ran (the database unreachable): a report is removed, a name of the standard output is not.
+        (exit, output, err) = Cli.Sh($"$ACTORSIM scenario --db 'Host=127.0.0.1;Port=1;Username=u;Password=p;Database=d' --junit {link} {scenario} >> {report}");
+        Assert.True(exit == 3, err);
+
+        Assert.Equal("/proc/self/fd/1", new FileInfo(link).LinkTarget);
+        Assert.Equal(new[] { exported, metrics, report, appended, link }.Order(), Directory.GetFiles(dir).Order()); // nothing left beside
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>`export -o /dev/stdout | head`: once the reader has gone, export ends without a word, as a
+    /// command SIGPIPE ends does (141); it said "cannot write: Broken pipe" and exited 2, bad input.</summary>
+    [Fact]
+    public void An_export_into_a_pipe_whose_reader_has_gone_ends_quietly()
+    {
+        var (exit, output, err) = Cli.Sh($"set -o pipefail; $ACTORSIM export --run {_run.Id} -o /dev/stdout | head -c 10");
+        Assert.Equal((141, "{\"format\":", ""), (exit, output, err));
+    }
+
     /// <summary>`export` ended by a signal leaves no part file: here it waits to write into a FIFO nobody
     /// reads, its part file in its temporary directory (TMPDIR), when SIGTERM comes (before, Ctrl-C of a
     /// 900 k-event export left its 72 MB OUTPUT.part).</summary>

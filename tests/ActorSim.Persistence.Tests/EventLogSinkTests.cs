@@ -71,6 +71,90 @@ public class EventLogSinkTests
         Directory.Delete(dir, true);
     }
 
+    /// <summary>A symbolic link given as the output stays a link, and the file it leads to gets the log:
+    /// the finished log was renamed over the link, and the file was left as it was.</summary>
+    [Fact]
+    public async Task A_link_given_as_the_output_stays_a_link_and_its_file_gets_the_log()
+    {
+        var (dir, file) = TempDirWithFile();
+        var link = Path.Combine(dir, "link");
+        File.CreateSymbolicLink(link, "f");
+        var whole = new MemoryStream();
+        await EventLogFile.WriteAsync(whole, Header, Events);
+        using (var sink = new EventLogSink(link))
+        {
+            foreach (var e in Events) sink.Append(e);
+            await sink.CompleteAsync(Header);
+        }
+        Assert.Equal(whole.ToArray(), await File.ReadAllBytesAsync(file));
+        Assert.Equal("f", new FileInfo(link).LinkTarget);
+        Assert.Equal([file, link], Directory.GetFiles(dir).Order()); // no part or tmp file left
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>A name of one of this process's descriptors (/dev/stdout, /proc/self/fd/N, a link to one) is
+    /// written into at the descriptor's offset and never replaced, whatever the descriptor is open on: with
+    /// the standard output sent to a file, `export -o /dev/stdout` took /dev/stdout for that file and, as
+    /// root, renamed the finished log over the /dev/stdout link. Here a file this test holds open stands for
+    /// the standard output, named by a link to /proc/self/fd/N.</summary>
+    [Fact]
+    public async Task A_descriptor_named_as_the_output_is_written_at_its_offset_and_its_name_stays()
+    {
+        var dir = TempDir();
+        var file = Path.Combine(dir, "f");
+        using var held = File.OpenHandle(file, FileMode.Create, FileAccess.Write);
+        var fd = (int)held.DangerousGetHandle();
+        var proc = $"/proc/self/fd/{fd}";
+        var prefix = "before\n"u8.ToArray();
+        using (var before = SpecialFiles.OpenDescriptor(proc)!) before.Write(prefix); // moves the descriptor's offset on
+        var link = Path.Combine(dir, "stdout");
+        File.CreateSymbolicLink(link, proc);
+        Assert.Equal((fd, fd, fd), (SpecialFiles.Descriptor(link), SpecialFiles.Descriptor(proc), SpecialFiles.Descriptor($"/dev/fd/{fd}")));
+        Assert.True(SpecialFiles.WritesInPlace(link));
+        var whole = new MemoryStream();
+        await EventLogFile.WriteAsync(whole, Header, Events);
+        using (var sink = new EventLogSink(link))
+        {
+            Assert.True(sink.WritesInPlace);
+            foreach (var e in Events) sink.Append(e);
+            await sink.CompleteAsync(Header);
+        }
+        Assert.Equal(prefix.Concat(whole.ToArray()), await File.ReadAllBytesAsync(file));
+        Assert.Equal(proc, new FileInfo(link).LinkTarget);
+        Assert.Equal([file, link], Directory.GetFiles(dir).Order()); // no part file beside it
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Descriptors_are_named_only_while_open_and_only_this_process_s()
+    {
+        var (dir, file) = TempDirWithFile();
+        Assert.Equal(1, SpecialFiles.Descriptor("/dev/stdout")); // the test host's, open on something
+        Assert.Equal(2, SpecialFiles.Descriptor("/dev/stderr"));
+        Assert.Null(SpecialFiles.Descriptor("/proc/self/fd/987654")); // not open
+        Assert.Equal(1, SpecialFiles.Descriptor($"/proc/{Environment.ProcessId}/fd/1"));
+        Assert.Equal(1, SpecialFiles.Descriptor("/proc/thread-self/fd/1"));
+        Assert.Null(SpecialFiles.Descriptor("/proc/1/fd/1")); // another process's
+        Assert.Null(SpecialFiles.Descriptor(file));
+        Assert.Null(SpecialFiles.Descriptor(Path.Combine(dir, "none")));
+        Assert.Null(SpecialFiles.OpenDescriptor(file));
+        Assert.False(SpecialFiles.WritesInPlace(file));
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>`export -o /dev/stdout | head`: the write after the reader has gone is told from other
+    /// failures to write (the runtime ignores SIGPIPE, so it is the write's EPIPE).</summary>
+    [Fact]
+    public void A_write_into_a_pipe_whose_reader_has_gone_is_a_broken_pipe()
+    {
+        using var pipe = new System.IO.Pipes.AnonymousPipeServerStream(System.IO.Pipes.PipeDirection.Out);
+        pipe.DisposeLocalCopyOfClientHandle(); // the reading end: no reader left
+        using var s = SpecialFiles.OpenDescriptor($"/proc/self/fd/{pipe.SafePipeHandle.DangerousGetHandle()}")!;
+        var e = Assert.Throws<IOException>(() => s.Write(new byte[10]));
+        Assert.True(SpecialFiles.IsBrokenPipe(e), e.ToString());
+        Assert.False(SpecialFiles.IsBrokenPipe(new IOException("No space left on device", 28)));
+    }
+
     [Fact]
     public void One_regular_file_is_the_same_file_however_it_is_named_and_a_device_named_twice_is_not()
     {

@@ -42,6 +42,14 @@ public sealed class Args
         return path;
     }
 
+    /// <summary>Sends the command's own lines to stderr when one of its outputs names the standard output
+    /// (<c>--export /dev/stdout</c>, <see cref="Persistence.EventLog.SpecialFiles.Descriptor"/>), so that
+    /// output is alone on it: <c>run --export /dev/stdout &gt; run.jsonl</c> put the run's lines into the log.</summary>
+    public static void KeepStandardOutputFor(params string?[] outputs)
+    {
+        if (outputs.Any(o => o is not null && Persistence.EventLog.SpecialFiles.Descriptor(o) == 1)) Console.SetOut(Console.Error);
+    }
+
     /// <summary>Refuses an output file that is another file of the command (<see cref="Persistence.EventLog.SpecialFiles.SameFile"/>):
     /// it would overwrite it, or the two would write over each other.</summary>
     public static void CheckNotSameFile(string command, string name, string path, string otherName, string other)

@@ -217,6 +217,12 @@ public static class DataCommands
                 info ??= new Persistence.ReadSide.RunInfo { Id = run, Kernel = first?.RuleSet.Label() ?? "6.9", Fwb = first?.Cpu.Fwb ?? true, Dic = first?.Cpu.Dic ?? true };
                 await sink.CompleteAsync(EventLogHeader.FromRunInfo(info, sink.Count));
             }
+            catch (IOException e) when (SpecialFiles.IsBrokenPipe(e))
+            {
+                // `export -o /dev/stdout | head`: the reader has had what it wanted. Ended without a word, as a
+                // command that SIGPIPE ends is (128 + 13); it said "cannot write: Broken pipe", exit 2 (bad input).
+                return 141;
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 Console.Error.WriteLine($"actorsim export: -o {output}: cannot write: {e.Message}");

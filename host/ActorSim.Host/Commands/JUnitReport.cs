@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Xml;
 using ActorSim.Actors.Scenarios;
+using ActorSim.Persistence.EventLog;
 
 namespace ActorSim.Host.Commands;
 
@@ -18,7 +19,7 @@ namespace ActorSim.Host.Commands;
 public sealed class JUnitReport : IDisposable
 {
     private readonly string _path;
-    private readonly FileStream _file;
+    private readonly Stream _file;
     private readonly List<Suite> _suites = [];
 
     private sealed record Suite(string Name, string File, string? Run, string? Kernel, double Seconds,
@@ -26,14 +27,15 @@ public sealed class JUnitReport : IDisposable
 
     private readonly bool _special;
 
-    private JUnitReport(string path, bool special, FileStream file) => (_path, _special, _file) = (path, special, file);
+    private JUnitReport(string path, bool special, Stream file) => (_path, _special, _file) = (path, special, file);
 
     /// <summary>The report at <paramref name="path"/>, created (or emptied) now. A path that is no regular
-    /// file (<c>/dev/null</c>, <c>/dev/stdout</c>, a FIFO: <see cref="Persistence.EventLog.SpecialFiles"/>) is
-    /// written into and never removed.</summary>
+    /// file (<c>/dev/null</c>, a FIFO) or names a descriptor (<c>/dev/stdout</c>: <see cref="SpecialFiles.WritesInPlace"/>)
+    /// is written into and never removed (<c>--junit /dev/stdout</c> with the output sent to a file removed
+    /// the /dev/stdout link, as root, when the database was unreachable).</summary>
     /// <exception cref="IOException">or <see cref="UnauthorizedAccessException"/>: it cannot be written.</exception>
     public static JUnitReport Create(string path) =>
-        new(path, Persistence.EventLog.SpecialFiles.IsSpecial(path), new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read));
+        new(path, SpecialFiles.WritesInPlace(path), SpecialFiles.OpenDescriptor(path) ?? new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read));
 
     public string Path => _path;
 

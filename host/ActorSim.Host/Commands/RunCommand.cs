@@ -97,6 +97,7 @@ public static class RunCommand
         var exportFile = a.GetOutputFile("run", "--export");
         var metricsFile = a.GetOutputFile("run", "--metrics"); // JSON Lines, a line a second (RunMetrics)
         if (exportFile is not null && metricsFile is not null) Args.CheckNotSameFile("run", "--metrics", metricsFile, "--export", exportFile);
+        Args.KeepStandardOutputFor(exportFile, metricsFile);
         var (outageLimit, _) = Database.OutageLimit(a.Get("--outage-limit"), "run");
         // One limit: rounds, or the clock (the usage's "--duration 30s | --rounds N").
         if (a.Has("--rounds") && a.Has("--duration")) throw new UsageException("run: give --duration or --rounds, not both");

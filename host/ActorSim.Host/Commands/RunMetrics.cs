@@ -52,7 +52,9 @@ public sealed class RunMetrics : IDisposable
     public RunMetrics(string runId, string? file)
     {
         _runId = runId;
-        _file = file is null ? null : new StreamWriter(file, append: false, new UTF8Encoding(false));
+        // A descriptor's name (/dev/stdout) is written at the descriptor's offset, not from the file's start.
+        _file = file is null ? null
+            : new StreamWriter(Persistence.EventLog.SpecialFiles.OpenDescriptor(file) ?? new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
         _meter = new Meter(MeterName);
         var run = new KeyValuePair<string, object?>("run", runId);
         _meter.CreateObservableCounter("actorsim.guest.accesses", () => Newest() is { } s

@@ -9,8 +9,9 @@ namespace ActorSim.Persistence.EventLog;
 /// the log is whole, and a run or a run's export of any length costs the same memory. (Both
 /// `run --export` and `export` held every event of the run until the end: 500 MB of a 10-second
 /// in-memory run.) A sink disposed without <see cref="CompleteAsync"/> deletes its part file. An output
-/// that is no regular file (<c>/dev/null</c>, <c>/dev/stdout</c>, a FIFO: <see cref="SpecialFiles"/>) is
-/// written into at the end instead, its part file in the temporary directory.</summary>
+/// that is no regular file (<c>/dev/null</c>, a FIFO) or names a descriptor (<c>/dev/stdout</c>:
+/// <see cref="SpecialFiles.WritesInPlace"/>) is written into at the end instead, its part file in the
+/// temporary directory.</summary>
 public sealed class EventLogSink : IDisposable
 {
     private readonly string _output;
@@ -25,16 +26,18 @@ public sealed class EventLogSink : IDisposable
     /// <summary>Opens <c>OUTPUT.part</c>; throws as File.Create does if it cannot.</summary>
     public EventLogSink(string output)
     {
-        _output = output;
-        _special = SpecialFiles.IsSpecial(output);
-        _part = _special ? Path.Combine(Path.GetTempPath(), $"actorsim-{Guid.NewGuid():N}.part") : output + ".part";
+        _special = SpecialFiles.WritesInPlace(output);
+        // A symbolic link's file is replaced, not the link: the rename replaced the link itself (with the
+        // log), and left the file it led to as it was.
+        _output = _special || new FileInfo(output).LinkTarget is null ? output : File.ResolveLinkTarget(output, returnFinalTarget: true)!.FullName;
+        _part = _special ? Path.Combine(Path.GetTempPath(), $"actorsim-{Guid.NewGuid():N}.part") : _output + ".part";
         _body = new FileStream(_part, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
         // Into a buffer, not the file: Utf8JsonWriter.Flush on a stream flushes the stream too, a write
         // to the file per event.
         _json = new Utf8JsonWriter(_line, EventLogFile.WriterOptions);
     }
 
-    /// <summary>Whether the output is no regular file (<see cref="SpecialFiles"/>) and is written into
+    /// <summary>Whether the output is no regular file or names a descriptor (<see cref="SpecialFiles.WritesInPlace"/>) and is written into
     /// rather than replaced.</summary>
     public bool WritesInPlace => _special;
 
@@ -62,7 +65,7 @@ public sealed class EventLogSink : IDisposable
         var head = System.Text.Encoding.UTF8.GetBytes(EventLogFile.HeaderLine(header with { Events = Count }) + "\n");
         if (_special)
         {
-            await using (var f = new FileStream(_output, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+            await using (var f = SpecialFiles.OpenDescriptor(_output) ?? new FileStream(_output, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
             {
                 await f.WriteAsync(head);
                 await _body.CopyToAsync(f);

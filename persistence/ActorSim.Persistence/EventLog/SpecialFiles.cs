@@ -8,7 +8,7 @@ namespace ActorSim.Persistence.EventLog;
 /// replaced the device with a regular file (the finished log, written beside it, was renamed over it).
 /// Linux's <c>statx</c>, whose buffer has the same layout on every architecture; elsewhere, or if it
 /// cannot tell, a path is taken for a regular file, as before.</summary>
-public static class SpecialFiles
+public static partial class SpecialFiles
 {
     private const int AtFdCwd = -100;
     private const uint StatxType = 0x1;
@@ -30,6 +30,57 @@ public static class SpecialFiles
             : null;
         return Identity(a) is { } x && Identity(b) is { } y && x == y && x.Item4 == Regular;
     }
+
+    /// <summary>Whether an output at <paramref name="path"/> is written into as it is, never replaced by a
+    /// finished file moved over it nor removed: a special file (<see cref="IsSpecial"/>), or a name of one of
+    /// this process's descriptors (<see cref="Descriptor"/>) whatever it is open on.</summary>
+    public static bool WritesInPlace(string path) => Descriptor(path) is not null || IsSpecial(path);
+
+    /// <summary>The descriptor of this process that <paramref name="path"/> names, when it is open:
+    /// <c>/dev/stdin</c>, <c>/dev/stdout</c>, <c>/dev/stderr</c>, <c>/dev/fd/N</c>, <c>/proc/self/fd/N</c>,
+    /// <c>/proc/PID/fd/N</c>, or a symbolic link to one of them. Such a name stands for the descriptor, not
+    /// for the file it is open on: with the standard output sent to a file (<c>&gt; log.jsonl</c>),
+    /// <c>export -o /dev/stdout</c> took /dev/stdout for that regular file and, as root, replaced the
+    /// /dev/stdout link with the finished log (the rename replaces the link, not what it leads to).</summary>
+    public static int? Descriptor(string path)
+    {
+        if (!OperatingSystem.IsLinux() || path.Length == 0) return null;
+        var p = Path.GetFullPath(path);
+        for (var links = 0; links < 40; links++) // Linux's limit on links followed (MAXSYMLINKS)
+        {
+            var m = DescriptorName().Match(p);
+            if (m.Success)
+            {
+                if (m.Groups["pid"].Success && m.Groups["pid"].Value != $"{Environment.ProcessId}") return null; // another process's
+                int? fd = m.Groups["std"].Value switch { "in" => 0, "out" => 1, "err" => 2, _ => int.TryParse(m.Groups["fd"].Value, out var n) ? n : null };
+                return fd is not null && Stat($"/proc/self/fd/{fd}") is not null ? fd : null; // open (what it is open on is there)
+            }
+            FileSystemInfo? target;
+            try
+            {
+                target = File.ResolveLinkTarget(p, returnFinalTarget: false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+            if (target is null) return null;
+            p = target.FullName; // (a relative link's target taken from the link's directory)
+        }
+        return null;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(/dev/std(?<std>in|out|err)|/dev/fd/(?<fd>[0-9]+)|/proc/(self|thread-self|(?<pid>[0-9]+))/fd/(?<fd>[0-9]+))$")]
+    private static partial System.Text.RegularExpressions.Regex DescriptorName();
+
+    /// <summary>A stream writing into <paramref name="path"/>'s descriptor when it names one
+    /// (<see cref="Descriptor"/>), else null. It writes at the descriptor's own offset, as the shell left it
+    /// (appending after <c>&gt;&gt;</c>), where opening the path again wrote from the file's start, over what
+    /// the process wrote there meanwhile; the descriptor stays open.</summary>
+    public static Stream? OpenDescriptor(string path) => Descriptor(path) is { } fd ? new DescriptorStream(fd) : null;
+
+    /// <summary>Whether a write failed because the pipe's reader has gone (EPIPE): <c>export -o /dev/stdout | head</c>.</summary>
+    public static bool IsBrokenPipe(Exception e) => e is IOException { HResult: DescriptorStream.EPIPE };
 
     private const uint StatxIno = 0x100;
     private const int InoOffset = 32, DevMajorOffset = 136; // u64 stx_ino after stx_mode and a u16; u32 stx_dev_major, stx_dev_minor after 4 timestamps and rdev
