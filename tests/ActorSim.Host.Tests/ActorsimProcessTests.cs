@@ -121,8 +121,15 @@ public class ActorsimProcessTests
         Assert.Contains("invariants: hold", output);
     }
 
-    /// <summary>A file to write in a directory that does not exist, or a directory: exit 2 before any work
-    /// (a run would otherwise end with nowhere to put its export).</summary>
+    [Fact]
+    public void A_run_of_no_rounds_says_it_had_no_outcomes()
+    {
+        var (exit, output, err) = Run("run", "--in-memory", "--rounds", "0");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("  0 guest accesses in ", output);
+        Assert.Contains("\n  outcomes: none\n", output.ReplaceLineEndings("\n"));
+    }
+
     /// <summary>An empty path, or a directory, where a file is named: exit 2 saying so (several ended
     /// unhandled, exit 134, from Path.GetFullPath, new FileInfo or opening a directory).</summary>
     [Theory]
@@ -142,6 +149,8 @@ public class ActorsimProcessTests
         Assert.Equal((2, "", message), (exit, output, err.Trim()));
     }
 
+    /// <summary>A file to write in a directory that does not exist: exit 2 before any work (a run would
+    /// otherwise end with nowhere to put its export).</summary>
     [Fact]
     public void An_output_file_that_cannot_be_written_is_refused_before_the_work()
     {

@@ -428,6 +428,8 @@ public static class RunCommand
         public string Database => Sample.Database;
     }
 
+    /// <summary>"Mapped=… Retry=…", or "none" before the first access (as summary says it): a run of no
+    /// rounds printed "outcomes: " and nothing.</summary>
     private static string Outcomes(IReadOnlyDictionary<FaultResult, long> results) =>
-        string.Join(" ", Enum.GetValues<FaultResult>().Where(results.ContainsKey).Select(r => $"{r}={results[r]}"));
+        results.Count == 0 ? "none" : string.Join(" ", Enum.GetValues<FaultResult>().Where(results.ContainsKey).Select(r => $"{r}={results[r]}"));
 }
