@@ -143,7 +143,9 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         var before = DateTimeOffset.UtcNow.AddSeconds(-1);
         Assert.Equal(0, Actorsim("import", _run.File, "--as", copy).Exit);
         // `runs` says it was imported, and when (an event log does not say when its run started: not 1970).
-        using (var runs = System.Text.Json.JsonDocument.Parse(Actorsim("runs", "--json").Out))
+        var listed = Actorsim("runs", "--json").Out;
+        Assert.Contains("+00:00\"", listed); // a time's '+' as it is, not \u002B
+        using (var runs = System.Text.Json.JsonDocument.Parse(listed))
         {
             var r = runs.RootElement.EnumerateArray().Single(x => x.GetProperty("id").GetString() == copy);
             Assert.InRange(r.GetProperty("imported").GetDateTimeOffset(), before, DateTimeOffset.UtcNow.AddSeconds(1));
@@ -593,7 +595,10 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         var history = x.GetProperty("history").EnumerateArray().ToList();
         Assert.Contains($"history of the page ({history.Count}):", text.Out);
         foreach (var h in history)
+        {
             Assert.Contains($"  seq {h.GetProperty("seq").GetInt64()} ({(h.GetProperty("when").GetString() == "before" ? "before that fault" : "since")}): {h.GetProperty("text").GetString()}", text.Out);
+            Assert.Contains($"\"text\":\"{h.GetProperty("text").GetString()}\"", json.Out); // as written: "->", not "-\u003E"
+        }
         // The fault is a decision of the event log, with these inputs.
         Assert.Contains(Cli.Decisions(_run.File).Select(d => d.GetProperty("inputs")), i =>
             i.GetProperty("vm").GetString() == page.Vm && i.GetProperty("gpa").GetString() == fault.GetProperty("gpa").GetString()

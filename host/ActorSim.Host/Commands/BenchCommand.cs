@@ -560,7 +560,7 @@ public static class BenchCommand
             m[$"{section}_jit_share_max"] = jitShares.TryGetValue(section, out var shares) ? shares.Max() : null;
         }
         foreach (var (k, v) in m) Console.WriteLine($"  {k,-36} {(v is null ? "not measured" : v.Value.ToString(v.Value < 100 ? "0.00" : "0", System.Globalization.CultureInfo.InvariantCulture))}");
-        if (a.Has("--json")) Console.WriteLine(JsonSerializer.Serialize(m));
+        if (a.Has("--json")) Console.WriteLine(JsonSerializer.Serialize(m, CliJson.Plain));
         return 0;
     }
 }

@@ -33,9 +33,6 @@ public static class DataCommands
         return 2;
     }
 
-    /// <summary>How <c>runs --json</c> and <c>summary --json</c> name fields.</summary>
-    private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
     /// <summary>A run's state as <c>runs</c> shows it: running (a process holds its <see cref="RunLock"/>),
     /// imported, ended (its end recorded), or stopped (no end recorded and nobody writing it: killed, or
     /// stopped by a failure; <c>run --resume</c> continues a seeded run).</summary>
@@ -58,11 +55,11 @@ public static class DataCommands
             var list = new System.Text.Json.Nodes.JsonArray();
             foreach (var r in runs)
             {
-                var o = JsonSerializer.SerializeToNode(r, CamelCase)!.AsObject();
+                var o = JsonSerializer.SerializeToNode(r, CliJson.CamelCase)!.AsObject();
                 o["status"] = Status(r, running);
                 list.Add(o);
             }
-            Console.WriteLine(list.ToJsonString());
+            Console.WriteLine(list.ToJsonString(CliJson.Plain));
             return 0;
         }
         Console.WriteLine($"{"run",-48} {"kernel",-6} {"fwb",-3} {"dic",-3} {"seed",-10} {"started",-20} {"status",-8} scenario");
@@ -154,10 +151,10 @@ public static class DataCommands
         var status = info is null ? null : Status(info, await RunLock.HeldAsync(cs, [run]));
         if (a.Has("--json"))
         {
-            var o = JsonSerializer.SerializeToNode(summary, CamelCase)!.AsObject();
-            o["run"] = info is null ? null : JsonSerializer.SerializeToNode(info, CamelCase);
+            var o = JsonSerializer.SerializeToNode(summary, CliJson.CamelCase)!.AsObject();
+            o["run"] = info is null ? null : JsonSerializer.SerializeToNode(info, CliJson.CamelCase);
             o["status"] = status;
-            Console.WriteLine(o.ToJsonString());
+            Console.WriteLine(o.ToJsonString(CliJson.Plain));
             return 0;
         }
         static string Counts(Dictionary<string, long> c) => c.Count == 0 ? "none" : string.Join(" ", c.Select(kv => $"{kv.Key}={kv.Value}"));
@@ -378,7 +375,7 @@ public static class DataCommands
                 events = replay.Events, decisions = replay.Decisions, mismatches = replay.Mismatches,
                 changed = replay.Changes.Count, changes = groups,
                 examples = replay.Changes.Take(10).Select(c => new { seq = c.Seq, stream = c.Stream, vm = c.Vm, gpa = $"0x{c.Gpa:x}", op = c.Op.ToString(), before = c.Before, after = c.After }),
-            }));
+            }, CliJson.Plain));
         }
         else
         {

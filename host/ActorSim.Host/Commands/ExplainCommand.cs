@@ -230,14 +230,10 @@ public static class ExplainCommand
         {
             var o = System.Text.Json.JsonSerializer.SerializeToNode(Explain(), JsonOptions)!.AsObject();
             o.Insert(0, "run", run);
-            return o.ToJsonString();
+            return o.ToJsonString(CliJson.Plain);
         }
 
-        private static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new()
-        {
-            PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
-            Converters = { new HexConverter() },
-        };
+        private static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new(CliJson.CamelCase) { Converters = { new HexConverter() } };
 
         private sealed class HexConverter : System.Text.Json.Serialization.JsonConverter<ulong>
         {
