@@ -253,6 +253,31 @@ public class EventLogFuzzTests
         }
     }
 
+    /// <summary>A compressed log is named as one, with the command that undoes it: a gzip file was
+    /// "malformed JSON ('0x1F' is an invalid start of a value)", or "truncated" with no newline byte in it.</summary>
+    [Fact]
+    public void A_compressed_log_is_told_to_be_decompressed_first()
+    {
+        var gz = new MemoryStream();
+        using (var z = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+            z.Write(System.Text.Encoding.UTF8.GetBytes(Good));
+        (string Name, byte[] Bytes, string Why)[] files =
+        [
+            ("gz", gz.ToArray(), "a gzip-compressed file, not JSON Lines: decompress it first (gunzip FILE)"),
+            ("zst", [0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x0A], "a zstd-compressed file, not JSON Lines: decompress it first (unzstd FILE)"),
+            ("xz", [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00, 0x0A], "an xz-compressed file, not JSON Lines: decompress it first (unxz FILE)"),
+            ("bz2", [.. "BZh91AY&SY"u8.ToArray(), 0x0A], "a bzip2-compressed file, not JSON Lines: decompress it first (bunzip2 FILE)"),
+        ];
+        foreach (var (name, bytes, why) in files)
+        {
+            var path = Path.Combine(Path.GetTempPath(), $"compressed-{Guid.NewGuid():N}.jsonl.{name}");
+            File.WriteAllBytes(path, bytes);
+            var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(path));
+            Assert.Equal($"{path}:1: json: {why}", e.Message);
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void The_first_problem_is_reported_even_when_a_later_line_of_the_chunk_is_unreadable()
     {

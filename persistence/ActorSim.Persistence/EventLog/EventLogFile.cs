@@ -232,6 +232,8 @@ public static class EventLogFile
         int n;
         while ((n = s.Read(block, 0, block.Length)) > 0)
         {
+            if (lineNo == 1 && partial.Length == 0 && Compressed(block.AsSpan(0, n)) is { } tool)
+                throw new EventLogFormatException(path, 1, "json", $"{tool.Format} file, not JSON Lines: decompress it first ({tool.Command} FILE)");
             var start = 0;
             while (start < n)
             {
@@ -257,6 +259,16 @@ public static class EventLogFile
         }
         if (partial.Length > 0) throw new EventLogFormatException(path, lineNo, "line", "truncated (no end of line)");
     }
+
+    /// <summary>The compression a file's first bytes say it has (their magic numbers), and the command that
+    /// undoes it: a compressed log was "malformed JSON ('0x1F' is an invalid start of a value)", or
+    /// "truncated" when it held no newline byte.</summary>
+    private static (string Format, string Command)? Compressed(ReadOnlySpan<byte> start) =>
+        start.StartsWith((ReadOnlySpan<byte>)[0x1F, 0x8B]) ? ("a gzip-compressed", "gunzip")
+        : start.StartsWith((ReadOnlySpan<byte>)[0x28, 0xB5, 0x2F, 0xFD]) ? ("a zstd-compressed", "unzstd")
+        : start.StartsWith((ReadOnlySpan<byte>)[0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) ? ("an xz-compressed", "unxz")
+        : start.StartsWith("BZh"u8) ? ("a bzip2-compressed", "bunzip2")
+        : null;
 
     /// <summary>The line as a JSON document (the caller disposes it).</summary>
     private static JsonDocument Object(string path, int line, ReadOnlyMemory<byte> bytes)
