@@ -265,7 +265,7 @@ public static class Database
     /// <summary>Why <paramref name="id"/> cannot name a new run (<see cref="IsNewRunId"/>), its control
     /// characters written as escapes.</summary>
     public static string NotARunId(string id) =>
-        $"'{string.Concat(id.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()))}' is not a run id (a run id is not empty and has no '/' and no control character)";
+        $"'{Printable.Of(id)}' is not a run id (a run id is not empty and has no '/' and no control character)";
 
     /// <summary>A new run id: name (a scenario's, whose '/' and control characters become '-':
     /// <see cref="IsNewRunId"/>), UTC time, and a random suffix.</summary>

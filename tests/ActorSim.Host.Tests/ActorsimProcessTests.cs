@@ -290,6 +290,27 @@ public class ScenarioCommandTests
           - expect: { invariants: hold }
         """;
 
+    /// <summary>A scenario's name and file name with control characters (an escape sequence that clears
+    /// the screen, a newline) are shown with them escaped by scenario, and the file by runs and summary
+    /// (which name a scenario's run by its file): they were printed as written. The run id has '-' in their place.</summary>
+    [Fact]
+    public void A_scenario_name_s_control_characters_are_printed_as_escapes()
+    {
+        var file = Write("ctl\u001b[2J.yaml", Good.Replace("name: good", "name: \"clear\\e[2Jand\\nnewline\""));
+        var (exit, output, err) = Run("scenario", file);
+        Assert.True(exit == 0, output + err);
+        var shownFile = file.Replace("\u001b", "\\u001b");
+        Assert.Contains($"scenario clear\\u001b[2Jand\\u000anewline ({shownFile}, kernel 6.9 ", output);
+        var run = System.Text.RegularExpressions.Regex.Match(output, @"(?m)^run: (\S+) ").Groups[1].Value;
+        Assert.StartsWith("clear-[2Jand-newline-", run);
+        var runs = Run("runs").Out;
+        var summary = Run("summary", "--run", run).Out;
+        Assert.Matches($@"(?m)^{System.Text.RegularExpressions.Regex.Escape(run)} .* {System.Text.RegularExpressions.Regex.Escape(shownFile)}$", runs.ReplaceLineEndings("\n"));
+        Assert.Contains($", scenario {shownFile}", summary);
+        Assert.DoesNotContain('\u001b', output + runs + summary);
+        Assert.Equal(0, Run("delete", run).Exit);
+    }
+
     [Fact]
     public void A_passing_scenario_prints_a_line_per_expectation_and_exits_0()
     {

@@ -64,7 +64,7 @@ public static class DataCommands
         }
         Console.WriteLine($"{"run",-48} {"kernel",-6} {"fwb",-3} {"dic",-3} {"seed",-10} {"started",-20} {"status",-8} scenario");
         foreach (var r in runs)
-            Console.WriteLine($"{r.Id,-48} {r.Kernel,-6} {(r.Fwb ? 1 : 0),-3} {(r.Dic ? 1 : 0),-3} {r.Seed,-10} {r.Started:yyyy-MM-dd HH:mm:ss}  {Status(r, running),-8} {r.Scenario}");
+            Console.WriteLine($"{Printable.Of(r.Id),-48} {r.Kernel,-6} {(r.Fwb ? 1 : 0),-3} {(r.Dic ? 1 : 0),-3} {r.Seed,-10} {r.Started:yyyy-MM-dd HH:mm:ss}  {Status(r, running),-8} {(r.Scenario is null ? "" : Printable.Of(r.Scenario))}");
         return 0;
     }
 
@@ -162,7 +162,7 @@ public static class DataCommands
         if (info is not null)
         {
             Console.WriteLine($"  kernel {info.Kernel} fwb={(info.Fwb ? 1 : 0)} dic={(info.Dic ? 1 : 0)} word={info.WordSize}, seed {info.Seed}" +
-                $"{(info.Vms > 0 ? $", {info.Vms} VMs x {info.Vcpus} vCPUs" : "")}{(info.Scenario is null ? "" : $", scenario {info.Scenario}")}");
+                $"{(info.Vms > 0 ? $", {info.Vms} VMs x {info.Vcpus} vCPUs" : "")}{(info.Scenario is null ? "" : $", scenario {Printable.Of(info.Scenario)}")}");
             Console.WriteLine($"  started {info.Started:yyyy-MM-dd HH:mm:ss}{(info.Ended is { } end ? $", ended {end:yyyy-MM-dd HH:mm:ss} ({(end - info.Started).TotalSeconds:0.#}s)" : "")}" +
                 $"{(info.Commit is null ? "" : $", commit {info.Commit[..Math.Min(12, info.Commit.Length)]}")}");
         }

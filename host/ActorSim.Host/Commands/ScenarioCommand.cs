@@ -119,7 +119,7 @@ public static class ScenarioCommand
         foreach (var s in scenarios)
         {
             var runId = Database.NewRunId(s.Name);
-            Console.WriteLine($"scenario {s.Name} ({s.File}, kernel {s.Policy})");
+            Console.WriteLine($"scenario {Printable.Of(s.Name)} ({Printable.Of(s.File)}, kernel {s.Policy})");
             Console.WriteLine($"run: {runId} ({(cs is null ? "in-memory journal" : $"journal {Persistence.MartenStores.Describe(cs)}")}{(deterministic ? ", deterministic" : "")})");
             var info = new Persistence.ReadSide.RunInfo
             {
