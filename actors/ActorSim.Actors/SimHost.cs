@@ -114,22 +114,22 @@ public sealed class SimHost
     {
         var h = new SimHost(system, runId, policy, options ?? new SimHostOptions());
         var snapshots = h._options.Snapshots(system);
-        var safe = Uri.EscapeDataString(runId);
+        var safe = PathElement(runId);
         h.Checker = system.ActorOf(InvariantChecker.Props($"{runId}/invariants", policy, h.MmStream,
             devices.ToDictionary(d => h.DeviceStream(d.Name)), vms.ToDictionary(v => h.VmStream(v.Name))), $"checker-{safe}");
         await h.Checker.Ask<Violations>(new GetViolations(), h.Timeout); // subscribed before any event
         h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy, snapshots), $"mm-{safe}");
         foreach (var d in devices)
         {
-            var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm, snapshots), $"vfio-{safe}-{d.Name}");
+            var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm, snapshots), $"vfio-{safe}-{PathElement(d.Name)}");
             h._devices[d.Name] = vfio;
             await h.Mm.Ask<MmResult>(new MmRegisterDevice(d.Name, vfio), h.Timeout);
         }
         foreach (var v in vms)
         {
-            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, snapshots, h._options.TestFault), $"kvm-{safe}-{v.Name}");
+            var kvm = system.ActorOf(KvmActor.Props(h.VmStream(v.Name), v, policy, h.Mm, snapshots, h._options.TestFault), $"kvm-{safe}-{PathElement(v.Name)}");
             h._vms[v.Name] = kvm;
-            h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity, h._options.RegroupWait), $"batcher-{safe}-{v.Name}");
+            h._batchers[v.Name] = system.ActorOf(Stage2FaultBatcher.Props(kvm, h._options.MaxBatch, h._options.BatcherCapacity, h._options.RegroupWait), $"batcher-{safe}-{PathElement(v.Name)}");
             await h.Mm.Ask<MmResult>(new MmSubscribeNotifier(v.Name, kvm), h.Timeout);
         }
         return h;
@@ -139,9 +139,14 @@ public sealed class SimHost
     public IActorRef Vcpu(string vm, int index)
     {
         if (!_vcpus.TryGetValue((vm, index), out var v))
-            _vcpus[(vm, index)] = v = _system.ActorOf(VcpuActor.Props(index, _batchers[vm]), $"vcpu-{Uri.EscapeDataString(RunId)}-{vm}-{index}");
+            _vcpus[(vm, index)] = v = _system.ActorOf(VcpuActor.Props(index, _batchers[vm]), $"vcpu-{PathElement(RunId)}-{PathElement(vm)}-{index}");
         return v;
     }
 
     public Task<T> Ask<T>(IActorRef target, object message) => target.Ask<T>(message, Timeout);
+
+    /// <summary>A run's, device's or VM's name as part of an actor's name: escaped as a URI's data
+    /// (%XX), which Akka takes in a path element. A scenario's VM named "my vm" ended the process
+    /// unhandled (exit 134, InvalidActorNameException).</summary>
+    private static string PathElement(string name) => Uri.EscapeDataString(name);
 }
