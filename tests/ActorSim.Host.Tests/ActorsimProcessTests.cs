@@ -296,11 +296,17 @@ public class ScenarioCommandTests
     [Fact]
     public void A_scenario_name_s_control_characters_are_printed_as_escapes()
     {
-        var file = Write("ctl\u001b[2J.yaml", Good.Replace("name: good", "name: \"clear\\e[2Jand\\nnewline\""));
+        var text = Good.Replace("name: good", "name: \"clear\\e[2Jand\\nnewline\"").Replace("vm1", "\"v\\em1\"");
+        var file = Write("ctl\u001b[2J.yaml", text);
         var (exit, output, err) = Run("scenario", file);
         Assert.True(exit == 0, output + err);
         var shownFile = file.Replace("\u001b", "\\u001b");
         Assert.Contains($"scenario clear\\u001b[2Jand\\u000anewline ({shownFile}, kernel 6.9 ", output);
+        Assert.Contains("pass step 4 (line 13): v\\u001bm1 gpa 0x8000001000: s2 Normal-NC", output); // a step's line
+        var (badExit, badOutput, badErr) = Run("scenario", "--in-memory", Write("bad-ctl.yaml", text.Replace("access: { vm: \"v\\em1\"", "access: { vm: \"v\\em2\"")));
+        Assert.Equal((2, ""), (badExit, badOutput));
+        Assert.Contains("access.vm: unknown name 'v\\u001bm2'", badErr); // an error quoting the file
+        Assert.DoesNotContain('\u001b', badErr);
         var run = System.Text.RegularExpressions.Regex.Match(output, @"(?m)^run: (\S+) ").Groups[1].Value;
         Assert.StartsWith("clear-[2Jand-newline-", run);
         var runs = Run("runs").Out;

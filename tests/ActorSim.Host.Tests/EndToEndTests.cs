@@ -506,6 +506,31 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains($"{gap}:6: seq: gap", err);
     }
 
+    /// <summary>An error that quotes a value of the log shows its control characters escaped: an escape
+    /// sequence in an event's type or the header's kernel was printed as written (it could clear the screen).</summary>
+    [Fact]
+    public void An_event_log_error_quoting_control_characters_shows_them_escaped()
+    {
+        var lines = File.ReadAllLines(_run.File);
+        var badType = Path.Combine(Path.GetTempPath(), $"{_run.Id}-ctl-type.jsonl");
+        File.WriteAllLines(badType, [lines[0], System.Text.RegularExpressions.Regex.Replace(lines[1], "\"type\":\"[a-z0-9_]+\"", "\"type\":\"x\\u001b[2J\""), .. lines[2..]]);
+        var badHeader = Path.Combine(Path.GetTempPath(), $"{_run.Id}-ctl-kernel.jsonl");
+        File.WriteAllLines(badHeader, [lines[0].Replace("\"kernel\":\"6.9\"", "\"kernel\":\"6\\u001b9\""), .. lines[1..]]);
+        foreach (var (args, why) in new[]
+        {
+            (new[] { "replay", "--file", badType }, $"{badType}:2: type: unknown event type 'x\\u001b[2J'"),
+            (["import", badType, "--as", _run.Id + "-ctl"], $"{badType}:2: type: unknown event type 'x\\u001b[2J'"),
+            (["explain", "--file", badType, "--vm", "vm1", "--gpa", "0x1000"], $"{badType}:2: type: unknown event type 'x\\u001b[2J'"),
+            (["replay", "--file", badHeader], $"{badHeader}:1: kernel: unknown rule set '6\\u001b9'"),
+        })
+        {
+            var (exit, output, err) = Actorsim(args);
+            Assert.Equal((2, "", $"actorsim {args[0]}: {why}"), (exit, output, err.Trim()));
+        }
+        File.Delete(badType);
+        File.Delete(badHeader);
+    }
+
     [Fact]
     public void A_byte_order_mark_or_a_directory_is_refused_with_exit_2_and_says_so()
     {

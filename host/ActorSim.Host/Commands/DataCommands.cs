@@ -257,7 +257,7 @@ public static class DataCommands
         }
         catch (EventLogFormatException e)
         {
-            Console.Error.WriteLine($"actorsim import: {e.Message}");
+            Console.Error.WriteLine($"actorsim import: {Printable.Of(e.Message)}");
             return 2;
         }
         var id = a.Get("--as") ?? header.Run;
@@ -355,7 +355,7 @@ public static class DataCommands
         }
         catch (EventLogFormatException e)
         {
-            Console.Error.WriteLine($"actorsim replay: {e.Message}");
+            Console.Error.WriteLine($"actorsim replay: {Printable.Of(e.Message)}");
             return 2;
         }
         if (replay.Events == 0)
@@ -418,6 +418,6 @@ public static class DataCommands
     {
         if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim {command}: {problem}"); return null; }
         try { return EventLogFile.Open(file); }
-        catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim {command}: {e.Message}"); return null; }
+        catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim {command}: {Printable.Of(e.Message)}"); return null; }
     }
 }

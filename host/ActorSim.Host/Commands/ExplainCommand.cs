@@ -35,7 +35,7 @@ public static class ExplainCommand
             {
                 foreach (var e in new TerminalProgress($"reading {file}", log.Header.Events).Over(log.Events)) explainer.Add(e);
             }
-            catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim explain: {e.Message}"); return 2; }
+            catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim explain: {Printable.Of(e.Message)}"); return 2; }
         }
         else
         {

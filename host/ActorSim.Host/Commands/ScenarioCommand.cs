@@ -110,7 +110,7 @@ public static class ScenarioCommand
             }
             catch (ScenarioFormatException e)
             {
-                Console.Error.WriteLine($"actorsim scenario: {e.Message}");
+                Console.Error.WriteLine($"actorsim scenario: {Printable.Of(e.Message)}");
                 report?.Invalid(f, e.Message);
                 return 2;
             }
@@ -143,7 +143,7 @@ public static class ScenarioCommand
                 var unavailable = new TaskCompletionSource<Persistence.Journal.JournalUnavailable>(TaskCreationOptions.RunContinuationsAsynchronously);
                 if (cs is not null) hosted.System.ActorOf(Props.Create(() => new OutageWatch(unavailable, outageLimit, new DatabaseState("up"))), "outage-watch");
                 // Its asks wait past the outage limit, as run's do (they gave up at 30 s, inside the limit).
-                var running = ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {line}"),
+                var running = ScenarioRunner.RunRecordedAsync(hosted.System, s, runId, line => Console.WriteLine($"  {Printable.Of(line.ToString())}"),
                     new SimHostOptions(AskTimeout: OutageWatch.AskTimeout(outageLimit)));
                 string? stopped = null;
                 try
