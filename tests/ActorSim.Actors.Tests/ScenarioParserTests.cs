@@ -81,6 +81,8 @@ public class ScenarioParserTests
     [InlineData("name: t\nkernel: \"6.9\"\nword-size: 16\n", "word-size", 3)]
     [InlineData("name: t\nkernel: \"6.9\"\ncpu: { fwb: maybe }\n", "cpu.fwb", 3)]
     [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: d, driver: vfio-gpu }\n", "driver", 4)]
+    [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: a/b, driver: vfio-pci }\n", "devices[].name", 4)] // a stream's name: no '/'
+    [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n  - name: a/b\n", "vms[].name", 5)]
     [InlineData("name: t\nkernel: \"6.9\"\nsteps: [ { mmap: { name: x\n", "yaml", 4)] // unclosed: found at the end of the input
     [InlineData("- just\n- a list\n", "document", 1)]
     [InlineData("# a comment\n\n- a list after it\n", "document", 3)]

@@ -136,7 +136,7 @@ public sealed partial class ScenarioParser
     private DeviceSpec ParseDevice(YamlNode node)
     {
         var m = Keys(Map(node, "devices[]"), "devices[]", "name", "driver", "bars", "regions");
-        var name = NewName(Required(m, node, "name"), "devices[].name", _devices);
+        var name = NewName(Required(m, node, "name"), "devices[].name", _devices, stream: true);
         var driverNode = Required(m, node, "driver");
         var driver = Str(driverNode, "driver") switch
         {
@@ -187,7 +187,7 @@ public sealed partial class ScenarioParser
     private VmSpec ParseVm(YamlNode node)
     {
         var m = Keys(Map(node, "vms[]"), "vms[]", "name", "ram");
-        var name = NewName(Required(m, node, "name"), "vms[].name", _vms);
+        var name = NewName(Required(m, node, "name"), "vms[].name", _vms, stream: true);
         if (!m.TryGetValue("ram", out var ram)) return new VmSpec(name, 0, 0, false, (int)node.Start.Line);
         var rm = Keys(Map(ram, "ram"), "ram", "gpa", "size");
         return new VmSpec(name, Number(Required(rm, ram, "gpa"), "ram.gpa"), Number(Required(rm, ram, "size"), "ram.size"), true, (int)node.Start.Line);
@@ -461,10 +461,15 @@ public sealed partial class ScenarioParser
         return true;
     }
 
-    private string NewName(YamlNode node, string field, HashSet<string> names)
+    /// <param name="stream">A device's or VM's name, which its event stream's name holds
+    /// (vfio-NAME, kvm-NAME): no '/', which an event log's stream may not hold (a VM named "a/b" ran, and
+    /// its export could not be read back: "stream: empty or contains '/'").</param>
+    private string NewName(YamlNode node, string field, HashSet<string> names, bool stream = false)
     {
         var n = Str(node, field);
         if (n.Length == 0) throw Error(node, field, "empty name");
+        if (stream && n.Contains('/'))
+            throw Error(node, field, $"name '{n}' holds a '/': it names the event stream (vfio-NAME, kvm-NAME), which cannot hold one");
         if (!names.Add(n)) throw Error(node, field, $"name '{n}' is defined twice");
         return n;
     }
