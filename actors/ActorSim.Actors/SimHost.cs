@@ -112,6 +112,11 @@ public sealed class SimHost
     public static async Task<SimHost> StartAsync(ActorSystem system, string runId, KernelPolicy policy,
         IReadOnlyList<VfioDevice> devices, IReadOnlyList<KvmVm> vms, SimHostOptions? options = null)
     {
+        // A device's or VM's name is its stream's (vfio-NAME, kvm-NAME): a '/' in it made a run whose
+        // summary and explain did not find the VM and whose export could not be read back.
+        foreach (var name in devices.Select(d => d.Name).Concat(vms.Select(v => v.Name)))
+            if (name.Length == 0 || name.Contains('/'))
+                throw new ArgumentException($"'{name}' cannot name a device or a VM: it names its event stream, which is not empty and holds no '/'");
         var h = new SimHost(system, runId, policy, options ?? new SimHostOptions());
         var snapshots = h._options.Snapshots(system);
         var safe = PathElement(runId);

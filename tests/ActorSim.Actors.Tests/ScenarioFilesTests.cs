@@ -63,6 +63,17 @@ public class ScenarioFilesTests() : Akka.TestKit.Xunit2.TestKit(SimHost.BaseConf
         Assert.All(r.Results, x => Assert.True(x.Passed, x.ToString()));
     }
 
+    /// <summary>The same rule for a host made in code (a TestKit test): a '/' or an empty name is refused
+    /// before any actor starts.</summary>
+    [Theory]
+    [InlineData("a/b")]
+    [InlineData("")]
+    public async Task A_host_refuses_a_vm_name_its_stream_cannot_hold(string name)
+    {
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => SimHost.StartAsync(Sys, "names", ActorSim.Domain.Kernel.KernelPolicy.Of("6.9"), [], [ActorSim.Domain.Kvm.KvmVm.Create(name)]));
+        Assert.Contains($"'{name}' cannot name a device or a VM", e.Message);
+    }
+
     [Fact]
     public async Task A_wrong_expectation_fails_with_its_step_and_line()
     {
