@@ -42,24 +42,29 @@ public static class Cli
     public static (int Exit, string Out, string Err) RunIn(IReadOnlyDictionary<string, string?>? env, string? cwd, params string[] args)
     {
         using var p = StartIn(env, cwd, args);
+        return ToTheEnd(p, "actorsim");
+    }
+
+    /// <summary>Waits for <paramref name="p"/> (3 minutes at most, else killed) and returns its exit code
+    /// and output.</summary>
+    private static (int Exit, string Out, string Err) ToTheEnd(Process p, string what)
+    {
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("actorsim did not exit within 3 minutes"); }
+        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException($"{what} did not exit within 3 minutes"); }
         return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
     }
 
-    /// <summary>Runs a bash <paramref name="script"/> in which <c>$ACTORSIM</c> is the command that runs the
-    /// built actorsim (for redirections and pipes a test cannot make with a Process's streams); its exit
-    /// code and output.</summary>
+    /// <summary>Runs a bash <paramref name="script"/> in which <c>$ACTORSIM</c> runs the built actorsim
+    /// (a function, so a path with spaces stays one word), for redirections and pipes a test cannot make
+    /// with a Process's streams; its exit code and output.</summary>
     public static (int Exit, string Out, string Err) Sh(string script)
     {
-        var psi = new ProcessStartInfo("bash", ["-c", script]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["ACTORSIM"] = $"dotnet {Dll}";
+        var psi = new ProcessStartInfo("bash", ["-c", $"actorsim() {{ dotnet \"$ACTORSIM_DLL\" \"$@\"; }}; ACTORSIM=actorsim; {script}"])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["ACTORSIM_DLL"] = Dll;
         using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("the script did not exit within 3 minutes"); }
-        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
+        return ToTheEnd(p, "the script");
     }
 
     /// <summary>Every decision record in an exported event log, in file order: the one of a
