@@ -398,6 +398,37 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal((141, "{\"format\":", ""), (exit, output, err));
     }
 
+    /// <summary>`run --export /dev/stdout | head`, `run --metrics /dev/stdout | head` and `scenario --junit
+    /// /dev/stdout ... | head`: the reader gone, the run goes on to its end and is recorded, then the
+    /// command ends as one SIGPIPE ends (141), its summary on stderr and no "cannot write" said; each
+    /// said "cannot write: Broken pipe" and exited 2, bad input.</summary>
+    [Fact]
+    public void A_run_or_scenario_writing_into_a_pipe_whose_reader_has_gone_ends_as_SIGPIPE_ends_it()
+    {
+        var id = $"e2e-pipe-{Guid.NewGuid():N}";
+        var (exit, output, err) = Cli.Sh($"set -o pipefail; $ACTORSIM run --rounds 200 --seed 3 --run-id {id} --export /dev/stdout | head -c 10");
+        Assert.True(exit == 141, err);
+        Assert.Equal("{\"format\":", output);
+        Assert.Contains($"summary: run {id}", err);
+        Assert.DoesNotContain("cannot write", err);
+        Assert.Equal("ended", CrashRecoveryTests.Status(id)); // run in full and recorded
+
+        // A metrics line a second: the reader leaves after the first, the second finds it gone.
+        (exit, output, err) = Cli.Sh("set -o pipefail; $ACTORSIM run --in-memory --duration 3s --metrics /dev/stdout | head -c 8");
+        Assert.True(exit == 141, err);
+        Assert.Equal("{\"time\":", output);
+        Assert.Contains("summary: run", err);
+        Assert.DoesNotContain("cannot write", err);
+
+        // 50 scenarios: a report (~1.8 KB each) larger than a pipe holds (64 KiB), so its writing meets the reader gone.
+        var scenario = Path.Combine(Cli.Repo, "scenarios", "o01-vfio-bar-normal-nc.yaml");
+        (exit, output, err) = Cli.Sh($"set -o pipefail; $ACTORSIM scenario --in-memory --junit /dev/stdout {string.Join(' ', Enumerable.Repeat(scenario, 50))} | head -c 5");
+        Assert.True(exit == 141, err);
+        Assert.Equal("<?xml", output);
+        Assert.Contains("50 scenarios passed, 0 failed", err);
+        Assert.DoesNotContain("cannot write", err);
+    }
+
     /// <summary>`export` ended by a signal leaves no part file: here it waits to write into a FIFO nobody
     /// reads, its part file in its temporary directory (TMPDIR), when SIGTERM comes (before, Ctrl-C of a
     /// 900 k-event export left its 72 MB OUTPUT.part).</summary>

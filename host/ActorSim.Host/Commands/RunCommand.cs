@@ -40,11 +40,13 @@ public static class RunCommand
     {
         public sealed record Ready;
         public sealed record Finish(EventLogHeader Header);
-        public sealed record Finished(long Events, string? Error);
+        /// <summary>BrokenPipe: the file is a pipe whose reader has gone (`run --export /dev/stdout | head`).</summary>
+        public sealed record Finished(long Events, string? Error, bool BrokenPipe);
 
         private readonly EventLogSink _sink;
         private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
         private string? _error;
+        private bool _brokenPipe;
 
         public ExportWriter(EventLogSink sink)
         {
@@ -60,7 +62,7 @@ public static class RunCommand
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    _error = e.Message;
+                    Failed(e);
                 }
             });
             Receive<Ready>(_ => Sender.Tell(new Ready())); // subscribed (PreStart ran before any message)
@@ -74,12 +76,18 @@ public static class RunCommand
                     }
                     catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                     {
-                        _error = e.Message;
+                        Failed(e);
                     }
                 }
-                Sender.Tell(new Finished(_sink.Count, _error));
+                Sender.Tell(new Finished(_sink.Count, _error, _brokenPipe));
                 Context.Stop(Self);
             });
+        }
+
+        private void Failed(Exception e)
+        {
+            _error = e.Message;
+            _brokenPipe = SpecialFiles.IsBrokenPipe(e);
         }
 
         protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DomainEventPublished));
@@ -378,10 +386,15 @@ public static class RunCommand
         var elapsed = clock.Elapsed; // the run's, not the export's completion or the shutdown
         var secs = elapsed.TotalSeconds;
         var outputFailed = false;
+        // `run --export /dev/stdout | head`: the reader has had what it wanted. The run goes on to its end
+        // and is recorded; it then ends without a word of it, as a command that SIGPIPE ends does (128 + 13).
+        // It said "cannot write: Broken pipe", exit 2 (bad input).
+        var readerGone = false;
         if (exporter is not null)
         {
             var written = await exporter.Ask<ExportWriter.Finished>(new ExportWriter.Finish(EventLogHeader.FromRunInfo(info, 0) with { Commit = null })); // no timeout: a long run's file takes its time
-            if (written.Error is { } error)
+            if (written.BrokenPipe) readerGone = true;
+            else if (written.Error is { } error)
             {
                 // Checked before the run (Args.GetOutputFile), so this is the file system changing under it.
                 Console.Error.WriteLine($"actorsim run: --export {exportFile}: cannot write: {error}{(cs is null ? "" : " (the run is in the database: export --run)")}");
@@ -391,7 +404,8 @@ public static class RunCommand
         var violations = (await host.Ask<Violations>(host.Checker, new GetViolations())).Items;
         var summary = await Sample(elapsed, host.Timeout);
         metrics.Publish(summary, final: true);
-        if (metrics.Error is { } metricsError)
+        if (metrics.BrokenPipe) readerGone = true;
+        else if (metrics.Error is { } metricsError)
         {
             // Checked before the run (Args.GetOutputFile), so this is the file system changing under it.
             Console.Error.WriteLine($"actorsim run: --metrics {metricsFile}: cannot write: {metricsError}");
@@ -404,7 +418,7 @@ public static class RunCommand
         Console.WriteLine($"  invariants: {(violations.Length == 0 ? "hold" : $"{violations.Length} violated, first: {violations[0].Violation} at event {violations[0].Seq}")}");
         // The summary first: a database away as the run ends holds up only the record of its end.
         if (cs is not null && await RecordEnd(cs, info, lockLost, outageLimit, "run") is { } notRecorded) return notRecorded;
-        return outputFailed ? 2 : violations.Length == 0 ? 0 : 1;
+        return outputFailed ? 2 : readerGone ? 141 : violations.Length == 0 ? 0 : 1;
     }
 
     /// <summary>Records the end of a run (or a scenario's run) that did its work: null once recorded, else

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Text;
 using System.Text.Json;
 using ActorSim.Domain.Kvm;
+using ActorSim.Persistence.EventLog;
 using ActorSim.Persistence.Journal;
 
 namespace ActorSim.Host.Commands;
@@ -85,6 +86,9 @@ public sealed class RunMetrics : IDisposable
     /// <summary>Why the file stopped being written (a disk that filled, say), or null. The run goes on.</summary>
     public string? Error { get; private set; }
 
+    /// <summary>The file is a pipe whose reader has gone (`run --metrics /dev/stdout | head -1`).</summary>
+    public bool BrokenPipe { get; private set; }
+
     /// <summary>Publishes a sample to the meter and writes its line; the final line's interval is the
     /// whole run (from the baseline), as the summary's figures are. A write that fails stops the writing
     /// (<see cref="Error"/>); the meter goes on.</summary>
@@ -101,6 +105,7 @@ public sealed class RunMetrics : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Error = e.Message;
+            BrokenPipe = SpecialFiles.IsBrokenPipe(e);
             try
             {
                 _file.Dispose();

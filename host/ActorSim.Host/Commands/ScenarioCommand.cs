@@ -1,6 +1,7 @@
 using ActorSim.Actors;
 using ActorSim.Actors.Scenarios;
 using ActorSim.Domain.Kernel;
+using ActorSim.Persistence.EventLog;
 using Akka.Actor;
 
 namespace ActorSim.Host.Commands;
@@ -87,6 +88,9 @@ public static class ScenarioCommand
 
         int CannotWrite(Exception e)
         {
+            // `scenario --junit /dev/stdout ... | head`: the reader has had what it wanted. Ended without a
+            // word, as a command that SIGPIPE ends is (128 + 13); it said "cannot write: Broken pipe", exit 2.
+            if (SpecialFiles.IsBrokenPipe(e)) return 141;
             Console.Error.WriteLine($"actorsim scenario: --junit {junit}: cannot write: {e.Message}");
             return 2;
         }
