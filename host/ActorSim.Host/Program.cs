@@ -29,7 +29,7 @@ public static class Program
                     why a guest page has its memory type
           bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--only SECTION,...]
                     the fault path side by side (see docs/BENCHMARKS.md)
-          kernels                                             the modelled rule sets
+          kernels   [--no-fwb] [--no-dic]                     the modelled rule sets, and what each decides for each kind of page
           version                                             the build, and the database the commands use
         the database is --db, else ACTORSIM_DB, else ConnectionStrings:ActorSim in ./appsettings.json, else in
         the appsettings.json beside actorsim.dll: the local cluster scripts/pg.sh starts
@@ -116,13 +116,7 @@ public static class Program
                 var (limit, limitSource) = Database.OutageLimit(null, "version");
                 Console.WriteLine($"outage limit {limit.TotalSeconds:0.###}s ({limitSource})");
                 return 0;
-            case "kernels":
-                foreach (var label in new[] { "6.8", "6.9", "6.17" })
-                {
-                    var p = KernelPolicy.Of(label);
-                    Console.WriteLine($"{label,-5} VFIO BAR mmap adds: {string.Join(" ", VmFlagBits.Names(p.AllowAnyUncachedFlag).DefaultIfEmpty("(no VM_ALLOW_ANY_UNCACHED)"))}");
-                }
-                return 0;
+            case "kernels": return KernelsCommand.Execute(rest);
             case "run": return await RunCommand.Execute(rest);
             case "scenario": return await ScenarioCommand.Execute(rest);
             case "runs": return await DataCommands.Runs(rest);

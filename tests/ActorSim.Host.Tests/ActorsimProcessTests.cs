@@ -48,6 +48,27 @@ public class ActorsimProcessTests
         Assert.Equal(0, exit);
         Assert.Contains("6.8   VFIO BAR mmap adds: (no VM_ALLOW_ANY_UNCACHED)", output);
         Assert.Contains("6.9   VFIO BAR mmap adds: VM_ALLOW_ANY_UNCACHED", output);
+        // Each kind of page and what each kernel decides for it, the model run (KernelComparison).
+        Assert.Contains("FWB on, DIC on", output);
+        Assert.Matches(@"\nvfio-pci BAR +read +Mapped Device-nGnRE +Mapped Normal-NC +Mapped Normal-NC\n", output);
+        Assert.Matches(@"\nnvgrace-gpu usemem \(cacheable PFNMAP\) +read +Mapped Device-nGnRE +Mapped Device-nGnRE +Mapped Normal-WB\n", output);
+
+        (exit, output, _) = Run("kernels", "--no-fwb");
+        Assert.Equal(0, exit);
+        Assert.Contains("FWB off, DIC on", output);
+        Assert.Matches(@"\nnvgrace-gpu usemem \(cacheable PFNMAP\) +read +Mapped Device-nGnRE +Mapped Device-nGnRE +KVM_SET_USER_MEMORY_REGION EINVAL\n", output);
+    }
+
+    [Theory]
+    [InlineData("kernels: unknown option '--kernel'", "kernels", "--kernel", "6.9")]
+    [InlineData("kernels: unexpected '6.9'", "kernels", "6.9")]
+    [InlineData("kernels: --no-fwb given twice", "kernels", "--no-fwb", "--no-fwb")]
+    public void Kernels_refuses_what_it_does_not_take(string message, params string[] args)
+    {
+        var (exit, output, err) = Run(args);
+        Assert.True(exit == 2, $"{exit} {output} {err}");
+        Assert.Contains($"actorsim {message}", err);
+        Assert.Equal("", output);
     }
 
     [Fact]
