@@ -235,23 +235,6 @@ public static class Database
         }
     }
 
-    /// <summary>The git commit the host was built from, when it runs from a checkout.</summary>
-    public static string? GitCommit()
-    {
-        try
-        {
-            var psi = new System.Diagnostics.ProcessStartInfo("git", "rev-parse HEAD") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
-            using var p = System.Diagnostics.Process.Start(psi);
-            if (p is null || !p.WaitForExit(2000) || p.ExitCode != 0) return null;
-            var s = p.StandardOutput.ReadToEnd().Trim();
-            return s.Length == 40 ? s : null;
-        }
-        catch (Exception)
-        {
-            return null;
-        }
-    }
-
     /// <summary>Whether <paramref name="id"/> can name a run: its streams are "{run}/{stream}" and are
     /// found by that prefix (RunLog), so an empty id, or one with a '/', would take another run's streams
     /// for its own — `summary`, `replay` and `delete` of run "a" would read or delete those of "a/b".</summary>

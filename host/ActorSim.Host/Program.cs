@@ -30,7 +30,7 @@ public static class Program
           bench     [--quick] [--json] [--reps N] [--vms N] [--vcpus N] [--only SECTION,...]
                     the fault path side by side (see docs/BENCHMARKS.md)
           kernels   [--no-fwb] [--no-dic]                     the modelled rule sets, and what each decides for each kind of page
-          version                                             the build, and the database the commands use
+          version                                             the build (its commit), and the database the commands use
         the database is --db, else ACTORSIM_DB, else ConnectionStrings:ActorSim in ./appsettings.json, else in
         the appsettings.json beside actorsim.dll: the local cluster scripts/pg.sh starts
         """;
@@ -107,7 +107,8 @@ public static class Program
                 Console.WriteLine(Usage);
                 return 0;
             case "version" or "--version":
-                Console.WriteLine($"actorsim {typeof(Program).Assembly.GetName().Version}");
+                if (rest.Length > 0) throw new UsageException($"version: unexpected '{rest[0]}'");
+                Console.WriteLine($"actorsim {BuildInfo.Version} ({(BuildInfo.Commit is { } commit ? $"commit {commit}" : "commit unknown: built outside a git checkout")})");
                 // Which database the commands would use, and where that came from (never the password).
                 Console.WriteLine(Database.Setting(null) is { } db
                     ? $"database {MartenStores.Describe(db.ConnectionString)} ({db.Source})"

@@ -77,6 +77,7 @@ public class ActorsimProcessTests
         var (j, output) = Bench("--vms", "1", "--vcpus", "2", "--only", "memory");
         using var doc = j;
         Assert.StartsWith("actorsim bench — ", output);
+        Assert.Matches(@"^actorsim bench — [^\n]*, build [0-9a-f]{7}\n", output); // the commit its figures are of
         string[] keys = ["inmem_faults_per_s", "durable_decisions_per_s", "batched_over_unbatched", "journal_over_akka_sql",
             "durable_over_copy_ceiling", "replay_file_decisions_per_s", "replay_db_decisions_per_s", "p99_fault_latency_us", "bytes_per_mapped_page"];
         Assert.All(keys, k => Assert.True(j.RootElement.TryGetProperty(k, out _), $"no {k}"));
@@ -277,6 +278,49 @@ public class ActorsimProcessTests
         Assert.True(exit == 0, err);
         Assert.Equal(Run("version").Out, output);
         Assert.StartsWith("actorsim ", output);
+    }
+
+    /// <summary>`version` names the commit actorsim was built from, one the repository has; so does a copy
+    /// of the build outside the checkout (BuildInfo.Commit: it was `git rev-parse HEAD` run beside
+    /// actorsim.dll, the checkout's commit when it ran, none outside one).</summary>
+    [Fact]
+    public void Version_names_the_commit_the_build_came_from_also_for_a_copy_outside_the_checkout()
+    {
+        var (exit, output, err) = Run("version");
+        Assert.True(exit == 0, err);
+        var commit = System.Text.RegularExpressions.Regex.Match(output, @"^actorsim [0-9.]+ \(commit ([0-9a-f]{40})\)\n").Groups[1].Value;
+        Assert.True(commit.Length == 40, output);
+        using (var git = Process.Start(new ProcessStartInfo("git", ["cat-file", "-e", $"{commit}^{{commit}}"]) { WorkingDirectory = Cli.Repo })!)
+        {
+            git.WaitForExit();
+            Assert.True(git.ExitCode == 0, $"{commit} is not a commit of {Cli.Repo}");
+        }
+
+        var copy = Path.Combine(Path.GetTempPath(), $"actorsim-copy-{Guid.NewGuid():N}");
+        try
+        {
+            var bin = Path.GetDirectoryName(Cli.Dll)!;
+            foreach (var f in Directory.EnumerateFiles(bin, "*", SearchOption.AllDirectories))
+            {
+                var to = Path.Combine(copy, Path.GetRelativePath(bin, f));
+                Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+                File.Copy(f, to);
+            }
+            var psi = new ProcessStartInfo("dotnet", [Path.Combine(copy, "actorsim.dll"), "version"]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = copy };
+            using var p = Process.Start(psi)!;
+            var copied = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, p.StandardError.ReadToEnd());
+            Assert.StartsWith($"actorsim {output.Split(' ')[1]} (commit {commit})\n", copied);
+        }
+        finally
+        {
+            Directory.Delete(copy, true);
+        }
+
+        (exit, output, err) = Run("version", "--json");
+        Assert.Equal((2, ""), (exit, output));
+        Assert.Contains("actorsim version: unexpected '--json'", err);
     }
 }
 

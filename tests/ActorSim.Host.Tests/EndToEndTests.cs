@@ -398,6 +398,21 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal((141, "{\"format\":", ""), (exit, output, err));
     }
 
+    /// <summary>A run records the commit actorsim was built from (`runs --json`), the one `version` names.</summary>
+    [Fact]
+    public void A_run_records_the_commit_its_build_came_from()
+    {
+        var id = $"e2e-commit-{Guid.NewGuid():N}";
+        var (exit, output, err) = Actorsim("run", "--rounds", "5", "--run-id", id);
+        Assert.True(exit == 0, err);
+        (exit, output, err) = Actorsim("runs", "--json");
+        Assert.True(exit == 0, err);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+        var recorded = doc.RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetString() == id).GetProperty("commit").GetString();
+        Assert.NotNull(recorded);
+        Assert.Contains($" (commit {recorded})\n", Actorsim("version").Out);
+    }
+
     /// <summary>`run --export /dev/stdout | head`, `run --metrics /dev/stdout | head` and `scenario --junit
     /// /dev/stdout ... | head`: the reader gone, the run goes on to its end and is recorded, then the
     /// command ends as one SIGPIPE ends (141), its summary on stderr and no "cannot write" said; each
