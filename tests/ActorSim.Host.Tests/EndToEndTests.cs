@@ -136,6 +136,33 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal(nc, changes.Sum(c => c.GetProperty("count").GetInt64()));
     }
 
+    /// <summary>The other way: a 6.8 run's BARs were mmapped without VM_ALLOW_ANY_UNCACHED, which 6.9's VFIO
+    /// sets; re-decided under 6.9 they map Normal-NC (it said "0 of N decisions change").</summary>
+    [Fact]
+    public void Replaying_a_6_8_run_under_6_9_maps_its_VFIO_BAR_pages_Normal_NC()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"e2e-6.8-{Guid.NewGuid():N}.jsonl");
+        try
+        {
+            var (exit, output, err) = Actorsim("run", "--in-memory", "--kernel", "6.8", "--rounds", "60", "--seed", "5", "--export", file);
+            Assert.True(exit == 0, output + err);
+            (exit, output, err) = Actorsim("replay", "--file", file, "--kernel", "6.9", "--json");
+            Assert.True(exit == 0, output + err);
+            using var r = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+            var changes = r.RootElement.GetProperty("changes").EnumerateArray().ToArray();
+            Assert.NotEmpty(changes);
+            Assert.All(changes, c =>
+            {
+                Assert.EndsWith("Device-nGnRE", c.GetProperty("before").GetString());
+                Assert.Equal("Mapped Normal-NC", c.GetProperty("after").GetString());
+            });
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     [Fact]
     public void Export_import_export_is_byte_identical()
     {

@@ -2,6 +2,7 @@ using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
 using ActorSim.Domain.Mm;
 using ActorSim.Domain.Stage2;
+using ActorSim.Domain.Vfio;
 
 namespace ActorSim.Domain.Simulation;
 
@@ -20,6 +21,8 @@ public sealed class Replay
     private readonly Dictionary<string, KvmVm> _vms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AddressSpace> _mms = new(StringComparer.Ordinal);
     private readonly List<ReplayChange> _changes = [];
+    // Every VMA mmapped, in order, when re-deciding (VmaUnder): what made a VMA unmapped since.
+    private readonly List<Vma> _mapped = [];
     // One stage-2 edit per VM replica, kept across events (Stage2Edit); dropped when Vms hands them out.
     private readonly Dictionary<string, Stage2Edit> _edits = new(StringComparer.Ordinal);
 
@@ -50,6 +53,31 @@ public sealed class Replay
         _ => o.Result.ToString(),
     };
 
+    /// <summary>The decision's VMA as <paramref name="other"/>'s driver would have made it. VM_ALLOW_ANY_UNCACHED
+    /// is the driver's choice at mmap, from v6.9 (<see cref="VfioDeviceDecider.SetsAllowAnyUncached"/>): a run
+    /// recorded under 6.8 has BARs without it, which 6.9 would have mapped Normal-NC; re-decided with the VMA
+    /// as recorded, `replay --kernel 6.9` of a 6.8 run said no decision changes. What made the VMA comes from
+    /// the mm's VMAs as folded (the one at the fault's hva), else from the last one mmapped there.</summary>
+    private VmaSnapshot? VmaUnder(FaultInputs i, KernelPolicy other)
+    {
+        if (i.Vma is not { } vma) return null;
+        var made = Made(i.Hva);
+        if (made is not { } m) return vma; // not mmapped in this log: as recorded
+        var flag = VfioDeviceDecider.SetsAllowAnyUncached(m.Kind, m.S1) ? other.AllowAnyUncachedFlag : VmFlags.VM_NONE;
+        // The recorded kernel's flag off first: 6.8's driver sets none (its user_mem_abort reads none either).
+        return vma with { Flags = (vma.Flags & ~i.Policy.AllowAnyUncachedFlag) | flag };
+    }
+
+    private (BackingKind Kind, MairIndex S1)? Made(ulong hva)
+    {
+        foreach (var mm in _mms.Values)
+            if (mm.VmaLookup(hva) is { } v) return (v.Backing.Kind, v.S1);
+        // Unmapped before this decision's event (a fault that raced munmap): the last mmap that covered hva.
+        for (var j = _mapped.Count - 1; j >= 0; j--)
+            if (_mapped[j].Start <= hva && hva < _mapped[j].End) return (_mapped[j].Backing.Kind, _mapped[j].S1);
+        return null;
+    }
+
     public void Apply(long seq, string stream, IDomainEvent e)
     {
         Events++;
@@ -67,7 +95,7 @@ public sealed class Replay
             if (Policy is { } p)
             {
                 var other = p(d.Inputs.Policy);
-                var again = KvmHandleGuestAbort.Decide(d.Inputs with { Policy = other });
+                var again = KvmHandleGuestAbort.Decide(d.Inputs with { Policy = other, Vma = VmaUnder(d.Inputs, other) });
                 var before = Describe(d.Outcome, d.Inputs.Policy.Cpu.Fwb);
                 var after = Describe(again, other.Cpu.Fwb);
                 if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after));
@@ -84,6 +112,7 @@ public sealed class Replay
         else if (name.StartsWith("mm-", StringComparison.Ordinal))
         {
             _mms[name] = AddressSpaceDecider.Evolve(_mms.TryGetValue(name, out var m) ? m : AddressSpace.Empty(), e);
+            if (Policy is not null && e is VmaMapped mapped) _mapped.Add(mapped.Vma);
         }
     }
 }

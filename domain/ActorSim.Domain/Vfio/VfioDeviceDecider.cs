@@ -28,6 +28,15 @@ public static class VfioDeviceDecider
         };
     }
 
+    /// <summary>Whether the driver that mmapped a VMA with this backing and page protection sets
+    /// VM_ALLOW_ANY_UNCACHED on it under a kernel that has the flag (v6.9+, a39d3a966a09): vfio_pci_core_mmap
+    /// for every BAR (<see cref="BackingKind.VfioPci"/>), and nvgrace_gpu_mmap for RESMEM, the one region it
+    /// remap_pfn_range's write-combining (MT_NORMAL_NC); not USEMEM (cacheable) nor vfio-platform (device
+    /// nGnRnE), nor anonymous memory. What the mmap functions above do, for a VMA already made: replay
+    /// under another kernel gives its VMAs the flag that kernel's driver would have set.</summary>
+    public static bool SetsAllowAnyUncached(BackingKind kind, MairIndex s1) =>
+        kind == BackingKind.VfioPci || (kind == BackingKind.PfnRange && s1 == MairIndex.MT_NORMAL_NC);
+
     /// <summary>vfio_pci_core_mmap (drivers/vfio/pci/vfio_pci_core.c, v6.12; kernel-model.md §2.1–2.2),
     /// checks in the kernel's order.</summary>
     public static Errno VfioPciCoreMmap(VfioDevice d, KernelPolicy policy, VfioMmapRequest req, out VmaTemplate? vma, out IReadOnlyList<IDomainEvent> events)

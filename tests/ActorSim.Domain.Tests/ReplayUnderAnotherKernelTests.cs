@@ -1,0 +1,115 @@
+using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Mm;
+using ActorSim.Domain.Simulation;
+using ActorSim.Domain.Vfio;
+using static ActorSim.Domain.Tests.TestHosts;
+
+namespace ActorSim.Domain.Tests;
+
+/// <summary>Replay re-deciding a run under another kernel (`replay --kernel K`): each decision's VMA as that
+/// kernel's driver would have made it. VM_ALLOW_ANY_UNCACHED is VFIO's choice at mmap from v6.9, so a 6.8
+/// run's BARs lack it; re-decided as recorded, `replay --kernel 6.9` of a 6.8 run said nothing changes.</summary>
+public class ReplayUnderAnotherKernelTests
+{
+    private const ulong Size = 2 * MiB;
+
+    /// <summary>The pages, in the order mapped: RAM, a vfio-pci BAR, a vfio-platform region, nvgrace-gpu
+    /// USEMEM and RESMEM, each in a memslot of its own, read once by the guest.</summary>
+    private static readonly string[] Pages = ["ram", "bar", "platform", "usemem", "resmem"];
+
+    private static ulong GpaOf(string page) => 0x80_0000_0000UL + (ulong)Array.IndexOf(Pages, page) * Size;
+
+    private static SyncKernel World(string kernel)
+    {
+        var k = new SyncKernel(Policy(kernel));
+        k.AddVm(KvmVm.Create("vm1"));
+        k.AddDevice(Gpu());
+        k.AddDevice(Platform());
+        k.AddDevice(Nvgrace());
+        foreach (var page in Pages)
+        {
+            ulong hva;
+            var err = page switch
+            {
+                "ram" => k.MmapRam(Size, null, out hva),
+                "bar" => k.MmapDevice("gpu0", 0, 0, Size, true, Prot.Read | Prot.Write, null, out hva),
+                "platform" => k.MmapDevice("plat0", 0, 0, 64 * 1024, true, Prot.Read | Prot.Write, null, out hva),
+                "usemem" => k.MmapDevice("gh0", VfioRegionIndex.NvgraceUsemem, 0, Size, true, Prot.Read | Prot.Write, null, out hva),
+                _ => k.MmapDevice("gh0", VfioRegionIndex.NvgraceResmem, 0, Size, true, Prot.Read | Prot.Write, null, out hva),
+            };
+            Assert.Equal(Errno.None, err);
+            Assert.Equal(Errno.None, k.SetMemslot("vm1", Array.IndexOf(Pages, page), MemslotFlags.None, GpaOf(page), page == "platform" ? 64 * 1024 : Size, hva));
+            Assert.Equal(FaultResult.Mapped, k.Access("vm1", 0, GpaOf(page), AccessOp.Read).Outcome.Result);
+        }
+        return k;
+    }
+
+    private static Dictionary<ulong, string> Changes(IEnumerable<LoggedEvent> log, string kernel)
+    {
+        var r = new Replay(p => KernelPolicy.Of(kernel, p.Cpu.Fwb, p.Cpu.Dic));
+        foreach (var e in log) r.Apply(e.Seq, e.Stream, e.Event);
+        Assert.Equal(0, r.Mismatches);
+        return r.Changes.ToDictionary(c => c.Gpa, c => $"{c.Before} -> {c.After}");
+    }
+
+    [Fact]
+    public void A_6_8_run_under_6_9_maps_the_BAR_and_RESMEM_Normal_NC_and_nothing_else()
+    {
+        var changes = Changes(World("6.8").Log, "6.9");
+        Assert.Equal(new Dictionary<ulong, string>
+        {
+            [GpaOf("bar")] = "Mapped Device-nGnRE -> Mapped Normal-NC",
+            [GpaOf("resmem")] = "Mapped Device-nGnRE -> Mapped Normal-NC",
+        }, changes);
+    }
+
+    [Fact]
+    public void A_6_9_run_under_6_8_maps_them_Device_nGnRE_again()
+    {
+        var changes = Changes(World("6.9").Log, "6.8");
+        Assert.Equal(new Dictionary<ulong, string>
+        {
+            [GpaOf("bar")] = "Mapped Normal-NC -> Mapped Device-nGnRE",
+            [GpaOf("resmem")] = "Mapped Normal-NC -> Mapped Device-nGnRE",
+        }, changes);
+    }
+
+    [Fact]
+    public void A_6_8_run_under_6_17_also_maps_USEMEM_cacheable()
+    {
+        var changes = Changes(World("6.8").Log, "6.17");
+        Assert.Equal(new Dictionary<ulong, string>
+        {
+            [GpaOf("bar")] = "Mapped Device-nGnRE -> Mapped Normal-NC",
+            [GpaOf("usemem")] = "Mapped Device-nGnRE -> Mapped Normal-WB",
+            [GpaOf("resmem")] = "Mapped Device-nGnRE -> Mapped Normal-NC",
+        }, changes);
+    }
+
+    [Fact]
+    public void Which_VMAs_get_the_flag_is_what_each_drivers_mmap_does()
+    {
+        // SetsAllowAnyUncached, read from what a VMA is, against the mmap functions that made them.
+        var nc = World("6.9");
+        Assert.Equal(Pages.Length, nc.Mm.Vmas.Length);
+        Assert.All(nc.Mm.Vmas, v => Assert.Equal(v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED), VfioDeviceDecider.SetsAllowAnyUncached(v.Backing.Kind, v.S1)));
+        Assert.Equal(2, nc.Mm.Vmas.Count(v => v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED)));
+        Assert.DoesNotContain(World("6.8").Mm.Vmas, v => v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED));
+    }
+
+    [Fact]
+    public void A_decision_logged_after_its_VMA_was_unmapped_is_re_decided_as_its_driver_made_it()
+    {
+        // A fault that raced munmap: its decision is logged after the VMA went (here: moved behind it).
+        var k = World("6.8");
+        var bar = k.Mm.VmaLookup(k.Vm("vm1").Memslots[Array.IndexOf(Pages, "bar")].UserspaceAddr)!;
+        Assert.Equal(Errno.None, k.Munmap(bar.Start, bar.Length));
+        var log = k.Log.ToList();
+        var decision = log.Single(e => e.Event is Stage2FaultResolved f && f.Decision.Inputs.Gpa == GpaOf("bar"));
+        log.Remove(decision);
+        log.Add(decision);
+        Assert.Null(new Func<AddressSpace>(() => log.Where(e => e.Stream == SyncKernel.MmStream).Aggregate(AddressSpace.Empty(), (m, e) => AddressSpaceDecider.Evolve(m, e.Event)))().VmaLookup(bar.Start));
+        Assert.Equal("Mapped Device-nGnRE -> Mapped Normal-NC", Changes(log, "6.9")[GpaOf("bar")]);
+    }
+}
