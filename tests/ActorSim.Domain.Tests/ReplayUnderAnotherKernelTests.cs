@@ -53,6 +53,51 @@ public class ReplayUnderAnotherKernelTests
         return r.Changes.ToDictionary(c => c.Gpa, c => $"{c.Before} -> {c.After}");
     }
 
+    private static IReadOnlyList<ReplayMemslotRefused> Refused(SyncKernel k, KernelPolicy other)
+    {
+        var r = new Replay(_ => other, k.Policy);
+        foreach (var e in k.Log) r.Apply(e.Seq, e.Stream, e.Event);
+        return r.MemslotsRefused;
+    }
+
+    [Theory]
+    [InlineData("6.17", false, true)]
+    [InlineData("6.17", true, false)]
+    [InlineData("6.8", false, true)]
+    [InlineData("6.9", true, false)]
+    public void Under_6_17_without_FWB_or_DIC_the_memslot_over_USEMEM_is_refused(string recorded, bool fwb, bool dic)
+    {
+        // kvm_arch_prepare_memory_region (2a8dfab26677, v6.17): a cacheable PFNMAP VMA needs FWB and DIC.
+        var k = World(recorded);
+        var refused = Assert.Single(Refused(k, KernelPolicy.Of("6.17", fwb, dic)));
+        Assert.Equal(("vm1", Array.IndexOf(Pages, "usemem"), GpaOf("usemem"), Size, Errno.EINVAL), (refused.Vm, refused.Slot, refused.Gpa, refused.Size, refused.Errno));
+        Assert.Equal(k.Log.Single(e => e.Event is MemslotSet m && m.Slot.Id == refused.Slot).Seq, refused.Seq);
+    }
+
+    [Fact]
+    public void Memslots_are_refused_only_by_the_policy_and_only_when_the_recorded_one_is_known()
+    {
+        Assert.Empty(Refused(World("6.17"), KernelPolicy.Of("6.17")));
+        Assert.Empty(Refused(World("6.17"), KernelPolicy.Of("6.9", fwb: false, dic: false)));
+        var k = World("6.17");
+        var r = new Replay(_ => KernelPolicy.Of("6.17", fwb: false)); // no recorded policy: memslots not decided again
+        foreach (var e in k.Log) r.Apply(e.Seq, e.Stream, e.Event);
+        Assert.Empty(r.MemslotsRefused);
+        Assert.NotEmpty(r.Changes);
+    }
+
+    [Fact]
+    public void A_memslot_the_replay_cannot_decide_as_the_run_did_is_not_reported()
+    {
+        // The fold knows a VM from its events alone, not its IPA size: a slot above 40 bits in a 44-bit VM is
+        // refused by the fold's VM under either policy (-EFAULT), which is not the policy's doing.
+        var k = new SyncKernel(Policy("6.17"));
+        k.AddVm(KvmVm.Create("vm1", ipaBits: 44));
+        Assert.Equal(Errno.None, k.MmapRam(Size, null, out var hva));
+        Assert.Equal(Errno.None, k.SetMemslot("vm1", 0, MemslotFlags.None, 1UL << 42, Size, hva));
+        Assert.Empty(Refused(k, KernelPolicy.Of("6.17", fwb: false)));
+    }
+
     [Fact]
     public void A_6_8_run_under_6_9_maps_the_BAR_and_RESMEM_Normal_NC_and_nothing_else()
     {

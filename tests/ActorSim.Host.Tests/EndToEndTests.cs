@@ -163,6 +163,46 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         }
     }
 
+    /// <summary>A 6.17 run re-decided without FWB: the memslots over the Grace Hopper GPU's cacheable USEMEM
+    /// would be refused (KVM_SET_USER_MEMORY_REGION -EINVAL), from the file (its header's policy) and from
+    /// the database (the run's record); under 6.9 none is.</summary>
+    [Fact]
+    public void Replaying_a_6_17_run_without_FWB_names_the_memslots_that_would_be_refused()
+    {
+        var id = $"e2e-617-{Guid.NewGuid():N}";
+        var file = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        try
+        {
+            var (exit, output, err) = Actorsim("run", "--kernel", "6.17", "--rounds", "30", "--seed", "5", "--run-id", id, "--export", file);
+            Assert.True(exit == 0, output + err);
+            foreach (var source in new[] { new[] { "--file", file }, ["--run", id] })
+            {
+                (exit, output, err) = Actorsim(["replay", .. source, "--no-fwb", "--json"]);
+                Assert.True(exit == 0, output + err);
+                using var r = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+                var refused = r.RootElement.GetProperty("memslots_refused_examples").EnumerateArray().ToArray();
+                var count = r.RootElement.GetProperty("memslots_refused").GetInt64(); // the workload sets one a VM at its start
+                Assert.True(count >= 2, output);
+                Assert.Equal(["vm1", "vm2"], refused.Select(m => m.GetProperty("vm").GetString()).Distinct().Order());
+                Assert.All(refused, m => Assert.Equal("EINVAL", m.GetProperty("errno").GetString()));
+
+                (exit, output, err) = Actorsim(["replay", .. source, "--no-fwb"]);
+                Assert.True(exit == 0, output + err);
+                Assert.Contains($"  {count} memslots set in the run would be refused (their faults counted above as if set):\n", output);
+                Assert.Matches(@"\n  e\.g\. seq \d+ vm1 slot \d+ gpa 0x[0-9a-f]+\.\.0x[0-9a-f]+: KVM_SET_USER_MEMORY_REGION -> EINVAL\n", output);
+
+                (exit, output, err) = Actorsim(["replay", .. source, "--kernel", "6.9", "--no-fwb", "--json"]);
+                Assert.True(exit == 0, output + err);
+                using var nc = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+                Assert.Equal(0, nc.RootElement.GetProperty("memslots_refused").GetInt64());
+            }
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     [Fact]
     public void Export_import_export_is_byte_identical()
     {

@@ -12,6 +12,10 @@ public sealed record ReplayMismatch(long Seq, string Stream, FaultOutcome Record
 /// <summary>A decision re-decided under another kernel policy that came out differently.</summary>
 public sealed record ReplayChange(long Seq, string Stream, string Vm, ulong Gpa, AccessOp Op, string Before, string After);
 
+/// <summary>A memslot the run set that the other policy's KVM_SET_USER_MEMORY_REGION refuses (6.17 without
+/// FWB and DIC: a cacheable PFNMAP VMA in it, -EINVAL).</summary>
+public sealed record ReplayMemslotRefused(long Seq, string Stream, string Vm, int Slot, ulong Gpa, ulong Size, Errno Errno);
+
 /// <summary>Folds a run's events in global order through the deciders and checks every decision
 /// record against <see cref="KvmHandleGuestAbort.Decide"/> — the same function the actors call.
 /// With <see cref="Policy"/> set, each decision is also re-decided under that policy and the
@@ -26,10 +30,23 @@ public sealed class Replay
     // One stage-2 edit per VM replica, kept across events (Stage2Edit); dropped when Vms hands them out.
     private readonly Dictionary<string, Stage2Edit> _edits = new(StringComparer.Ordinal);
 
-    public Replay(Func<KernelPolicy, KernelPolicy>? policy = null) => Policy = policy;
+    private readonly List<ReplayMemslotRefused> _memslotsRefused = [];
+
+    /// <param name="policy">Maps a recorded policy to the policy to re-decide under, or null.</param>
+    /// <param name="recorded">The policy the run was recorded under (its header's), for what carries none:
+    /// with it and <paramref name="policy"/>, each memslot set is decided again under the other policy.</param>
+    public Replay(Func<KernelPolicy, KernelPolicy>? policy = null, KernelPolicy? recorded = null)
+    {
+        Policy = policy;
+        Recorded = recorded;
+    }
 
     /// <summary>Maps a decision's recorded policy to the policy to re-decide under, or null.</summary>
     public Func<KernelPolicy, KernelPolicy>? Policy { get; }
+    public KernelPolicy? Recorded { get; }
+    /// <summary>The memslots the run set that the other policy refuses, in order. The faults in them are
+    /// still re-decided as if they had been set (on their recorded inputs).</summary>
+    public IReadOnlyList<ReplayMemslotRefused> MemslotsRefused => _memslotsRefused;
     public long Events { get; private set; }
     public long Decisions { get; private set; }
     public ReplayMismatch? FirstMismatch { get; private set; }
@@ -78,6 +95,19 @@ public sealed class Replay
         return null;
     }
 
+    /// <summary>KVM_SET_USER_MEMORY_REGION of a memslot the run set, decided again (KvmVmDecider, the VM as
+    /// folded so far) under the recorded policy and under <paramref name="other"/>: refused by the other
+    /// alone, it is reported. Both, because the fold knows a VM only from its events (not its IPA size or
+    /// MTE), so only what the policy changes is the policy's.</summary>
+    private void MemslotUnder(long seq, string stream, MemslotSet set, KernelPolicy recorded, KernelPolicy other)
+    {
+        var vm = _vms.TryGetValue(set.Vm, out var v) ? v : KvmVm.Create(set.Vm);
+        var s = set.Slot;
+        Errno Decide(KernelPolicy p) => KvmVmDecider.SetUserMemoryRegion(vm, p, s.Id, s.Flags, s.BaseGpa, s.Size, s.UserspaceAddr, set.Vmas).Errno;
+        if (Decide(recorded) == Errno.None && Decide(other) is var refused and not Errno.None)
+            _memslotsRefused.Add(new ReplayMemslotRefused(seq, stream, set.Vm, s.Id, s.BaseGpa, s.Size, refused));
+    }
+
     public void Apply(long seq, string stream, IDomainEvent e)
     {
         Events++;
@@ -101,6 +131,7 @@ public sealed class Replay
                 if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after));
             }
         }
+        if (e is MemslotSet set && Policy is { } redecide && Recorded is { } recorded) MemslotUnder(seq, stream, set, recorded, redecide(recorded));
         // Fold: VM streams ("...kvm-NAME") into KvmVm, mm streams into AddressSpace.
         var name = stream[(stream.LastIndexOf('/') + 1)..];
         if (name.StartsWith("kvm-", StringComparison.Ordinal))

@@ -318,11 +318,11 @@ public static class DataCommands
         bool? dic = a.Has("--dic") ? true : a.Has("--no-dic") ? false : null;
         Func<KernelPolicy, KernelPolicy>? redecide = kernel is null && fwb is null && dic is null ? null
             : p => p with { RuleSet = kernel ?? p.RuleSet, Cpu = new CpuFeatures(fwb ?? p.Cpu.Fwb, dic ?? p.Cpu.Dic) };
-        var replay = new Replay(redecide);
 
         IAsyncEnumerable<RunEvent> events;
         Marten.DocumentStore? store = null;
         var beingWritten = false;
+        Persistence.ReadSide.RunInfo? info = null; // the run's policy, for its memslots (Replay.Recorded)
         // A file is read as it is replayed (a chunk of events in memory at a time, not the whole run);
         // a problem in it ends the replay when its line is reached, with the same error and exit 2.
         using var log = a.Get("--file") is { } file ? OpenLog("replay", file) : null;
@@ -334,7 +334,11 @@ public static class DataCommands
             store = MartenStores.Get(cs);
             events = RunLog.ReadAsync(store, a.Get("--run")!);
             beingWritten = await BeingWrittenAsync(cs, a.Get("--run")!);
+            if (redecide is not null) info = await RunLog.InfoAsync(store, a.Get("--run")!);
         }
+        var header = log?.Header ?? (info is null ? null : EventLogHeader.FromRunInfo(info, 0));
+        var replay = new Replay(redecide, header is not null && RuleSets.TryParse(header.Kernel, out var recordedRules)
+            ? new KernelPolicy(recordedRules, new CpuFeatures(header.Fwb, header.Dic), (WordSize)header.WordSize) : null);
         var verify = a.Has("--verify");
         var progress = new TerminalProgress($"replaying {(a.Get("--run") is { } id ? $"run {id}" : a.Get("--file"))}", log?.Header.Events);
         try
@@ -374,6 +378,8 @@ public static class DataCommands
             {
                 events = replay.Events, decisions = replay.Decisions, mismatches = replay.Mismatches,
                 changed = replay.Changes.Count, changes = groups,
+                memslots_refused = replay.MemslotsRefused.Count,
+                memslots_refused_examples = replay.MemslotsRefused.Take(10).Select(m => new { seq = m.Seq, stream = m.Stream, vm = m.Vm, slot = m.Slot, gpa = $"0x{m.Gpa:x}", size = $"0x{m.Size:x}", errno = m.Errno.ToString() }),
                 examples = replay.Changes.Take(10).Select(c => new { seq = c.Seq, stream = c.Stream, vm = c.Vm, gpa = $"0x{c.Gpa:x}", op = c.Op.ToString(), before = c.Before, after = c.After }),
             }, CliJson.Plain));
         }
@@ -386,6 +392,11 @@ public static class DataCommands
                 Console.WriteLine($"re-decided under {(kernel is { } r ? r.Label() : "the recorded rule set")}{(fwb is { } f ? $" fwb={(f ? 1 : 0)}" : "")}{(dic is { } d ? $" dic={(d ? 1 : 0)}" : "")}: {replay.Changes.Count} of {replay.Decisions} decisions change");
                 foreach (var g in groups) Console.WriteLine($"  {g.count,8}  {g.before} -> {g.after}");
                 foreach (var c in replay.Changes.Take(5)) Console.WriteLine($"  e.g. seq {c.Seq} {c.Vm} gpa 0x{c.Gpa:x} {c.Op}: {c.Before} -> {c.After}");
+                // A memslot's faults are still re-decided as if it had been set (on their recorded inputs).
+                if (replay.MemslotsRefused.Count > 0)
+                    Console.WriteLine($"  {replay.MemslotsRefused.Count} memslot{(replay.MemslotsRefused.Count == 1 ? "" : "s")} set in the run would be refused (their faults counted above as if set):");
+                foreach (var m in replay.MemslotsRefused.Take(5))
+                    Console.WriteLine($"  e.g. seq {m.Seq} {Printable.Of(m.Vm)} slot {m.Slot} gpa 0x{m.Gpa:x}..0x{m.Gpa + m.Size:x}: KVM_SET_USER_MEMORY_REGION -> {m.Errno}");
             }
         }
         return replay.Mismatches == 0 ? 0 : 1;
