@@ -15,7 +15,7 @@ public static class BuildInfo
     public static string? Commit { get; } = CommitOf(typeof(BuildInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion);
 
     /// <summary>The commit in an informational version "VERSION+COMMIT", or null.</summary>
-    public static string? CommitOf(string? informationalVersion)
+    private static string? CommitOf(string? informationalVersion)
     {
         var plus = informationalVersion?.IndexOf('+') ?? -1;
         if (plus < 0) return null;

@@ -25,12 +25,11 @@ public sealed class Replay
     private readonly Dictionary<string, KvmVm> _vms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AddressSpace> _mms = new(StringComparer.Ordinal);
     private readonly List<ReplayChange> _changes = [];
+    private readonly List<ReplayMemslotRefused> _memslotsRefused = [];
     // Every VMA mmapped, in order, when re-deciding (VmaUnder): what made a VMA unmapped since.
     private readonly List<Vma> _mapped = [];
     // One stage-2 edit per VM replica, kept across events (Stage2Edit); dropped when Vms hands them out.
     private readonly Dictionary<string, Stage2Edit> _edits = new(StringComparer.Ordinal);
-
-    private readonly List<ReplayMemslotRefused> _memslotsRefused = [];
 
     /// <param name="policy">Maps a recorded policy to the policy to re-decide under, or null.</param>
     /// <param name="recorded">The policy the run was recorded under (its header's), for what carries none:
@@ -43,6 +42,7 @@ public sealed class Replay
 
     /// <summary>Maps a decision's recorded policy to the policy to re-decide under, or null.</summary>
     public Func<KernelPolicy, KernelPolicy>? Policy { get; }
+    /// <summary>The policy the run was recorded under, or null (then memslots are not decided again).</summary>
     public KernelPolicy? Recorded { get; }
     /// <summary>The memslots the run set that the other policy refuses, in order. The faults in them are
     /// still re-decided as if they had been set (on their recorded inputs).</summary>
