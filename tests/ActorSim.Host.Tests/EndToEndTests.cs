@@ -465,19 +465,42 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal((141, "{\"format\":", ""), (exit, output, err));
     }
 
-    /// <summary>A run records the commit actorsim was built from (`runs --json`), the one `version` names.</summary>
+    /// <summary>A run records the commit actorsim was built from (`runs --json`), the one `version` names;
+    /// resumed by another build, it keeps that commit and the resume says which build goes on with it.</summary>
     [Fact]
-    public void A_run_records_the_commit_its_build_came_from()
+    public async Task A_run_records_the_commit_its_build_came_from_and_a_resume_by_another_build_says_so()
     {
         var id = $"e2e-commit-{Guid.NewGuid():N}";
         var (exit, output, err) = Actorsim("run", "--rounds", "5", "--run-id", id);
         Assert.True(exit == 0, err);
-        (exit, output, err) = Actorsim("runs", "--json");
-        Assert.True(exit == 0, err);
-        using var doc = System.Text.Json.JsonDocument.Parse(output);
-        var recorded = doc.RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetString() == id).GetProperty("commit").GetString();
+        var recorded = Commit(id);
         Assert.NotNull(recorded);
         Assert.Contains($" (commit {recorded})\n", Actorsim("version").Out);
+
+        (exit, output, err) = Actorsim("run", "--resume", id, "--rounds", "2");
+        Assert.True(exit == 0, err);
+        Assert.DoesNotContain("was started by build", err); // the same build
+
+        var store = Persistence.MartenStores.Get(Environment.GetEnvironmentVariable("ACTORSIM_DB")!);
+        await using (var session = store.LightweightSession())
+        {
+            var info = (await session.LoadAsync<Persistence.ReadSide.RunInfo>(id))!;
+            info.Commit = new string('0', 40); // as if another build had started it
+            session.Store(info);
+            await session.SaveChangesAsync();
+        }
+        (exit, output, err) = Actorsim("run", "--resume", id, "--rounds", "2");
+        Assert.True(exit == 0, err);
+        Assert.Contains($"actorsim run: note: run '{id}' was started by build 0000000; this is build {recorded![..7]}, whose events it gets from now on (the run records the first)", err);
+        Assert.Equal(new string('0', 40), Commit(id));
+
+        static string? Commit(string run)
+        {
+            var (exit, output, err) = Actorsim("runs", "--json");
+            Assert.True(exit == 0, err);
+            using var doc = JsonDocument.Parse(output);
+            return doc.RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetString() == run).GetProperty("commit").GetString();
+        }
     }
 
     /// <summary>`run --export /dev/stdout | head`, `run --metrics /dev/stdout | head` and `scenario --junit

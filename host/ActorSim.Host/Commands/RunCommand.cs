@@ -186,6 +186,10 @@ public static class RunCommand
             policy = new KernelPolicy(rules, new CpuFeatures(previous.Fwb, previous.Dic));
             (vms, vcpus) = (previous.Vms, previous.Vcpus);
             seed = (int)previous.Seed + 1; // the continuation draws new choices
+            // The run records the build that started it, so it can be reproduced; another build's events
+            // from here on would pass for that build's (a changed decider shows as replay mismatches).
+            if (previous.Commit is { } started && BuildInfo.Commit is { } current && started != current)
+                Console.Error.WriteLine($"actorsim run: note: run '{resume}' was started by build {started[..7]}; this is build {current[..7]}, whose events it gets from now on (the run records the first)");
         }
         var runId = resume ?? a.Get("--run-id") ?? Database.NewRunId("run");
         if (!(resume is null ? Database.IsNewRunId(runId) : Database.IsRunId(runId))) throw new UsageException($"run: {Database.NotARunId(runId)}");
