@@ -336,9 +336,7 @@ public static class DataCommands
             beingWritten = await BeingWrittenAsync(cs, a.Get("--run")!);
             if (redecide is not null) info = await RunLog.InfoAsync(store, a.Get("--run")!);
         }
-        var header = log?.Header ?? (info is null ? null : EventLogHeader.FromRunInfo(info, 0));
-        var replay = new Replay(redecide, header is not null && RuleSets.TryParse(header.Kernel, out var recordedRules)
-            ? new KernelPolicy(recordedRules, new CpuFeatures(header.Fwb, header.Dic), (WordSize)header.WordSize) : null);
+        var replay = new Replay(redecide, (log?.Header ?? (info is null ? null : EventLogHeader.FromRunInfo(info, 0)))?.Policy);
         var verify = a.Has("--verify");
         var progress = new TerminalProgress($"replaying {(a.Get("--run") is { } id ? $"run {id}" : a.Get("--file"))}", log?.Header.Events);
         try

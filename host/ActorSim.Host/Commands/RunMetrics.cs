@@ -55,7 +55,7 @@ public sealed class RunMetrics : IDisposable
         _runId = runId;
         // A descriptor's name (/dev/stdout) is written at the descriptor's offset, not from the file's start.
         _file = file is null ? null
-            : new StreamWriter(Persistence.EventLog.SpecialFiles.OpenDescriptor(file) ?? new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
+            : new StreamWriter(SpecialFiles.OpenDescriptor(file) ?? new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
         _meter = new Meter(MeterName);
         var run = new KeyValuePair<string, object?>("run", runId);
         _meter.CreateObservableCounter("actorsim.guest.accesses", () => Newest() is { } s

@@ -37,6 +37,10 @@ public sealed record EventLogHeader(string Run, string Kernel, bool Fwb, bool Di
     };
 
     public static EventLogHeader FromRunInfo(RunInfo r, long events) => new(r.Id, r.Kernel, r.Fwb, r.Dic, r.WordSize, r.Seed, r.Scenario, r.Commit, events);
+
+    /// <summary>The kernel, CPU and word size the header says the run had (a file's checked by
+    /// <see cref="EventLogFile"/> as it reads the header).</summary>
+    public KernelPolicy Policy => KernelPolicy.Of(Kernel, Fwb, Dic) with { WordSize = (WordSize)WordSize };
 }
 
 /// <summary>Writes and reads event logs as JSON Lines: line 1 the header, then one event per line in
@@ -146,7 +150,7 @@ public static class EventLogFile
     {
         var count = 0L;
         var versions = new Dictionary<string, long>(StringComparer.Ordinal);
-        var policy = HeaderPolicy(header);
+        var policy = header.Policy; // checked by ParseHeader
         // One chunk is decoded in the background while the lines of the next are read and the one
         // before it is checked and handed out: the reading, the checks and the caller's work (a
         // replay's fold) are serial, and with decoding now cheap they had become most of a pass.
@@ -174,9 +178,6 @@ public static class EventLogFile
         if (header.Events != count)
             throw new EventLogFormatException(path, 1, "events", $"header says {header.Events} events, the file has {count}");
     }
-
-    /// <summary>The kernel, CPU and word size the header says the run had (checked by <see cref="ParseHeader"/>).</summary>
-    private static KernelPolicy HeaderPolicy(EventLogHeader h) => KernelPolicy.Of(h.Kernel, h.Fwb, h.Dic) with { WordSize = (WordSize)h.WordSize };
 
     /// <summary>A decision of <paramref name="e"/> made under another policy than <paramref name="header"/>,
     /// with its field. A run decides under one policy (its kernel, CPU and word size; a resumed run keeps
