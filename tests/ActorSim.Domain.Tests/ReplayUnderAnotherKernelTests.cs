@@ -53,6 +53,15 @@ public class ReplayUnderAnotherKernelTests
         return r.Changes.ToDictionary(c => c.Gpa, c => $"{c.Before} -> {c.After}");
     }
 
+    /// <summary>Each change as "page Op: before -> after", in order.</summary>
+    private static List<string> ChangesInOrder(SyncKernel k, string kernel)
+    {
+        var r = new Replay(p => KernelPolicy.Of(kernel, p.Cpu.Fwb, p.Cpu.Dic));
+        foreach (var e in k.Log) r.Apply(e.Seq, e.Stream, e.Event);
+        Assert.Equal(0, r.Mismatches);
+        return [.. r.Changes.Select(c => $"{Pages[(int)((c.Gpa - GpaOf("ram")) / Size)]} {c.Op}: {c.Before} -> {c.After}")];
+    }
+
     private static IReadOnlyList<ReplayMemslotRefused> Refused(SyncKernel k, KernelPolicy other)
     {
         var r = new Replay(_ => other, k.Policy);
@@ -130,6 +139,88 @@ public class ReplayUnderAnotherKernelTests
             [GpaOf("usemem")] = "Mapped Device-nGnRE -> Mapped Normal-WB",
             [GpaOf("resmem")] = "Mapped Device-nGnRE -> Mapped Normal-NC",
         }, changes);
+    }
+
+    /// <summary>Each fault meets the leaf the other kernel's own decisions left. 6.9 maps USEMEM Device-nGnRE
+    /// and refuses an exec on it (-ENOEXEC); 6.17 with FWB and DIC maps it Normal-WB and executable at the
+    /// first read, so the exec does not fault. Re-decided on the run's Device-nGnRE leaf, the exec said
+    /// "PermissionsRelaxed Device-nGnRE": an executable device leaf, which no kernel makes.</summary>
+    [Fact]
+    public void A_6_9_run_under_6_17_finds_USEMEM_executable_where_6_9_refused_the_exec()
+    {
+        var k = World("6.9");
+        var exec = k.Access("vm1", 1, GpaOf("usemem"), AccessOp.Exec).Outcome;
+        Assert.Equal((FaultResult.GuestAbort, Errno.ENOEXEC), (exec.Result, exec.Errno));
+        Assert.Equal(
+            ["usemem Read: Mapped Device-nGnRE -> Mapped Normal-WB", "usemem Exec: GuestAbort ENOEXEC -> AlreadyMapped Normal-WB"],
+            ChangesInOrder(k, "6.17"));
+    }
+
+    /// <summary>The run's unmaps (here the memslot's deletion, kvm_arch_flush_shadow_memslot) take the other
+    /// kernel's leaves too: the exec after the slot is set again is a translation fault in both.</summary>
+    [Fact]
+    public void The_other_kernels_leaves_go_where_the_runs_went()
+    {
+        var k = World("6.9");
+        var slot = k.Vm("vm1").Memslots[Array.IndexOf(Pages, "usemem")];
+        Assert.Equal(Errno.None, k.DeleteMemslot("vm1", slot.Id));
+        Assert.Contains(k.Log, e => e.Event is Stage2RangeUnmapped u && u.Gpa == GpaOf("usemem"));
+        Assert.Equal(Errno.None, k.SetMemslot("vm1", slot.Id, MemslotFlags.None, slot.BaseGpa, slot.Size, slot.UserspaceAddr));
+        Assert.Equal(Errno.ENOEXEC, k.Access("vm1", 1, GpaOf("usemem"), AccessOp.Exec).Outcome.Errno);
+        Assert.Equal(
+            ["usemem Read: Mapped Device-nGnRE -> Mapped Normal-WB", "usemem Exec: GuestAbort ENOEXEC -> Mapped Normal-WB"],
+            ChangesInOrder(k, "6.17"));
+    }
+
+    /// <summary>Two vCPUs' faults on one page, raced as the actors can race them: vCPU 0's write faults, vCPU 1's
+    /// access is decided before vCPU 0 takes mmu_lock. Under dirty logging a read maps the page read-only.
+    /// (a) vCPU 0's translation fault finds vCPU 1's read-only leaf: the map walker leaves it (AlreadyMapped,
+    /// the guest faults again); (b) vCPU 0's permission fault finds the leaf vCPU 1's write relaxed: relaxed
+    /// again; (c) below. Without FWB 6.9 decides alike but encodes a Normal leaf's attribute otherwise, so
+    /// every leaf the re-decisions leave differs from the run's; taken as faults on those leaves, (a) would
+    /// be a permission fault (relaxed), (b) no fault at all and (c) a translation fault (mapped): changes
+    /// where nothing changes.</summary>
+    [Fact]
+    public void Faults_that_raced_another_vCPU_race_it_under_the_other_policy_too()
+    {
+        const ulong gpa = 0x80_0000_0000;
+        var k = new SyncKernel(Policy("6.9"));
+        k.AddVm(KvmVm.Create("vm1"));
+        Assert.Equal(Errno.None, k.MmapRam(Size, null, out var hva));
+        Assert.Equal(Errno.None, k.SetMemslot("vm1", 0, MemslotFlags.KVM_MEM_LOG_DIRTY_PAGES, gpa, Size, hva));
+        // The kernel's own events in order, each raced decision where vCPU 0 made it.
+        var log = new List<LoggedEvent>();
+        var taken = 0;
+        void Take()
+        {
+            foreach (var e in k.Log.Skip(taken)) log.Add(e with { Seq = log.Count + 1 });
+            taken = k.Log.Count;
+        }
+        DecisionRecord Raced(ulong page, Action between)
+        {
+            var start = KvmFaultPath.Begin(k.Vm("vm1"), 0, page, AccessOp.Write);
+            var answer = k.ResolvePfn(start);
+            between();
+            Take();
+            var d = KvmFaultPath.Complete(k.Vm("vm1"), k.Policy, start, answer);
+            log.Add(new LoggedEvent(log.Count + 1, SyncKernel.VmStream("vm1"), new Stage2FaultResolved(d)));
+            return d;
+        }
+        void Access(ulong page, AccessOp op, FaultResult result) => Assert.Equal(result, k.Access("vm1", 1, page, op).Outcome.Result);
+        var a = Raced(gpa, () => Access(gpa, AccessOp.Read, FaultResult.Mapped));
+        Assert.Equal((false, FaultResult.AlreadyMapped), (a.Inputs.FaultIsPerm, a.Outcome.Result));
+        Access(gpa + 0x1000, AccessOp.Read, FaultResult.Mapped);
+        var b = Raced(gpa + 0x1000, () => Access(gpa + 0x1000, AccessOp.Write, FaultResult.PermissionsRelaxed));
+        Assert.Equal((true, FaultResult.PermissionsRelaxed), (b.Inputs.FaultIsPerm, b.Outcome.Result));
+        // (c) The memslot deleted under vCPU 0's permission fault (its leaf unmapped, no invalidation): the
+        // relax finds no leaf, and the guest faults again.
+        Access(gpa + 0x2000, AccessOp.Read, FaultResult.Mapped);
+        var c = Raced(gpa + 0x2000, () => Assert.Equal(Errno.None, k.DeleteMemslot("vm1", 0)));
+        Assert.Equal((true, null, FaultResult.Retry), (c.Inputs.FaultIsPerm, c.Inputs.ExistingLeaf, c.Outcome.Result));
+        var r = new Replay(p => KernelPolicy.Of("6.9", fwb: !p.Cpu.Fwb, p.Cpu.Dic));
+        foreach (var e in log) r.Apply(e.Seq, e.Stream, e.Event);
+        Assert.Equal((0, 7), (r.Mismatches, r.Decisions));
+        Assert.Empty(r.Changes);
     }
 
     [Fact]

@@ -136,6 +136,19 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal(nc, changes.Sum(c => c.GetProperty("count").GetInt64()));
     }
 
+    /// <summary>Without FWB 6.9 encodes a Normal leaf's attribute otherwise and decides the same: nothing
+    /// changes, though the stage-2 leaves the re-decisions leave differ from the run's and the run's vCPUs
+    /// raced each other (a leaf mapped, relaxed or taken between a fault and mmu_lock).</summary>
+    [Fact]
+    public void Replaying_under_a_policy_that_decides_alike_changes_nothing()
+    {
+        var (exit, output, err) = Actorsim("replay", "--file", _run.File, "--no-fwb", "--json");
+        Assert.True(exit == 0, output + err);
+        using var r = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        Assert.True(r.RootElement.GetProperty("decisions").GetInt64() > 0, output);
+        Assert.Equal(0, r.RootElement.GetProperty("changed").GetInt64());
+    }
+
     /// <summary>The other way: a 6.8 run's BARs were mmapped without VM_ALLOW_ANY_UNCACHED, which 6.9's VFIO
     /// sets; re-decided under 6.9 they map Normal-NC (it said "0 of N decisions change").</summary>
     [Fact]
@@ -153,9 +166,13 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
             Assert.NotEmpty(changes);
             Assert.All(changes, c =>
             {
-                Assert.EndsWith("Device-nGnRE", c.GetProperty("before").GetString());
-                Assert.Equal("Mapped Normal-NC", c.GetProperty("after").GetString());
+                // Only the memory type: "Mapped" stays "Mapped", and a spurious fault that found its leaf
+                // ("AlreadyMapped") finds the Normal-NC one 6.9 had mapped.
+                var before = c.GetProperty("before").GetString()!;
+                Assert.EndsWith(" Device-nGnRE", before);
+                Assert.Equal(before.Replace(" Device-nGnRE", " Normal-NC"), c.GetProperty("after").GetString());
             });
+            Assert.Contains(changes, c => c.GetProperty("after").GetString() == "Mapped Normal-NC");
         }
         finally
         {

@@ -30,6 +30,8 @@ public sealed class Replay
     private readonly List<Vma> _mapped = [];
     // One stage-2 edit per VM replica, kept across events (Stage2Edit); dropped when Vms hands them out.
     private readonly Dictionary<string, Stage2Edit> _edits = new(StringComparer.Ordinal);
+    // Each VM's stage-2 table as the other policy's decisions leave it (LeafUnder), when re-deciding.
+    private readonly Dictionary<string, Stage2Table> _otherStage2 = new(StringComparer.Ordinal);
 
     /// <param name="policy">Maps a recorded policy to the policy to re-decide under, or null.</param>
     /// <param name="recorded">The policy the run was recorded under (its header's), for what carries none:
@@ -95,6 +97,42 @@ public sealed class Replay
         return null;
     }
 
+    /// <summary>The fault decided under <paramref name="other"/>, on its VM's stage-2 table as <paramref name="other"/>'s
+    /// decisions left it (then updated with this one). Re-decided on the recorded leaf, a 6.9 run under 6.17 had
+    /// an exec fault relax the permissions of the Device-nGnRE leaf 6.9 put on USEMEM, where 6.17 had mapped it
+    /// Normal-WB and executable (with DIC): the access would not have faulted at all.</summary>
+    private FaultOutcome ReDecide(FaultInputs recorded, KernelPolicy other)
+    {
+        var table = _otherStage2.TryGetValue(recorded.Vm, out var t) ? t : Stage2Table.Empty;
+        var found = table.Lookup(recorded.Gpa);
+        // The other's leaf lets the access through: no stage-2 fault, the access finds its page mapped.
+        if (LeafUnder(recorded, found) is not { } inputs)
+            return new(FaultResult.AlreadyMapped, Errno.None, found, default, DecisionPath.NoFault);
+        var again = KvmHandleGuestAbort.Decide(inputs with { Policy = other, Vma = VmaUnder(recorded, other) });
+        if (again is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf })
+            _otherStage2[recorded.Vm] = table.Install(leaf, null);
+        return again;
+    }
+
+    /// <summary>The fault's inputs with <paramref name="leaf"/>, the other policy's leaf at its IPA, for the
+    /// run's; null when that leaf permits the access (no fault). The fault is what the other's leaf makes it
+    /// (a permission fault at its level, a translation fault without one), unless in the run the leaf
+    /// changed between the fault and mmu_lock (another vCPU mapped or relaxed it, or an unmap took it):
+    /// then it is taken to have changed in the other too, and only the leaf found
+    /// under mmu_lock is the other's. Where the two tables agree, these are the recorded inputs. The vCPU's
+    /// access is the run's; when it came is the run's order.</summary>
+    private static FaultInputs? LeafUnder(FaultInputs recorded, Stage2Leaf? leaf)
+    {
+        if (ChangedBeforeLock(recorded)) return recorded with { ExistingLeaf = leaf };
+        if (leaf is { } l && l.Permits(recorded.Op)) return null;
+        return recorded with { FaultIsPerm = leaf is not null, FaultLevel = leaf?.Level ?? 3, ExistingLeaf = leaf };
+    }
+
+    /// <summary>The leaf under mmu_lock cannot be the one the fault was taken on (KvmFaultPath.Begin's covering
+    /// leaf, which did not permit the access): a translation fault found a leaf, a permission fault found
+    /// none or one that permits the access.</summary>
+    private static bool ChangedBeforeLock(FaultInputs i) => i.ExistingLeaf is { } l ? !i.FaultIsPerm || l.Permits(i.Op) : i.FaultIsPerm;
+
     /// <summary>KVM_SET_USER_MEMORY_REGION of a memslot the run set, decided again (KvmVmDecider, the VM as
     /// folded so far) under the recorded policy and under <paramref name="other"/>: refused by the other
     /// alone, it is reported. Both, because the fold knows a VM only from its events (not its IPA size or
@@ -125,13 +163,15 @@ public sealed class Replay
             if (Policy is { } p)
             {
                 var other = p(d.Inputs.Policy);
-                var again = KvmHandleGuestAbort.Decide(d.Inputs with { Policy = other, Vma = VmaUnder(d.Inputs, other) });
                 var before = Describe(d.Outcome, d.Inputs.Policy.Cpu.Fwb);
-                var after = Describe(again, other.Cpu.Fwb);
+                var after = Describe(ReDecide(d.Inputs, other), other.Cpu.Fwb);
                 if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after));
             }
         }
         if (e is MemslotSet set && Policy is { } redecide && Recorded is { } recorded) MemslotUnder(seq, stream, set, recorded, redecide(recorded));
+        // The notifier's and the memslot's unmaps take the other policy's leaves as they took the run's.
+        if (e is Stage2RangeUnmapped u && Policy is not null && _otherStage2.TryGetValue(u.Vm, out var t))
+            _otherStage2[u.Vm] = t.Unmap(u.Gpa, u.End, null);
         // Fold: VM streams ("...kvm-NAME") into KvmVm, mm streams into AddressSpace.
         var name = stream[(stream.LastIndexOf('/') + 1)..];
         if (name.StartsWith("kvm-", StringComparison.Ordinal))
