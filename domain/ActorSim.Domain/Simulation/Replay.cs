@@ -47,7 +47,7 @@ public sealed class Replay
     /// <summary>The policy the run was recorded under, or null (then memslots are not decided again).</summary>
     public KernelPolicy? Recorded { get; }
     /// <summary>The memslots the run set that the other policy refuses, in order. The faults in them are
-    /// still re-decided as if they had been set (on their recorded inputs).</summary>
+    /// still re-decided as if they had been set.</summary>
     public IReadOnlyList<ReplayMemslotRefused> MemslotsRefused => _memslotsRefused;
     public long Events { get; private set; }
     public long Decisions { get; private set; }
