@@ -14,8 +14,11 @@ namespace ActorSim.Host;
 /// keeps its stack trace: that one is a bug to report.</summary>
 public sealed class AkkaConsoleLogger : ActorBase, IRequiresMessageQueue<ILoggerMessageQueueSemantics>
 {
-    /// <summary>The <c>akka.loggers</c> setting that selects it.</summary>
-    public const string Hocon = "akka.loggers = [\"ActorSim.Host.AkkaConsoleLogger, actorsim\"]";
+    /// <summary>The settings that select it, and <see cref="AkkaStdoutLogger"/> for when it is not running.</summary>
+    public const string Hocon = """
+        akka.loggers = ["ActorSim.Host.AkkaConsoleLogger, actorsim"]
+        akka.stdout-logger-class = "ActorSim.Host.AkkaStdoutLogger, actorsim"
+        """;
 
     protected override bool Receive(object message)
     {
@@ -41,5 +44,19 @@ public sealed class AkkaConsoleLogger : ActorBase, IRequiresMessageQueue<ILogger
             if (!why.Contains(x.Message)) why.Add(x.Message);
         return string.Create(CultureInfo.InvariantCulture,
             $"[ERROR][{error.Timestamp:MM/dd/yyyy HH:mm:ss.fff}Z][{error.LogSource}] {error.Message} ({cause.GetType().Name}: {string.Join(": ", why)})");
+    }
+}
+
+/// <summary>Akka's logger before the loggers start and after they stop (<c>akka.stdout-logger-class</c>):
+/// <see cref="AkkaConsoleLogger"/>'s form, on stderr. Akka's own (StandardOutLogger) wrote on stdout, with
+/// the cause's stack: a run stopped past the outage limit printed, now and then, an actor's failed write
+/// that came after the loggers stopped (LoggingBus.StopDefaultLoggers, in ActorSystem.Terminate) as
+/// Npgsql's ~20-line stack in the command's report.</summary>
+public sealed class AkkaStdoutLogger : MinimalLogger
+{
+    protected override void Log(object message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        Console.Error.WriteLine(message is LogEvent e ? AkkaConsoleLogger.Format(e) : message.ToString());
     }
 }

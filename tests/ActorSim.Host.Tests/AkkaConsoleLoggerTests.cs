@@ -43,3 +43,37 @@ public class AkkaConsoleLoggerTests
         Assert.Equal(warning.ToString(), AkkaConsoleLogger.Format(warning));
     }
 }
+
+/// <summary>Akka's logger while the loggers are not running (<see cref="AkkaStdoutLogger"/>): here after the
+/// system terminated, as an actor's write that failed during the shutdown of a run stopped past the outage
+/// limit. In the "database outage" collection, which runs alone: it redirects the console.</summary>
+[Collection("database outage")]
+public class AkkaStdoutLoggerTests
+{
+    [Fact]
+    public async Task An_error_after_the_loggers_stopped_is_one_line_on_stderr_not_a_stack_on_stdout()
+    {
+        using var system = Akka.Actor.ActorSystem.Create("stdout-logger", Akka.Configuration.ConfigurationFactory.ParseString(AkkaConsoleLogger.Hocon));
+        Assert.IsType<AkkaStdoutLogger>(system.Settings.StdoutLogger);
+        await system.Terminate();
+        Exception cause;
+        try { throw new Npgsql.NpgsqlException("Failed to connect to 127.0.0.1:54400", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused)); }
+        catch (Exception e) { cause = e; }
+        var (err, output) = (new StringWriter(), new StringWriter());
+        var (stderr, stdout) = (Console.Error, Console.Out);
+        Console.SetError(err);
+        Console.SetOut(output);
+        try
+        {
+            system.EventStream.Publish(new Error(cause, "akka://stdout-logger/user/kvm-vm1", typeof(object), "Failed to persist event [7]"));
+        }
+        finally
+        {
+            Console.SetError(stderr);
+            Console.SetOut(stdout);
+        }
+        Assert.Equal("", output.ToString());
+        var line = Assert.Single(err.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.EndsWith("[akka://stdout-logger/user/kvm-vm1] Failed to persist event [7] (NpgsqlException: Failed to connect to 127.0.0.1:54400: Connection refused)", line.TrimEnd('\r'));
+    }
+}
