@@ -35,15 +35,23 @@ public sealed class AkkaConsoleLogger : ActorBase, IRequiresMessageQueue<ILogger
         }
     }
 
-    /// <summary>Akka's own form of the event, or the one-line form for a database outage's error.</summary>
+    /// <summary>Akka's own form of the event, or the one-line form for one caused by a database outage
+    /// (an error, or a warning: Akka 1.5's carry a cause too).</summary>
     public static string Format(LogEvent e)
     {
-        if (e is not Error { Cause: { } cause } error || !Outages.IsTransient(cause)) return e.ToString();
+        if (e.Cause is not { } cause || !Outages.IsTransient(cause)) return e.ToString();
         var why = new List<string>();
         for (var x = cause; x is not null; x = x.InnerException)
             if (!why.Contains(x.Message)) why.Add(x.Message);
+        var level = e.LogLevel() switch
+        {
+            LogLevel.ErrorLevel => "ERROR",
+            LogLevel.WarningLevel => "WARNING",
+            LogLevel.InfoLevel => "INFO",
+            _ => "DEBUG",
+        };
         return string.Create(CultureInfo.InvariantCulture,
-            $"[ERROR][{error.Timestamp:MM/dd/yyyy HH:mm:ss.fff}Z][{error.LogSource}] {error.Message} ({cause.GetType().Name}: {string.Join(": ", why)})");
+            $"[{level}][{e.Timestamp:MM/dd/yyyy HH:mm:ss.fff}Z][{e.LogSource}] {e.Message} ({cause.GetType().Name}: {string.Join(": ", why)})");
     }
 }
 

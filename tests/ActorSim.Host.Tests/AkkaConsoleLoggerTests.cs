@@ -24,6 +24,17 @@ public class AkkaConsoleLoggerTests
     }
 
     [Fact]
+    public void A_warning_caused_by_the_database_being_away_is_one_line_too()
+    {
+        var cause = Thrown(() => new Npgsql.NpgsqlException("Failed to connect to 127.0.0.1:54400",
+            new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused)));
+        var line = AkkaConsoleLogger.Format(new Warning(cause, "akka://actorsim/user/mm", typeof(object), "Failed to save snapshot"));
+        Assert.DoesNotContain('\n', line);
+        Assert.StartsWith("[WARNING][", line);
+        Assert.EndsWith("[akka://actorsim/user/mm] Failed to save snapshot (NpgsqlException: Failed to connect to 127.0.0.1:54400: Connection refused)", line);
+    }
+
+    [Fact]
     public void Any_other_error_keeps_its_stack_trace()
     {
         var cause = Thrown(() => new InvalidOperationException("a bug"));
