@@ -12,26 +12,24 @@ public class AkkaConsoleLoggerTests
         catch (Exception e) { return e; }
     }
 
-    [Fact]
-    public void An_error_caused_by_the_database_being_away_is_one_line_with_each_cause()
-    {
-        var cause = Thrown(() => new Npgsql.NpgsqlException("Failed to connect to 127.0.0.1:54400",
-            new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused)));
-        var line = AkkaConsoleLogger.Format(new Error(cause, "akka://actorsim/user/kvm-vm1", typeof(object), "Failed to persist event [7]"));
-        Assert.DoesNotContain('\n', line);
-        Assert.StartsWith("[ERROR][", line);
-        Assert.EndsWith("[akka://actorsim/user/kvm-vm1] Failed to persist event [7] (NpgsqlException: Failed to connect to 127.0.0.1:54400: Connection refused)", line);
-    }
+    /// <summary>A refused connection, thrown (with its stack), and how the one-line form ends with it.</summary>
+    internal static Exception RefusedConnection() => Thrown(() => new Npgsql.NpgsqlException("Failed to connect to 127.0.0.1:54400",
+        new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused)));
+    internal const string RefusedConnectionEnd = "(NpgsqlException: Failed to connect to 127.0.0.1:54400: Connection refused)";
 
-    [Fact]
-    public void A_warning_caused_by_the_database_being_away_is_one_line_too()
+    /// <summary>An error, and a warning (Akka 1.5's carry a cause too).</summary>
+    [Theory]
+    [InlineData("ERROR")]
+    [InlineData("WARNING")]
+    public void An_event_caused_by_the_database_being_away_is_one_line_with_each_cause(string level)
     {
-        var cause = Thrown(() => new Npgsql.NpgsqlException("Failed to connect to 127.0.0.1:54400",
-            new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused)));
-        var line = AkkaConsoleLogger.Format(new Warning(cause, "akka://actorsim/user/mm", typeof(object), "Failed to save snapshot"));
+        LogEvent e = level == "ERROR"
+            ? new Error(RefusedConnection(), "akka://actorsim/user/kvm-vm1", typeof(object), "Failed to persist event [7]")
+            : new Warning(RefusedConnection(), "akka://actorsim/user/kvm-vm1", typeof(object), "Failed to persist event [7]");
+        var line = AkkaConsoleLogger.Format(e);
         Assert.DoesNotContain('\n', line);
-        Assert.StartsWith("[WARNING][", line);
-        Assert.EndsWith("[akka://actorsim/user/mm] Failed to save snapshot (NpgsqlException: Failed to connect to 127.0.0.1:54400: Connection refused)", line);
+        Assert.StartsWith($"[{level}][", line);
+        Assert.EndsWith($"[akka://actorsim/user/kvm-vm1] Failed to persist event [7] {RefusedConnectionEnd}", line);
     }
 
     [Fact]
@@ -67,9 +65,7 @@ public class AkkaStdoutLoggerTests
         using var system = Akka.Actor.ActorSystem.Create("stdout-logger", Akka.Configuration.ConfigurationFactory.ParseString(AkkaConsoleLogger.Hocon));
         Assert.IsType<AkkaStdoutLogger>(system.Settings.StdoutLogger);
         await system.Terminate();
-        Exception cause;
-        try { throw new Npgsql.NpgsqlException("Failed to connect to 127.0.0.1:54400", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused)); }
-        catch (Exception e) { cause = e; }
+        var cause = AkkaConsoleLoggerTests.RefusedConnection();
         var (err, output) = (new StringWriter(), new StringWriter());
         var (stderr, stdout) = (Console.Error, Console.Out);
         Console.SetError(err);
@@ -85,6 +81,6 @@ public class AkkaStdoutLoggerTests
         }
         Assert.Equal("", output.ToString());
         var line = Assert.Single(err.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.EndsWith("[akka://stdout-logger/user/kvm-vm1] Failed to persist event [7] (NpgsqlException: Failed to connect to 127.0.0.1:54400: Connection refused)", line.TrimEnd('\r'));
+        Assert.EndsWith($"[akka://stdout-logger/user/kvm-vm1] Failed to persist event [7] {AkkaConsoleLoggerTests.RefusedConnectionEnd}", line.TrimEnd('\r'));
     }
 }
