@@ -172,8 +172,8 @@ public class ReplayUnderAnotherKernelTests
             ChangesInOrder(k, "6.17"));
     }
 
-    /// <summary>Two vCPUs' faults on one page, raced as the actors can race them: vCPU 0's write faults, vCPU 1's
-    /// access is decided before vCPU 0 takes mmu_lock. Under dirty logging a read maps the page read-only.
+    /// <summary>Two vCPUs' faults on one page, raced as the actors race them ((a), (b)): vCPU 0's write faults,
+    /// vCPU 1's access is decided before vCPU 0 takes mmu_lock. Under dirty logging a read maps the page read-only.
     /// (a) vCPU 0's translation fault finds vCPU 1's read-only leaf: the map walker leaves it (AlreadyMapped,
     /// the guest faults again); (b) vCPU 0's permission fault finds the leaf vCPU 1's write relaxed: relaxed
     /// again; (c) below. Without FWB 6.9 decides alike but encodes a Normal leaf's attribute otherwise, so
@@ -213,7 +213,9 @@ public class ReplayUnderAnotherKernelTests
         var b = Raced(gpa + 0x1000, () => Access(gpa + 0x1000, AccessOp.Write, FaultResult.PermissionsRelaxed));
         Assert.Equal((true, FaultResult.PermissionsRelaxed), (b.Inputs.FaultIsPerm, b.Outcome.Result));
         // (c) The memslot deleted under vCPU 0's permission fault (its leaf unmapped, no invalidation): the
-        // relax finds no leaf, and the guest faults again.
+        // relax finds no leaf, and the guest faults again. Only a log can hold this one: the KVM actor waits
+        // for the faults in flight before a memslot change (as KVM's SRCU does), and the notifier's unmaps
+        // come with an invalidation, whose Retry comes first.
         Access(gpa + 0x2000, AccessOp.Read, FaultResult.Mapped);
         var c = Raced(gpa + 0x2000, () => Assert.Equal(Errno.None, k.DeleteMemslot("vm1", 0)));
         Assert.Equal((true, null, FaultResult.Retry), (c.Inputs.FaultIsPerm, c.Inputs.ExistingLeaf, c.Outcome.Result));
