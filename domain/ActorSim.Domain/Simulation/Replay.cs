@@ -30,8 +30,8 @@ public sealed class Replay
     private readonly List<Vma> _mapped = [];
     // One stage-2 edit per VM replica, kept across events (Stage2Edit); dropped when Vms hands them out.
     private readonly Dictionary<string, Stage2Edit> _edits = new(StringComparer.Ordinal);
-    // Each VM's stage-2 table as the other policy's decisions leave it (LeafUnder), when re-deciding.
-    private readonly Dictionary<string, Stage2Table> _otherStage2 = new(StringComparer.Ordinal);
+    // Each VM as the other policy's decisions leave its stage-2 table (ReDecide), when re-deciding.
+    private readonly Dictionary<string, KvmVm> _otherVms = new(StringComparer.Ordinal);
 
     /// <param name="policy">Maps a recorded policy to the policy to re-decide under, or null.</param>
     /// <param name="recorded">The policy the run was recorded under (its header's), for what carries none:
@@ -103,14 +103,14 @@ public sealed class Replay
     /// Normal-WB and executable (with DIC): the access would not have faulted at all.</summary>
     private FaultOutcome ReDecide(FaultInputs recorded, KernelPolicy other)
     {
-        var table = _otherStage2.TryGetValue(recorded.Vm, out var t) ? t : Stage2Table.Empty;
-        var found = table.Lookup(recorded.Gpa);
+        var vm = _otherVms.TryGetValue(recorded.Vm, out var v) ? v : KvmVm.Create(recorded.Vm);
+        var found = vm.Stage2.Lookup(recorded.Gpa);
         // The other's leaf lets the access through: no stage-2 fault, the access finds its page mapped.
-        if (LeafUnder(recorded, found) is not { } inputs)
+        if (LeafUnder(recorded, found) is not { } leafUnder)
             return new(FaultResult.AlreadyMapped, Errno.None, found, default, DecisionPath.NoFault);
-        var again = KvmHandleGuestAbort.Decide(inputs with { Policy = other, Vma = VmaUnder(recorded, other) });
-        if (again is { Result: FaultResult.Mapped or FaultResult.PermissionsRelaxed, Leaf: { } leaf })
-            _otherStage2[recorded.Vm] = table.Install(leaf, null);
+        var inputs = leafUnder with { Policy = other, Vma = VmaUnder(recorded, other) };
+        var again = KvmHandleGuestAbort.Decide(inputs);
+        _otherVms[recorded.Vm] = KvmVmDecider.Resolved(vm, new DecisionRecord(inputs, again));
         return again;
     }
 
@@ -118,9 +118,9 @@ public sealed class Replay
     /// run's; null when that leaf permits the access (no fault). The fault is what the other's leaf makes it
     /// (a permission fault at its level, a translation fault without one), unless in the run the leaf
     /// changed between the fault and mmu_lock (another vCPU mapped or relaxed it, or an unmap took it):
-    /// then it is taken to have changed in the other too, and only the leaf found
-    /// under mmu_lock is the other's. Where the two tables agree, these are the recorded inputs. The vCPU's
-    /// access is the run's; when it came is the run's order.</summary>
+    /// then it is taken to have changed in the other too, and only the leaf found under mmu_lock is the
+    /// other's. Where the two tables agree, these are the recorded inputs. The vCPU's access is the run's;
+    /// when it came is the run's order.</summary>
     private static FaultInputs? LeafUnder(FaultInputs recorded, Stage2Leaf? leaf)
     {
         if (ChangedBeforeLock(recorded)) return recorded with { ExistingLeaf = leaf };
@@ -170,8 +170,8 @@ public sealed class Replay
         }
         if (e is MemslotSet set && Policy is { } redecide && Recorded is { } recorded) MemslotUnder(seq, stream, set, recorded, redecide(recorded));
         // The notifier's and the memslot's unmaps take the other policy's leaves as they took the run's.
-        if (e is Stage2RangeUnmapped u && Policy is not null && _otherStage2.TryGetValue(u.Vm, out var t))
-            _otherStage2[u.Vm] = t.Unmap(u.Gpa, u.End, null);
+        if (e is Stage2RangeUnmapped u && Policy is not null && _otherVms.TryGetValue(u.Vm, out var otherVm))
+            _otherVms[u.Vm] = KvmVmDecider.Evolve(otherVm, u);
         // Fold: VM streams ("...kvm-NAME") into KvmVm, mm streams into AddressSpace.
         var name = stream[(stream.LastIndexOf('/') + 1)..];
         if (name.StartsWith("kvm-", StringComparison.Ordinal))
