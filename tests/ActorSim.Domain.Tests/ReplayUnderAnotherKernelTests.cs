@@ -46,10 +46,11 @@ public class ReplayUnderAnotherKernelTests
     }
 
     /// <summary>Each change of the run's <paramref name="log"/> under <paramref name="kernel"/> (the run's CPU
-    /// features) as "page Op: before -> after", in order.</summary>
-    private static List<string> Changes(IEnumerable<LoggedEvent> log, string kernel)
+    /// features, or <paramref name="fwb"/>) as "page Op: before -> after", in order. With the run's policy,
+    /// <paramref name="recorded"/>, its memslots are decided again.</summary>
+    private static List<string> Changes(IEnumerable<LoggedEvent> log, string kernel, bool? fwb = null, KernelPolicy? recorded = null)
     {
-        var r = new Replay(p => KernelPolicy.Of(kernel, p.Cpu.Fwb, p.Cpu.Dic));
+        var r = new Replay(p => KernelPolicy.Of(kernel, fwb ?? p.Cpu.Fwb, p.Cpu.Dic), recorded);
         foreach (var e in log) r.Apply(e.Seq, e.Stream, e.Event);
         Assert.Equal(0, r.Mismatches);
         return [.. r.Changes.Select(c => $"{Pages[(int)((c.Gpa - GpaOf("ram")) / Size)]} {c.Op}: {c.Before} -> {c.After}")];
@@ -98,6 +99,36 @@ public class ReplayUnderAnotherKernelTests
         Assert.Equal(Errno.None, k.MmapRam(Size, null, out var hva));
         Assert.Equal(Errno.None, k.SetMemslot("vm1", 0, MemslotFlags.None, 1UL << 42, Size, hva));
         Assert.Empty(Refused(k, KernelPolicy.Of("6.17", fwb: false)));
+    }
+
+    /// <summary>Under 6.17 without FWB the memslot over USEMEM is refused, so the guest's accesses there find
+    /// no memslot (kvm_handle_guest_abort): a data abort exits to the VMM as MMIO, an exec is an injected
+    /// abort. Re-decided in the memslot the other kernel refused, they were user_mem_abort's -EFAULT for a
+    /// cacheable PFNMAP without FWB, which no fault reaches there. Set again over USEMEM, the slot is refused
+    /// again; set again over RAM (accepted), its faults find it again.</summary>
+    [Fact]
+    public void The_faults_in_a_memslot_the_other_kernel_refuses_find_no_memslot()
+    {
+        var k = World("6.17");
+        var slot = k.Vm("vm1").Memslots[Array.IndexOf(Pages, "usemem")];
+        void SetAgain(ulong hva, AccessOp op)
+        {
+            Assert.Equal(Errno.None, k.DeleteMemslot("vm1", slot.Id));
+            Assert.Equal(Errno.None, k.SetMemslot("vm1", slot.Id, MemslotFlags.None, slot.BaseGpa, slot.Size, hva));
+            Assert.Equal(FaultResult.Mapped, k.Access("vm1", 1, GpaOf("usemem"), op).Outcome.Result);
+        }
+        SetAgain(slot.UserspaceAddr, AccessOp.Exec);
+        Assert.Equal(Errno.None, k.MmapRam(Size, null, out var ram));
+        SetAgain(ram, AccessOp.Write);
+        var other = KernelPolicy.Of("6.17", fwb: false);
+        Assert.Equal(
+            ["usemem Read: Mapped Normal-WB -> MmioExit", "usemem Exec: Mapped Normal-WB -> GuestAbort ENOEXEC"],
+            Changes(k.Log, "6.17", fwb: false, recorded: k.Policy));
+        Assert.Equal(2, Refused(k, other).Count);
+        // Without the run's policy its memslots are not decided again: the faults are decided in the slot.
+        Assert.Equal(
+            ["usemem Read: Mapped Normal-WB -> Error EFAULT", "usemem Exec: Mapped Normal-WB -> Error EFAULT"],
+            Changes(k.Log, "6.17", fwb: false));
     }
 
     /// <summary>6.8 → 6.9: the BAR and RESMEM Normal-NC, nothing else; 6.9 → 6.8: Device-nGnRE again;

@@ -182,7 +182,8 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
 
     /// <summary>A 6.17 run re-decided without FWB: the memslots over the Grace Hopper GPU's cacheable USEMEM
     /// would be refused (KVM_SET_USER_MEMORY_REGION -EINVAL), from the file (its header's policy) and from
-    /// the database (the run's record); under 6.9 none is.</summary>
+    /// the database (the run's record), and the guest's accesses there find no memslot (an MMIO exit; an exec
+    /// an injected abort), not user_mem_abort's -EFAULT; under 6.9 none is.</summary>
     [Fact]
     public void Replaying_a_6_17_run_without_FWB_names_the_memslots_that_would_be_refused()
     {
@@ -202,10 +203,13 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
                 Assert.True(count >= 2, output);
                 Assert.Equal(["vm1", "vm2"], refused.Select(m => m.GetProperty("vm").GetString()).Distinct().Order());
                 Assert.All(refused, m => Assert.Equal("EINVAL", m.GetProperty("errno").GetString()));
+                var afters = r.RootElement.GetProperty("changes").EnumerateArray().Select(c => c.GetProperty("after").GetString()).ToArray();
+                Assert.Contains("MmioExit", afters);
+                Assert.All(afters, a => Assert.True(a is "MmioExit" or "GuestAbort ENOEXEC", output));
 
                 (exit, output, err) = Actorsim(["replay", .. source, "--no-fwb"]);
                 Assert.True(exit == 0, output + err);
-                Assert.Contains($"  {count} memslots set in the run would be refused (their faults counted above as if set):\n", output);
+                Assert.Contains($"  {count} memslots set in the run would be refused (their faults counted above as finding no memslot):\n", output);
                 Assert.Matches(@"\n  e\.g\. seq \d+ vm1 slot \d+ gpa 0x[0-9a-f]+\.\.0x[0-9a-f]+: KVM_SET_USER_MEMORY_REGION -> EINVAL\n", output);
 
                 (exit, output, err) = Actorsim(["replay", .. source, "--kernel", "6.9", "--no-fwb", "--json"]);

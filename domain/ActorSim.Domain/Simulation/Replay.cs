@@ -32,6 +32,9 @@ public sealed class Replay
     private readonly Dictionary<string, Stage2Edit> _edits = new(StringComparer.Ordinal);
     // Each VM as the other policy's decisions leave its stage-2 table (ReDecide), when re-deciding.
     private readonly Dictionary<string, KvmVm> _otherVms = new(StringComparer.Ordinal);
+    // The memslots the other policy refused (MemslotUnder) that the run still has, by VM and id: the faults
+    // in them find no memslot under that policy.
+    private readonly HashSet<(string Vm, int Id)> _refusedSlots = [];
 
     /// <param name="policy">Maps a recorded policy to the policy to re-decide under, or null.</param>
     /// <param name="recorded">The policy the run was recorded under (its header's), for what carries none:
@@ -47,7 +50,8 @@ public sealed class Replay
     /// <summary>The policy the run was recorded under, or null (then memslots are not decided again).</summary>
     public KernelPolicy? Recorded { get; }
     /// <summary>The memslots the run set that the other policy refuses, in order. The faults in them are
-    /// still re-decided as if they had been set.</summary>
+    /// re-decided as finding no memslot (kvm_handle_guest_abort: an MMIO exit, an exec an injected abort),
+    /// until the run deletes the slot or sets it again as the other policy accepts.</summary>
     public IReadOnlyList<ReplayMemslotRefused> MemslotsRefused => _memslotsRefused;
     public long Events { get; private set; }
     public long Decisions { get; private set; }
@@ -108,11 +112,14 @@ public sealed class Replay
         // The other's leaf lets the access through: no stage-2 fault, the access finds its page mapped.
         if (LeafUnder(recorded, found) is not { } leafUnder)
             return new(FaultResult.AlreadyMapped, Errno.None, found, default, DecisionPath.NoFault);
-        var inputs = leafUnder with { Policy = other, Vma = VmaUnder(recorded, other) };
+        var inputs = leafUnder with { Policy = other, Vma = VmaUnder(recorded, other), Slot = SlotUnder(recorded) };
         var again = KvmHandleGuestAbort.Decide(inputs);
         _otherVms[recorded.Vm] = KvmVmDecider.Resolved(vm, new DecisionRecord(inputs, again));
         return again;
     }
+
+    /// <summary>The fault's memslot, or none where the other policy refused it.</summary>
+    private Memslot? SlotUnder(FaultInputs i) => i.Slot is { } s && _refusedSlots.Contains((i.Vm, s.Id)) ? null : i.Slot;
 
     /// <summary>The fault's inputs with <paramref name="leaf"/>, the other policy's leaf at its IPA, for the
     /// run's; null when that leaf permits the access (no fault). The fault is what the other's leaf makes it
@@ -135,15 +142,21 @@ public sealed class Replay
 
     /// <summary>KVM_SET_USER_MEMORY_REGION of a memslot the run set, decided again (KvmVmDecider, the VM as
     /// folded so far) under the recorded policy and under <paramref name="other"/>: refused by the other
-    /// alone, it is reported. Both, because the fold knows a VM only from its events (not its IPA size or
-    /// MTE), so only what the policy changes is the policy's.</summary>
+    /// alone, it is reported and its faults find no memslot; accepted by both (a refused slot set again), its
+    /// faults find it again. Both, because the fold knows a VM only from its events (not its IPA size or
+    /// MTE), so only what the policy changes is the policy's. A refused slot set again is decided as the
+    /// run's change of it (a move or flags change), not as the other's creation of it.</summary>
     private void MemslotUnder(long seq, string stream, MemslotSet set, KernelPolicy recorded, KernelPolicy other)
     {
         var vm = _vms.TryGetValue(set.Vm, out var v) ? v : KvmVm.Create(set.Vm);
         var s = set.Slot;
         Errno Decide(KernelPolicy p) => KvmVmDecider.SetUserMemoryRegion(vm, p, s.Id, s.Flags, s.BaseGpa, s.Size, s.UserspaceAddr, set.Vmas).Errno;
         if (Decide(recorded) == Errno.None && Decide(other) is var refused and not Errno.None)
+        {
             _memslotsRefused.Add(new ReplayMemslotRefused(seq, stream, set.Vm, s.Id, s.BaseGpa, s.Size, refused));
+            _refusedSlots.Add((set.Vm, s.Id));
+        }
+        else _refusedSlots.Remove((set.Vm, s.Id));
     }
 
     public void Apply(long seq, string stream, IDomainEvent e)

@@ -390,9 +390,9 @@ public static class DataCommands
                 Console.WriteLine($"re-decided under {(kernel is { } r ? r.Label() : "the recorded rule set")}{(fwb is { } f ? $" fwb={(f ? 1 : 0)}" : "")}{(dic is { } d ? $" dic={(d ? 1 : 0)}" : "")}: {replay.Changes.Count} of {replay.Decisions} decisions change");
                 foreach (var g in groups) Console.WriteLine($"  {g.count,8}  {g.before} -> {g.after}");
                 foreach (var c in replay.Changes.Take(5)) Console.WriteLine($"  e.g. seq {c.Seq} {c.Vm} gpa 0x{c.Gpa:x} {c.Op}: {c.Before} -> {c.After}");
-                // A refused memslot's faults are still re-decided as if it had been set.
+                // A refused memslot's faults are re-decided as finding no memslot (Replay.MemslotsRefused).
                 if (replay.MemslotsRefused.Count > 0)
-                    Console.WriteLine($"  {replay.MemslotsRefused.Count} memslot{(replay.MemslotsRefused.Count == 1 ? "" : "s")} set in the run would be refused (their faults counted above as if set):");
+                    Console.WriteLine($"  {replay.MemslotsRefused.Count} memslot{(replay.MemslotsRefused.Count == 1 ? "" : "s")} set in the run would be refused (their faults counted above as finding no memslot):");
                 foreach (var m in replay.MemslotsRefused.Take(5))
                     Console.WriteLine($"  e.g. seq {m.Seq} {Printable.Of(m.Vm)} slot {m.Slot} gpa 0x{m.Gpa:x}..0x{m.Gpa + m.Size:x}: KVM_SET_USER_MEMORY_REGION -> {m.Errno}");
             }
