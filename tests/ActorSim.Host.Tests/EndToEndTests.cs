@@ -217,10 +217,29 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
                 using var nc = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
                 Assert.Equal(0, nc.RootElement.GetProperty("memslots_refused").GetInt64());
             }
+
+            // Its events without its record (a journal written by other code): the run's policy is not known,
+            // so its memslots are not decided again, and the replay says so.
+            using (var conn = new Npgsql.NpgsqlConnection(Environment.GetEnvironmentVariable("ACTORSIM_DB")))
+            {
+                conn.Open();
+                using var forget = new Npgsql.NpgsqlCommand($"delete from {Persistence.MartenStores.DefaultSchema}.mt_doc_runinfo where id = @r", conn);
+                forget.Parameters.AddWithValue("r", id);
+                Assert.Equal(1, forget.ExecuteNonQuery());
+            }
+            (exit, output, err) = Actorsim("replay", "--run", id, "--no-fwb", "--json");
+            Assert.True(exit == 0, output + err);
+            Assert.Equal($"actorsim replay: run '{id}' has no run record, so not the policy it was recorded under: its memslots were not decided again", err.Trim());
+            using var unknown = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+            Assert.Equal(0, unknown.RootElement.GetProperty("memslots_refused").GetInt64());
+            Assert.All(unknown.RootElement.GetProperty("changes").EnumerateArray(), c => Assert.Equal("Error EFAULT", c.GetProperty("after").GetString()));
+            (exit, _, err) = Actorsim("replay", "--run", id);
+            Assert.True((exit, err) == (0, ""), err);
         }
         finally
         {
             File.Delete(file);
+            Assert.Equal(0, Actorsim("delete", id).Exit);
         }
     }
 

@@ -368,6 +368,9 @@ public static class DataCommands
         }
         if (beingWritten)
             Console.Error.WriteLine($"actorsim replay: run '{a.Get("--run")}' is being written by a running actorsim: replayed the events it had so far");
+        // Its events without its record (a journal written by other code than actorsim's run or scenario).
+        if (redecide is not null && store is not null && info is null)
+            Console.Error.WriteLine($"actorsim replay: run '{a.Get("--run")}' has no run record, so not the policy it was recorded under: its memslots were not decided again");
         var groups = replay.Changes.GroupBy(c => (c.Before, c.After)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key.Before, StringComparer.Ordinal)
             .Select(g => new { before = g.Key.Before, after = g.Key.After, count = g.Count() }).ToArray();
         if (a.Has("--json"))
