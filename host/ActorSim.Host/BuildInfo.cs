@@ -14,6 +14,11 @@ public static class BuildInfo
     /// moved on without a rebuild was recorded as the new commit), and none for a build copied elsewhere.</summary>
     public static string? Commit { get; } = CommitOf(typeof(BuildInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion);
 
+    /// <summary>Whether the checkout had uncommitted changes to tracked files when this was built (the build's
+    /// SourceTreeModified metadata, from `git status`): then <see cref="Commit"/> is the commit they were made on,
+    /// which does not reproduce this build.</summary>
+    public static bool Modified { get; } = typeof(BuildInfo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Any(a => a is { Key: "SourceTreeModified", Value: "true" });
+
     /// <summary>The commit in an informational version "VERSION+COMMIT", or null.</summary>
     private static string? CommitOf(string? informationalVersion)
     {
