@@ -877,6 +877,10 @@ public class DeterministicRunTests
         Assert.Equal(["a.jsonl", "b.jsonl"], Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         var verify = EndToEndTests.Actorsim("replay", "--file", Path.Combine(dir, "a.jsonl"), "--verify");
         Assert.True(verify.Exit == 0, verify.Out);
+        // The log names the build that made it, as `export --run` does (it said "commit":null).
+        var commit = System.Text.RegularExpressions.Regex.Match(EndToEndTests.Actorsim("version").Out, @"\(commit ([0-9a-f]{40})").Groups[1].Value;
+        using var header = JsonDocument.Parse(File.ReadLines(Path.Combine(dir, "a.jsonl")).First());
+        Assert.Equal(commit, header.RootElement.GetProperty("commit").GetString());
     }
 
     /// <summary>On the Marten journal too (it then commits inside its own turn): two runs with one seed,

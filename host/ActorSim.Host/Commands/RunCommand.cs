@@ -396,7 +396,7 @@ public static class RunCommand
         var readerGone = false;
         if (exporter is not null)
         {
-            var written = await exporter.Ask<ExportWriter.Finished>(new ExportWriter.Finish(EventLogHeader.FromRunInfo(info, 0) with { Commit = null })); // no timeout: a long run's file takes its time
+            var written = await exporter.Ask<ExportWriter.Finished>(new ExportWriter.Finish(EventLogHeader.FromRunInfo(info, 0))); // no timeout: a long run's file takes its time
             if (written.BrokenPipe) readerGone = true;
             else if (written.Error is { } error)
             {
