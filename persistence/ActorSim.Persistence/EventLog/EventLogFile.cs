@@ -167,6 +167,8 @@ public static class EventLogFile
                 var e = Checked(decoded[i], expected, versions) ?? ParseEvent(path, chunk[i].Line, chunk[i].Bytes, expected, versions);
                 if (DecidedElsewise(e.Event, policy) is { } other)
                     throw new EventLogFormatException(path, chunk[i].Line, other.Field, $"decided under {other.Policy}, not under the header's {policy}");
+                if (Domain.Simulation.EventStreams.Misplaced(e.Stream, e.Event) is { } misplaced)
+                    throw new EventLogFormatException(path, chunk[i].Line, misplaced.Field, misplaced.Why);
                 count++;
                 yield return e;
             }
