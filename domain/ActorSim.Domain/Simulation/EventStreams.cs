@@ -28,6 +28,9 @@ public static class EventStreams
         if (kind is null) return null;
         var (owner, field, name) = e switch
         {
+            // The decisions first: most of a run's events.
+            Stage2FaultsResolved => (Kvm, null, null), // each decision's VM below
+            Stage2FaultResolved x => (Kvm, "data.decision.inputs.vm", x.Decision.Inputs.Vm),
             VmaMapped or VmaRangeUnmapped or VmaProtectionChanged or UserPtesPopulated or UserPtesPopulatedBatch or UserPtesZapped
                 or MmuNotifierInvalidateRangeStart or MmuNotifierInvalidateRangeEnd => (Mm, null, null),
             VfioBarRequested x => (Vfio, "data.device", x.Device),
@@ -40,8 +43,6 @@ public static class EventStreams
             MmuInvalidateBegan x => (Kvm, "data.vm", x.Vm),
             MmuInvalidateEnded x => (Kvm, "data.vm", x.Vm),
             Stage2RangeUnmapped x => (Kvm, "data.vm", x.Vm),
-            Stage2FaultResolved x => (Kvm, "data.decision.inputs.vm", x.Decision.Inputs.Vm),
-            Stage2FaultsResolved x => (Kvm, null, null), // each decision's VM below
             InvariantViolationDetected => (Invariants, null, (string?)null),
             _ => (null, null, null),
         };
