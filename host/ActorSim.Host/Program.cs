@@ -32,7 +32,8 @@ public static class Program
           kernels   [--no-fwb] [--no-dic]                     the modelled rule sets, and what each decides for each kind of page
           version                                             the build (its commit), and the database the commands use
         the database is --db, else ACTORSIM_DB, else ConnectionStrings:ActorSim in ./appsettings.json, else in
-        the appsettings.json beside actorsim.dll: the local cluster scripts/pg.sh starts
+        the appsettings.json beside actorsim.dll: the local cluster scripts/pg.sh starts;
+        a FILE given as - is the standard output (-o, --export, --metrics, --junit) or input (--file, import)
         """;
 
     public static int Main(string[] args)

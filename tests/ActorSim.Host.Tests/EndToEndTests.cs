@@ -440,6 +440,47 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Directory.Delete(dir, true);
     }
 
+    /// <summary>"-" is the standard output where a command writes a file (-o, --export, --metrics, --junit) and
+    /// the standard input where it reads a log (--file, import), as in other Unix tools: `export -o - |
+    /// replay --file -` wrote a file named "-" and then replayed that file.</summary>
+    [Fact]
+    public void A_dash_is_the_standard_output_for_an_output_and_the_standard_input_for_a_log()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"dash-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var events = File.ReadLines(_run.File).Count() - 1;
+            var (exit, output, err) = Cli.Sh($"set -o pipefail; cd {dir} && $ACTORSIM export --run {_run.Id} -o - | $ACTORSIM replay --file - --verify");
+            Assert.True(exit == 0, output + err);
+            Assert.StartsWith($"replayed {events} events, ", output);
+            Assert.Contains($"exported {events} events of run {_run.Id} to /dev/stdout", err);
+
+            (exit, output, err) = Cli.Sh($"set -o pipefail; cd {dir} && $ACTORSIM run --in-memory --rounds 20 --seed 3 --export - | $ACTORSIM explain --file - --vm vm1 --gpa 0x40000000");
+            Assert.True(exit == 0, output + err);
+            Assert.StartsWith("explain vm1 gpa 0x40000000 (", output);
+            Assert.Contains("summary: run", err); // the run's lines on stderr
+
+            (exit, output, err) = Cli.Sh($"cd {dir} && $ACTORSIM run --in-memory --rounds 20 --seed 3 --metrics -");
+            Assert.True(exit == 0, err);
+            Assert.All(output.TrimEnd('\n').Split('\n'), l => Assert.StartsWith("{\"time\":", l));
+
+            (exit, output, err) = Cli.Sh($"cd {dir} && $ACTORSIM scenario --in-memory --junit - {Path.Combine(Cli.Repo, "scenarios", "o05-ram-is-normal.yaml")}");
+            Assert.True(exit == 0, output + err);
+            Assert.StartsWith("<?xml", output);
+
+            // import reads its file twice: from a pipe, refused as any pipe is; from a file sent to it, read.
+            (exit, _, err) = Cli.Sh($"cd {dir} && cat {_run.File} | $ACTORSIM import - --as {_run.Id}-dash");
+            Assert.Equal(2, exit);
+            Assert.Contains("actorsim import: /dev/stdin: not a regular file (import reads its file twice", err); // (and cat's broken pipe)
+            (exit, output, err) = Cli.Sh($"cd {dir} && $ACTORSIM import - --as {_run.Id}-dash < {_run.File}");
+            Assert.True(exit == 0, output + err);
+            Assert.Equal(0, Actorsim("delete", $"{_run.Id}-dash").Exit);
+            Assert.Empty(Directory.GetFileSystemEntries(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     /// <summary>An output named as the standard output (/dev/stdout, /dev/fd/1, a link to one) while that is
     /// a file (`&gt; F`, `&gt;&gt; F`) goes into that file at its end, alone, and the name stays: `export -o
     /// /dev/stdout &gt; F` took /dev/stdout for F and, as root, renamed the log over the /dev/stdout link (F

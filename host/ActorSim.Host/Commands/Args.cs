@@ -31,9 +31,11 @@ public sealed class Args
     /// put its export).</summary>
     public string? GetOutputFile(string command, string name) => Get(name) is { } path ? CheckOutputFile(command, name, path) : null;
 
-    /// <summary><paramref name="path"/>, if a file can be written there (see <see cref="GetOutputFile"/>).</summary>
+    /// <summary><paramref name="path"/>, if a file can be written there (see <see cref="GetOutputFile"/>); "-" is the
+    /// standard output (/dev/stdout), as in other Unix tools (it wrote a file named "-").</summary>
     public static string CheckOutputFile(string command, string name, string path)
     {
+        if (path == "-") return "/dev/stdout";
         // (An empty path ended unhandled, exit 134, from Path.GetFullPath.)
         if (path.Length == 0) throw new UsageException($"{command}: {name} '': an empty path, not a file");
         if (Directory.Exists(path)) throw new UsageException($"{command}: {name} {path}: a directory, not a file");
@@ -57,6 +59,9 @@ public sealed class Args
         if (Persistence.EventLog.SpecialFiles.SameFile(path, other))
             throw new UsageException($"{command}: {name} {path} is the same file as {otherName} {other}: one file cannot be both");
     }
+
+    /// <summary>An input file's path: "-" is the standard input (/dev/stdin), as in other Unix tools.</summary>
+    public static string InputFile(string path) => path == "-" ? "/dev/stdin" : path;
 
     /// <summary>What keeps <paramref name="path"/> from being read as a file, as "PATH: why", or null
     /// when it is one.</summary>

@@ -238,7 +238,7 @@ public static class DataCommands
     {
         var a = Args.Parse("import", args, [], ["--db", "--as"]);
         if (a.Positional.Count != 1) throw new UsageException("import: usage: actorsim import FILE [--as NEW_ID]");
-        var file = a.Positional[0];
+        var file = Args.InputFile(a.Positional[0]);
         if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim import: {problem}"); return 2; }
         if (SpecialFiles.IsSpecial(file))
         {
@@ -428,6 +428,7 @@ public static class DataCommands
     /// (replay --file, explain --file).</summary>
     internal static EventLogReader? OpenLog(string command, string file)
     {
+        file = Args.InputFile(file);
         if (Args.InputFileProblem(file) is { } problem) { Console.Error.WriteLine($"actorsim {command}: {problem}"); return null; }
         try { return EventLogFile.Open(file); }
         catch (EventLogFormatException e) { Console.Error.WriteLine($"actorsim {command}: {Printable.Of(e.Message)}"); return null; }

@@ -52,7 +52,7 @@ public static class ScenarioCommand
         {
             if (junit is not null)
             {
-                Args.CheckOutputFile("scenario", "--junit", junit);
+                junit = Args.CheckOutputFile("scenario", "--junit", junit);
                 // The report is created before the scenarios are read: it replaced the one named twice.
                 foreach (var f in files) Args.CheckNotSameFile("scenario", "--junit", junit, "the scenario file", f);
                 Args.KeepStandardOutputFor(junit);
