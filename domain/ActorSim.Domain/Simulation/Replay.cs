@@ -51,7 +51,7 @@ public sealed class Replay
     public KernelPolicy? Recorded { get; }
     /// <summary>The memslots the run set that the other policy refuses, in order. The faults in them are
     /// re-decided as finding no memslot (kvm_handle_guest_abort: an MMIO exit, an exec an injected abort),
-    /// until the run deletes the slot or sets it again as the other policy accepts.</summary>
+    /// until the run sets that slot again as the other policy accepts it.</summary>
     public IReadOnlyList<ReplayMemslotRefused> MemslotsRefused => _memslotsRefused;
     public long Events { get; private set; }
     public long Decisions { get; private set; }
