@@ -546,7 +546,8 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Equal((141, "{\"format\":", ""), (exit, output, err));
     }
 
-    /// <summary>A run records the commit actorsim was built from (`runs --json`), the one `version` names;
+    /// <summary>A run records the commit actorsim was built from (`runs --json`), the one `version` names, and
+    /// whether that build had uncommitted changes (as `version` says it, and `summary`);
     /// resumed by another build, it keeps that commit and the resume says which build goes on with it.</summary>
     [Fact]
     public async Task A_run_records_the_commit_its_build_came_from_and_a_resume_by_another_build_says_so()
@@ -554,9 +555,11 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         var id = $"e2e-commit-{Guid.NewGuid():N}";
         var (exit, output, err) = Actorsim("run", "--rounds", "5", "--run-id", id);
         Assert.True(exit == 0, err);
-        var recorded = Commit(id);
+        var (recorded, modified) = Commit(id);
         Assert.NotNull(recorded);
-        Assert.Contains($" (commit {recorded})\n", Actorsim("version").Out);
+        var version = Actorsim("version").Out;
+        Assert.Contains($" (commit {recorded}{(modified ? " with uncommitted changes" : "")})\n", version);
+        Assert.Contains($", commit {recorded[..12]}{(modified ? " with uncommitted changes" : "")}\n", Actorsim("summary", "--run", id).Out);
 
         (exit, output, err) = Actorsim("run", "--resume", id, "--rounds", "2");
         Assert.True(exit == 0, err);
@@ -573,14 +576,15 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         (exit, output, err) = Actorsim("run", "--resume", id, "--rounds", "2");
         Assert.True(exit == 0, err);
         Assert.Contains($"actorsim run: note: run '{id}' was started by build 0000000; this is build {recorded![..7]}, whose events it gets from now on (the run records the first)", err);
-        Assert.Equal(new string('0', 40), Commit(id));
+        Assert.Equal(new string('0', 40), Commit(id).Commit);
 
-        static string? Commit(string run)
+        static (string? Commit, bool Modified) Commit(string run)
         {
             var (exit, output, err) = Actorsim("runs", "--json");
             Assert.True(exit == 0, err);
             using var doc = JsonDocument.Parse(output);
-            return doc.RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetString() == run).GetProperty("commit").GetString();
+            var r = doc.RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetString() == run);
+            return (r.GetProperty("commit").GetString(), r.GetProperty("commitModified").GetBoolean());
         }
     }
 

@@ -164,7 +164,7 @@ public static class DataCommands
             Console.WriteLine($"  kernel {info.Kernel} fwb={(info.Fwb ? 1 : 0)} dic={(info.Dic ? 1 : 0)} word={info.WordSize}, seed {info.Seed}" +
                 $"{(info.Vms > 0 ? $", {info.Vms} VMs x {info.Vcpus} vCPUs" : "")}{(info.Scenario is null ? "" : $", scenario {Printable.Of(info.Scenario)}")}");
             Console.WriteLine($"  started {info.Started:yyyy-MM-dd HH:mm:ss}{(info.Ended is { } end ? $", ended {end:yyyy-MM-dd HH:mm:ss} ({(end - info.Started).TotalSeconds:0.#}s)" : "")}" +
-                $"{(info.Commit is null ? "" : $", commit {info.Commit[..Math.Min(12, info.Commit.Length)]}")}");
+                $"{(info.Commit is null ? "" : $", commit {info.Commit[..Math.Min(12, info.Commit.Length)]}{(info.CommitModified ? " with uncommitted changes" : "")}")}");
         }
         Console.WriteLine($"  {summary.Events} events, {summary.Decisions} decisions ({summary.Errors} errors)");
         Console.WriteLine($"  by result: {Counts(summary.ByResult)}");

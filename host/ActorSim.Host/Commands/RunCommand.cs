@@ -229,7 +229,7 @@ public static class RunCommand
         var info = previous ?? new RunInfo
         {
             Id = runId, Seed = seed, Kernel = rules.Label(), Fwb = policy.Cpu.Fwb, Dic = policy.Cpu.Dic, WordSize = 64,
-            Vms = vms, Vcpus = vcpus, Commit = BuildInfo.Commit, Started = DateTimeOffset.UtcNow,
+            Vms = vms, Vcpus = vcpus, Commit = BuildInfo.Commit, CommitModified = BuildInfo.Modified, Started = DateTimeOffset.UtcNow,
         };
         if (cs is not null) await Database.RecordRunAsync(cs, info);
         // The lock kept across a database restart or a dropped connection (its session ends with them): taken

@@ -128,7 +128,7 @@ public static class ScenarioCommand
             var info = new Persistence.ReadSide.RunInfo
             {
                 Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic,
-                WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = BuildInfo.Commit, Started = DateTimeOffset.UtcNow,
+                WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = BuildInfo.Commit, CommitModified = BuildInfo.Modified, Started = DateTimeOffset.UtcNow,
             };
             // Held while the scenario writes its run (RunLock): `runs` shows it running, `delete` refuses it.
             await using var runLock = cs is null ? null : await Persistence.EventLog.RunLock.TryAcquireAsync(cs, runId);

@@ -65,6 +65,9 @@ public sealed class RunInfo
     public int Vcpus { get; set; }
     public string? Scenario { get; set; }
     public string? Commit { get; set; }
+    /// <summary>The build that started the run had uncommitted changes (BuildInfo.Modified): <see cref="Commit"/>
+    /// alone does not reproduce it. (An event log's header has the commit alone.)</summary>
+    public bool CommitModified { get; set; }
     public DateTimeOffset Started { get; set; }
     public DateTimeOffset? Ended { get; set; }
     /// <summary>When <c>actorsim import</c> read the run in from an event log (null for a run recorded here).</summary>
