@@ -1,5 +1,6 @@
 using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Kvm;
+using ActorSim.Domain.Simulation;
 using ActorSim.Domain.Vfio;
 using Akka.Actor;
 using Akka.Configuration;
@@ -71,9 +72,10 @@ public sealed class SimHost
     public IActorRef Batcher(string vm) => _batchers[vm];
     public TimeSpan Timeout => _options.Timeout;
 
-    public string MmStream => $"{RunId}/mm-vmm";
-    public string DeviceStream(string name) => $"{RunId}/vfio-{name}";
-    public string VmStream(string name) => $"{RunId}/kvm-{name}";
+    // The run's streams are SyncKernel's (EventStreams names their kinds) within the run.
+    public string MmStream => $"{RunId}/{SyncKernel.MmStream}";
+    public string DeviceStream(string name) => $"{RunId}/{SyncKernel.DeviceStream(name)}";
+    public string VmStream(string name) => $"{RunId}/{SyncKernel.VmStream(name)}";
 
     /// <summary>HOCON for the actors: the in-memory journal (the Marten journal replaces it through
     /// configuration) and the in-memory snapshot store (<see cref="InMemorySnapshotStore"/>: a snapshot
@@ -120,7 +122,7 @@ public sealed class SimHost
         var h = new SimHost(system, runId, policy, options ?? new SimHostOptions());
         var snapshots = h._options.Snapshots(system);
         var safe = PathElement(runId);
-        h.Checker = system.ActorOf(InvariantChecker.Props($"{runId}/invariants", policy, h.MmStream,
+        h.Checker = system.ActorOf(InvariantChecker.Props($"{runId}/{EventStreams.Invariants}", policy, h.MmStream,
             devices.ToDictionary(d => h.DeviceStream(d.Name)), vms.ToDictionary(v => h.VmStream(v.Name))), $"checker-{safe}");
         await h.Checker.Ask<Violations>(new GetViolations(), h.Timeout); // subscribed before any event
         h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy, snapshots), $"mm-{safe}");

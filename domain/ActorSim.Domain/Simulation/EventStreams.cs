@@ -5,8 +5,9 @@ using ActorSim.Domain.Vfio;
 
 namespace ActorSim.Domain.Simulation;
 
-/// <summary>Which stream each event belongs in, as the actors and <see cref="SyncKernel"/> write them: the
-/// mm's events in "mm-…", a device's in "vfio-DEVICE", a VM's in "kvm-VM", the checker's in "invariants".
+/// <summary>The kinds of stream, and which stream each event belongs in, as <see cref="SyncKernel"/> and the
+/// actors (SimHost, within the run) name them: the mm's events in "mm-…", a device's in "vfio-DEVICE", a
+/// VM's in "kvm-VM", the checker's in "invariants".
 /// Replay and explain fold a stream by its name (a "kvm-VM" stream into VM VM), so an event in
 /// another's stream would be folded into the wrong state, or into none, without a word.</summary>
 public static class EventStreams

@@ -187,13 +187,13 @@ public sealed class Replay
             _otherVms[u.Vm] = KvmVmDecider.Evolve(otherVm, u);
         // Fold: VM streams ("...kvm-NAME") into KvmVm, mm streams into AddressSpace.
         var name = stream[(stream.LastIndexOf('/') + 1)..];
-        if (name.StartsWith("kvm-", StringComparison.Ordinal))
+        if (name.StartsWith(EventStreams.Kvm, StringComparison.Ordinal))
         {
-            var vm = name[4..];
+            var vm = name[EventStreams.Kvm.Length..];
             if (!_edits.TryGetValue(vm, out var edit)) _edits[vm] = edit = new Stage2Edit();
             _vms[vm] = KvmVmDecider.Evolve(_vms.TryGetValue(vm, out var v) ? v : KvmVm.Create(vm), e, edit);
         }
-        else if (name.StartsWith("mm-", StringComparison.Ordinal))
+        else if (name.StartsWith(EventStreams.Mm, StringComparison.Ordinal))
         {
             _mms[name] = AddressSpaceDecider.Evolve(_mms.TryGetValue(name, out var m) ? m : AddressSpace.Empty(), e);
             if (Policy is not null && e is VmaMapped mapped) _mapped.Add(mapped.Vma);

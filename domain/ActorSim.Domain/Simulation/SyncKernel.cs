@@ -19,9 +19,9 @@ public sealed record AccessResult(DecisionRecord? Decision, FaultOutcome Outcome
 /// property tests and as the reference the actors are compared with.</summary>
 public sealed class SyncKernel
 {
-    public const string MmStream = "mm-vmm";
-    public static string DeviceStream(string name) => $"vfio-{name}";
-    public static string VmStream(string name) => $"kvm-{name}";
+    public const string MmStream = EventStreams.Mm + "vmm";
+    public static string DeviceStream(string name) => EventStreams.Vfio + name;
+    public static string VmStream(string name) => EventStreams.Kvm + name;
 
     private readonly SortedDictionary<string, VfioDevice> _devices = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, KvmVm> _vms = new(StringComparer.Ordinal);
@@ -159,7 +159,7 @@ public sealed class SyncKernel
     private void Fold(string stream, IDomainEvent e)
     {
         if (stream == MmStream) Mm = AddressSpaceDecider.Evolve(Mm, e);
-        else if (stream.StartsWith("vfio-", StringComparison.Ordinal)) { var n = stream[5..]; _devices[n] = VfioDeviceDecider.Evolve(_devices[n], e); }
-        else if (stream.StartsWith("kvm-", StringComparison.Ordinal)) { var n = stream[4..]; _vms[n] = KvmVmDecider.Evolve(_vms[n], e); }
+        else if (stream.StartsWith(EventStreams.Vfio, StringComparison.Ordinal)) { var n = stream[EventStreams.Vfio.Length..]; _devices[n] = VfioDeviceDecider.Evolve(_devices[n], e); }
+        else if (stream.StartsWith(EventStreams.Kvm, StringComparison.Ordinal)) { var n = stream[EventStreams.Kvm.Length..]; _vms[n] = KvmVmDecider.Evolve(_vms[n], e); }
     }
 }

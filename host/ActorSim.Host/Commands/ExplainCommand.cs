@@ -112,7 +112,7 @@ public static class ExplainCommand
             Events++;
             _replay.Apply(e.Seq, e.Stream, e.Event);
             // A VM's events are its KvmActor's stream (SimHost.VmStream: "kvm-NAME" within the run).
-            if (e.Stream.StartsWith("kvm-", StringComparison.Ordinal)) _vms.Add(e.Stream["kvm-".Length..]);
+            if (e.Stream.StartsWith(EventStreams.Kvm, StringComparison.Ordinal)) _vms.Add(e.Stream[EventStreams.Kvm.Length..]);
             foreach (var d in DecisionEvents.Of(e.Event))
                 if (d.Inputs.Vm == vm && ((d.Inputs.Gpa & ~0xFFFUL) == _page || d.Outcome.Leaf is { } l && l.Contains(gpa)))
                     _decisions.Add((e.Seq, d));
