@@ -71,8 +71,9 @@ public sealed record KvmLeaf(Stage2Leaf? Leaf);
 public sealed record KvmGetState;
 
 // ---- vCPU -> batcher -> KVM ----
-/// <summary>A guest access that may fault at stage 2.</summary>
-public sealed record GuestAbort(long Id, int Vcpu, ulong Gpa, AccessOp Op, IActorRef ReplyTo);
+/// <summary>A guest access that may fault at stage 2; <paramref name="Nisv"/>: a data abort without a
+/// valid syndrome (FaultInputs.Nisv).</summary>
+public sealed record GuestAbort(long Id, int Vcpu, ulong Gpa, AccessOp Op, IActorRef ReplyTo, bool Nisv = false);
 /// <summary>The batcher's inbox is full: try again later (back-pressure).</summary>
 public sealed record GuestAbortRejected(long Id);
 public sealed record GuestAbortCompleted(long Id, AccessResult Result);
@@ -80,8 +81,9 @@ public sealed record KvmFaultBatch(long BatchId, GuestAbort[] Aborts);
 public sealed record KvmFaultBatchResult(long BatchId, AccessResult[] Results);
 
 // ---- driver -> vCPU ----
-/// <summary>Run one guest access on this vCPU; the reply is <see cref="VcpuAccessDone"/>.</summary>
-public sealed record VcpuRunAccess(ulong Gpa, AccessOp Op);
+/// <summary>Run one guest access on this vCPU; the reply is <see cref="VcpuAccessDone"/>.
+/// <paramref name="Nisv"/>: a load or store the syndrome cannot describe (FaultInputs.Nisv).</summary>
+public sealed record VcpuRunAccess(ulong Gpa, AccessOp Op, bool Nisv = false);
 public sealed record VcpuAccessDone(ulong Gpa, AccessOp Op, AccessResult Result);
 
 /// <summary>Run <paramref name="Count"/> guest accesses on this vCPU, at <paramref name="Gpa"/> and every

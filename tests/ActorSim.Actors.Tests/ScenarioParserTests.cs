@@ -31,6 +31,8 @@ public class ScenarioParserTests
     [InlineData("  - munmap: { name: nothing }", 10, "munmap.name")]
     [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: fetch }", 10, "access.op")]
     [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: read, s1: Normal-XX }", 10, "access.s1")]
+    [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: exec, nisv: true }", 10, "access.nisv")]
+    [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: write, nisv: maybe }", 10, "access.nisv")]
     [InlineData("  - expect: { vm: vm1, gpa: 0x1000, s2: Normal-NC, memattr: 0x10 }", 10, "expect.memattr")]
     [InlineData("  - expect: { access: last, result: error }", 10, "expect.errno")]
     [InlineData("  - expect: { mmap: nothing, result: ok }", 10, "expect.mmap")]
@@ -137,6 +139,8 @@ public class ScenarioParserTests
         Assert.True(mmap.Shared);
         Assert.Equal(Domain.Mm.Prot.Read | Domain.Mm.Prot.Write, mmap.Prot);
         var access = Assert.IsType<AccessStep>(s.Steps[1]);
-        Assert.Equal((0, MemType.NormalWB, true, 11), (access.Vcpu, access.S1, access.Retry, access.Line));
+        Assert.Equal((0, MemType.NormalWB, true, 11, false), (access.Vcpu, access.S1, access.Retry, access.Line, access.Nisv));
+        var nisv = ScenarioParser.Parse(Head + "  - access: { vm: vm1, gpa: 0x1000, op: write, nisv: true }\n  - access: { vm: vm1, gpa: 0x1000, op: exec, nisv: false }\n", "t.yaml");
+        Assert.Equal([true, false], nisv.Steps.Cast<AccessStep>().Select(x => x.Nisv));
     }
 }

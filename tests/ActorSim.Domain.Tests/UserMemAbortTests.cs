@@ -109,6 +109,41 @@ public class UserMemAbortPathTests
         Assert.False(read.Leaf!.Value.Writable);
     }
 
+    // io_mem_abort (arch/arm64/kvm/mmio.c) without a valid syndrome, and page_fault_test's read-only
+    // slot (kernel-model.md §6): cas, dc_zva, st_preidx fail KVM_RUN with ENOSYS; ld_preidx maps.
+    [Theory]
+    [InlineData(AccessOp.Read)]
+    [InlineData(AccessOp.Write)]
+    public void No_memslot_without_a_valid_syndrome_is_ENOSYS(AccessOp op)
+    {
+        var o = Decide(Bar(op) with { Slot = null, Nisv = true });
+        Assert.Equal((FaultResult.Error, Errno.ENOSYS, DecisionPath.NoValidSyndrome), (o.Result, o.Errno, o.Path));
+    }
+
+    [Fact]
+    public void An_instruction_abort_is_injected_before_the_syndrome_is_read()
+    {
+        var o = Decide(Bar(AccessOp.Exec) with { Slot = null, Nisv = true });
+        Assert.Equal((FaultResult.GuestAbort, Errno.ENOEXEC, DecisionPath.NoMemslotExec), (o.Result, o.Errno, o.Path));
+    }
+
+    [Fact]
+    public void Read_only_slot_without_a_valid_syndrome_fails_a_write_and_maps_a_read()
+    {
+        var ro = Bar(AccessOp.Write) with { Slot = Bar().Slot! with { Flags = MemslotFlags.KVM_MEM_READONLY }, Nisv = true };
+        var write = Decide(ro);
+        Assert.Equal((FaultResult.Error, Errno.ENOSYS, DecisionPath.NoValidSyndrome), (write.Result, write.Errno, write.Path));
+        // A permission fault on the read-only leaf reaches io_mem_abort the same way.
+        Assert.Equal(Errno.ENOSYS, Decide(ro with { FaultIsPerm = true }).Errno);
+        var read = Decide(ro with { Op = AccessOp.Read });
+        Assert.Equal(FaultResult.Mapped, read.Result);
+        Assert.False(read.Leaf!.Value.Writable);
+    }
+
+    [Fact]
+    public void A_store_without_a_valid_syndrome_maps_a_writable_slot_as_any_store() =>
+        Assert.Equal(Decide(Bar(AccessOp.Write)), Decide(Bar(AccessOp.Write) with { Nisv = true }));
+
     [Fact]
     public void A_read_permission_fault_is_EFAULT() =>
         Assert.Equal((Errno.EFAULT, DecisionPath.UnexpectedL2ReadPermission), (Decide(Bar() with { FaultIsPerm = true }).Errno, Decide(Bar() with { FaultIsPerm = true }).Path));

@@ -243,6 +243,49 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         }
     }
 
+    /// <summary>The shipped scenario of accesses without a valid syndrome, through the real journal:
+    /// its ENOSYS decisions carry "nisv", verify from the database and from the file, survive import and
+    /// export byte for byte, and explain names them.</summary>
+    [Fact]
+    public void Accesses_without_a_valid_syndrome_are_recorded_with_nisv_and_verify()
+    {
+        var (exit, output, err) = Actorsim("scenario", Path.Combine(Cli.Repo, "scenarios", "no-valid-syndrome.yaml"));
+        Assert.True(exit == 0, output + err);
+        var id = Regex.Match(output, "^run: (\\S+)", RegexOptions.Multiline).Groups[1].Value;
+        Assert.NotEmpty(id);
+        var file = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        var again = Path.Combine(Path.GetTempPath(), $"{id}-copy.jsonl");
+        try
+        {
+            (exit, output, err) = Actorsim("replay", "--run", id, "--verify");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains("every decision reproduces", output);
+            Assert.Equal(0, Actorsim("export", "--run", id, "-o", file).Exit);
+            var lines = File.ReadAllLines(file);
+            Assert.Equal(5, lines.Count(l => l.Contains("\"nisv\":true},\"outcome\":{\"result\":\"Error\",\"errno\":\"ENOSYS\"", StringComparison.Ordinal)));
+            Assert.Equal(7, lines.Count(l => l.Contains("\"nisv\":true", StringComparison.Ordinal)));
+            Assert.DoesNotContain(lines, l => l.Contains("\"nisv\":false", StringComparison.Ordinal)); // written only when set
+            (exit, output, err) = Actorsim("replay", "--file", file, "--verify");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains("every decision reproduces", output);
+            Assert.Equal(0, Actorsim("import", file, "--as", id + "-copy").Exit);
+            Assert.Equal(0, Actorsim("export", "--run", id + "-copy", "-o", again).Exit);
+            Assert.Equal(lines.Skip(1), File.ReadAllLines(again).Skip(1));
+            (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x50000000");
+            Assert.True(exit == 0, output + err);
+            Assert.Matches(@"\n  seq \d+ \(since\): fault: vcpu 0 write \(no valid syndrome\) -> Error via NoValidSyndrome \(-ENOSYS\)\n", output);
+            Assert.Contains("fault: seq", output);
+            Assert.Contains(" read (no valid syndrome) at gpa 0x50000000", output);
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(again);
+            Actorsim("delete", id + "-copy");
+            Assert.Equal(0, Actorsim("delete", id).Exit);
+        }
+    }
+
     [Fact]
     public void Export_import_export_is_byte_identical()
     {

@@ -68,6 +68,11 @@ public class CompactDecisionsTests
         var bytes = CompactDecisions.Write(new Stage2FaultResolved(d));
         Assert.Equal(PinnedHex, Convert.ToHexString(bytes));
         Assert.Equal(d, ((Stage2FaultResolved)CompactDecisions.Read(bytes)).Decision);
+        // nisv is the second flag byte's top bit (0x71 -> 0xF1); nothing else moves.
+        var nisv = d with { Inputs = d.Inputs with { Nisv = true } };
+        var nisvBytes = CompactDecisions.Write(new Stage2FaultResolved(nisv));
+        Assert.Equal(PinnedHex[..8] + "F1" + PinnedHex[10..], Convert.ToHexString(nisvBytes));
+        Assert.Equal(nisv, ((Stage2FaultResolved)CompactDecisions.Read(nisvBytes)).Decision);
     }
 
     private const string PinnedHex =

@@ -24,6 +24,8 @@ public class DecisionRecordReaderTests
             k.Access("vm1", 0, 0x80_0000_1000, AccessOp.Write).Decision,
             k.Access("vm1", 1, 0x80_0000_1000, AccessOp.Exec).Decision, // exec on a device: guest abort
             k.Access("vm1", 2, 0x1000, AccessOp.Read).Decision, // no memslot: MMIO exit
+            k.Access("vm1", 4, 0x2000, AccessOp.Write, nisv: true).Decision, // and without a valid syndrome: -ENOSYS
+            k.Access("vm1", 5, 0x80_0060_0000, AccessOp.Write, nisv: true).Decision, // mapped all the same (another block), "nisv" kept
         };
         k.SetDeviceMemory("gpu0", false);
         made.Add(k.Access("vm1", 3, 0x80_0000_3000, AccessOp.Read).Decision); // memory disabled: -EFAULT
@@ -41,6 +43,8 @@ public class DecisionRecordReaderTests
         Assert.Contains(decisions, d => d.Inputs.Vma is not null && d.Outcome.Leaf is null && d.Outcome.Errno != Domain.Kernel.Errno.None);
         Assert.Contains(decisions, d => d.Outcome.Leaf is not null && d.Inputs.Vma is not null);
         Assert.Contains(decisions, d => d.Inputs.ExistingLeaf is not null);
+        Assert.Contains(decisions, d => d.Inputs.Nisv && d.Outcome.Errno == Domain.Kernel.Errno.ENOSYS);
+        Assert.Contains(decisions, d => d.Inputs.Nisv && d.Outcome.Leaf is not null);
         foreach (var d in decisions)
         {
             var json = Written(d);
@@ -55,6 +59,33 @@ public class DecisionRecordReaderTests
             Assert.Equal(d.Inputs, matched!.Inputs);
             Assert.Equal(d.Outcome, matched.Outcome);
         }
+    }
+
+    /// <summary>"nisv" came after runs were recorded: it is written only when set, so a record without it
+    /// (every one written before) is a plain access on every path — the template, the reader in written
+    /// and jsonb order, and the general path — and so is one with it false; anything but a boolean is
+    /// refused, as for any other field.</summary>
+    [Fact]
+    public void Nisv_is_written_only_when_set_and_read_as_false_when_missing()
+    {
+        var d = Decisions().First(x => x.Inputs.Nisv && x.Outcome.Errno == Domain.Kernel.Errno.ENOSYS);
+        Assert.EndsWith("\"memcacheTopUpFails\":false,\"nisv\":true}", Written(d)[..Written(d).IndexOf(",\"outcome\"", StringComparison.Ordinal)]);
+        var plain = Written(d with { Inputs = d.Inputs with { Nisv = false } });
+        Assert.DoesNotContain("nisv", plain);
+        var explicitFalse = plain.Replace("\"memcacheTopUpFails\":false}", "\"memcacheTopUpFails\":false,\"nisv\":false}");
+        Assert.NotEqual(plain, explicitFalse);
+        foreach (var json in new[] { plain, explicitFalse, AsJsonbText(plain), AsJsonbText(explicitFalse), AsJsonbText(Written(d)) })
+        {
+            var general = JsonSerializer.Deserialize<DecisionRecord>(json, DomainEventSerializer.General)!;
+            var read = JsonSerializer.Deserialize<DecisionRecord>(json, DomainEventSerializer.Options)!;
+            Assert.Equal(json.Contains("\"nisv\": true") || json.Contains("\"nisv\":true"), general.Inputs.Nisv);
+            Assert.Equal(general, read);
+            Assert.True(DecisionRecordConverter.TryReadWritten(Encoding.UTF8.GetBytes(json), out var fast), json);
+            Assert.Equal(general, fast);
+        }
+        Assert.True(DecisionRecordConverter.TryMatchWritten(Encoding.UTF8.GetBytes(plain), out var matched));
+        Assert.False(matched!.Inputs.Nisv);
+        Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<DecisionRecord>(Written(d).Replace("\"nisv\":true", "\"nisv\":1"), DomainEventSerializer.Options));
     }
 
     /// <summary>Records the runs do not make: odd names, values without an enum name, unknown VM flag

@@ -234,7 +234,7 @@ public sealed partial class ScenarioParser
             }
             case "access":
             {
-                var m = Keys(Map(body, "access"), "access", "vm", "vcpu", "gpa", "op", "s1", "retry");
+                var m = Keys(Map(body, "access"), "access", "vm", "vcpu", "gpa", "op", "s1", "retry", "nisv");
                 var opNode = Required(m, body, "op");
                 var op = Str(opNode, "access.op") switch
                 {
@@ -246,8 +246,11 @@ public sealed partial class ScenarioParser
                 var s1 = m.TryGetValue("s1", out var s1Node) ? MemTypeOf(s1Node, "access.s1") : MemType.NormalWB;
                 var vcpu = m.TryGetValue("vcpu", out var v) ? Int(v, "access.vcpu") : 0;
                 if (vcpu < 0 || vcpu > 511) throw Error(v!, "access.vcpu", "vCPUs are numbered 0..511");
+                // ESR_ELx_ISV is a data abort's: an instruction abort has no syndrome to lack.
+                var nisv = m.TryGetValue("nisv", out var nisvNode) && Bool(nisvNode, "access.nisv");
+                if (nisv && op == AccessOp.Exec) throw Error(nisvNode!, "access.nisv", "an instruction fetch has no syndrome to lack: nisv is for op read or write");
                 return new AccessStep(n, line, KnownName(Required(m, body, "vm"), "access.vm", _vms), vcpu,
-                    Number(Required(m, body, "gpa"), "access.gpa"), op, s1, !m.TryGetValue("retry", out var r) || Bool(r, "access.retry"));
+                    Number(Required(m, body, "gpa"), "access.gpa"), op, s1, !m.TryGetValue("retry", out var r) || Bool(r, "access.retry"), nisv);
             }
             case "device":
             {

@@ -166,10 +166,10 @@ public sealed class ScenarioRunner
             case AccessStep a:
             {
                 var vcpu = _host.Vcpu(a.Vm, a.Vcpu);
-                var done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op));
+                var done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op, a.Nisv));
                 // A retry (-EAGAIN) means the guest faults again; the driver re-issues it once.
                 if (done.Result.Outcome.Result == FaultResult.Retry && a.Retry)
-                    done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op));
+                    done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op, a.Nisv));
                 _lastAccess = done.Result;
                 _lastS1 = a.S1;
                 _lastStepErrno = done.Result.Outcome.Errno;

@@ -18,12 +18,16 @@ namespace ActorSim.Domain.Kvm;
 /// <param name="InProgressAtLock">mmu_invalidate_in_progress under mmu_lock.</param>
 /// <param name="ExistingLeaf">The leaf covering the IPA under mmu_lock, if any.</param>
 /// <param name="MemcacheTopUpFails">kvm_mmu_topup_memory_cache fails (out of memory).</param>
+/// <param name="Nisv">A data abort with no valid instruction syndrome: ESR_ELx_ISV clear
+/// (!kvm_vcpu_dabt_isvalid), as for the loads and stores the syndrome cannot describe — an atomic such
+/// as cas, dc zva, a pre- or post-indexed ldr/str (page_fault_test: ld_preidx, st_preidx). Only
+/// io_mem_abort reads it: it cannot emulate such an access. False for a plain load or store.</param>
 public sealed record FaultInputs(
     string Vm, int Vcpu, ulong Gpa, AccessOp Op, bool FaultIsPerm, int FaultLevel,
     Memslot? Slot, ulong Hva, VmaSnapshot? Vma, ulong PfnHva, PfnLookup Pfn,
     KernelPolicy Policy, bool VmHasMte, int IpaBits,
     ulong SampledSeq, ulong SeqAtLock, int InProgressAtLock,
-    Stage2Leaf? ExistingLeaf, bool MemcacheTopUpFails = false);
+    Stage2Leaf? ExistingLeaf, bool MemcacheTopUpFails = false, bool Nisv = false);
 
 /// <summary>What a guest access led to (scenario-format.md "Outcome of an access").</summary>
 public enum FaultResult : byte
@@ -71,6 +75,9 @@ public enum DecisionPath : byte
     MapLeaf,
     /// <summary>A leaf already let the access through: there was no stage-2 fault to decide.</summary>
     NoFault,
+    /// <summary>No memslot, or a write to a read-only one, by a data abort without a valid syndrome:
+    /// io_mem_abort cannot emulate it and KVM_RUN fails with -ENOSYS.</summary>
+    NoValidSyndrome,
 }
 
 /// <summary>The outcome of one decision: result, errno (for Error), the leaf as it is afterwards (for

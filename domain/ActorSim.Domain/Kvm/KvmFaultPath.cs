@@ -6,9 +6,10 @@ namespace ActorSim.Domain.Kvm;
 /// <summary>What KVM knows when a guest access arrives, before asking mm: the leaf that covers the
 /// IPA (if it lets the access through, there is no fault), the memslot, the hva, and the sampled
 /// mmu_invalidate_seq. A struct: one per fault, kept inline in the KVM actor's batch and in its
-/// request to mm (16 B a fault fewer in memory; AccessResult as a struct was more, BENCHMARKS.md).</summary>
+/// request to mm (16 B a fault fewer in memory; AccessResult as a struct was more, BENCHMARKS.md).
+/// <see cref="Nisv"/>: the access has no valid instruction syndrome (<see cref="FaultInputs.Nisv"/>).</summary>
 public readonly record struct FaultStart(
-    string Vm, int Vcpu, ulong Gpa, AccessOp Op, Stage2Leaf? CoveringLeaf, Memslot? Slot, ulong Hva, ulong SampledSeq)
+    string Vm, int Vcpu, ulong Gpa, AccessOp Op, Stage2Leaf? CoveringLeaf, Memslot? Slot, ulong Hva, ulong SampledSeq, bool Nisv = false)
 {
     /// <summary>The access hits an existing leaf that permits it: no stage-2 fault at all.</summary>
     public bool NoFault => CoveringLeaf is { } l && l.Permits(Op);
@@ -29,10 +30,10 @@ public readonly record struct MmPfnAnswer(VmaSnapshot? Vma, ulong PfnHva, PfnLoo
 /// mm resolves, KVM decides under mmu_lock. The synchronous kernel calls them back to back.</summary>
 public static class KvmFaultPath
 {
-    public static FaultStart Begin(KvmVm vm, int vcpu, ulong gpa, AccessOp op)
+    public static FaultStart Begin(KvmVm vm, int vcpu, ulong gpa, AccessOp op, bool nisv = false)
     {
         var slot = vm.SlotFor(gpa);
-        return new FaultStart(vm.Name, vcpu, gpa, op, vm.Stage2.Lookup(gpa), slot, slot?.GpaToHva(gpa) ?? 0, vm.MmuInvalidateSeq);
+        return new FaultStart(vm.Name, vcpu, gpa, op, vm.Stage2.Lookup(gpa), slot, slot?.GpaToHva(gpa) ?? 0, vm.MmuInvalidateSeq, nisv);
     }
 
     /// <summary>mm side: vma_lookup at hva, the mapping size from that VMA and the memslot, then the
@@ -53,7 +54,7 @@ public static class KvmFaultPath
             f.Slot, f.Hva, mm.Vma, mm.PfnHva, mm.Pfn,
             policy, vm.HasMte, vm.IpaBits,
             f.SampledSeq, vm.MmuInvalidateSeq, vm.MmuInvalidateInProgress,
-            vm.Stage2.Lookup(f.Gpa), memcacheTopUpFails);
+            vm.Stage2.Lookup(f.Gpa), memcacheTopUpFails, f.Nisv);
         return new DecisionRecord(inputs, KvmHandleGuestAbort.Decide(inputs));
     }
 }

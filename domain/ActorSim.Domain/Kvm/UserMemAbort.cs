@@ -17,16 +17,24 @@ public static class KvmHandleGuestAbort
             return new(FaultResult.GuestAbort, Errno.None, null, default, DecisionPath.IpaOutOfRange);
         var exec = i.Op == AccessOp.Exec;
         // Step 4: no memslot, or a write to a read-only one: an instruction abort gives -ENOEXEC (an
-        // injected abort); a data abort with a valid syndrome exits to the VMM (io_mem_abort).
+        // injected abort); a data abort goes to io_mem_abort, which exits to the VMM (KVM_EXIT_MMIO)
+        // when the syndrome is valid and fails KVM_RUN with -ENOSYS when it is not (no
+        // KVM_CAP_ARM_NISV_TO_USER here; page_fault_test: cas, dc_zva, st_preidx on a read-only slot).
         if (i.Slot is null)
             return exec
                 ? new(FaultResult.GuestAbort, Errno.ENOEXEC, null, default, DecisionPath.NoMemslotExec)
-                : new(FaultResult.MmioExit, Errno.None, null, default, DecisionPath.NoMemslotMmio);
+                : IoMemAbort(i, DecisionPath.NoMemslotMmio);
         if (i.Op == AccessOp.Write && i.Slot.ReadOnly)
-            return new(FaultResult.MmioExit, Errno.None, null, default, DecisionPath.ReadOnlySlotWriteMmio);
+            return IoMemAbort(i, DecisionPath.ReadOnlySlotWriteMmio);
         // Steps 6-7: user_mem_abort; -ENOEXEC becomes an injected abort, -EAGAIN a re-fault.
         return UserMemAbort.Decide(i);
     }
+
+    /// <summary>io_mem_abort (arch/arm64/kvm/mmio.c): without a valid syndrome there is nothing to
+    /// tell the VMM, so -ENOSYS; with one, an MMIO exit.</summary>
+    private static FaultOutcome IoMemAbort(FaultInputs i, DecisionPath mmio) => i.Nisv
+        ? new(FaultResult.Error, Errno.ENOSYS, null, default, DecisionPath.NoValidSyndrome)
+        : new(FaultResult.MmioExit, Errno.None, null, default, mmio);
 }
 
 /// <summary><c>user_mem_abort()</c> as an ordered decision list for the 6.8 / 6.9 / 6.17 rule sets

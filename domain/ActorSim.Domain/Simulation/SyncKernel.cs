@@ -97,10 +97,11 @@ public sealed class SyncKernel
     public Errno ResetDevice(string device) => Run(DeviceStream(device), VfioDeviceDecider.Reset(_devices[device]));
     public Errno SetPowerState(string device, PciPowerState state) => Run(DeviceStream(device), VfioDeviceDecider.SetPowerState(_devices[device], state));
 
-    /// <summary>A guest access: no fault if a leaf permits it; else the three fault phases back to back.</summary>
-    public AccessResult Access(string vm, int vcpu, ulong gpa, AccessOp op, bool memcacheTopUpFails = false)
+    /// <summary>A guest access: no fault if a leaf permits it; else the three fault phases back to back.
+    /// <paramref name="nisv"/>: a data abort without a valid syndrome (<see cref="FaultInputs.Nisv"/>).</summary>
+    public AccessResult Access(string vm, int vcpu, ulong gpa, AccessOp op, bool memcacheTopUpFails = false, bool nisv = false)
     {
-        var start = KvmFaultPath.Begin(_vms[vm], vcpu, gpa, op);
+        var start = KvmFaultPath.Begin(_vms[vm], vcpu, gpa, op, nisv);
         if (start.NoFault)
             return new AccessResult(null, new FaultOutcome(FaultResult.AlreadyMapped, Errno.None, start.CoveringLeaf, default, DecisionPath.NoFault));
         var answer = start.NeedsPfn(_vms[vm].IpaBits) ? ResolvePfn(start) : MmPfnAnswer.None;

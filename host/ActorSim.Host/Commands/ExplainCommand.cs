@@ -183,13 +183,13 @@ public static class ExplainCommand
                     : v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) ? "the VMA has VM_ALLOW_ANY_UNCACHED: device memory maps Normal-NC"
                     : "the VMA lacks VM_ALLOW_ANY_UNCACHED: device memory stays Device-nGnRE"
                     : "RAM maps Normal write-back";
-                fault = new ExplainedFault(lastSeq, i.Vcpu, i.Op.ToString().ToLowerInvariant(), i.Gpa, i.Hva, i.Policy.ToString(), i.Pfn.Pfn, i.Pfn.IsMapMemory, i.Pfn.Writable,
+                fault = new ExplainedFault(lastSeq, i.Vcpu, i.Op.ToString().ToLowerInvariant(), i.Nisv, i.Gpa, i.Hva, i.Policy.ToString(), i.Pfn.Pfn, i.Pfn.IsMapMemory, i.Pfn.Writable,
                     i.SampledSeq, i.SeqAtLock, d.Outcome.Result.ToString(), d.Outcome.Path.ToString(), d.Outcome.Prot.ToString(), why);
             }
             // The page's other faults and its invalidations, in the order they happened, each placed
             // against the fault above (before it, or since).
             var history = _decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
-                .Select(x => (x.Seq, Kind: "fault", Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {x.Decision.Inputs.Op.ToString().ToLowerInvariant()} -> {x.Decision.Outcome}"))
+                .Select(x => (x.Seq, Kind: "fault", Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {AccessText(x.Decision.Inputs.Op.ToString().ToLowerInvariant(), x.Decision.Inputs.Nisv)} -> {x.Decision.Outcome}"))
                 .Concat(_invalidations.Select(x => (x.Seq, Kind: "invalidation", Text: $"invalidation: stage-2 0x{x.Unmapped.Gpa:x}..0x{x.Unmapped.End:x} unmapped ({CauseOf(x)})")))
                 .OrderBy(x => x.Seq)
                 .Select(x => new ExplainedEvent(x.Seq, last is null ? null : x.Seq < last ? "before" : "since", x.Kind, x.Text)).ToArray();
@@ -214,7 +214,7 @@ public static class ExplainCommand
                 if (x.Mapping is { } v)
                     yield return $"mapping: VMA 0x{v.Start:x}..0x{v.End:x} pgoff 0x{v.PgOff:x} stage-1 {v.Stage1} flags {string.Join(" ", v.Flags)}" +
                                  (v.MmapSeq is { } ms ? $" (mmap at seq {ms}{(v.Device is { } dev ? $", {dev} region {v.Region}" : ", anonymous memory")})" : "");
-                yield return $"fault: seq {f.Seq} vcpu {f.Vcpu} {f.Op} at gpa 0x{f.Gpa:x}, hva 0x{f.Hva:x}, under {f.Policy}";
+                yield return $"fault: seq {f.Seq} vcpu {f.Vcpu} {AccessText(f.Op, f.Nisv)} at gpa 0x{f.Gpa:x}, hva 0x{f.Hva:x}, under {f.Policy}";
                 yield return $"  pfn 0x{f.Pfn:x} ({(f.InLinearMap ? "RAM, in the linear map" : "device memory, not in the linear map")}), user PTE {(f.PteWritable ? "writable" : "read-only")}; mmu_invalidate_seq {f.SampledSeq} -> {f.SeqAtLock}";
                 yield return $"  decision: {f.Result} via {f.Path}, prot {f.Prot}: {f.Why}";
             }
@@ -222,6 +222,8 @@ public static class ExplainCommand
             foreach (var h in x.History)
                 yield return $"  seq {h.Seq}{(h.When is null ? "" : h.When == "before" ? " (before that fault)" : " (since)")}: {h.Text}";
         }
+
+        private static string AccessText(string op, bool nisv) => nisv ? $"{op} (no valid syndrome)" : op;
 
         /// <summary>The explanation as one JSON object: <see cref="Explanation"/>'s fields in camelCase,
         /// addresses and other 64-bit values as "0x…" strings, as the event log writes them; a part the
@@ -276,7 +278,8 @@ public sealed record ExplainedMemslot(int Slot, ulong Gpa, ulong End, ulong Hva,
 
 public sealed record ExplainedMapping(ulong Start, ulong End, ulong PgOff, string Stage1, string[] Flags, long? MmapSeq, string? Device, int? Region);
 
-public sealed record ExplainedFault(long Seq, int Vcpu, string Op, ulong Gpa, ulong Hva, string Policy, ulong Pfn, bool InLinearMap, bool PteWritable,
+/// <param name="Nisv">The access was a data abort without a valid syndrome (FaultInputs.Nisv).</param>
+public sealed record ExplainedFault(long Seq, int Vcpu, string Op, bool Nisv, ulong Gpa, ulong Hva, string Policy, ulong Pfn, bool InLinearMap, bool PteWritable,
     ulong SampledSeq, ulong SeqAtLock, string Result, string Path, string Prot, string Why);
 
 /// <param name="When">"before" or "since" the fault of the explanation; null when there is none.</param>

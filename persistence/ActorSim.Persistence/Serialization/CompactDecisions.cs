@@ -26,7 +26,7 @@ internal static class CompactDecisions
     // First flag byte.
     private const byte FaultIsPerm = 1, HasSlot = 2, SameSlot = 4, HasVma = 8, SameVma = 16, HasExisting = 32, VmHasMte = 64, TopUpFails = 128;
     // Second flag byte.
-    private const byte HasLeaf = 1, SameVm = 2, SamePolicy = 4, IsMapMemory = 8, Writable = 16, Fwb = 32, Dic = 64;
+    private const byte HasLeaf = 1, SameVm = 2, SamePolicy = 4, IsMapMemory = 8, Writable = 16, Fwb = 32, Dic = 64, Nisv = 128;
 
     public static bool Supports(IDomainEvent e) => e is Stage2FaultResolved or Stage2FaultsResolved;
 
@@ -95,7 +95,7 @@ internal static class CompactDecisions
         w.Byte((byte)((i.FaultIsPerm ? FaultIsPerm : 0) | (i.Slot is null ? 0 : HasSlot) | (sameSlot ? SameSlot : 0) | (i.Vma is null ? 0 : HasVma)
             | (sameVma ? SameVma : 0) | (i.ExistingLeaf is null ? 0 : HasExisting) | (i.VmHasMte ? VmHasMte : 0) | (i.MemcacheTopUpFails ? TopUpFails : 0)));
         w.Byte((byte)((o.Leaf is null ? 0 : HasLeaf) | (sameVm ? SameVm : 0) | (samePolicy ? SamePolicy : 0) | (i.Pfn.IsMapMemory ? IsMapMemory : 0)
-            | (i.Pfn.Writable ? Writable : 0) | (i.Policy.Cpu.Fwb ? Fwb : 0) | (i.Policy.Cpu.Dic ? Dic : 0)));
+            | (i.Pfn.Writable ? Writable : 0) | (i.Policy.Cpu.Fwb ? Fwb : 0) | (i.Policy.Cpu.Dic ? Dic : 0) | (i.Nisv ? Nisv : 0)));
         if (!sameVm) w.String(i.Vm);
         w.Int(i.Vcpu);
         w.UInt(i.Gpa);
@@ -171,7 +171,7 @@ internal static class CompactDecisions
         var inProgress = r.Int();
         Stage2Leaf? existing = (f1 & HasExisting) != 0 ? ReadLeaf(ref r) : null;
         var inputs = new FaultInputs(vm, vcpu, gpa, op, (f1 & FaultIsPerm) != 0, faultLevel, slot, hva, vma, pfnHva, pfn, policy,
-            (f1 & VmHasMte) != 0, ipaBits, sampled, atLock, inProgress, existing, (f1 & TopUpFails) != 0);
+            (f1 & VmHasMte) != 0, ipaBits, sampled, atLock, inProgress, existing, (f1 & TopUpFails) != 0, (f2 & Nisv) != 0);
         var result = (FaultResult)r.Byte8();
         var errno = (Errno)r.Int();
         Stage2Leaf? leaf = (f2 & HasLeaf) != 0 ? ReadLeaf(ref r) : null;

@@ -109,12 +109,13 @@ public sealed partial class DecisionRecordConverter
                 && Lit(",\"seqAtLock\":"u8) && Hex(out var atLock)
                 && Lit(",\"inProgressAtLock\":"u8) && Int(out var inProgress)
                 && Lit(",\"existingLeaf\":"u8) && Leaf(out var existing)
-                && Lit(",\"memcacheTopUpFails\":"u8) && Bool(out var topUpFails)
-                && Lit("}"u8)))
+                && Lit(",\"memcacheTopUpFails\":"u8) && Bool(out var topUpFails)))
                 return false;
+            var nisv = Lit(",\"nisv\":true"u8); // written only when set
+            if (!Lit("}"u8)) return false;
             inputs = new FaultInputs(VmNames.Intern(vm), vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
                 new PfnLookup(status, pfn, isMapMemory, writable), Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize),
-                mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails);
+                mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv);
             return true;
         }
 

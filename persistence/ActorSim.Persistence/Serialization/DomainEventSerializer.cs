@@ -146,8 +146,14 @@ public static class DomainEventSerializer
     {
         if (type.Kind != JsonTypeInfoKind.Object) return;
         foreach (var p in type.Properties)
-            if (p.Set is not null || p.AssociatedParameter is not null) p.IsRequired = true; // not computed ones (Vma.Length): never read
+            if (OnlyWhenSet(type.Type, p.Name)) p.ShouldSerialize = (_, value) => value is true;
+            else if (p.Set is not null || p.AssociatedParameter is not null) p.IsRequired = true; // not computed ones (Vma.Length): never read
     }
+
+    /// <summary>Fields added after runs were recorded, written only when set and false when missing, so
+    /// every event recorded before reads as it was and exports byte for byte as before: a decision's
+    /// <c>nisv</c> (a data abort without a valid syndrome, <see cref="FaultInputs.Nisv"/>).</summary>
+    private static bool OnlyWhenSet(Type type, string jsonName) => type == typeof(FaultInputs) && jsonName == "nisv";
 
     public static IReadOnlyCollection<string> Aliases => ByAlias.Keys;
     public static bool IsDomainEvent(object o) => o is IDomainEvent && ByType.ContainsKey(o.GetType());
