@@ -53,7 +53,7 @@ public class ReplayUnderAnotherKernelTests
         var r = new Replay(p => KernelPolicy.Of(kernel, fwb ?? p.Cpu.Fwb, p.Cpu.Dic), recorded);
         foreach (var e in log) r.Apply(e.Seq, e.Stream, e.Event);
         Assert.Equal(0, r.Mismatches);
-        return [.. r.Changes.Select(c => $"{Pages[(int)((c.Gpa - GpaOf("ram")) / Size)]} {c.Op}: {c.Before} -> {c.After}")];
+        return [.. r.Changes.Select(c => $"{Pages[(int)((c.Gpa - GpaOf("ram")) / Size)]} {c.Op}{(c.Nisv ? " nisv" : "")}: {c.Before} -> {c.After}")];
     }
 
     private static IReadOnlyList<ReplayMemslotRefused> Refused(SyncKernel k, KernelPolicy other)
@@ -129,6 +129,26 @@ public class ReplayUnderAnotherKernelTests
         Assert.Equal(
             ["usemem Read: Mapped Normal-WB -> Error EFAULT", "usemem Exec: Mapped Normal-WB -> Error EFAULT"],
             Changes(k.Log, "6.17", fwb: false));
+    }
+
+    /// <summary>A store without a valid syndrome maps USEMEM as any store under 6.17 with FWB (user_mem_abort
+    /// does not read the syndrome); without FWB the slot is refused, and with no memslot io_mem_abort cannot
+    /// emulate it: -ENOSYS where a plain store would exit to the VMM.</summary>
+    [Fact]
+    public void A_store_without_a_valid_syndrome_in_a_refused_memslot_is_ENOSYS()
+    {
+        var k = World("6.17");
+        var slot = k.Vm("vm1").Memslots[Array.IndexOf(Pages, "usemem")];
+        foreach (var nisv in new[] { true, false })
+        {
+            // Set again, so that the store faults (the read mapped the slot's block writable).
+            Assert.Equal(Errno.None, k.DeleteMemslot("vm1", slot.Id));
+            Assert.Equal(Errno.None, k.SetMemslot("vm1", slot.Id, MemslotFlags.None, slot.BaseGpa, slot.Size, slot.UserspaceAddr));
+            Assert.Equal(FaultResult.Mapped, k.Access("vm1", 1, GpaOf("usemem"), AccessOp.Write, nisv: nisv).Outcome.Result);
+        }
+        Assert.Equal(
+            ["usemem Read: Mapped Normal-WB -> MmioExit", "usemem Write nisv: Mapped Normal-WB -> Error ENOSYS", "usemem Write: Mapped Normal-WB -> MmioExit"],
+            Changes(k.Log, "6.17", fwb: false, recorded: k.Policy));
     }
 
     /// <summary>6.8 → 6.9: the BAR and RESMEM Normal-NC, nothing else; 6.9 → 6.8: Device-nGnRE again;

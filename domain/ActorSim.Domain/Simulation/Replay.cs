@@ -10,7 +10,8 @@ namespace ActorSim.Domain.Simulation;
 public sealed record ReplayMismatch(long Seq, string Stream, FaultOutcome Recorded, FaultOutcome Recomputed);
 
 /// <summary>A decision re-decided under another kernel policy that came out differently.</summary>
-public sealed record ReplayChange(long Seq, string Stream, string Vm, ulong Gpa, AccessOp Op, string Before, string After);
+/// <param name="Nisv">The access was a data abort without a valid syndrome (<see cref="FaultInputs.Nisv"/>).</param>
+public sealed record ReplayChange(long Seq, string Stream, string Vm, ulong Gpa, AccessOp Op, string Before, string After, bool Nisv = false);
 
 /// <summary>A memslot the run set that the other policy's KVM_SET_USER_MEMORY_REGION refuses (6.17 without
 /// FWB and DIC: a cacheable PFNMAP VMA in it, -EINVAL).</summary>
@@ -178,7 +179,7 @@ public sealed class Replay
                 var other = p(d.Inputs.Policy);
                 var before = Describe(d.Outcome, d.Inputs.Policy.Cpu.Fwb);
                 var after = Describe(ReDecide(d.Inputs, other), other.Cpu.Fwb);
-                if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after));
+                if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after, d.Inputs.Nisv));
             }
         }
         if (e is MemslotSet set && Policy is { } redecide && Recorded is { } recorded) MemslotUnder(seq, stream, set, recorded, redecide(recorded));
