@@ -33,7 +33,7 @@ public static class Program
           version                                             the build (its commit), and the database the commands use
         the database is --db, else ACTORSIM_DB, else ConnectionStrings:ActorSim in ./appsettings.json, else in
         the appsettings.json beside actorsim.dll: the local cluster scripts/pg.sh starts;
-        a FILE given as - is the standard output (-o, --export, --metrics, --junit) or input (--file, import)
+        a FILE given as - is the standard output (-o, --export, --metrics, --junit) or input (--file, import, scenario)
         """;
 
     public static int Main(string[] args)

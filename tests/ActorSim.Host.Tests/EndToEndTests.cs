@@ -512,6 +512,25 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
             Assert.True(exit == 0, output + err);
             Assert.StartsWith("<?xml", output);
 
+            // A scenario from the standard input, from a pipe and from a file sent to it; named /dev/stdin.
+            var o05 = Path.Combine(Cli.Repo, "scenarios", "o05-ram-is-normal.yaml");
+            (exit, output, err) = Cli.Sh($"set -o pipefail; cd {dir} && cat {o05} | $ACTORSIM scenario --in-memory -");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains("scenario o05-ram-is-normal (/dev/stdin, kernel 6.9", output);
+            Assert.Contains("1 scenarios passed, 0 failed", output);
+            (exit, output, err) = Cli.Sh($"cd {dir} && $ACTORSIM run --scenario - --in-memory < {o05}");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains("1 scenarios passed, 0 failed", output);
+            (exit, output, err) = Cli.Sh($"cd {dir} && printf 'name: x\\nkernel: \"6.9\"\\nsteps: [ {{ teleport: 1 }} ]\\n' | $ACTORSIM scenario --in-memory -");
+            Assert.Equal(2, exit);
+            Assert.StartsWith("actorsim scenario: /dev/stdin:3: steps[]: unknown step 'teleport'", err);
+            (exit, _, err) = Cli.Sh($"cd {dir} && head -c 1048577 /dev/zero | tr '\\0' '#' | $ACTORSIM scenario --in-memory -");
+            Assert.Equal(2, exit);
+            Assert.Contains("actorsim scenario: /dev/stdin:0: file: larger than 1048576 bytes", err);
+            (exit, _, err) = Cli.Sh($"cd {dir} && $ACTORSIM scenario --in-memory - - < {o05}");
+            Assert.Equal(2, exit);
+            Assert.Equal("actorsim scenario: - is given twice: the standard input is read once", err.Trim());
+
             // import reads its file twice: from a pipe, refused as any pipe is; from a file sent to it, read.
             (exit, _, err) = Cli.Sh($"cd {dir} && cat {_run.File} | $ACTORSIM import - --as {_run.Id}-dash");
             Assert.Equal(2, exit);

@@ -28,6 +28,10 @@ public static class ScenarioCommand
                 case "--in-memory": inMemory = true; break;
                 case "--db" when i + 1 < args.Length: db = args[++i]; break;
                 case "--junit" when i + 1 < args.Length: junit = args[++i]; break;
+                case "-" when files.Contains(Args.InputFile("-")):
+                    Console.Error.WriteLine("actorsim scenario: - is given twice: the standard input is read once");
+                    return 2;
+                case "-": files.Add(Args.InputFile("-")); break; // the standard input, as for replay --file and import
                 case var a when a.StartsWith('-'):
                     Console.Error.WriteLine($"actorsim scenario: unknown option '{a}' (usage: {Usage})");
                     return 2;
