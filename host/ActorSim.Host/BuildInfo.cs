@@ -19,6 +19,10 @@ public static class BuildInfo
     /// which does not reproduce this build.</summary>
     public static bool Modified { get; } = typeof(BuildInfo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Any(a => a is { Key: "SourceTreeModified", Value: "true" });
 
+    /// <summary><paramref name="commit"/> as a command shows it: "with uncommitted changes" after it when the
+    /// build had them (<see cref="Modified"/>, or a run's record of it).</summary>
+    public static string Named(string commit, bool modified) => modified ? $"{commit} with uncommitted changes" : commit;
+
     /// <summary>The commit in an informational version "VERSION+COMMIT", or null.</summary>
     private static string? CommitOf(string? informationalVersion)
     {

@@ -109,7 +109,7 @@ public static class Program
                 return 0;
             case "version" or "--version":
                 if (rest.Length > 0) throw new UsageException($"version: unexpected '{rest[0]}'");
-                Console.WriteLine($"actorsim {BuildInfo.Version} ({(BuildInfo.Commit is { } commit ? $"commit {commit}{(BuildInfo.Modified ? " with uncommitted changes" : "")}" : "commit unknown: built outside a git checkout")})");
+                Console.WriteLine($"actorsim {BuildInfo.Version} ({(BuildInfo.Commit is { } commit ? $"commit {BuildInfo.Named(commit, BuildInfo.Modified)}" : "commit unknown: built outside a git checkout")})");
                 // Which database the commands would use, and where that came from (never the password).
                 Console.WriteLine(Database.Setting(null) is { } db
                     ? $"database {MartenStores.Describe(db.ConnectionString)} ({db.Source})"

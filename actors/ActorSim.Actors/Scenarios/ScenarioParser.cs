@@ -30,14 +30,20 @@ public sealed partial class ScenarioParser
         var info = new FileInfo(path);
         if (!info.Exists) throw new ScenarioFormatException(path, 0, "file", Directory.Exists(path) ? "a directory, not a file" : "no such file");
         if (info.Length > MaxFileBytes) throw new ScenarioFormatException(path, 0, "file", $"larger than {MaxFileBytes} bytes");
-        // Read to one byte past the limit: a pipe or a terminal (the standard input, "-") has no length
-        // to check before it is read.
-        var bytes = new byte[MaxFileBytes + 1];
-        int n = 0, got;
+        // Checked again as it is read: a pipe or a terminal (the standard input, "-") has no length to
+        // check before it is read.
+        var bytes = new MemoryStream();
         using (var stream = File.OpenRead(path))
-            while (n < bytes.Length && (got = stream.Read(bytes, n, bytes.Length - n)) > 0) n += got;
-        if (n > MaxFileBytes) throw new ScenarioFormatException(path, 0, "file", $"larger than {MaxFileBytes} bytes");
-        using var reader = new StreamReader(new MemoryStream(bytes, 0, n), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        {
+            var chunk = new byte[16 * 1024];
+            for (int got; (got = stream.Read(chunk)) > 0;)
+            {
+                bytes.Write(chunk, 0, got);
+                if (bytes.Length > MaxFileBytes) throw new ScenarioFormatException(path, 0, "file", $"larger than {MaxFileBytes} bytes");
+            }
+        }
+        bytes.Position = 0;
+        using var reader = new StreamReader(bytes, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
         return Parse(reader.ReadToEnd(), path);
     }
 

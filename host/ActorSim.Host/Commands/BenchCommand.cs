@@ -331,7 +331,7 @@ public static class BenchCommand
         if (cs is not null) await ResetSchemasAsync(cs);
 
         var cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() : null;
-        Console.WriteLine($"actorsim bench — {Environment.ProcessorCount} cores, {cpu ?? "unknown CPU"}, {vms} VMs x {vcpus} vCPUs (closed loop, batchers regroup), {span.TotalSeconds:0}s x {reps} reps, medians, build {(BuildInfo.Commit is { } c ? c[..7] + (BuildInfo.Modified ? " with uncommitted changes" : "") : "of unknown commit")}");
+        Console.WriteLine($"actorsim bench — {Environment.ProcessorCount} cores, {cpu ?? "unknown CPU"}, {vms} VMs x {vcpus} vCPUs (closed loop, batchers regroup), {span.TotalSeconds:0}s x {reps} reps, medians, build {(BuildInfo.Commit is { } c ? BuildInfo.Named(c[..7], BuildInfo.Modified) : "of unknown commit")}");
 
         var inmemBatched = new List<double>(); var inmemSingle = new List<double>(); var inmemAllocated = new List<double>(); var inmemGcPaused = new List<double>();
         var durBatched = new List<double>(); var durSingle = new List<double>(); var akkaSql = new List<double>();

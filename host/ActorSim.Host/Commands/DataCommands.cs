@@ -164,7 +164,7 @@ public static class DataCommands
             Console.WriteLine($"  kernel {info.Kernel} fwb={(info.Fwb ? 1 : 0)} dic={(info.Dic ? 1 : 0)} word={info.WordSize}, seed {info.Seed}" +
                 $"{(info.Vms > 0 ? $", {info.Vms} VMs x {info.Vcpus} vCPUs" : "")}{(info.Scenario is null ? "" : $", scenario {Printable.Of(info.Scenario)}")}");
             Console.WriteLine($"  started {info.Started:yyyy-MM-dd HH:mm:ss}{(info.Ended is { } end ? $", ended {end:yyyy-MM-dd HH:mm:ss} ({(end - info.Started).TotalSeconds:0.#}s)" : "")}" +
-                $"{(info.Commit is null ? "" : $", commit {info.Commit[..Math.Min(12, info.Commit.Length)]}{(info.CommitModified ? " with uncommitted changes" : "")}")}");
+                $"{(info.Commit is null ? "" : $", commit {BuildInfo.Named(info.Commit[..Math.Min(12, info.Commit.Length)], info.CommitModified)}")}");
         }
         Console.WriteLine($"  {summary.Events} events, {summary.Decisions} decisions ({summary.Errors} errors)");
         Console.WriteLine($"  by result: {Counts(summary.ByResult)}");
@@ -392,7 +392,7 @@ public static class DataCommands
             {
                 Console.WriteLine($"re-decided under {(kernel is { } r ? r.Label() : "the recorded rule set")}{(fwb is { } f ? $" fwb={(f ? 1 : 0)}" : "")}{(dic is { } d ? $" dic={(d ? 1 : 0)}" : "")}: {replay.Changes.Count} of {replay.Decisions} decisions change");
                 foreach (var g in groups) Console.WriteLine($"  {g.count,8}  {g.before} -> {g.after}");
-                foreach (var c in replay.Changes.Take(5)) Console.WriteLine($"  e.g. seq {c.Seq} {c.Vm} gpa 0x{c.Gpa:x} {c.Op}{(c.Nisv ? " (no valid syndrome)" : "")}: {c.Before} -> {c.After}");
+                foreach (var c in replay.Changes.Take(5)) Console.WriteLine($"  e.g. seq {c.Seq} {c.Vm} gpa 0x{c.Gpa:x} {ExplainCommand.AccessText(c.Op.ToString(), c.Nisv)}: {c.Before} -> {c.After}");
                 // A refused memslot's faults are re-decided as finding no memslot (Replay.MemslotsRefused).
                 if (replay.MemslotsRefused.Count > 0)
                     Console.WriteLine($"  {replay.MemslotsRefused.Count} memslot{(replay.MemslotsRefused.Count == 1 ? "" : "s")} set in the run would be refused (their faults counted above as finding no memslot):");

@@ -74,6 +74,10 @@ public static class ExplainCommand
         return x.Lines();
     }
 
+    /// <summary>An access as explain and replay name it: "(no valid syndrome)" after the op for a data
+    /// abort without one (FaultInputs.Nisv).</summary>
+    internal static string AccessText(string op, bool nisv) => nisv ? $"{op} (no valid syndrome)" : op;
+
     /// <summary>Reads a run once, in global order (<see cref="Add"/>), and keeps only what the page's
     /// explanation needs: the fold of every stream (<see cref="Replay"/>), the decisions about the page,
     /// its VM's memslot changes, the mm's mmaps, the page's invalidations with what caused each, and the
@@ -222,8 +226,6 @@ public static class ExplainCommand
             foreach (var h in x.History)
                 yield return $"  seq {h.Seq}{(h.When is null ? "" : h.When == "before" ? " (before that fault)" : " (since)")}: {h.Text}";
         }
-
-        private static string AccessText(string op, bool nisv) => nisv ? $"{op} (no valid syndrome)" : op;
 
         /// <summary>The explanation as one JSON object: <see cref="Explanation"/>'s fields in camelCase,
         /// addresses and other 64-bit values as "0x…" strings, as the event log writes them; a part the
