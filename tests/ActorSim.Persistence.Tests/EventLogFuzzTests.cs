@@ -124,58 +124,128 @@ public class EventLogFuzzTests
         }, iter: 3000, threads: 1);
     }
 
-    /// <summary>event-log-format.md: import rejects "a missing … field". Every field of every sample
-    /// event's data, at any depth, taken out in turn: the line is refused, naming it and "data" — not
-    /// read with that field's default (a decision without its faultLevel read as level 0, and verified).</summary>
+    /// <summary>event-log-format.md: import rejects "a missing … field", "with file:line and the field".
+    /// Every field of every sample event's data, at any depth, taken out in turn: the line is refused,
+    /// naming it and the field by its path (data.decision.inputs.slot.id) — not read with that field's
+    /// default (a decision without its faultLevel read as level 0, and verified).</summary>
     [Fact]
-    public void An_event_with_any_field_of_its_data_missing_is_refused()
+    public void An_event_with_any_field_of_its_data_missing_is_refused_naming_the_field() =>
+        EveryField("missing", (parent, name, value) => parent.Remove(name), (path, e) =>
+        {
+            Assert.Equal(path, e.Field);
+            Assert.Equal("missing", e.Message[(e.Message.LastIndexOf(": ", StringComparison.Ordinal) + 2)..]);
+        });
+
+    /// <summary>The same for "an unknown field": every field renamed in turn.</summary>
+    [Fact]
+    public void An_event_with_an_unknown_field_anywhere_in_its_data_is_refused_naming_it() =>
+        EveryField("unknown", (parent, name, value) =>
+        {
+            parent.Remove(name);
+            parent[name + "X"] = value;
+        }, (path, e) =>
+        {
+            Assert.Equal(path + "X", e.Field);
+            Assert.EndsWith(": unknown field", e.Message, StringComparison.Ordinal);
+        });
+
+    /// <summary>A value of the wrong kind (an object where a number, string, list or a flag's true is
+    /// written, and where an object is, one with no field it knows) anywhere in the data: named by its
+    /// path, and said in the log's terms — not the .NET type it was read into, nor a byte position.</summary>
+    [Fact]
+    public void A_value_of_the_wrong_kind_anywhere_in_the_data_is_refused_naming_its_field() =>
+        EveryField("kind", (parent, name, value) => parent[name] = 12.5, (path, e) =>
+        {
+            Assert.Equal(path, e.Field);
+            Assert.DoesNotContain("ActorSim.", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("System.", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("BytePosition", e.Message, StringComparison.Ordinal);
+        });
+
+    /// <summary>The words of those errors, on a decision's fields: the value as written, and what was expected.</summary>
+    [Theory]
+    [InlineData("faultLevel", "\"x\"", "\"x\": expected an integer")]
+    [InlineData("faultIsPerm", "7", "7: expected true or false")]
+    [InlineData("op", "\"fetch\"", "\"fetch\" is not a valid value")]
+    [InlineData("gpa", "\"0xg\"", "'0xg' is not a 0x hex number")]
+    [InlineData("hva", "null", "null: expected a 0x hex number")]
+    [InlineData("pfnHva", "[1]", "[1]: expected a 0x hex number")]
+    public void A_bad_decision_field_is_said_with_its_value(string field, string json, string message)
     {
         var lines = Good.Split('\n');
-        var removed = 0;
+        var n = Array.FindIndex(lines, l => l.Contains("\"type\":\"stage2_fault_resolved\"", StringComparison.Ordinal));
+        var line = System.Text.Json.Nodes.JsonNode.Parse(lines[n])!;
+        line["data"]!["decision"]!["inputs"]![field] = System.Text.Json.Nodes.JsonNode.Parse(json);
+        lines[n] = line.ToJsonString();
+        var path = WriteTemp("said", lines);
+        var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(path));
+        Assert.Equal($"{path}:{n + 1}: data.decision.inputs.{field}: {message}", e.Message);
+    }
+
+    /// <summary>Every field of every sample event's data edited in turn (and put back): each edited log
+    /// must be refused, and <paramref name="check"/> gets the field's path and the error.</summary>
+    private static void EveryField(string name, Action<System.Text.Json.Nodes.JsonObject, string, System.Text.Json.Nodes.JsonNode?> edit,
+        Action<string, EventLogFormatException> check)
+    {
+        var lines = Good.Split('\n');
+        var edits = 0;
         var accepted = new List<string>();
         for (var n = 1; n < lines.Length - 1; n++)
         {
             var line = System.Text.Json.Nodes.JsonNode.Parse(lines[n])!;
-            foreach (var (parent, name) in Properties(line["data"]!))
+            foreach (var (parent, field, path) in Properties(line["data"]!, "data"))
             {
-                var value = parent[name];
-                parent.Remove(name);
+                var value = parent[field];
+                var order = parent.Select(p => p.Key).ToArray();
+                edit(parent, field, value?.DeepClone());
                 var edited = lines.ToArray();
                 edited[n] = line.ToJsonString();
                 try
                 {
-                    EventLogFile.Read(WriteTemp("missing", edited));
-                    accepted.Add($"{name} of line {n + 1} ({line["type"]})");
+                    EventLogFile.Read(WriteTemp(name, edited));
+                    accepted.Add($"{path} of line {n + 1} ({line["type"]})");
                 }
                 catch (EventLogFormatException e)
                 {
-                    Assert.True((n + 1, "data") == (e.Line, e.Field), $"{name} of line {n + 1}: {e.Message}");
+                    Assert.Equal(n + 1, e.Line);
+                    try { check(path, e); }
+                    catch (Exception failed) { throw new Exception($"{path} of line {n + 1}: {e.Message}", failed); }
                 }
-                parent[name] = value;
-                removed++;
+                // Put back, in its place.
+                foreach (var key in parent.Select(p => p.Key).ToArray()) if (!order.Contains(key)) parent.Remove(key);
+                var kept = order.Select(k => (k, k == field ? value : parent[k])).ToArray();
+                foreach (var (k, _) in kept) parent.Remove(k);
+                foreach (var (k, v) in kept) parent[k] = v;
+                edits++;
             }
+            Assert.Equal(lines[n], line.ToJsonString());
         }
-        Assert.True(removed > 100, $"{removed} fields");
+        Assert.True(edits > 100, $"{edits} fields");
         Assert.True(accepted.Count == 0, string.Join("\n", accepted));
     }
 
-    /// <summary>Every property of every object under <paramref name="node"/> (with the object that holds it).</summary>
-    private static IEnumerable<(System.Text.Json.Nodes.JsonObject Parent, string Name)> Properties(System.Text.Json.Nodes.JsonNode node)
+    /// <summary>Every property of every object under <paramref name="node"/>: the object that holds it,
+    /// its name, and its path as an error names it (data.vmas[0].pgOff).</summary>
+    private static IEnumerable<(System.Text.Json.Nodes.JsonObject Parent, string Name, string Path)> Properties(System.Text.Json.Nodes.JsonNode node, string path)
     {
         switch (node)
         {
             case System.Text.Json.Nodes.JsonObject o:
                 foreach (var name in o.Select(p => p.Key).ToArray())
                 {
-                    yield return (o, name);
+                    yield return (o, name, $"{path}.{name}");
                     if (o[name] is { } child)
-                        foreach (var p in Properties(child)) yield return p;
+                        foreach (var p in Properties(child, $"{path}.{name}")) yield return p;
                 }
                 break;
             case System.Text.Json.Nodes.JsonArray a:
+                var i = 0;
                 foreach (var child in a.ToArray())
+                {
                     if (child is not null)
-                        foreach (var p in Properties(child)) yield return p;
+                        foreach (var p in Properties(child, $"{path}[{i}]")) yield return p;
+                    i++;
+                }
                 break;
         }
     }

@@ -402,7 +402,12 @@ public static class EventLogFile
         {
             e = DomainEventSerializer.FromJson(type, DomainEventSerializer.VersionOf(type), o.GetProperty("data"));
         }
-        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException or NotSupportedException or FormatException)
+        catch (JsonException ex)
+        {
+            var (field, message) = DataFieldError.Describe(ex, o.GetProperty("data"));
+            throw new EventLogFormatException(path, line, field, message);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or FormatException)
         {
             throw new EventLogFormatException(path, line, "data", ex.Message.Split('\n')[0]);
         }

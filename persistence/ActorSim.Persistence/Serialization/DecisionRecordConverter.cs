@@ -68,7 +68,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
         var checkpoint = reader; // a struct copy: where the general path starts again if the fast one gives up
         if (TryRecord(ref reader, out var record)) return record;
         reader = checkpoint;
-        return JsonSerializer.Deserialize<DecisionRecord>(ref reader, general);
+        return NestedJsonException.Deserialize<DecisionRecord>(ref reader, general);
     }
 
     public override void Write(Utf8JsonWriter writer, DecisionRecord value, JsonSerializerOptions options) =>

@@ -220,7 +220,8 @@ public static class DomainEventSerializer
         public override ulong Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
             if (reader.TokenType == JsonTokenType.Number) return reader.GetUInt64();
-            var s = reader.GetString() ?? throw new JsonException("null where a number was expected");
+            if (reader.TokenType != JsonTokenType.String) throw new JsonException("expected a 0x hex number");
+            var s = reader.GetString()!;
             if (s.StartsWith("0x", StringComparison.Ordinal) && ulong.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v)) return v;
             throw new JsonException($"'{s}' is not a 0x hex number");
         }
@@ -233,7 +234,7 @@ public static class DomainEventSerializer
     {
         public override VmFlags Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
-            if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException("VM flags are a list of VM_* names");
+            if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException("expected a list of VM_* names");
             var f = VmFlags.VM_NONE;
             while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
             {
@@ -266,7 +267,7 @@ public static class DomainEventSerializer
     {
         public override PageRangeSet Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
-            var ranges = JsonSerializer.Deserialize<ulong[][]>(ref reader, options) ?? [];
+            var ranges = NestedJsonException.Deserialize<ulong[][]>(ref reader, options) ?? [];
             // A null range (a damaged log: "[null]") is a format error like a range of the wrong length.
             // All added in one copy (AddAll), not one per range.
             return PageRangeSet.Empty.AddAll([.. ranges.Select(r => r is { Length: 2 } ? (r[0], r[1]) : throw new JsonException("a range is [start, end]"))]);
