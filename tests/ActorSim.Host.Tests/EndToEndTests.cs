@@ -789,6 +789,36 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains($"{gap}:6: seq: gap", err);
     }
 
+    /// <summary>event-log-format.md: refused "with file:line and the field" — a field deep in an event's
+    /// data by its path, through import, replay and explain alike; nothing imported.</summary>
+    [Fact]
+    public void A_bad_field_in_an_event_is_named_by_its_path()
+    {
+        var lines = File.ReadAllLines(_run.File);
+        var n = Array.FindIndex(lines, l => l.Contains("\"type\":\"stage2_faults_resolved\"", StringComparison.Ordinal)
+            && l.Contains("\"slot\":{\"id\":", StringComparison.Ordinal));
+        Assert.True(n > 0, "a batch of decisions in a memslot");
+        var line = System.Text.Json.Nodes.JsonNode.Parse(lines[n])!;
+        var decisions = line["data"]!["decisions"]!.AsArray();
+        var last = decisions.Count - 1;
+        decisions[last]!["inputs"]!["slot"]!.AsObject().Remove("id");
+        var bad = Path.Combine(Path.GetTempPath(), $"{_run.Id}-field.jsonl");
+        File.WriteAllLines(bad, [.. lines[..n], line.ToJsonString(), .. lines[(n + 1)..]]);
+        var why = $"{bad}:{n + 1}: data.decisions[{last}].inputs.slot.id: missing";
+        foreach (var args in new[]
+        {
+            new[] { "replay", "--file", bad, "--verify" },
+            ["import", bad, "--as", _run.Id + "-field"],
+            ["explain", "--file", bad, "--vm", "vm1", "--gpa", "0x1000"],
+        })
+        {
+            var (exit, output, err) = Actorsim(args);
+            Assert.Equal((2, "", $"actorsim {args[0]}: {why}"), (exit, output, err.Trim()));
+        }
+        Assert.DoesNotContain(_run.Id + "-field", Actorsim("runs").Out);
+        File.Delete(bad);
+    }
+
     /// <summary>An error that quotes a value of the log shows its control characters escaped: an escape
     /// sequence in an event's type or the header's kernel was printed as written (it could clear the screen).</summary>
     [Fact]
