@@ -149,9 +149,9 @@ public class EventLogFuzzTests
             Assert.EndsWith(": unknown field", e.Message, StringComparison.Ordinal);
         });
 
-    /// <summary>A value of the wrong kind (an object where a number, string, list or a flag's true is
-    /// written, and where an object is, one with no field it knows) anywhere in the data: named by its
-    /// path, and said in the log's terms — not the .NET type it was read into, nor a byte position.</summary>
+    /// <summary>A value of the wrong kind (12.5, where every field is an integer, a string, a name, a
+    /// list or an object) anywhere in the data: named by its path, and said in the log's terms — the
+    /// value and what was expected there, not the .NET type it was read into, nor a byte position.</summary>
     [Fact]
     public void A_value_of_the_wrong_kind_anywhere_in_the_data_is_refused_naming_its_field() =>
         EveryField("kind", (parent, name, value) => parent[name] = 12.5, (path, e) =>
@@ -160,13 +160,19 @@ public class EventLogFuzzTests
             Assert.DoesNotContain("ActorSim.", e.Message, StringComparison.Ordinal);
             Assert.DoesNotContain("System.", e.Message, StringComparison.Ordinal);
             Assert.DoesNotContain("BytePosition", e.Message, StringComparison.Ordinal);
+            Assert.EndsWith($"{path}: 12.5: expected {Expected(e.Message)}", e.Message, StringComparison.Ordinal);
+            Assert.True(Expected(e.Message).Length > 0, e.Message);
         });
+
+    private static string Expected(string message) =>
+        message.IndexOf(": expected ", StringComparison.Ordinal) is var at and >= 0 ? message[(at + ": expected ".Length)..] : "";
 
     /// <summary>The words of those errors, on a decision's fields: the value as written, and what was expected.</summary>
     [Theory]
     [InlineData("faultLevel", "\"x\"", "\"x\": expected an integer")]
     [InlineData("faultIsPerm", "7", "7: expected true or false")]
-    [InlineData("op", "\"fetch\"", "\"fetch\" is not a valid value")]
+    [InlineData("op", "\"fetch\"", "\"fetch\": expected one of Read, Write, Exec")]
+    [InlineData("slot", "7", "7: expected an object")]
     [InlineData("gpa", "\"0xg\"", "'0xg' is not a 0x hex number")]
     [InlineData("hva", "null", "null: expected a 0x hex number")]
     [InlineData("pfnHva", "[1]", "[1]: expected a 0x hex number")]

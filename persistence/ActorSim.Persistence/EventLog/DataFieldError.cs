@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
 using ActorSim.Persistence.Serialization;
 
@@ -10,7 +11,9 @@ namespace ActorSim.Persistence.EventLog;
 /// wrong with it — not the .NET type it was being read into, nor a byte position in the line.</summary>
 internal static partial class DataFieldError
 {
-    public static (string Field, string Message) Describe(JsonException ex, JsonElement data)
+    /// <summary>The field and the message for <paramref name="ex"/>, met reading <paramref name="data"/>
+    /// as a <paramref name="eventType"/>.</summary>
+    public static (string Field, string Message) Describe(JsonException ex, Type eventType, JsonElement data)
     {
         // The serializer sets Path to where it stopped ("$.vma.start", "$.vmas[0]", "$"); a converter
         // that read a value with a serializer call of its own adds the path within that value
@@ -37,9 +40,10 @@ internal static partial class DataFieldError
                 "System.String" => "a string",
                 "System.Byte" or "System.SByte" or "System.Int16" or "System.UInt16" or "System.Int32" or "System.UInt32"
                     or "System.Int64" or "System.UInt64" => "an integer",
+                var array when array.EndsWith("[]", StringComparison.Ordinal) => "a list",
                 // A constructor parameter's value: the type named is the record's; the reader's own
-                // error under it says what it wanted.
-                _ => Wanted(ex.InnerException),
+                // error under it says what it wanted, else the field's type does.
+                _ => Wanted(ex.InnerException) ?? Expected(TypeAt(eventType, at)),
             };
             var value = ValueAt(data, at) is { } v ? Shown(v) : null;
             return ($"data{at}", (value, expected) switch
@@ -63,7 +67,7 @@ internal static partial class DataFieldError
         for (; e is not null; e = e.InnerException)
         {
             var m = e.Message;
-            if (m.EndsWith(" as a number.", StringComparison.Ordinal) || e is FormatException && m.Contains("out of bounds for an ", StringComparison.Ordinal))
+            if (m.EndsWith(" as a number.", StringComparison.Ordinal) || e is FormatException && m.Contains("is out of bounds for a", StringComparison.Ordinal))
                 return "an integer";
             if (m.EndsWith(" as a boolean.", StringComparison.Ordinal)) return "true or false";
             if (m.EndsWith(" as a string.", StringComparison.Ordinal)) return "a string";
@@ -86,10 +90,66 @@ internal static partial class DataFieldError
     private static string[] Names(string quoted) =>
         [.. quoted.Split(", ").Select(n => n.Trim('\''))];
 
-    /// <summary>The JSON at <paramref name="at"/> (".a.b[2].c") under <paramref name="data"/>, if it is there.</summary>
+    /// <summary>What a value of <paramref name="type"/> is written as: an enum's names (the serializer
+    /// writes them as declared; a flag set as a comma-separated list of them), an object, a list.</summary>
+    private static string? Expected(Type? type)
+    {
+        if (type is null) return null;
+        if (type.IsEnum)
+        {
+            var names = Enum.GetNames(type);
+            var listed = string.Join(", ", names.Take(MaxNames)) + (names.Length > MaxNames ? ", …" : "");
+            return type.IsDefined(typeof(FlagsAttribute), false) ? $"a comma-separated list of {listed}" : $"one of {listed}";
+        }
+        if (type == typeof(string)) return "a string";
+        return DomainEventSerializer.General.GetTypeInfo(type).Kind switch
+        {
+            JsonTypeInfoKind.Object => "an object",
+            JsonTypeInfoKind.Enumerable => "a list",
+            _ => null,
+        };
+    }
+
+    private const int MaxNames = 24;
+
+    /// <summary>The type of the value at <paramref name="at"/> in a <paramref name="type"/>, as the
+    /// serializer reads it (its properties by their JSON names, a list's elements); null past a value
+    /// a converter of ours reads.</summary>
+    private static Type? TypeAt(Type type, string at)
+    {
+        if (Segments(at) is not { } parts) return null;
+        foreach (var (name, _) in parts)
+        {
+            var info = DomainEventSerializer.General.GetTypeInfo(type);
+            var next = name is null ? info.ElementType : info.Properties.FirstOrDefault(p => p.Name == name)?.PropertyType;
+            if (next is null) return null;
+            type = Nullable.GetUnderlyingType(next) ?? next;
+        }
+        return type;
+    }
+
+    /// <summary>The JSON at <paramref name="at"/> under <paramref name="data"/>, if it is there.</summary>
     private static JsonElement? ValueAt(JsonElement data, string at)
     {
+        if (Segments(at) is not { } parts) return null;
         var e = data;
+        foreach (var (name, index) in parts)
+        {
+            if (name is not null)
+            {
+                if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty(name, out e)) return null;
+            }
+            else if (e.ValueKind != JsonValueKind.Array || index >= e.GetArrayLength()) return null;
+            else e = e[index];
+        }
+        return e;
+    }
+
+    /// <summary>A path as the serializer writes it (".a.b[2].c") taken apart: a property's name, or an
+    /// element's index (name null); null for one with a part it cannot read (a name in brackets, "['a b']").</summary>
+    private static List<(string? Name, int Index)>? Segments(string at)
+    {
+        var parts = new List<(string?, int)>();
         var i = 0;
         while (i < at.Length)
         {
@@ -97,20 +157,17 @@ internal static partial class DataFieldError
             {
                 var end = at.IndexOfAny(['.', '['], i + 1);
                 if (end < 0) end = at.Length;
-                if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty(at[(i + 1)..end], out e)) return null;
+                parts.Add((at[(i + 1)..end], 0));
                 i = end;
             }
-            else if (at[i] == '[')
+            else if (at[i] == '[' && at.IndexOf(']', i) is var close and > 0 && int.TryParse(at.AsSpan(i + 1, close - i - 1), out var n) && n >= 0)
             {
-                var end = at.IndexOf(']', i);
-                if (end < 0 || !int.TryParse(at.AsSpan(i + 1, end - i - 1), out var n)) return null;
-                if (e.ValueKind != JsonValueKind.Array || n < 0 || n >= e.GetArrayLength()) return null;
-                e = e[n];
-                i = end + 1;
+                parts.Add((null, n));
+                i = close + 1;
             }
             else return null;
         }
-        return e;
+        return parts;
     }
 
     private static string Shown(JsonElement v)

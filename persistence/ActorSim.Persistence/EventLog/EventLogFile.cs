@@ -404,7 +404,7 @@ public static class EventLogFile
         }
         catch (JsonException ex)
         {
-            var (field, message) = DataFieldError.Describe(ex, o.GetProperty("data"));
+            var (field, message) = DataFieldError.Describe(ex, DomainEventSerializer.TypeOf(type), o.GetProperty("data"));
             throw new EventLogFormatException(path, line, field, message);
         }
         catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or FormatException)

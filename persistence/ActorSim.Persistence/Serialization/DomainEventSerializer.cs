@@ -160,6 +160,7 @@ public static class DomainEventSerializer
     public static string AliasOf(Type t) => ByType.TryGetValue(t, out var r) ? r.Alias : throw new ArgumentException($"{t.Name} has no event alias");
     public static int VersionOf(string alias) => ByAlias[alias].Version;
     public static bool IsKnownAlias(string alias) => ByAlias.ContainsKey(alias);
+    public static Type TypeOf(string alias) => ByAlias[alias].Type;
 
     public static JsonElement ToJson(IDomainEvent e) => JsonSerializer.SerializeToElement(e, e.GetType(), Options);
 
