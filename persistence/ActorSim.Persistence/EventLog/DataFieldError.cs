@@ -8,7 +8,9 @@ namespace ActorSim.Persistence.EventLog;
 /// <summary>What System.Text.Json could not read in an event's <c>data</c>, said in the event log's
 /// terms (event-log-format.md: "with file:line and the field"): the field as its path under
 /// <c>data</c> (<c>data.vma.backing.pfnAtStart</c>, <c>data.decisions[3].inputs.gpa</c>) and what was
-/// wrong with it — not the .NET type it was being read into, nor a byte position in the line.</summary>
+/// wrong with it — not the .NET type it was being read into, nor a byte position in the line. The
+/// serializer says which kind of error it met only in its message's words (English here); a message
+/// not recognised is passed on as it is, with the path.</summary>
 internal static partial class DataFieldError
 {
     /// <summary>The field and the message for <paramref name="ex"/>, met reading <paramref name="data"/>
