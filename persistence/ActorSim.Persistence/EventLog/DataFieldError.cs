@@ -36,17 +36,11 @@ internal static partial class DataFieldError
         if (Unmapped().IsMatch(message)) return ($"data{at}", "unknown field");
         if (NotConverted().Match(message) is { Success: true } converted)
         {
-            var expected = converted.Groups["type"].Value switch
-            {
-                "System.Boolean" => "true or false",
-                "System.String" => "a string",
-                "System.Byte" or "System.SByte" or "System.Int16" or "System.UInt16" or "System.Int32" or "System.UInt32"
-                    or "System.Int64" or "System.UInt64" => "an integer",
-                var array when array.EndsWith("[]", StringComparison.Ordinal) => "a list",
-                // A constructor parameter's value: the type named is the record's; the reader's own
-                // error under it says what it wanted, else the field's type does.
-                _ => Wanted(ex.InnerException) ?? Expected(TypeAt(eventType, at)),
-            };
+            // The type the message names is the field's, or for a constructor parameter the record's: the
+            // reader's own error under it says what it wanted, else the field's type does; a list a
+            // converter of ours reads (a VMA's PTE ranges) is named by the message alone.
+            var expected = Wanted(ex.InnerException) ?? Expected(TypeAt(eventType, at))
+                ?? (converted.Groups["type"].Value.EndsWith("[]", StringComparison.Ordinal) ? "a list" : null);
             var value = ValueAt(data, at) is { } v ? Shown(v) : null;
             return ($"data{at}", (value, expected) switch
             {
@@ -99,8 +93,7 @@ internal static partial class DataFieldError
         if (type is null) return null;
         if (type.IsEnum)
         {
-            var names = Enum.GetNames(type);
-            var listed = string.Join(", ", names.Take(MaxNames)) + (names.Length > MaxNames ? ", …" : "");
+            var listed = string.Join(", ", Enum.GetNames(type));
             return type.IsDefined(typeof(FlagsAttribute), false) ? $"a comma-separated list of {listed}" : $"one of {listed}";
         }
         if (type == typeof(string)) return "a string";
@@ -111,8 +104,6 @@ internal static partial class DataFieldError
             _ => null,
         };
     }
-
-    private const int MaxNames = 24;
 
     /// <summary>The type of the value at <paramref name="at"/> in a <paramref name="type"/>, as the
     /// serializer reads it (its properties by their JSON names, a list's elements); null past a value
