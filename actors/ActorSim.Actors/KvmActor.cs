@@ -115,7 +115,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         for (var i = 0; i < starts.Length; i++)
         {
             var a = b.Aborts[i];
-            starts[i] = KvmFaultPath.Begin(State, a.Vcpu, a.Gpa, a.Op, a.Nisv);
+            starts[i] = KvmFaultPath.Begin(State, a.Vcpu, a.Gpa, a.Op, a.Syndrome);
             if (starts[i].NeedsPfn(State.IpaBits)) mmCount++;
         }
         var needMm = mmCount == starts.Length ? starts : new FaultStart[mmCount];

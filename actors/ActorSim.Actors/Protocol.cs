@@ -71,9 +71,9 @@ public sealed record KvmLeaf(Stage2Leaf? Leaf);
 public sealed record KvmGetState;
 
 // ---- vCPU -> batcher -> KVM ----
-/// <summary>A guest access that may fault at stage 2; <paramref name="Nisv"/>: a data abort without a
-/// valid syndrome (FaultInputs.Nisv).</summary>
-public sealed record GuestAbort(long Id, int Vcpu, ulong Gpa, AccessOp Op, IActorRef ReplyTo, bool Nisv = false);
+/// <summary>A guest access that may fault at stage 2; <paramref name="Syndrome"/>: the abort's syndrome
+/// bits beside the op (no valid syndrome, a stage-1 walk, cache maintenance).</summary>
+public sealed record GuestAbort(long Id, int Vcpu, ulong Gpa, AccessOp Op, IActorRef ReplyTo, AbortSyndrome Syndrome = AbortSyndrome.None);
 /// <summary>The batcher's inbox is full: try again later (back-pressure).</summary>
 public sealed record GuestAbortRejected(long Id);
 public sealed record GuestAbortCompleted(long Id, AccessResult Result);
@@ -82,8 +82,8 @@ public sealed record KvmFaultBatchResult(long BatchId, AccessResult[] Results);
 
 // ---- driver -> vCPU ----
 /// <summary>Run one guest access on this vCPU; the reply is <see cref="VcpuAccessDone"/>.
-/// <paramref name="Nisv"/>: a load or store the syndrome cannot describe (FaultInputs.Nisv).</summary>
-public sealed record VcpuRunAccess(ulong Gpa, AccessOp Op, bool Nisv = false);
+/// <paramref name="Syndrome"/>: the abort's syndrome bits beside the op (<see cref="AbortSyndrome"/>).</summary>
+public sealed record VcpuRunAccess(ulong Gpa, AccessOp Op, AbortSyndrome Syndrome = AbortSyndrome.None);
 public sealed record VcpuAccessDone(ulong Gpa, AccessOp Op, AccessResult Result);
 
 /// <summary>Run <paramref name="Count"/> guest accesses on this vCPU, at <paramref name="Gpa"/> and every

@@ -16,7 +16,7 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
     private readonly IActorRef _batcher;
     private readonly TimeSpan _backoff;
     private long _nextId;
-    private (long Id, ulong Gpa, AccessOp Op, bool Nisv)? _abort; // the guest abort in flight
+    private (long Id, ulong Gpa, AccessOp Op, AbortSyndrome Syndrome)? _abort; // the guest abort in flight
     private (VcpuRunAccess Access, IActorRef ReplyTo)? _access;  // a single access being run
     private Sequence? _sequence;                                  // or a sequence
 
@@ -56,7 +56,7 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
         Receive<GuestAbortRejected>(r => Timers.StartSingleTimer("retry", new RetryAbort(r.Id), _backoff));
         Receive<RetryAbort>(r =>
         {
-            if (_abort is { } a && a.Id == r.Id) Send(a.Id, a.Gpa, a.Op, a.Nisv);
+            if (_abort is { } a && a.Id == r.Id) Send(a.Id, a.Gpa, a.Op, a.Syndrome);
         });
     }
 
@@ -73,7 +73,7 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
             return;
         }
         _access = (m, Sender);
-        Abort(m.Gpa, m.Op, m.Nisv);
+        Abort(m.Gpa, m.Op, m.Syndrome);
     }
 
     private void OnRunSequence(VcpuRunSequence m)
@@ -95,17 +95,17 @@ public sealed class VcpuActor : ReceiveActor, IWithStash, IWithTimers
     private void NextOfSequence(Sequence s, long now)
     {
         s.SentAt = now;
-        Abort(s.Run.Gpa + (ulong)s.Done * s.Run.Stride, s.Run.Op, nisv: false);
+        Abort(s.Run.Gpa + (ulong)s.Done * s.Run.Stride, s.Run.Op, AbortSyndrome.None);
     }
 
-    private void Abort(ulong gpa, AccessOp op, bool nisv)
+    private void Abort(ulong gpa, AccessOp op, AbortSyndrome syndrome)
     {
         var id = ++_nextId;
-        _abort = (id, gpa, op, nisv);
-        Send(id, gpa, op, nisv);
+        _abort = (id, gpa, op, syndrome);
+        Send(id, gpa, op, syndrome);
     }
 
-    private void Send(long id, ulong gpa, AccessOp op, bool nisv) => _batcher.Tell(new GuestAbort(id, _index, gpa, op, Self, nisv));
+    private void Send(long id, ulong gpa, AccessOp op, AbortSyndrome syndrome) => _batcher.Tell(new GuestAbort(id, _index, gpa, op, Self, syndrome));
 
     private void OnCompleted(GuestAbortCompleted c)
     {

@@ -144,7 +144,7 @@ public class ReplayUnderAnotherKernelTests
             // Set again, so that the store faults (the read mapped the slot's block writable).
             Assert.Equal(Errno.None, k.DeleteMemslot("vm1", slot.Id));
             Assert.Equal(Errno.None, k.SetMemslot("vm1", slot.Id, MemslotFlags.None, slot.BaseGpa, slot.Size, slot.UserspaceAddr));
-            Assert.Equal(FaultResult.Mapped, k.Access("vm1", 1, GpaOf("usemem"), AccessOp.Write, nisv: nisv).Outcome.Result);
+            Assert.Equal(FaultResult.Mapped, k.Access("vm1", 1, GpaOf("usemem"), AccessOp.Write, syndrome: nisv ? AbortSyndrome.Nisv : AbortSyndrome.None).Outcome.Result);
         }
         Assert.Equal(
             ["usemem Read: Mapped Normal-WB -> MmioExit", "usemem Write nisv: Mapped Normal-WB -> Error ENOSYS", "usemem Write: Mapped Normal-WB -> MmioExit"],

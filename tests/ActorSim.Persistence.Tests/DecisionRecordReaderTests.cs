@@ -24,8 +24,12 @@ public class DecisionRecordReaderTests
             k.Access("vm1", 0, 0x80_0000_1000, AccessOp.Write).Decision,
             k.Access("vm1", 1, 0x80_0000_1000, AccessOp.Exec).Decision, // exec on a device: guest abort
             k.Access("vm1", 2, 0x1000, AccessOp.Read).Decision, // no memslot: MMIO exit
-            k.Access("vm1", 4, 0x2000, AccessOp.Write, nisv: true).Decision, // and without a valid syndrome: -ENOSYS
-            k.Access("vm1", 5, 0x80_0060_0000, AccessOp.Write, nisv: true).Decision, // mapped all the same (another block), "nisv" kept
+            k.Access("vm1", 4, 0x2000, AccessOp.Write, syndrome: AbortSyndrome.Nisv).Decision, // and without a valid syndrome: -ENOSYS
+            k.Access("vm1", 5, 0x80_0060_0000, AccessOp.Write, syndrome: AbortSyndrome.Nisv).Decision, // mapped all the same (another block), "nisv" kept
+            k.Access("vm1", 6, 0x3000, AccessOp.Read, syndrome: AbortSyndrome.S1ptw).Decision, // a stage-1 walk with no memslot: data abort injected
+            k.Access("vm1", 7, 0x4000, AccessOp.Read, syndrome: AbortSyndrome.Cm | AbortSyndrome.Nisv).Decision, // cache maintenance, no memslot: skipped
+            k.Access("vm1", 0, 0x80_00a0_0000, AccessOp.Exec, syndrome: AbortSyndrome.S1ptw).Decision, // an instruction fetch's walk: no exec fault, mapped
+            k.Access("vm1", 1, 0x80_00c0_0000, AccessOp.Read, syndrome: AbortSyndrome.S1ptw | AbortSyndrome.Cm).Decision, // both bits, mapped
         };
         k.SetDeviceMemory("gpu0", false);
         made.Add(k.Access("vm1", 3, 0x80_0000_3000, AccessOp.Read).Decision); // memory disabled: -EFAULT
@@ -45,6 +49,9 @@ public class DecisionRecordReaderTests
         Assert.Contains(decisions, d => d.Inputs.ExistingLeaf is not null);
         Assert.Contains(decisions, d => d.Inputs.Nisv && d.Outcome.Errno == Domain.Kernel.Errno.ENOSYS);
         Assert.Contains(decisions, d => d.Inputs.Nisv && d.Outcome.Leaf is not null);
+        Assert.Contains(decisions, d => d.Inputs is { S1ptw: true, Cm: false } && d.Outcome.Path == DecisionPath.S1ptwInjectDabt);
+        Assert.Contains(decisions, d => d.Inputs is { Cm: true, S1ptw: false } && d.Outcome.Result == FaultResult.InstructionSkipped);
+        Assert.Contains(decisions, d => d.Inputs is { Cm: true, S1ptw: true } && d.Outcome.Leaf is not null);
         foreach (var d in decisions)
         {
             var json = Written(d);
@@ -86,6 +93,33 @@ public class DecisionRecordReaderTests
         Assert.True(DecisionRecordConverter.TryMatchWritten(Encoding.UTF8.GetBytes(plain), out var matched));
         Assert.False(matched!.Inputs.Nisv);
         Assert.ThrowsAny<JsonException>(() => JsonSerializer.Deserialize<DecisionRecord>(Written(d).Replace("\"nisv\":true", "\"nisv\":1"), DomainEventSerializer.Options));
+    }
+
+    /// <summary>"s1ptw" and "cm" came after "nisv" and are written as it is: only when set, after it, in
+    /// that order; a record without them reads as it did on every path.</summary>
+    [Fact]
+    public void S1ptw_and_cm_are_written_only_when_set_and_read_as_false_when_missing()
+    {
+        var d = Decisions().First(x => x.Inputs is { S1ptw: true, Cm: true });
+        Assert.EndsWith("\"memcacheTopUpFails\":false,\"s1ptw\":true,\"cm\":true}", Written(d)[..Written(d).IndexOf(",\"outcome\"", StringComparison.Ordinal)]);
+        var all = d with { Inputs = d.Inputs with { Nisv = true } };
+        Assert.Contains("\"nisv\":true,\"s1ptw\":true,\"cm\":true}", Written(all));
+        foreach (var variant in new[] { all, d, d with { Inputs = d.Inputs with { Cm = false } }, d with { Inputs = d.Inputs with { S1ptw = false, Cm = false } } })
+        {
+            var json = Written(variant);
+            Assert.Equal(variant.Inputs.S1ptw, json.Contains("\"s1ptw\":true", StringComparison.Ordinal));
+            Assert.Equal(variant.Inputs.Cm, json.Contains("\"cm\":true", StringComparison.Ordinal));
+            foreach (var text in new[] { json, AsJsonbText(json) })
+            {
+                Assert.Equal(variant, JsonSerializer.Deserialize<DecisionRecord>(text, DomainEventSerializer.General));
+                Assert.Equal(variant, JsonSerializer.Deserialize<DecisionRecord>(text, DomainEventSerializer.Options));
+                Assert.True(DecisionRecordConverter.TryReadWritten(Encoding.UTF8.GetBytes(text), out var fast), text);
+                Assert.Equal(variant, fast);
+            }
+            Assert.True(DecisionRecordConverter.TryMatchWritten(Encoding.UTF8.GetBytes(json), out var matched));
+            Assert.Equal(variant, matched);
+        }
+        Assert.ThrowsAny<JsonException>(() => JsonSerializer.Deserialize<DecisionRecord>(Written(d).Replace("\"cm\":true", "\"cm\":\"yes\""), DomainEventSerializer.Options));
     }
 
     /// <summary>Records the runs do not make: odd names, values without an enum name, unknown VM flag

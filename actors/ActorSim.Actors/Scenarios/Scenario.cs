@@ -25,8 +25,14 @@ public sealed record VmSpec(string Name, ulong RamGpa, ulong RamSize, bool HasRa
 public abstract record Step(int Number, int Line);
 public sealed record MmapStep(int Number, int Line, string Name, string Device, int Region, ulong Offset, ulong Size, bool Shared, Prot Prot, ulong? Hva) : Step(Number, Line);
 public sealed record MemslotStep(int Number, int Line, string Vm, int Slot, ulong Gpa, ulong Size, string Backing, MemslotFlags Flags) : Step(Number, Line);
-/// <param name="Nisv">A load or store without a valid syndrome (<c>nisv: true</c>; FaultInputs.Nisv).</param>
-public sealed record AccessStep(int Number, int Line, string Vm, int Vcpu, ulong Gpa, AccessOp Op, MemType S1, bool Retry, bool Nisv = false) : Step(Number, Line);
+/// <param name="Syndrome">The abort's syndrome bits beside the op: <c>nisv: true</c> (a load or store
+/// without a valid syndrome), <c>s1ptw: true</c> (the access's stage-1 walk), <c>cm: true</c> (cache
+/// maintenance, no valid syndrome either); FaultInputs.Nisv, S1ptw, Cm.</param>
+public sealed record AccessStep(int Number, int Line, string Vm, int Vcpu, ulong Gpa, AccessOp Op, MemType S1, bool Retry,
+    AbortSyndrome Syndrome = AbortSyndrome.None) : Step(Number, Line)
+{
+    public bool Nisv => (Syndrome & AbortSyndrome.Nisv) != 0;
+}
 public sealed record DeviceStep(int Number, int Line, string Device, bool? Memory, bool Reset, PciPowerState? Power) : Step(Number, Line);
 public sealed record MunmapStep(int Number, int Line, string Name, ulong? Offset, ulong? Size) : Step(Number, Line);
 public sealed record MprotectStep(int Number, int Line, string Name, Prot Prot, ulong? Offset, ulong? Size) : Step(Number, Line);

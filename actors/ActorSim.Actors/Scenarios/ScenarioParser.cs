@@ -248,7 +248,7 @@ public sealed partial class ScenarioParser
             }
             case "access":
             {
-                var m = Keys(Map(body, "access"), "access", "vm", "vcpu", "gpa", "op", "s1", "retry", "nisv");
+                var m = Keys(Map(body, "access"), "access", "vm", "vcpu", "gpa", "op", "s1", "retry", "nisv", "s1ptw", "cm");
                 var opNode = Required(m, body, "op");
                 var op = Str(opNode, "access.op") switch
                 {
@@ -260,11 +260,9 @@ public sealed partial class ScenarioParser
                 var s1 = m.TryGetValue("s1", out var s1Node) ? MemTypeOf(s1Node, "access.s1") : MemType.NormalWB;
                 var vcpu = m.TryGetValue("vcpu", out var v) ? Int(v, "access.vcpu") : 0;
                 if (vcpu < 0 || vcpu > 511) throw Error(v!, "access.vcpu", "vCPUs are numbered 0..511");
-                // ESR_ELx_ISV is a data abort's: an instruction abort has no syndrome to lack.
-                var nisv = m.TryGetValue("nisv", out var nisvNode) && Bool(nisvNode, "access.nisv");
-                if (nisv && op == AccessOp.Exec) throw Error(nisvNode!, "access.nisv", "an instruction fetch has no syndrome to lack: nisv is for op read or write");
                 return new AccessStep(n, line, KnownName(Required(m, body, "vm"), "access.vm", _vms), vcpu,
-                    Number(Required(m, body, "gpa"), "access.gpa"), op, s1, !m.TryGetValue("retry", out var r) || Bool(r, "access.retry"), nisv);
+                    Number(Required(m, body, "gpa"), "access.gpa"), op, s1, !m.TryGetValue("retry", out var r) || Bool(r, "access.retry"),
+                    SyndromeOf(m, op));
             }
             case "device":
             {
@@ -367,7 +365,8 @@ public sealed partial class ScenarioParser
                 "guest-abort" => FaultResult.GuestAbort,
                 "mmio-exit" => FaultResult.MmioExit,
                 "error" => FaultResult.Error,
-                var other => throw Error(rNode, "expect.result", $"unknown result '{other}' (mapped, retry, guest-abort, mmio-exit, error)"),
+                "skipped" => FaultResult.InstructionSkipped,
+                var other => throw Error(rNode, "expect.result", $"unknown result '{other}' (mapped, retry, guest-abort, mmio-exit, skipped, error)"),
             };
             Errno? errno = m.TryGetValue("errno", out var e) ? ErrnoOf(e, "expect.errno") : null;
             if (result == FaultResult.Error && errno is null) throw Error(body, "expect.errno", "result: error needs an errno");
@@ -431,6 +430,28 @@ public sealed partial class ScenarioParser
 
     private string Str(YamlNode node, string field) =>
         node is YamlScalarNode { Value: { } s } ? s : throw Error(node, field, "expected a scalar");
+
+    /// <summary>An access's syndrome bits (kvm_handle_guest_abort reads them from ESR_EL2): <c>nisv</c> and
+    /// <c>cm</c> are a data abort's (ESR_ELx_ISV, ESR_ELx_CM); a cache maintenance abort never has a valid
+    /// syndrome, so <c>cm</c> sets <c>nisv</c> too; <c>s1ptw</c> (ESR_ELx_S1PTW) can be any access's walk.</summary>
+    private AbortSyndrome SyndromeOf(Dictionary<string, YamlNode> m, AccessOp op)
+    {
+        var s = AbortSyndrome.None;
+        m.TryGetValue("nisv", out var nisvNode);
+        if (nisvNode is not null && Bool(nisvNode, "access.nisv"))
+        {
+            if (op == AccessOp.Exec) throw Error(nisvNode, "access.nisv", "an instruction fetch has no syndrome to lack: nisv is for op read or write");
+            s |= AbortSyndrome.Nisv;
+        }
+        if (m.TryGetValue("cm", out var cmNode) && Bool(cmNode, "access.cm"))
+        {
+            if (op == AccessOp.Exec) throw Error(cmNode, "access.cm", "an instruction fetch is not cache maintenance: cm is for op read (a clean) or write (an invalidate)");
+            if (nisvNode is not null && (s & AbortSyndrome.Nisv) == 0) throw Error(nisvNode, "access.nisv", "a cache maintenance abort has no valid syndrome: nisv cannot be false with cm");
+            s |= AbortSyndrome.Cm | AbortSyndrome.Nisv;
+        }
+        if (m.TryGetValue("s1ptw", out var walkNode) && Bool(walkNode, "access.s1ptw")) s |= AbortSyndrome.S1ptw;
+        return s;
+    }
 
     private bool Bool(YamlNode node, string field) => Str(node, field) switch
     {

@@ -166,10 +166,10 @@ public sealed class ScenarioRunner
             case AccessStep a:
             {
                 var vcpu = _host.Vcpu(a.Vm, a.Vcpu);
-                var done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op, a.Nisv));
+                var done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op, a.Syndrome));
                 // A retry (-EAGAIN) means the guest faults again; the driver re-issues it once.
                 if (done.Result.Outcome.Result == FaultResult.Retry && a.Retry)
-                    done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op, a.Nisv));
+                    done = await _host.Ask<VcpuAccessDone>(vcpu, new VcpuRunAccess(a.Gpa, a.Op, a.Syndrome));
                 _lastAccess = done.Result;
                 _lastS1 = a.S1;
                 _lastStepErrno = done.Result.Outcome.Errno;
@@ -294,6 +294,7 @@ public sealed class ScenarioRunner
         FaultResult.GuestAbort => "guest-abort",
         FaultResult.MmioExit => "mmio-exit",
         FaultResult.HwPoisonSigbus => "hwpoison",
+        FaultResult.InstructionSkipped => "skipped",
         _ => "error",
     };
 }

@@ -162,7 +162,7 @@ public static class Invariants
             if (o.Result == FaultResult.PermissionsRelaxed && i.ExistingLeaf is { } old && old.MemAttr != leaf.MemAttr)
                 (found ??= []).Add(new("I7", $"{At()}: relax changed MemAttr 0x{old.MemAttr:x} -> 0x{leaf.MemAttr:x}"));
             // I11: no write permission from a read fault while dirty logging (RAM).
-            if (i.Slot is { LoggingActive: true } && i.Op != AccessOp.Write && leaf.Writable && i.Pfn.IsMapMemory && o.Result == FaultResult.Mapped)
+            if (i.Slot is { LoggingActive: true } && !KvmEmulate.IsWriteFault(i) && leaf.Writable && i.Pfn.IsMapMemory && o.Result == FaultResult.Mapped)
                 (found ??= []).Add(new("I11", $"{At()}: read fault under dirty logging mapped writable"));
         }
     }

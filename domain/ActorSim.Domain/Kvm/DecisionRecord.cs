@@ -22,12 +22,20 @@ namespace ActorSim.Domain.Kvm;
 /// (!kvm_vcpu_dabt_isvalid), as for the loads and stores the syndrome cannot describe — an atomic such
 /// as cas, dc zva, a pre- or post-indexed ldr/str (page_fault_test: ld_preidx, st_preidx). Only
 /// io_mem_abort reads it: it cannot emulate such an access. False for a plain load or store.</param>
+/// <param name="S1ptw">ESR_ELx_S1PTW: the abort came from the stage-1 page-table walk for the access
+/// (the guest's page tables are at this IPA). <see cref="Op"/> then says what the walker did: read the
+/// tables, write them (a hardware AF/DBM update), or walk for an instruction fetch. It is a write fault
+/// only as a permission fault (<see cref="KvmEmulate.IsWriteFault(FaultInputs)"/>), and with no
+/// memslot or a read-only one KVM injects a data abort (kvm_handle_guest_abort).</param>
+/// <param name="Cm">ESR_ELx_CM: a data cache maintenance instruction (dc civac, dc ivac, …); its
+/// abort reports WnR set, so it is a write fault, and no valid syndrome. With no memslot KVM skips the
+/// instruction (kvm_incr_pc).</param>
 public sealed record FaultInputs(
     string Vm, int Vcpu, ulong Gpa, AccessOp Op, bool FaultIsPerm, int FaultLevel,
     Memslot? Slot, ulong Hva, VmaSnapshot? Vma, ulong PfnHva, PfnLookup Pfn,
     KernelPolicy Policy, bool VmHasMte, int IpaBits,
     ulong SampledSeq, ulong SeqAtLock, int InProgressAtLock,
-    Stage2Leaf? ExistingLeaf, bool MemcacheTopUpFails = false, bool Nisv = false);
+    Stage2Leaf? ExistingLeaf, bool MemcacheTopUpFails = false, bool Nisv = false, bool S1ptw = false, bool Cm = false);
 
 /// <summary>What a guest access led to (scenario-format.md "Outcome of an access").</summary>
 public enum FaultResult : byte
@@ -50,6 +58,9 @@ public enum FaultResult : byte
     HwPoisonSigbus,
     /// <summary>KVM_RUN returns the errno to the VMM.</summary>
     Error,
+    /// <summary>A cache maintenance instruction outside every memslot: KVM skips it (kvm_incr_pc) and
+    /// the guest goes on (return 1).</summary>
+    InstructionSkipped,
 }
 
 /// <summary>Which rule of the ordered decision list ended the decision (for explain).</summary>
@@ -58,6 +69,8 @@ public enum DecisionPath : byte
     IpaOutOfRange,
     NoMemslotExec,
     NoMemslotMmio,
+    /// <summary>A write fault on a read-only slot by an instruction abort: the permission fault of an
+    /// instruction fetch's stage-1 walk (S1PTW). -ENOEXEC, an injected instruction abort.</summary>
     ReadOnlySlotWriteExec,
     ReadOnlySlotWriteMmio,
     UnexpectedL2ReadPermission,
@@ -78,6 +91,11 @@ public enum DecisionPath : byte
     /// <summary>No memslot, or a write to a read-only one, by a data abort without a valid syndrome:
     /// io_mem_abort cannot emulate it and KVM_RUN fails with -ENOSYS.</summary>
     NoValidSyndrome,
+    /// <summary>No memslot, or a write fault on a read-only one, by a stage-1 page-table walk (S1PTW):
+    /// the guest put its page tables where it should not, kvm_inject_dabt, return 1.</summary>
+    S1ptwInjectDabt,
+    /// <summary>A cache maintenance instruction with no memslot: skipped (kvm_incr_pc), return 1.</summary>
+    CacheMaintenanceSkipped,
 }
 
 /// <summary>The outcome of one decision: result, errno (for Error), the leaf as it is afterwards (for

@@ -7,17 +7,22 @@ namespace ActorSim.Domain.Kvm;
 /// IPA (if it lets the access through, there is no fault), the memslot, the hva, and the sampled
 /// mmu_invalidate_seq. A struct: one per fault, kept inline in the KVM actor's batch and in its
 /// request to mm (16 B a fault fewer in memory; AccessResult as a struct was more, BENCHMARKS.md).
-/// <see cref="Nisv"/>: the access has no valid instruction syndrome (<see cref="FaultInputs.Nisv"/>).</summary>
+/// <see cref="Syndrome"/>: the abort's syndrome bits beside the op (no valid syndrome, a stage-1 walk,
+/// cache maintenance).</summary>
 public readonly record struct FaultStart(
-    string Vm, int Vcpu, ulong Gpa, AccessOp Op, Stage2Leaf? CoveringLeaf, Memslot? Slot, ulong Hva, ulong SampledSeq, bool Nisv = false)
+    string Vm, int Vcpu, ulong Gpa, AccessOp Op, Stage2Leaf? CoveringLeaf, Memslot? Slot, ulong Hva, ulong SampledSeq,
+    AbortSyndrome Syndrome = AbortSyndrome.None)
 {
+    private bool S1ptw => (Syndrome & AbortSyndrome.S1ptw) != 0;
     /// <summary>The access hits an existing leaf that permits it: no stage-2 fault at all.</summary>
-    public bool NoFault => CoveringLeaf is { } l && l.Permits(Op);
+    public bool NoFault => CoveringLeaf is { } l && l.Permits(KvmEmulate.Needs(Op, S1ptw));
     public bool FaultIsPerm => CoveringLeaf is not null;
+    /// <summary>kvm_is_write_fault for this access.</summary>
+    public bool WriteFault => KvmEmulate.IsWriteFault(Op, S1ptw, (Syndrome & AbortSyndrome.Cm) != 0, FaultIsPerm);
     /// <summary>Does the decision need mm (a VMA snapshot and a pfn)? Not without a slot, nor for a
-    /// write to a read-only slot, nor for an IPA out of range.</summary>
+    /// write fault on a read-only slot, nor for an IPA out of range.</summary>
     public bool NeedsPfn(int ipaBits) =>
-        !NoFault && Slot is not null && !(Op == AccessOp.Write && Slot.ReadOnly) && (ipaBits >= 64 || Gpa < 1UL << ipaBits);
+        !NoFault && Slot is not null && !(WriteFault && Slot.ReadOnly) && (ipaBits >= 64 || Gpa < 1UL << ipaBits);
 }
 
 /// <summary>mm's answer to KVM: the VMA at hva, the hva whose pfn was resolved, and the lookup.</summary>
@@ -30,10 +35,10 @@ public readonly record struct MmPfnAnswer(VmaSnapshot? Vma, ulong PfnHva, PfnLoo
 /// mm resolves, KVM decides under mmu_lock. The synchronous kernel calls them back to back.</summary>
 public static class KvmFaultPath
 {
-    public static FaultStart Begin(KvmVm vm, int vcpu, ulong gpa, AccessOp op, bool nisv = false)
+    public static FaultStart Begin(KvmVm vm, int vcpu, ulong gpa, AccessOp op, AbortSyndrome syndrome = AbortSyndrome.None)
     {
         var slot = vm.SlotFor(gpa);
-        return new FaultStart(vm.Name, vcpu, gpa, op, vm.Stage2.Lookup(gpa), slot, slot?.GpaToHva(gpa) ?? 0, vm.MmuInvalidateSeq, nisv);
+        return new FaultStart(vm.Name, vcpu, gpa, op, vm.Stage2.Lookup(gpa), slot, slot?.GpaToHva(gpa) ?? 0, vm.MmuInvalidateSeq, syndrome);
     }
 
     /// <summary>mm side: vma_lookup at hva, the mapping size from that VMA and the memslot, then the
@@ -43,7 +48,7 @@ public static class KvmFaultPath
         var slot = f.Slot!;
         vma = mm.VmaLookup(f.Hva)?.Snapshot();
         pfnHva = UserMemAbort.PfnHva(vma, f.Gpa, slot);
-        return AddressSpaceDecider.BeginFaultIn(mm, pfnHva, f.Op == AccessOp.Write);
+        return AddressSpaceDecider.BeginFaultIn(mm, pfnHva, f.WriteFault); // __kvm_faultin_pfn(..., write_fault ? FOLL_WRITE : 0)
     }
 
     /// <summary>KVM side under mmu_lock: the inputs as they stand now, and the decision.</summary>
@@ -54,7 +59,8 @@ public static class KvmFaultPath
             f.Slot, f.Hva, mm.Vma, mm.PfnHva, mm.Pfn,
             policy, vm.HasMte, vm.IpaBits,
             f.SampledSeq, vm.MmuInvalidateSeq, vm.MmuInvalidateInProgress,
-            vm.Stage2.Lookup(f.Gpa), memcacheTopUpFails, f.Nisv);
+            vm.Stage2.Lookup(f.Gpa), memcacheTopUpFails,
+            (f.Syndrome & AbortSyndrome.Nisv) != 0, (f.Syndrome & AbortSyndrome.S1ptw) != 0, (f.Syndrome & AbortSyndrome.Cm) != 0);
         return new DecisionRecord(inputs, KvmHandleGuestAbort.Decide(inputs));
     }
 }

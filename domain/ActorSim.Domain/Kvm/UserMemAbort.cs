@@ -15,17 +15,23 @@ public static class KvmHandleGuestAbort
         // Step 2: IPA beyond the VM's IPA space -> inject an (address size) abort, return 1.
         if (i.IpaBits < 64 && i.Gpa >= 1UL << i.IpaBits)
             return new(FaultResult.GuestAbort, Errno.None, null, default, DecisionPath.IpaOutOfRange);
-        var exec = i.Op == AccessOp.Exec;
-        // Step 4: no memslot, or a write to a read-only one: an instruction abort gives -ENOEXEC (an
-        // injected abort); a data abort goes to io_mem_abort, which exits to the VMM (KVM_EXIT_MMIO)
-        // when the syndrome is valid and fails KVM_RUN with -ENOSYS when it is not (no
+        // Step 4 (v6.12): no memslot, or a write fault on a read-only one. The guest put its
+        // instructions or its page tables where it should not: an instruction abort gives -ENOEXEC (an
+        // injected abort); a stage-1 walk's abort injects a data abort; a cache maintenance instruction
+        // with no memslot is skipped; any other data abort goes to io_mem_abort, which exits to the VMM
+        // (KVM_EXIT_MMIO) when the syndrome is valid and fails KVM_RUN with -ENOSYS when it is not (no
         // KVM_CAP_ARM_NISV_TO_USER here; page_fault_test: cas, dc_zva, st_preidx on a read-only slot).
-        if (i.Slot is null)
-            return exec
-                ? new(FaultResult.GuestAbort, Errno.ENOEXEC, null, default, DecisionPath.NoMemslotExec)
-                : IoMemAbort(i, DecisionPath.NoMemslotMmio);
-        if (i.Op == AccessOp.Write && i.Slot.ReadOnly)
-            return IoMemAbort(i, DecisionPath.ReadOnlySlotWriteMmio);
+        var noSlot = i.Slot is null;
+        if (noSlot || KvmEmulate.IsWriteFault(i) && i.Slot!.ReadOnly)
+        {
+            if (i.Op == AccessOp.Exec) // kvm_vcpu_trap_is_iabt: an instruction abort, its walk's too
+                return new(FaultResult.GuestAbort, Errno.ENOEXEC, null, default, noSlot ? DecisionPath.NoMemslotExec : DecisionPath.ReadOnlySlotWriteExec);
+            if (i.S1ptw) // kvm_vcpu_abt_iss1tw
+                return new(FaultResult.GuestAbort, Errno.None, null, default, DecisionPath.S1ptwInjectDabt);
+            if (noSlot && i.Cm) // kvm_vcpu_dabt_is_cm: "this range cannot be cached", skip it
+                return new(FaultResult.InstructionSkipped, Errno.None, null, default, DecisionPath.CacheMaintenanceSkipped);
+            return IoMemAbort(i, noSlot ? DecisionPath.NoMemslotMmio : DecisionPath.ReadOnlySlotWriteMmio);
+        }
         // Steps 6-7: user_mem_abort; -ENOEXEC becomes an injected abort, -EAGAIN a re-fault.
         return UserMemAbort.Decide(i);
     }
@@ -43,8 +49,8 @@ public static class UserMemAbort
 {
     public static FaultOutcome Decide(FaultInputs i)
     {
-        var write = i.Op == AccessOp.Write;
-        var exec = i.Op == AccessOp.Exec;
+        var write = KvmEmulate.IsWriteFault(i); // write_fault = kvm_is_write_fault(vcpu)
+        var exec = KvmEmulate.IsExecFault(i); // exec_fault = kvm_vcpu_trap_is_exec_fault(vcpu)
         var slot = i.Slot!;
         var rules = i.Policy.RuleSet;
 

@@ -10,8 +10,14 @@ namespace ActorSim.Domain.Simulation;
 public sealed record ReplayMismatch(long Seq, string Stream, FaultOutcome Recorded, FaultOutcome Recomputed);
 
 /// <summary>A decision re-decided under another kernel policy that came out differently.</summary>
-/// <param name="Nisv">The access was a data abort without a valid syndrome (<see cref="FaultInputs.Nisv"/>).</param>
-public sealed record ReplayChange(long Seq, string Stream, string Vm, ulong Gpa, AccessOp Op, string Before, string After, bool Nisv = false);
+/// <param name="Syndrome">The abort's syndrome bits beside the op (<see cref="FaultInputs.Nisv"/>,
+/// <see cref="FaultInputs.S1ptw"/>, <see cref="FaultInputs.Cm"/>).</param>
+public sealed record ReplayChange(long Seq, string Stream, string Vm, ulong Gpa, AccessOp Op, string Before, string After,
+    AbortSyndrome Syndrome = AbortSyndrome.None)
+{
+    /// <summary>The access was a data abort without a valid syndrome.</summary>
+    public bool Nisv => (Syndrome & AbortSyndrome.Nisv) != 0;
+}
 
 /// <summary>A memslot the run set that the other policy's KVM_SET_USER_MEMORY_REGION refuses (6.17 without
 /// FWB and DIC: a cacheable PFNMAP VMA in it, -EINVAL).</summary>
@@ -132,14 +138,14 @@ public sealed class Replay
     private static FaultInputs? LeafUnder(FaultInputs recorded, Stage2Leaf? leaf)
     {
         if (ChangedBeforeLock(recorded)) return recorded with { ExistingLeaf = leaf };
-        if (leaf is { } l && l.Permits(recorded.Op)) return null;
+        if (leaf is { } l && l.Permits(KvmEmulate.Needs(recorded))) return null;
         return recorded with { FaultIsPerm = leaf is not null, FaultLevel = leaf?.Level ?? 3, ExistingLeaf = leaf };
     }
 
     /// <summary>The leaf under mmu_lock cannot be the one the fault was taken on (KvmFaultPath.Begin's covering
     /// leaf, which did not permit the access): a translation fault found a leaf, a permission fault found
     /// none or one that permits the access.</summary>
-    private static bool ChangedBeforeLock(FaultInputs i) => i.ExistingLeaf is { } l ? !i.FaultIsPerm || l.Permits(i.Op) : i.FaultIsPerm;
+    private static bool ChangedBeforeLock(FaultInputs i) => i.ExistingLeaf is { } l ? !i.FaultIsPerm || l.Permits(KvmEmulate.Needs(i)) : i.FaultIsPerm;
 
     /// <summary>KVM_SET_USER_MEMORY_REGION of a memslot the run set, decided again (KvmVmDecider, the VM as
     /// folded so far) under the recorded policy and under <paramref name="other"/>: refused by the other
@@ -179,7 +185,7 @@ public sealed class Replay
                 var other = p(d.Inputs.Policy);
                 var before = Describe(d.Outcome, d.Inputs.Policy.Cpu.Fwb);
                 var after = Describe(ReDecide(d.Inputs, other), other.Cpu.Fwb);
-                if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after, d.Inputs.Nisv));
+                if (before != after) _changes.Add(new ReplayChange(seq, stream, d.Inputs.Vm, d.Inputs.Gpa, d.Inputs.Op, before, after, KvmEmulate.Syndrome(d.Inputs)));
             }
         }
         if (e is MemslotSet set && Policy is { } redecide && Recorded is { } recorded) MemslotUnder(seq, stream, set, recorded, redecide(recorded));

@@ -98,10 +98,10 @@ public sealed class SyncKernel
     public Errno SetPowerState(string device, PciPowerState state) => Run(DeviceStream(device), VfioDeviceDecider.SetPowerState(_devices[device], state));
 
     /// <summary>A guest access: no fault if a leaf permits it; else the three fault phases back to back.
-    /// <paramref name="nisv"/>: a data abort without a valid syndrome (<see cref="FaultInputs.Nisv"/>).</summary>
-    public AccessResult Access(string vm, int vcpu, ulong gpa, AccessOp op, bool memcacheTopUpFails = false, bool nisv = false)
+    /// <paramref name="syndrome"/>: the abort's syndrome bits beside the op (<see cref="AbortSyndrome"/>).</summary>
+    public AccessResult Access(string vm, int vcpu, ulong gpa, AccessOp op, bool memcacheTopUpFails = false, AbortSyndrome syndrome = AbortSyndrome.None)
     {
-        var start = KvmFaultPath.Begin(_vms[vm], vcpu, gpa, op, nisv);
+        var start = KvmFaultPath.Begin(_vms[vm], vcpu, gpa, op, syndrome);
         if (start.NoFault)
             return new AccessResult(null, new FaultOutcome(FaultResult.AlreadyMapped, Errno.None, start.CoveringLeaf, default, DecisionPath.NoFault));
         var answer = start.NeedsPfn(_vms[vm].IpaBits) ? ResolvePfn(start) : MmPfnAnswer.None;

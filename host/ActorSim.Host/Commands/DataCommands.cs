@@ -381,7 +381,8 @@ public static class DataCommands
                 changed = replay.Changes.Count, changes = groups,
                 memslots_refused = replay.MemslotsRefused.Count,
                 memslots_refused_examples = replay.MemslotsRefused.Take(10).Select(m => new { seq = m.Seq, stream = m.Stream, vm = m.Vm, slot = m.Slot, gpa = $"0x{m.Gpa:x}", size = $"0x{m.Size:x}", errno = m.Errno.ToString() }),
-                examples = replay.Changes.Take(10).Select(c => new { seq = c.Seq, stream = c.Stream, vm = c.Vm, gpa = $"0x{c.Gpa:x}", op = c.Op.ToString(), nisv = c.Nisv, before = c.Before, after = c.After }),
+                examples = replay.Changes.Take(10).Select(c => new { seq = c.Seq, stream = c.Stream, vm = c.Vm, gpa = $"0x{c.Gpa:x}", op = c.Op.ToString(), nisv = c.Nisv,
+                    s1ptw = (c.Syndrome & AbortSyndrome.S1ptw) != 0, cm = (c.Syndrome & AbortSyndrome.Cm) != 0, before = c.Before, after = c.After }),
             }, CliJson.Plain));
         }
         else
@@ -392,7 +393,7 @@ public static class DataCommands
             {
                 Console.WriteLine($"re-decided under {(kernel is { } r ? r.Label() : "the recorded rule set")}{(fwb is { } f ? $" fwb={(f ? 1 : 0)}" : "")}{(dic is { } d ? $" dic={(d ? 1 : 0)}" : "")}: {replay.Changes.Count} of {replay.Decisions} decisions change");
                 foreach (var g in groups) Console.WriteLine($"  {g.count,8}  {g.before} -> {g.after}");
-                foreach (var c in replay.Changes.Take(5)) Console.WriteLine($"  e.g. seq {c.Seq} {c.Vm} gpa 0x{c.Gpa:x} {ExplainCommand.AccessText(c.Op.ToString(), c.Nisv)}: {c.Before} -> {c.After}");
+                foreach (var c in replay.Changes.Take(5)) Console.WriteLine($"  e.g. seq {c.Seq} {c.Vm} gpa 0x{c.Gpa:x} {ExplainCommand.AccessText(c.Op.ToString(), c.Syndrome)}: {c.Before} -> {c.After}");
                 // A refused memslot's faults are re-decided as finding no memslot (Replay.MemslotsRefused).
                 if (replay.MemslotsRefused.Count > 0)
                     Console.WriteLine($"  {replay.MemslotsRefused.Count} memslot{(replay.MemslotsRefused.Count == 1 ? "" : "s")} set in the run would be refused (their faults counted above as finding no memslot):");

@@ -74,9 +74,14 @@ public static class ExplainCommand
         return x.Lines();
     }
 
-    /// <summary>An access as explain and replay name it: "(no valid syndrome)" after the op for a data
-    /// abort without one (FaultInputs.Nisv).</summary>
-    internal static string AccessText(string op, bool nisv) => nisv ? $"{op} (no valid syndrome)" : op;
+    /// <summary>An access as explain and replay name it: the op, then its syndrome bits in brackets —
+    /// "stage-1 walk" (FaultInputs.S1ptw), "cache maintenance" (Cm), "no valid syndrome" (Nisv).</summary>
+    internal static string AccessText(string op, AbortSyndrome s)
+    {
+        string[] bits = [.. new[] { (AbortSyndrome.S1ptw, "stage-1 walk"), (AbortSyndrome.Cm, "cache maintenance"), (AbortSyndrome.Nisv, "no valid syndrome") }
+            .Where(b => (s & b.Item1) != 0).Select(b => b.Item2)];
+        return bits.Length == 0 ? op : $"{op} ({string.Join(", ", bits)})";
+    }
 
     /// <summary>Reads a run once, in global order (<see cref="Add"/>), and keeps only what the page's
     /// explanation needs: the fold of every stream (<see cref="Replay"/>), the decisions about the page,
@@ -187,13 +192,13 @@ public static class ExplainCommand
                     : v.Flags.Has(VmFlags.VM_ALLOW_ANY_UNCACHED) ? "the VMA has VM_ALLOW_ANY_UNCACHED: device memory maps Normal-NC"
                     : "the VMA lacks VM_ALLOW_ANY_UNCACHED: device memory stays Device-nGnRE"
                     : "RAM maps Normal write-back";
-                fault = new ExplainedFault(lastSeq, i.Vcpu, i.Op.ToString().ToLowerInvariant(), i.Nisv, i.Gpa, i.Hva, i.Policy.ToString(), i.Pfn.Pfn, i.Pfn.IsMapMemory, i.Pfn.Writable,
+                fault = new ExplainedFault(lastSeq, i.Vcpu, i.Op.ToString().ToLowerInvariant(), i.Nisv, i.S1ptw, i.Cm, i.Gpa, i.Hva, i.Policy.ToString(), i.Pfn.Pfn, i.Pfn.IsMapMemory, i.Pfn.Writable,
                     i.SampledSeq, i.SeqAtLock, d.Outcome.Result.ToString(), d.Outcome.Path.ToString(), d.Outcome.Prot.ToString(), why);
             }
             // The page's other faults and its invalidations, in the order they happened, each placed
             // against the fault above (before it, or since).
             var history = _decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
-                .Select(x => (x.Seq, Kind: "fault", Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {AccessText(x.Decision.Inputs.Op.ToString().ToLowerInvariant(), x.Decision.Inputs.Nisv)} -> {x.Decision.Outcome}"))
+                .Select(x => (x.Seq, Kind: "fault", Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {AccessText(x.Decision.Inputs.Op.ToString().ToLowerInvariant(), KvmEmulate.Syndrome(x.Decision.Inputs))} -> {x.Decision.Outcome}"))
                 .Concat(_invalidations.Select(x => (x.Seq, Kind: "invalidation", Text: $"invalidation: stage-2 0x{x.Unmapped.Gpa:x}..0x{x.Unmapped.End:x} unmapped ({CauseOf(x)})")))
                 .OrderBy(x => x.Seq)
                 .Select(x => new ExplainedEvent(x.Seq, last is null ? null : x.Seq < last ? "before" : "since", x.Kind, x.Text)).ToArray();
@@ -218,7 +223,7 @@ public static class ExplainCommand
                 if (x.Mapping is { } v)
                     yield return $"mapping: VMA 0x{v.Start:x}..0x{v.End:x} pgoff 0x{v.PgOff:x} stage-1 {v.Stage1} flags {string.Join(" ", v.Flags)}" +
                                  (v.MmapSeq is { } ms ? $" (mmap at seq {ms}{(v.Device is { } dev ? $", {dev} region {v.Region}" : ", anonymous memory")})" : "");
-                yield return $"fault: seq {f.Seq} vcpu {f.Vcpu} {AccessText(f.Op, f.Nisv)} at gpa 0x{f.Gpa:x}, hva 0x{f.Hva:x}, under {f.Policy}";
+                yield return $"fault: seq {f.Seq} vcpu {f.Vcpu} {AccessText(f.Op, f.Syndrome)} at gpa 0x{f.Gpa:x}, hva 0x{f.Hva:x}, under {f.Policy}";
                 yield return $"  pfn 0x{f.Pfn:x} ({(f.InLinearMap ? "RAM, in the linear map" : "device memory, not in the linear map")}), user PTE {(f.PteWritable ? "writable" : "read-only")}; mmu_invalidate_seq {f.SampledSeq} -> {f.SeqAtLock}";
                 yield return $"  decision: {f.Result} via {f.Path}, prot {f.Prot}: {f.Why}";
             }
@@ -281,8 +286,14 @@ public sealed record ExplainedMemslot(int Slot, ulong Gpa, ulong End, ulong Hva,
 public sealed record ExplainedMapping(ulong Start, ulong End, ulong PgOff, string Stage1, string[] Flags, long? MmapSeq, string? Device, int? Region);
 
 /// <param name="Nisv">The access was a data abort without a valid syndrome (FaultInputs.Nisv).</param>
-public sealed record ExplainedFault(long Seq, int Vcpu, string Op, bool Nisv, ulong Gpa, ulong Hva, string Policy, ulong Pfn, bool InLinearMap, bool PteWritable,
-    ulong SampledSeq, ulong SeqAtLock, string Result, string Path, string Prot, string Why);
+/// <param name="S1ptw">The abort came from the access's stage-1 page-table walk (FaultInputs.S1ptw).</param>
+/// <param name="Cm">The access was a cache maintenance instruction (FaultInputs.Cm).</param>
+public sealed record ExplainedFault(long Seq, int Vcpu, string Op, bool Nisv, bool S1ptw, bool Cm, ulong Gpa, ulong Hva, string Policy, ulong Pfn, bool InLinearMap, bool PteWritable,
+    ulong SampledSeq, ulong SeqAtLock, string Result, string Path, string Prot, string Why)
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public AbortSyndrome Syndrome => (Nisv ? AbortSyndrome.Nisv : 0) | (S1ptw ? AbortSyndrome.S1ptw : 0) | (Cm ? AbortSyndrome.Cm : 0);
+}
 
 /// <param name="When">"before" or "since" the fault of the explanation; null when there is none.</param>
 /// <param name="Kind">"fault" or "invalidation".</param>

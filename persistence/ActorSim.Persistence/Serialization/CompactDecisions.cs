@@ -15,7 +15,8 @@ namespace ActorSim.Persistence.Serialization;
 /// event-log-format.md); an entry's JSON is made again from the event when something asks for it.
 /// <para>Layout: version byte (1); the event's kind (0 <c>stage2_fault_resolved</c>, 1
 /// <c>stage2_faults_resolved</c>); the record count (LEB128); per record two flag bytes, then the fields
-/// in <see cref="FaultInputs"/>' order and the outcome's. Integers are LEB128 (unsigned; zig-zag for
+/// in <see cref="FaultInputs"/>' order and the outcome's (the op's number also holds the S1PTW and CM
+/// bits above its low byte, <see cref="OpS1ptw"/>, <see cref="OpCm"/>). Integers are LEB128 (unsigned; zig-zag for
 /// the signed ones); enums by their numeric values — part of this format, pinned by a test; a memslot,
 /// VMA, policy or VM name equal to the record before's is not written again (a batch's records share
 /// them).</para></summary>
@@ -27,6 +28,10 @@ internal static class CompactDecisions
     private const byte FaultIsPerm = 1, HasSlot = 2, SameSlot = 4, HasVma = 8, SameVma = 16, HasExisting = 32, VmHasMte = 64, TopUpFails = 128;
     // Second flag byte.
     private const byte HasLeaf = 1, SameVm = 2, SamePolicy = 4, IsMapMemory = 8, Writable = 16, Fwb = 32, Dic = 64, Nisv = 128;
+    // The op's number: the op in its low byte (any value, as the JSON keeps one without a name) and,
+    // above it, the syndrome bits that came after both flag bytes were full. A record written before
+    // them has none, so it reads as it was.
+    private const ulong OpS1ptw = 0x100, OpCm = 0x200;
 
     public static bool Supports(IDomainEvent e) => e is Stage2FaultResolved or Stage2FaultsResolved;
 
@@ -99,7 +104,7 @@ internal static class CompactDecisions
         if (!sameVm) w.String(i.Vm);
         w.Int(i.Vcpu);
         w.UInt(i.Gpa);
-        w.UInt((ulong)i.Op);
+        w.UInt((byte)i.Op | (i.S1ptw ? OpS1ptw : 0) | (i.Cm ? OpCm : 0));
         w.Int(i.FaultLevel);
         if (i.Slot is { } s && !sameSlot)
         {
@@ -151,7 +156,9 @@ internal static class CompactDecisions
         var vm = (f2 & SameVm) != 0 ? previous!.Vm : VmNames.Intern(r.String());
         var vcpu = r.Int();
         var gpa = r.UInt();
-        var op = (AccessOp)r.Byte8();
+        var opWord = r.UInt();
+        if (opWord > (0xFF | OpS1ptw | OpCm)) throw new InvalidDataException($"compact decision record: {opWord} is no op and syndrome bits");
+        var op = (AccessOp)(byte)opWord;
         var faultLevel = r.Int();
         Memslot? slot = null;
         if ((f1 & HasSlot) != 0)
@@ -171,7 +178,8 @@ internal static class CompactDecisions
         var inProgress = r.Int();
         Stage2Leaf? existing = (f1 & HasExisting) != 0 ? ReadLeaf(ref r) : null;
         var inputs = new FaultInputs(vm, vcpu, gpa, op, (f1 & FaultIsPerm) != 0, faultLevel, slot, hva, vma, pfnHva, pfn, policy,
-            (f1 & VmHasMte) != 0, ipaBits, sampled, atLock, inProgress, existing, (f1 & TopUpFails) != 0, (f2 & Nisv) != 0);
+            (f1 & VmHasMte) != 0, ipaBits, sampled, atLock, inProgress, existing, (f1 & TopUpFails) != 0, (f2 & Nisv) != 0,
+            (opWord & OpS1ptw) != 0, (opWord & OpCm) != 0);
         var result = (FaultResult)r.Byte8();
         var errno = (Errno)r.Int();
         Stage2Leaf? leaf = (f2 & HasLeaf) != 0 ? ReadLeaf(ref r) : null;

@@ -111,11 +111,14 @@ public sealed partial class DecisionRecordConverter
                 && Lit(",\"existingLeaf\":"u8) && Leaf(out var existing)
                 && Lit(",\"memcacheTopUpFails\":"u8) && Bool(out var topUpFails)))
                 return false;
-            var nisv = Lit(",\"nisv\":true"u8); // written only when set
+            // Written only when set, in this order.
+            var nisv = Lit(",\"nisv\":true"u8);
+            var s1ptw = Lit(",\"s1ptw\":true"u8);
+            var cm = Lit(",\"cm\":true"u8);
             if (!Lit("}"u8)) return false;
             inputs = new FaultInputs(VmNames.Intern(vm), vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
                 new PfnLookup(status, pfn, isMapMemory, writable), Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize),
-                mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv);
+                mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv, s1ptw, cm);
             return true;
         }
 

@@ -141,7 +141,10 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
         w.WriteNumber(P.InProgressAtLock, i.InProgressAtLock);
         WriteLeaf(w, P.ExistingLeaf, i.ExistingLeaf, general);
         w.WriteBoolean(P.MemcacheTopUpFails, i.MemcacheTopUpFails);
-        if (i.Nisv) w.WriteBoolean(P.Nisv, true); // only when set, as General writes it (DomainEventSerializer.OnlyWhenSet)
+        // Only when set, as General writes them (DomainEventSerializer.OnlyWhenSet).
+        if (i.Nisv) w.WriteBoolean(P.Nisv, true);
+        if (i.S1ptw) w.WriteBoolean(P.S1ptw, true);
+        if (i.Cm) w.WriteBoolean(P.Cm, true);
         w.WriteEndObject();
         var o = d.Outcome;
         w.WritePropertyName(P.Outcome);
@@ -188,7 +191,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
             Op = E("op"), FaultIsPerm = E("faultIsPerm"), FaultLevel = E("faultLevel"), Slot = E("slot"), Hva = E("hva"), Vma = E("vma"),
             PfnHva = E("pfnHva"), Pfn = E("pfn"), Policy = E("policy"), VmHasMte = E("vmHasMte"), IpaBits = E("ipaBits"),
             SampledSeq = E("sampledSeq"), SeqAtLock = E("seqAtLock"), InProgressAtLock = E("inProgressAtLock"),
-            ExistingLeaf = E("existingLeaf"), MemcacheTopUpFails = E("memcacheTopUpFails"), Nisv = E("nisv"), Id = E("id"), BaseGpa = E("baseGpa"),
+            ExistingLeaf = E("existingLeaf"), MemcacheTopUpFails = E("memcacheTopUpFails"), Nisv = E("nisv"), S1ptw = E("s1ptw"), Cm = E("cm"), Id = E("id"), BaseGpa = E("baseGpa"),
             Size = E("size"), UserspaceAddr = E("userspaceAddr"), Flags = E("flags"), Start = E("start"), End = E("end"),
             PgOff = E("pgOff"), S1 = E("s1"), Status = E("status"), IsMapMemory = E("isMapMemory"), Writable = E("writable"),
             RuleSet = E("ruleSet"), Cpu = E("cpu"), Fwb = E("fwb"), Dic = E("dic"), WordSize = E("wordSize"), Result = E("result"),
@@ -221,7 +224,8 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
     // every record: 38 k decisions/s, against 360 k from a file).
     private static readonly Fields RecordFields = new("inputs", "outcome");
     private static readonly Fields InputFields = new Fields("vm", "vcpu", "gpa", "op", "faultIsPerm", "faultLevel", "slot", "hva", "vma", "pfnHva", "pfn",
-        "policy", "vmHasMte", "ipaBits", "sampledSeq", "seqAtLock", "inProgressAtLock", "existingLeaf", "memcacheTopUpFails", "nisv").Optional("nisv");
+        "policy", "vmHasMte", "ipaBits", "sampledSeq", "seqAtLock", "inProgressAtLock", "existingLeaf", "memcacheTopUpFails", "nisv", "s1ptw", "cm")
+        .Optional("nisv").Optional("s1ptw").Optional("cm");
     private static readonly Fields SlotFields = new("id", "baseGpa", "size", "userspaceAddr", "flags");
     private static readonly Fields VmaFields = new("start", "end", "flags", "pgOff", "s1");
     private static readonly Fields PfnFields = new("status", "pfn", "isMapMemory", "writable");
@@ -237,7 +241,8 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
         private readonly ulong _all = (1UL << names.Length) - 1;
         private ulong _optional;
 
-        /// <summary>A field written only when set (<c>nisv</c>): the object is complete without it.</summary>
+        /// <summary>A field written only when set (<c>nisv</c>, <c>s1ptw</c>, <c>cm</c>): the object is
+        /// complete without it.</summary>
         public Fields Optional(string name)
         {
             _optional |= 1UL << Array.IndexOf(names, name);
@@ -319,7 +324,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
         int vcpu = 0, faultLevel = 0, ipaBits = 0, inProgress = 0;
         ulong gpa = 0, hva = 0, pfnHva = 0, sampled = 0, atLock = 0;
         AccessOp op = default;
-        bool faultIsPerm = false, mte = false, topUpFails = false, nisv = false;
+        bool faultIsPerm = false, mte = false, topUpFails = false, nisv = false, s1ptw = false, cm = false;
         Memslot? slot = null;
         VmaSnapshot? vma = null;
         PfnLookup pfn = default;
@@ -349,13 +354,15 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
                 16 => Int(ref r, out inProgress),
                 17 => TryLeaf(ref r, out existing),
                 18 => Bool(ref r, out topUpFails),
-                _ => Bool(ref r, out nisv),
+                19 => Bool(ref r, out nisv),
+                20 => Bool(ref r, out s1ptw),
+                _ => Bool(ref r, out cm),
             };
             if (!ok) return false;
         }
         if (!o.Complete) return false;
         inputs = new FaultInputs(vm!, vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva, pfn, policy!,
-            mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv);
+            mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv, s1ptw, cm);
         return true;
     }
 

@@ -152,8 +152,9 @@ public static class DomainEventSerializer
 
     /// <summary>Fields added after runs were recorded, written only when set and false when missing, so
     /// every event recorded before reads as it was and exports byte for byte as before: a decision's
-    /// <c>nisv</c> (a data abort without a valid syndrome, <see cref="FaultInputs.Nisv"/>).</summary>
-    private static bool OnlyWhenSet(Type type, string jsonName) => type == typeof(FaultInputs) && jsonName == "nisv";
+    /// <c>nisv</c>, <c>s1ptw</c> and <c>cm</c> (the abort's syndrome bits: <see cref="FaultInputs.Nisv"/>,
+    /// <see cref="FaultInputs.S1ptw"/>, <see cref="FaultInputs.Cm"/>).</summary>
+    private static bool OnlyWhenSet(Type type, string jsonName) => type == typeof(FaultInputs) && jsonName is "nisv" or "s1ptw" or "cm";
 
     public static IReadOnlyCollection<string> Aliases => ByAlias.Keys;
     public static bool IsDomainEvent(object o) => o is IDomainEvent && ByType.ContainsKey(o.GetType());
