@@ -1,5 +1,6 @@
 using ActorSim.Actors.Scenarios;
 using ActorSim.Domain.Kernel;
+using ActorSim.Domain.Kvm;
 
 namespace ActorSim.Actors.Tests;
 
@@ -33,6 +34,10 @@ public class ScenarioParserTests
     [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: read, s1: Normal-XX }", 10, "access.s1")]
     [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: exec, nisv: true }", 10, "access.nisv")]
     [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: write, nisv: maybe }", 10, "access.nisv")]
+    [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: exec, cm: true }", 10, "access.cm")]
+    [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: read, cm: true, nisv: false }", 10, "access.nisv")]
+    [InlineData("  - access: { vm: vm1, gpa: 0x1000, op: read, s1ptw: 1 }", 10, "access.s1ptw")]
+    [InlineData("  - expect: { access: last, result: skip }", 10, "expect.result")]
     [InlineData("  - expect: { vm: vm1, gpa: 0x1000, s2: Normal-NC, memattr: 0x10 }", 10, "expect.memattr")]
     [InlineData("  - expect: { access: last, result: error }", 10, "expect.errno")]
     [InlineData("  - expect: { mmap: nothing, result: ok }", 10, "expect.mmap")]
@@ -142,5 +147,16 @@ public class ScenarioParserTests
         Assert.Equal((0, MemType.NormalWB, true, 11, false), (access.Vcpu, access.S1, access.Retry, access.Line, access.Nisv));
         var nisv = ScenarioParser.Parse(Head + "  - access: { vm: vm1, gpa: 0x1000, op: write, nisv: true }\n  - access: { vm: vm1, gpa: 0x1000, op: exec, nisv: false }\n", "t.yaml");
         Assert.Equal([true, false], nisv.Steps.Cast<AccessStep>().Select(x => x.Nisv));
+        Assert.Equal(AbortSyndrome.None, access.Syndrome);
+        // cm is a cache maintenance abort's, which has no valid syndrome: nisv comes with it.
+        var bits = ScenarioParser.Parse(Head + string.Concat(
+            "  - access: { vm: vm1, gpa: 0x1000, op: exec, s1ptw: true }\n",
+            "  - access: { vm: vm1, gpa: 0x1000, op: read, cm: true }\n",
+            "  - access: { vm: vm1, gpa: 0x1000, op: write, cm: true, nisv: true, s1ptw: true }\n",
+            "  - access: { vm: vm1, gpa: 0x1000, op: read, cm: false, s1ptw: false }\n",
+            "  - expect: { access: last, result: skipped }\n"), "t.yaml");
+        Assert.Equal([AbortSyndrome.S1ptw, AbortSyndrome.Cm | AbortSyndrome.Nisv, AbortSyndrome.S1ptw | AbortSyndrome.Cm | AbortSyndrome.Nisv, AbortSyndrome.None],
+            bits.Steps.OfType<AccessStep>().Select(x => x.Syndrome));
+        Assert.Equal(FaultResult.InstructionSkipped, Assert.IsType<ExpectAccess>(bits.Steps[^1]).Result);
     }
 }

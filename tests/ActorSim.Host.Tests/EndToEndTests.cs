@@ -286,6 +286,52 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         }
     }
 
+    /// <summary>The shipped scenario of stage-1 walks and cache maintenance, through the real journal
+    /// (compact entries, the bits in the op's number): its decisions carry "s1ptw" and "cm" (with
+    /// "nisv"), verify from the database and from the file, survive import and export byte for byte,
+    /// and explain names them.</summary>
+    [Fact]
+    public void Stage1_walks_and_cache_maintenance_are_recorded_and_verify()
+    {
+        var (exit, output, err) = Actorsim("scenario", Path.Combine(Cli.Repo, "scenarios", "stage1-walk-and-cache-maintenance.yaml"));
+        Assert.True(exit == 0, output + err);
+        var id = Regex.Match(output, "^run: (\\S+)", RegexOptions.Multiline).Groups[1].Value;
+        Assert.NotEmpty(id);
+        var file = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
+        var again = Path.Combine(Path.GetTempPath(), $"{id}-copy.jsonl");
+        try
+        {
+            (exit, output, err) = Actorsim("replay", "--run", id, "--verify");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains("every decision reproduces", output);
+            Assert.Equal(0, Actorsim("export", "--run", id, "-o", file).Exit);
+            var lines = File.ReadAllLines(file);
+            Assert.Equal(5, lines.Count(l => l.Contains("\"memcacheTopUpFails\":false,\"s1ptw\":true}", StringComparison.Ordinal)));
+            Assert.Equal(4, lines.Count(l => l.Contains("\"memcacheTopUpFails\":false,\"nisv\":true,\"cm\":true}", StringComparison.Ordinal)));
+            Assert.Equal(2, lines.Count(l => l.Contains("\"outcome\":{\"result\":\"InstructionSkipped\"", StringComparison.Ordinal)));
+            (exit, output, err) = Actorsim("replay", "--file", file, "--verify");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains("every decision reproduces", output);
+            Assert.Equal(0, Actorsim("import", file, "--as", id + "-copy").Exit);
+            Assert.Equal(0, Actorsim("export", "--run", id + "-copy", "-o", again).Exit);
+            Assert.Equal(lines.Skip(1), File.ReadAllLines(again).Skip(1));
+            (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x1000");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains(" read (stage-1 walk) at gpa 0x1000", output);
+            Assert.Matches(@"\n  seq \d+ \(since\): fault: vcpu 0 write \(stage-1 walk\) -> GuestAbort via S1ptwInjectDabt\n", output);
+            (exit, output, err) = Actorsim("explain", "--file", file, "--vm", "vm1", "--gpa", "0x60000000");
+            Assert.True(exit == 0, output + err);
+            Assert.Contains(" read (cache maintenance, no valid syndrome) at gpa 0x60000000", output);
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(again);
+            Actorsim("delete", id + "-copy");
+            Assert.Equal(0, Actorsim("delete", id).Exit);
+        }
+    }
+
     [Fact]
     public void Export_import_export_is_byte_identical()
     {
