@@ -53,7 +53,7 @@ public class ReplayUnderAnotherKernelTests
         var r = new Replay(p => KernelPolicy.Of(kernel, fwb ?? p.Cpu.Fwb, p.Cpu.Dic), recorded);
         foreach (var e in log) r.Apply(e.Seq, e.Stream, e.Event);
         Assert.Equal(0, r.Mismatches);
-        return [.. r.Changes.Select(c => $"{Pages[(int)((c.Gpa - GpaOf("ram")) / Size)]} {c.Op}{(c.Nisv ? " nisv" : "")}: {c.Before} -> {c.After}")];
+        return [.. r.Changes.Select(c => $"{Pages[(int)((c.Gpa - GpaOf("ram")) / Size)]} {c.Op}{(c.Nisv ? " nisv" : "")}{((c.Syndrome & AbortSyndrome.S1ptw) != 0 ? " s1ptw" : "")}: {c.Before} -> {c.After}")];
     }
 
     private static IReadOnlyList<ReplayMemslotRefused> Refused(SyncKernel k, KernelPolicy other)
@@ -149,6 +149,22 @@ public class ReplayUnderAnotherKernelTests
         Assert.Equal(
             ["usemem Read: Mapped Normal-WB -> MmioExit", "usemem Write nisv: Mapped Normal-WB -> Error ENOSYS", "usemem Write: Mapped Normal-WB -> MmioExit"],
             Changes(k.Log, "6.17", fwb: false, recorded: k.Policy));
+    }
+
+    /// <summary>An instruction fetch's stage-1 walk on the BAR is no exec fault: it is mapped, Device-nGnRE
+    /// under 6.8 and Normal-NC under 6.9, where the fetch itself is -ENOEXEC under both.</summary>
+    [Fact]
+    public void A_fetchs_walk_on_a_BAR_is_mapped_and_changes_with_the_kernel_where_the_fetch_does_not()
+    {
+        var k = World("6.8");
+        var slot = k.Vm("vm1").Memslots[Array.IndexOf(Pages, "bar")];
+        Assert.Equal(Errno.None, k.DeleteMemslot("vm1", slot.Id)); // flushes the read's mapping
+        Assert.Equal(Errno.None, k.SetMemslot("vm1", slot.Id, MemslotFlags.None, slot.BaseGpa, slot.Size, slot.UserspaceAddr));
+        Assert.Equal(Errno.ENOEXEC, k.Access("vm1", 1, GpaOf("bar"), AccessOp.Exec).Outcome.Errno);
+        Assert.Equal(FaultResult.Mapped, k.Access("vm1", 1, GpaOf("bar"), AccessOp.Exec, syndrome: AbortSyndrome.S1ptw).Outcome.Result);
+        Assert.Equal(
+            ["bar Read: Mapped Device-nGnRE -> Mapped Normal-NC", "resmem Read: Mapped Device-nGnRE -> Mapped Normal-NC", "bar Exec s1ptw: Mapped Device-nGnRE -> Mapped Normal-NC"],
+            Changes(k.Log, "6.9"));
     }
 
     /// <summary>6.8 → 6.9: the BAR and RESMEM Normal-NC, nothing else; 6.9 → 6.8: Device-nGnRE again;
