@@ -243,13 +243,12 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         }
     }
 
-    /// <summary>The shipped scenario of accesses without a valid syndrome, through the real journal:
-    /// its ENOSYS decisions carry "nisv", verify from the database and from the file, survive import and
-    /// export byte for byte, and explain names them.</summary>
-    [Fact]
-    public void Accesses_without_a_valid_syndrome_are_recorded_with_nisv_and_verify()
+    /// <summary>A shipped scenario run through the real journal, its decisions verified from the database
+    /// and from the exported file, which import and export give back byte for byte; then
+    /// <paramref name="check"/> with the run's id, the file and its lines. The runs are deleted after.</summary>
+    private void RecordedScenario(string scenario, Action<string, string, string[]> check)
     {
-        var (exit, output, err) = Actorsim("scenario", Path.Combine(Cli.Repo, "scenarios", "no-valid-syndrome.yaml"));
+        var (exit, output, err) = Actorsim("scenario", Path.Combine(Cli.Repo, "scenarios", scenario));
         Assert.True(exit == 0, output + err);
         var id = Regex.Match(output, "^run: (\\S+)", RegexOptions.Multiline).Groups[1].Value;
         Assert.NotEmpty(id);
@@ -262,20 +261,13 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
             Assert.Contains("every decision reproduces", output);
             Assert.Equal(0, Actorsim("export", "--run", id, "-o", file).Exit);
             var lines = File.ReadAllLines(file);
-            Assert.Equal(5, lines.Count(l => l.Contains("\"nisv\":true},\"outcome\":{\"result\":\"Error\",\"errno\":\"ENOSYS\"", StringComparison.Ordinal)));
-            Assert.Equal(7, lines.Count(l => l.Contains("\"nisv\":true", StringComparison.Ordinal)));
-            Assert.DoesNotContain(lines, l => l.Contains("\"nisv\":false", StringComparison.Ordinal)); // written only when set
             (exit, output, err) = Actorsim("replay", "--file", file, "--verify");
             Assert.True(exit == 0, output + err);
             Assert.Contains("every decision reproduces", output);
             Assert.Equal(0, Actorsim("import", file, "--as", id + "-copy").Exit);
             Assert.Equal(0, Actorsim("export", "--run", id + "-copy", "-o", again).Exit);
             Assert.Equal(lines.Skip(1), File.ReadAllLines(again).Skip(1));
-            (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x50000000");
-            Assert.True(exit == 0, output + err);
-            Assert.Matches(@"\n  seq \d+ \(since\): fault: vcpu 0 write \(no valid syndrome\) -> Error via NoValidSyndrome \(-ENOSYS\)\n", output);
-            Assert.Contains("fault: seq", output);
-            Assert.Contains(" read (no valid syndrome) at gpa 0x50000000", output);
+            check(id, file, lines);
         }
         finally
         {
@@ -286,51 +278,40 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         }
     }
 
+    /// <summary>The shipped scenario of accesses without a valid syndrome, through the real journal:
+    /// its ENOSYS decisions carry "nisv", verify from the database and from the file, survive import and
+    /// export byte for byte, and explain names them.</summary>
+    [Fact]
+    public void Accesses_without_a_valid_syndrome_are_recorded_with_nisv_and_verify() => RecordedScenario("no-valid-syndrome.yaml", (id, _, lines) =>
+    {
+        Assert.Equal(5, lines.Count(l => l.Contains("\"nisv\":true},\"outcome\":{\"result\":\"Error\",\"errno\":\"ENOSYS\"", StringComparison.Ordinal)));
+        Assert.Equal(7, lines.Count(l => l.Contains("\"nisv\":true", StringComparison.Ordinal)));
+        Assert.DoesNotContain(lines, l => l.Contains("\"nisv\":false", StringComparison.Ordinal)); // written only when set
+        var (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x50000000");
+        Assert.True(exit == 0, output + err);
+        Assert.Matches(@"\n  seq \d+ \(since\): fault: vcpu 0 write \(no valid syndrome\) -> Error via NoValidSyndrome \(-ENOSYS\)\n", output);
+        Assert.Contains("fault: seq", output);
+        Assert.Contains(" read (no valid syndrome) at gpa 0x50000000", output);
+    });
+
     /// <summary>The shipped scenario of stage-1 walks and cache maintenance, through the real journal
     /// (compact entries, the bits in the op's number): its decisions carry "s1ptw" and "cm" (with
     /// "nisv"), verify from the database and from the file, survive import and export byte for byte,
     /// and explain names them.</summary>
     [Fact]
-    public void Stage1_walks_and_cache_maintenance_are_recorded_and_verify()
+    public void Stage1_walks_and_cache_maintenance_are_recorded_and_verify() => RecordedScenario("stage1-walk-and-cache-maintenance.yaml", (id, file, lines) =>
     {
-        var (exit, output, err) = Actorsim("scenario", Path.Combine(Cli.Repo, "scenarios", "stage1-walk-and-cache-maintenance.yaml"));
+        Assert.Equal(5, lines.Count(l => l.Contains("\"memcacheTopUpFails\":false,\"s1ptw\":true}", StringComparison.Ordinal)));
+        Assert.Equal(4, lines.Count(l => l.Contains("\"memcacheTopUpFails\":false,\"nisv\":true,\"cm\":true}", StringComparison.Ordinal)));
+        Assert.Equal(2, lines.Count(l => l.Contains("\"outcome\":{\"result\":\"InstructionSkipped\"", StringComparison.Ordinal)));
+        var (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x1000");
         Assert.True(exit == 0, output + err);
-        var id = Regex.Match(output, "^run: (\\S+)", RegexOptions.Multiline).Groups[1].Value;
-        Assert.NotEmpty(id);
-        var file = Path.Combine(Path.GetTempPath(), $"{id}.jsonl");
-        var again = Path.Combine(Path.GetTempPath(), $"{id}-copy.jsonl");
-        try
-        {
-            (exit, output, err) = Actorsim("replay", "--run", id, "--verify");
-            Assert.True(exit == 0, output + err);
-            Assert.Contains("every decision reproduces", output);
-            Assert.Equal(0, Actorsim("export", "--run", id, "-o", file).Exit);
-            var lines = File.ReadAllLines(file);
-            Assert.Equal(5, lines.Count(l => l.Contains("\"memcacheTopUpFails\":false,\"s1ptw\":true}", StringComparison.Ordinal)));
-            Assert.Equal(4, lines.Count(l => l.Contains("\"memcacheTopUpFails\":false,\"nisv\":true,\"cm\":true}", StringComparison.Ordinal)));
-            Assert.Equal(2, lines.Count(l => l.Contains("\"outcome\":{\"result\":\"InstructionSkipped\"", StringComparison.Ordinal)));
-            (exit, output, err) = Actorsim("replay", "--file", file, "--verify");
-            Assert.True(exit == 0, output + err);
-            Assert.Contains("every decision reproduces", output);
-            Assert.Equal(0, Actorsim("import", file, "--as", id + "-copy").Exit);
-            Assert.Equal(0, Actorsim("export", "--run", id + "-copy", "-o", again).Exit);
-            Assert.Equal(lines.Skip(1), File.ReadAllLines(again).Skip(1));
-            (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x1000");
-            Assert.True(exit == 0, output + err);
-            Assert.Contains(" read (stage-1 walk) at gpa 0x1000", output);
-            Assert.Matches(@"\n  seq \d+ \(since\): fault: vcpu 0 write \(stage-1 walk\) -> GuestAbort via S1ptwInjectDabt\n", output);
-            (exit, output, err) = Actorsim("explain", "--file", file, "--vm", "vm1", "--gpa", "0x60000000");
-            Assert.True(exit == 0, output + err);
-            Assert.Contains(" read (cache maintenance, no valid syndrome) at gpa 0x60000000", output);
-        }
-        finally
-        {
-            File.Delete(file);
-            File.Delete(again);
-            Actorsim("delete", id + "-copy");
-            Assert.Equal(0, Actorsim("delete", id).Exit);
-        }
-    }
+        Assert.Contains(" read (stage-1 walk) at gpa 0x1000", output);
+        Assert.Matches(@"\n  seq \d+ \(since\): fault: vcpu 0 write \(stage-1 walk\) -> GuestAbort via S1ptwInjectDabt\n", output);
+        (exit, output, err) = Actorsim("explain", "--file", file, "--vm", "vm1", "--gpa", "0x60000000");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains(" read (cache maintenance, no valid syndrome) at gpa 0x60000000", output);
+    });
 
     [Fact]
     public void Export_import_export_is_byte_identical()
