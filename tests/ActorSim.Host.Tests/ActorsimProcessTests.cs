@@ -152,15 +152,19 @@ public class ActorsimProcessTests
         Assert.Contains("\n  outcomes: none\n", output.ReplaceLineEndings("\n"));
     }
 
-    /// <summary>An empty path, or a directory, where a file is named: exit 2 saying so (several ended
-    /// unhandled, exit 134, from Path.GetFullPath, new FileInfo or opening a directory).</summary>
+    /// <summary>An empty path, a directory or a missing file where a file is named: exit 2 saying so, each
+    /// command in the same words (several ended unhandled, exit 134, from Path.GetFullPath, new FileInfo
+    /// or opening a directory; a scenario's said "FILE:0: file: …").</summary>
     [Theory]
     [InlineData("actorsim run: --export '': an empty path, not a file", "run", "--in-memory", "--rounds", "1", "--export", "")]
     [InlineData("actorsim run: --metrics '': an empty path, not a file", "run", "--in-memory", "--rounds", "1", "--metrics", "")]
     [InlineData("actorsim export: -o '': an empty path, not a file", "export", "--run", "any", "-o", "")]
     [InlineData("actorsim scenario: --junit '': an empty path, not a file", "scenario", "--in-memory", "--junit", "", "scenarios/o05-ram-is-normal.yaml")]
     [InlineData("actorsim scenario: --junit /tmp: a directory, not a file", "scenario", "--in-memory", "--junit", "/tmp", "scenarios/o05-ram-is-normal.yaml")]
-    [InlineData("actorsim scenario: '':0: file: an empty path, not a file", "scenario", "--in-memory", "")]
+    [InlineData("actorsim scenario: '': an empty path, not a file", "scenario", "--in-memory", "")]
+    [InlineData("actorsim scenario: /tmp: a directory, not a file", "scenario", "--in-memory", "/tmp")]
+    [InlineData("actorsim scenario: scenarios/no-such.yaml: no such file", "scenario", "--in-memory", "scenarios/no-such.yaml")]
+    [InlineData("actorsim replay: scenarios/no-such.jsonl: no such file", "replay", "--file", "scenarios/no-such.jsonl")]
     [InlineData("actorsim replay: '': an empty path, not a file", "replay", "--file", "")]
     [InlineData("actorsim import: '': an empty path, not a file", "import", "")]
     [InlineData("actorsim explain: '': an empty path, not a file", "explain", "--file", "", "--vm", "vm1", "--gpa", "0x1000")]

@@ -553,7 +553,7 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
             Assert.StartsWith("actorsim scenario: /dev/stdin:3: steps[]: unknown step 'teleport'", err);
             (exit, _, err) = Cli.Sh($"cd {dir} && head -c 1048577 /dev/zero | tr '\\0' '#' | $ACTORSIM scenario --in-memory -");
             Assert.Equal(2, exit);
-            Assert.Contains("actorsim scenario: /dev/stdin:0: file: larger than 1048576 bytes", err);
+            Assert.Contains("actorsim scenario: /dev/stdin: larger than 1048576 bytes", err);
             (exit, _, err) = Cli.Sh($"cd {dir} && $ACTORSIM scenario --in-memory - - < {o05}");
             Assert.Equal(2, exit);
             Assert.Equal("actorsim scenario: - is given twice: the standard input is read once", err.Trim());

@@ -6,8 +6,10 @@ using ActorSim.Domain.Vfio;
 namespace ActorSim.Actors.Scenarios;
 
 /// <summary>A scenario file that is not valid: where (file, line, field) and why.</summary>
+/// <remarks>Line 0 is the file as a whole (missing, a directory, too large): said as the commands that
+/// read an event log say it, "FILE: no such file".</remarks>
 public sealed class ScenarioFormatException(string file, int line, string field, string message)
-    : Exception($"{file}:{line}: {field}: {message}")
+    : Exception(line > 0 ? $"{file}:{line}: {field}: {message}" : $"{file}: {message}")
 {
     public string File { get; } = file;
     public int Line { get; } = line;
