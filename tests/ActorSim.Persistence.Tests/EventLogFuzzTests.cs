@@ -176,6 +176,11 @@ public class EventLogFuzzTests
     [InlineData("gpa", "\"0xg\"", "'0xg' is not a 0x hex number")]
     [InlineData("hva", "null", "null: expected a 0x hex number")]
     [InlineData("pfnHva", "[1]", "[1]: expected a 0x hex number")]
+    [InlineData("vcpu", "99999999999", "99999999999 is out of range (-2147483648 to 2147483647)")]
+    [InlineData("faultLevel", "3.5", "3.5: expected an integer")]
+    [InlineData("gpa", "-5", "-5 is out of range (0 to 18446744073709551615)")]
+    [InlineData("gpa", "\"0x1ffffffffffffffff\"", "'0x1ffffffffffffffff' is out of range (more than 64 bits)")]
+    [InlineData("gpa", "\"0x\"", "'0x' is not a 0x hex number")]
     public void A_bad_decision_field_is_said_with_its_value(string field, string json, string message)
     {
         var lines = Good.Split('\n');
@@ -186,6 +191,23 @@ public class EventLogFuzzTests
         var path = WriteTemp("said", lines);
         var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(path));
         Assert.Equal($"{path}:{n + 1}: data.decision.inputs.{field}: {message}", e.Message);
+    }
+
+    /// <summary>An event's own integers (not its data's): a fraction is not one, an integer past 64 bits
+    /// is out of range.</summary>
+    [Theory]
+    [InlineData("seq", "1e3", "not an integer")]
+    [InlineData("seq", "2.5", "not an integer")]
+    [InlineData("version", "99999999999999999999", "99999999999999999999 is out of range (a 64-bit integer)")]
+    public void A_bad_integer_in_an_event_is_said_so(string field, string json, string message)
+    {
+        var lines = Good.Split('\n');
+        var line = System.Text.Json.Nodes.JsonNode.Parse(lines[1])!;
+        line[field] = System.Text.Json.Nodes.JsonNode.Parse(json);
+        lines[1] = line.ToJsonString();
+        var path = WriteTemp("integer", lines);
+        var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(path));
+        Assert.Equal($"{path}:2: {field}: {message}", e.Message);
     }
 
     /// <summary>Every field of every sample event's data edited in turn (and put back): each edited log

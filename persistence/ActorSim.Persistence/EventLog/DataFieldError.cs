@@ -41,7 +41,12 @@ internal static partial class DataFieldError
             // converter of ours reads (a VMA's PTE ranges) is named by the message alone.
             var expected = Wanted(ex.InnerException) ?? Expected(TypeAt(eventType, at))
                 ?? (converted.Groups["type"].Value.EndsWith("[]", StringComparison.Ordinal) ? "a list" : null);
-            var value = ValueAt(data, at) is { } v ? Shown(v) : null;
+            var found = ValueAt(data, at);
+            var value = found is { } v ? Shown(v) : null;
+            // The reader's error is the same for 12.5 and for 99999999999 in an Int32: an integer
+            // written there is out of the field's range.
+            if (expected == "an integer" && found is { ValueKind: JsonValueKind.Number } number && IsIntegerLiteral(number))
+                return ($"data{at}", $"{value} is out of range" + (Bounds(TypeAt(eventType, at)) is { } b ? $" ({b})" : ""));
             return ($"data{at}", (value, expected) switch
             {
                 (null, null) => "not a valid value",
@@ -70,6 +75,23 @@ internal static partial class DataFieldError
         }
         return null;
     }
+
+    /// <summary>A JSON number written as an integer (no fraction, no exponent).</summary>
+    public static bool IsIntegerLiteral(JsonElement number) => IntegerLiteral().IsMatch(number.GetRawText());
+
+    [GeneratedRegex(@"^-?[0-9]+$")]
+    private static partial Regex IntegerLiteral();
+
+    /// <summary>The range of an integer field's type, as a user reads it.</summary>
+    private static string? Bounds(Type? type) => type switch
+    {
+        _ when type == typeof(int) => $"{int.MinValue} to {int.MaxValue}",
+        _ when type == typeof(long) => $"{long.MinValue} to {long.MaxValue}",
+        _ when type == typeof(byte) => $"0 to {byte.MaxValue}",
+        _ when type == typeof(uint) => $"0 to {uint.MaxValue}",
+        _ when type == typeof(ulong) => $"0 to {ulong.MaxValue}",
+        _ => null,
+    };
 
     // "JSON deserialization for type 'T' was missing required properties including: 'a', 'b'."
     [GeneratedRegex(@"missing required properties including: (?<names>.*?)\.?$")]
