@@ -225,7 +225,7 @@ public static class DomainEventSerializer
             if (reader.TokenType != JsonTokenType.String) throw new JsonException("expected a 0x hex number");
             var s = reader.GetString()!;
             if (s.StartsWith("0x", StringComparison.Ordinal) && ulong.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v)) return v;
-            if (s.Length > 2 && s.StartsWith("0x", StringComparison.Ordinal) && s.AsSpan(2).ContainsAnyExcept("0123456789abcdefABCDEF") is false)
+            if (s.Length > 2 && s.StartsWith("0x", StringComparison.Ordinal) && !s.AsSpan(2).ContainsAnyExcept("0123456789abcdefABCDEF"))
                 throw new JsonException($"'{s}' is out of range (more than 64 bits)");
             throw new JsonException($"'{s}' is not a 0x hex number");
         }
