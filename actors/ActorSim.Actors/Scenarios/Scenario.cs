@@ -33,7 +33,7 @@ public sealed record MemslotStep(int Number, int Line, string Vm, int Slot, ulon
 public sealed record AccessStep(int Number, int Line, string Vm, int Vcpu, ulong Gpa, AccessOp Op, MemType S1, bool Retry,
     AbortSyndrome Syndrome = AbortSyndrome.None) : Step(Number, Line)
 {
-    public bool Nisv => (Syndrome & AbortSyndrome.Nisv) != 0;
+    public bool Nisv => Syndrome.HasFlag(AbortSyndrome.Nisv);
 }
 public sealed record DeviceStep(int Number, int Line, string Device, bool? Memory, bool Reset, PciPowerState? Power) : Step(Number, Line);
 public sealed record MunmapStep(int Number, int Line, string Name, ulong? Offset, ulong? Size) : Step(Number, Line);

@@ -43,6 +43,8 @@ public static class KvmEmulate
     public static AccessOp Needs(FaultInputs i) => Needs(i.Op, i.S1ptw);
 
     /// <summary>The syndrome as the record holds it.</summary>
-    public static AbortSyndrome Syndrome(FaultInputs i) =>
-        (i.Nisv ? AbortSyndrome.Nisv : 0) | (i.S1ptw ? AbortSyndrome.S1ptw : 0) | (i.Cm ? AbortSyndrome.Cm : 0);
+    public static AbortSyndrome Syndrome(FaultInputs i) => Syndrome(i.Nisv, i.S1ptw, i.Cm);
+
+    public static AbortSyndrome Syndrome(bool nisv, bool s1ptw, bool cm) =>
+        (nisv ? AbortSyndrome.Nisv : 0) | (s1ptw ? AbortSyndrome.S1ptw : 0) | (cm ? AbortSyndrome.Cm : 0);
 }

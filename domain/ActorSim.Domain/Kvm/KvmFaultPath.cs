@@ -13,12 +13,12 @@ public readonly record struct FaultStart(
     string Vm, int Vcpu, ulong Gpa, AccessOp Op, Stage2Leaf? CoveringLeaf, Memslot? Slot, ulong Hva, ulong SampledSeq,
     AbortSyndrome Syndrome = AbortSyndrome.None)
 {
-    private bool S1ptw => (Syndrome & AbortSyndrome.S1ptw) != 0;
+    private bool S1ptw => Syndrome.HasFlag(AbortSyndrome.S1ptw);
     /// <summary>The access hits an existing leaf that permits it: no stage-2 fault at all.</summary>
     public bool NoFault => CoveringLeaf is { } l && l.Permits(KvmEmulate.Needs(Op, S1ptw));
     public bool FaultIsPerm => CoveringLeaf is not null;
     /// <summary>kvm_is_write_fault for this access.</summary>
-    public bool WriteFault => KvmEmulate.IsWriteFault(Op, S1ptw, (Syndrome & AbortSyndrome.Cm) != 0, FaultIsPerm);
+    public bool WriteFault => KvmEmulate.IsWriteFault(Op, S1ptw, Syndrome.HasFlag(AbortSyndrome.Cm), FaultIsPerm);
     /// <summary>Does the decision need mm (a VMA snapshot and a pfn)? Not without a slot, nor for a
     /// write fault on a read-only slot, nor for an IPA out of range.</summary>
     public bool NeedsPfn(int ipaBits) =>
@@ -60,7 +60,7 @@ public static class KvmFaultPath
             policy, vm.HasMte, vm.IpaBits,
             f.SampledSeq, vm.MmuInvalidateSeq, vm.MmuInvalidateInProgress,
             vm.Stage2.Lookup(f.Gpa), memcacheTopUpFails,
-            (f.Syndrome & AbortSyndrome.Nisv) != 0, (f.Syndrome & AbortSyndrome.S1ptw) != 0, (f.Syndrome & AbortSyndrome.Cm) != 0);
+            f.Syndrome.HasFlag(AbortSyndrome.Nisv), f.Syndrome.HasFlag(AbortSyndrome.S1ptw), f.Syndrome.HasFlag(AbortSyndrome.Cm));
         return new DecisionRecord(inputs, KvmHandleGuestAbort.Decide(inputs));
     }
 }

@@ -16,7 +16,7 @@ public sealed record ReplayChange(long Seq, string Stream, string Vm, ulong Gpa,
     AbortSyndrome Syndrome = AbortSyndrome.None)
 {
     /// <summary>The access was a data abort without a valid syndrome.</summary>
-    public bool Nisv => (Syndrome & AbortSyndrome.Nisv) != 0;
+    public bool Nisv => Syndrome.HasFlag(AbortSyndrome.Nisv);
 }
 
 /// <summary>A memslot the run set that the other policy's KVM_SET_USER_MEMORY_REGION refuses (6.17 without

@@ -382,7 +382,7 @@ public static class DataCommands
                 memslots_refused = replay.MemslotsRefused.Count,
                 memslots_refused_examples = replay.MemslotsRefused.Take(10).Select(m => new { seq = m.Seq, stream = m.Stream, vm = m.Vm, slot = m.Slot, gpa = $"0x{m.Gpa:x}", size = $"0x{m.Size:x}", errno = m.Errno.ToString() }),
                 examples = replay.Changes.Take(10).Select(c => new { seq = c.Seq, stream = c.Stream, vm = c.Vm, gpa = $"0x{c.Gpa:x}", op = c.Op.ToString(), nisv = c.Nisv,
-                    s1ptw = (c.Syndrome & AbortSyndrome.S1ptw) != 0, cm = (c.Syndrome & AbortSyndrome.Cm) != 0, before = c.Before, after = c.After }),
+                    s1ptw = c.Syndrome.HasFlag(AbortSyndrome.S1ptw), cm = c.Syndrome.HasFlag(AbortSyndrome.Cm), before = c.Before, after = c.After }),
             }, CliJson.Plain));
         }
         else

@@ -292,7 +292,7 @@ public sealed record ExplainedFault(long Seq, int Vcpu, string Op, bool Nisv, bo
     ulong SampledSeq, ulong SeqAtLock, string Result, string Path, string Prot, string Why)
 {
     [System.Text.Json.Serialization.JsonIgnore]
-    public AbortSyndrome Syndrome => (Nisv ? AbortSyndrome.Nisv : 0) | (S1ptw ? AbortSyndrome.S1ptw : 0) | (Cm ? AbortSyndrome.Cm : 0);
+    public AbortSyndrome Syndrome => KvmEmulate.Syndrome(Nisv, S1ptw, Cm);
 }
 
 /// <param name="When">"before" or "since" the fault of the explanation; null when there is none.</param>

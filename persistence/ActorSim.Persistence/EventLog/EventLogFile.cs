@@ -420,10 +420,13 @@ public static class EventLogFile
     private static string? NullableStr(string path, int line, JsonElement o, string k) =>
         o.GetProperty(k).ValueKind == JsonValueKind.Null ? null : Str(path, line, o, k);
 
-    private static long Int(string path, int line, JsonElement o, string k) =>
-        o.GetProperty(k) is { ValueKind: JsonValueKind.Number } v && v.TryGetInt64(out var n) ? n
-        : throw new EventLogFormatException(path, line, k, o.GetProperty(k) is { ValueKind: JsonValueKind.Number } big && DataFieldError.IsIntegerLiteral(big)
-            ? $"{big.GetRawText()} is out of range (a 64-bit integer)" : "not an integer");
+    private static long Int(string path, int line, JsonElement o, string k)
+    {
+        var v = o.GetProperty(k);
+        if (v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n)) return n;
+        throw new EventLogFormatException(path, line, k, v.ValueKind == JsonValueKind.Number && DataFieldError.IsIntegerLiteral(v)
+            ? $"{v.GetRawText()} is out of range (a 64-bit integer)" : "not an integer");
+    }
 
     private static bool Bool(string path, int line, JsonElement o, string k) =>
         o.GetProperty(k).ValueKind switch
