@@ -17,6 +17,7 @@ namespace ActorSim.Actors;
 public sealed class MmActor : DeciderActor<AddressSpace>
 {
     private readonly KernelPolicy _policy;
+    private readonly bool _systemSupportsMte;
     private readonly SortedDictionary<string, IActorRef> _subscribers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IActorRef> _devices = new(StringComparer.Ordinal);
     private long _nextInvalidateId;
@@ -70,14 +71,18 @@ public sealed class MmActor : DeciderActor<AddressSpace>
         public ulong WaitingPfnHva;
     }
 
-    public MmActor(string persistenceId, KernelPolicy policy, SnapshotPolicy snapshots = default) : base(persistenceId, AddressSpace.Empty(policy.WordSize), snapshots)
+    /// <param name="systemSupportsMte">The host CPU has MTE: anonymous mappings get VM_MTE_ALLOWED
+    /// (<see cref="AddressSpaceDecider.CalcVmFlags"/>).</param>
+    public MmActor(string persistenceId, KernelPolicy policy, SnapshotPolicy snapshots = default, bool systemSupportsMte = false)
+        : base(persistenceId, AddressSpace.Empty(policy.WordSize), snapshots)
     {
         _policy = policy;
+        _systemSupportsMte = systemSupportsMte;
         Ready();
     }
 
-    public static Props Props(string persistenceId, KernelPolicy policy, SnapshotPolicy snapshots = default) =>
-        ActorProps.Of(() => new MmActor(persistenceId, policy, snapshots));
+    public static Props Props(string persistenceId, KernelPolicy policy, SnapshotPolicy snapshots = default, bool systemSupportsMte = false) =>
+        ActorProps.Of(() => new MmActor(persistenceId, policy, snapshots, systemSupportsMte));
 
     protected override AddressSpace Evolve(AddressSpace state, IDomainEvent e) => AddressSpaceDecider.Evolve(state, e);
 
@@ -106,7 +111,7 @@ public sealed class MmActor : DeciderActor<AddressSpace>
             if (WaitIfBusy()) return;
             var err = AddressSpaceDecider.CheckMmapArgs(m.FixedHva, m.Length, 0);
             if (err != Errno.None) { Sender.Tell(new MmResult(err)); return; }
-            var flags = AddressSpaceDecider.CalcVmFlags(Prot.Read | Prot.Write, shared: false, anonymous: true);
+            var flags = AddressSpaceDecider.CalcVmFlags(Prot.Read | Prot.Write, shared: false, anonymous: true, _systemSupportsMte);
             var t = new VmaTemplate(m.Length, flags, 0, MairIndex.MT_NORMAL, VmaBacking.Anonymous(0), false);
             RunDecision(AddressSpaceDecider.InstallVma(State, m.FixedHva, t), Sender, mapped: true);
         });

@@ -17,8 +17,12 @@ namespace ActorSim.Actors;
 /// long a batch waits, at most, for the vCPUs the last batch answered. For closed-loop workloads (each
 /// vCPU faults again as soon as it is answered: the bench); off (null) by default — the seeded run's
 /// rounds, deterministic runs and scenarios.</param>
+/// <param name="SystemSupportsMte">The host CPU has MTE (system_supports_mte(), a scenario's
+/// <c>cpu.mte</c>): the mm gives anonymous mappings VM_MTE_ALLOWED, and a VM may have enabled
+/// KVM_CAP_ARM_MTE (<see cref="KvmVmDecider.CreateVm"/>). Not in <see cref="KernelPolicy"/>: no stage-2
+/// decision reads it, only the VM's own MTE (<see cref="FaultInputs.VmHasMte"/>) and the VMA's flags.</param>
 public sealed record SimHostOptions(int MaxBatch = 256, int BatcherCapacity = 4096, TimeSpan? AskTimeout = null, int? SnapshotEvery = null, string? TestFault = null,
-    TimeSpan? RegroupWait = null)
+    TimeSpan? RegroupWait = null, bool SystemSupportsMte = false)
 {
     /// <summary>Snapshots by default in memory: a snapshot there is a reference to the state
     /// (<see cref="InMemorySnapshotStore"/>), so this bounds the events kept per actor. An event is a
@@ -125,7 +129,7 @@ public sealed class SimHost
         h.Checker = system.ActorOf(InvariantChecker.Props($"{runId}/{EventStreams.Invariants}", policy, h.MmStream,
             devices.ToDictionary(d => h.DeviceStream(d.Name)), vms.ToDictionary(v => h.VmStream(v.Name))), $"checker-{safe}");
         await h.Checker.Ask<Violations>(new GetViolations(), h.Timeout); // subscribed before any event
-        h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy, snapshots), $"mm-{safe}");
+        h.Mm = system.ActorOf(MmActor.Props(h.MmStream, policy, snapshots, h._options.SystemSupportsMte), $"mm-{safe}");
         foreach (var d in devices)
         {
             var vfio = system.ActorOf(VfioActor.Props(h.DeviceStream(d.Name), d, policy, h.Mm, snapshots), $"vfio-{safe}-{PathElement(d.Name)}");

@@ -87,6 +87,13 @@ public class ScenarioParserTests
     [InlineData("name: t\nkernel: \"6.9\"\nword-size: 32\nvms:\n  - name: vm1\n", "word-size", 3)]
     [InlineData("name: t\nkernel: \"6.9\"\nword-size: 16\n", "word-size", 3)]
     [InlineData("name: t\nkernel: \"6.9\"\ncpu: { fwb: maybe }\n", "cpu.fwb", 3)]
+    [InlineData("name: t\nkernel: \"6.9\"\ncpu: { mte: 1 }\n", "cpu.mte", 3)]
+    [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    mte: true\n", "vms[].mte", 5)] // KVM_CAP_ARM_MTE needs cpu.mte
+    [InlineData("name: t\nkernel: \"6.9\"\ncpu: { mte: false }\nvms:\n  - { name: vm1, mte: true }\n", "vms[].mte", 5)]
+    [InlineData("name: t\nkernel: \"6.9\"\ncpu: { mte: true }\nvms:\n  - { name: vm1, mte: yes }\n", "vms[].mte", 5)]
+    [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    ipa-bits: 31\n", "vms[].ipa-bits", 5)]
+    [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    ipa-bits: 49\n", "vms[].ipa-bits", 5)]
+    [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    ipa-bits: 40KiB\n", "vms[].ipa-bits", 5)]
     [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: d, driver: vfio-gpu }\n", "driver", 4)]
     [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: a/b, driver: vfio-pci }\n", "devices[].name", 4)] // a stream's name: no '/'
     [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n  - name: a/b\n", "vms[].name", 5)]
@@ -158,5 +165,29 @@ public class ScenarioParserTests
         Assert.Equal([AbortSyndrome.S1ptw, AbortSyndrome.Cm | AbortSyndrome.Nisv, AbortSyndrome.S1ptw | AbortSyndrome.Cm | AbortSyndrome.Nisv, AbortSyndrome.None],
             bits.Steps.OfType<AccessStep>().Select(x => x.Syndrome));
         Assert.Equal(FaultResult.InstructionSkipped, Assert.IsType<ExpectAccess>(bits.Steps[^1]).Result);
+        Assert.False(s.CpuMte);
+        Assert.Equal((KvmVm.DefaultIpaBits, false), (s.Vms[0].IpaBits, s.Vms[0].Mte));
+    }
+
+    [Fact]
+    public void A_VM_takes_its_IPA_size_and_MTE_as_KVM_CREATE_VM_and_KVM_ENABLE_CAP_would()
+    {
+        var s = ScenarioParser.Parse("""
+            name: t
+            kernel: "6.9"
+            cpu: { mte: true }
+            vms:
+              - { name: a, mte: true, ipa-bits: 32 }
+              - { name: b, ipa-bits: 48 }
+              - { name: c, ipa-bits: 0 }
+              - { name: d, mte: false }
+            """, "t.yaml");
+        Assert.True(s.CpuMte);
+        Assert.Equal([(32, true), (48, false), (KvmVm.DefaultIpaBits, false), (KvmVm.DefaultIpaBits, false)], s.Vms.Select(v => (v.IpaBits, v.Mte)));
+        Assert.Equal((true, 32), (s.Vms[0].Create().HasMte, s.Vms[0].Create().IpaBits));
+        var e = Bad("name: t\nkernel: \"6.9\"\nvms:\n  - { name: vm1, mte: true }\n");
+        Assert.Equal("t.yaml:4: vms[].mte: KVM_CAP_ARM_MTE needs a CPU with MTE (cpu: { mte: true }): KVM_ENABLE_CAP fails with -EINVAL", e.Message);
+        e = Bad("name: t\nkernel: \"6.9\"\nvms:\n  - { name: vm1, ipa-bits: 52 }\n");
+        Assert.Equal("t.yaml:4: vms[].ipa-bits: 52 is not an IPA size KVM_CREATE_VM takes (32..48, or 0 for 40): -EINVAL", e.Message);
     }
 }

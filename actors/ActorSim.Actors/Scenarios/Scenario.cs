@@ -17,11 +17,17 @@ public sealed class ScenarioFormatException(string file, int line, string field,
 }
 
 /// <summary>A parsed scenario (shared/docs/scenario-format.md).</summary>
+/// <param name="CpuMte"><c>cpu.mte</c>: the host CPU has MTE (<see cref="SimHostOptions.SystemSupportsMte"/>).</param>
 public sealed record Scenario(string File, string Name, KernelPolicy Policy, ulong? Seed,
-    IReadOnlyList<DeviceSpec> Devices, IReadOnlyList<VmSpec> Vms, IReadOnlyList<Step> Steps);
+    IReadOnlyList<DeviceSpec> Devices, IReadOnlyList<VmSpec> Vms, IReadOnlyList<Step> Steps, bool CpuMte = false);
 
 public sealed record DeviceSpec(string Name, VfioDriver Driver, IReadOnlyList<RegionSpec> Regions, int Line);
-public sealed record VmSpec(string Name, ulong RamGpa, ulong RamSize, bool HasRam, int Line);
+/// <param name="IpaBits">The VM's IPA size (<c>ipa-bits</c>; KVM_PHYS_SHIFT, 40, by default).</param>
+/// <param name="Mte"><c>mte: true</c>: the VMM enabled KVM_CAP_ARM_MTE.</param>
+public sealed record VmSpec(string Name, ulong RamGpa, ulong RamSize, bool HasRam, int Line, int IpaBits = KvmVm.DefaultIpaBits, bool Mte = false)
+{
+    public KvmVm Create() => KvmVm.Create(Name, Mte, IpaBits);
+}
 
 /// <summary>One step; <paramref name="Number"/> counts from 1 in file order.</summary>
 public abstract record Step(int Number, int Line);

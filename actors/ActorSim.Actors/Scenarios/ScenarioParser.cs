@@ -19,6 +19,8 @@ public sealed partial class ScenarioParser
     private readonly HashSet<string> _devices = new(StringComparer.Ordinal);
     private readonly Dictionary<string, VfioDriver> _driverOf = new(StringComparer.Ordinal);
     private readonly HashSet<string> _vms = new(StringComparer.Ordinal);
+    // cpu.mte, read before the VMs: a VM's mte needs it.
+    private bool _cpuMte;
     private readonly HashSet<string> _mappings = new(StringComparer.Ordinal);
 
     private ScenarioParser(string file) => _file = file;
@@ -113,11 +115,13 @@ public sealed partial class ScenarioParser
         if (!RuleSets.TryParse(Str(kernelNode, "kernel"), out var rules))
             throw Error(kernelNode, "kernel", $"unknown rule set '{Str(kernelNode, "kernel")}' (6.8, 6.9 or 6.17)");
         bool fwb = true, dic = true;
+        _cpuMte = false;
         if (m.TryGetValue("cpu", out var cpuNode))
         {
-            var cpu = Keys(Map(cpuNode, "cpu"), "cpu", "fwb", "dic");
+            var cpu = Keys(Map(cpuNode, "cpu"), "cpu", "fwb", "dic", "mte");
             if (cpu.TryGetValue("fwb", out var f)) fwb = Bool(f, "cpu.fwb");
             if (cpu.TryGetValue("dic", out var d)) dic = Bool(d, "cpu.dic");
+            if (cpu.TryGetValue("mte", out var t)) _cpuMte = Bool(t, "cpu.mte");
         }
         var word = WordSize.Bits64;
         YamlNode? wordNode = null;
@@ -144,7 +148,7 @@ public sealed partial class ScenarioParser
         var steps = new List<Step>();
         if (m.TryGetValue("steps", out var stepsNode))
             foreach (var s in Seq(stepsNode, "steps")) steps.Add(ParseStep(s, steps.Count + 1));
-        return new Scenario(_file, name, new KernelPolicy(rules, new CpuFeatures(fwb, dic), word), seed, devices, vms, steps);
+        return new Scenario(_file, name, new KernelPolicy(rules, new CpuFeatures(fwb, dic), word), seed, devices, vms, steps, _cpuMte);
     }
 
     private DeviceSpec ParseDevice(YamlNode node)
@@ -200,11 +204,20 @@ public sealed partial class ScenarioParser
 
     private VmSpec ParseVm(YamlNode node)
     {
-        var m = Keys(Map(node, "vms[]"), "vms[]", "name", "ram");
+        var m = Keys(Map(node, "vms[]"), "vms[]", "name", "ram", "ipa-bits", "mte");
         var name = NewName(Required(m, node, "name"), "vms[].name", _vms, stream: true);
-        if (!m.TryGetValue("ram", out var ram)) return new VmSpec(name, 0, 0, false, (int)node.Start.Line);
+        var ipaBits = m.TryGetValue("ipa-bits", out var ipaNode) ? Int(ipaNode, "vms[].ipa-bits") : 0;
+        var mte = m.TryGetValue("mte", out var mteNode) && Bool(mteNode, "vms[].mte");
+        // What KVM_CREATE_VM and KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) would refuse, the VMM could not start with.
+        var (vm, errno, refusedMte) = KvmVmDecider.CreateVm(name, ipaBits, mte, _cpuMte);
+        if (errno != Errno.None)
+            throw refusedMte
+                ? Error(mteNode!, "vms[].mte", $"KVM_CAP_ARM_MTE needs a CPU with MTE (cpu: {{ mte: true }}): KVM_ENABLE_CAP fails with -{errno}")
+                : Error(ipaNode!, "vms[].ipa-bits", $"{ipaBits} is not an IPA size KVM_CREATE_VM takes ({KvmVm.MinIpaBits}..{KvmVm.IpaLimit}, or 0 for {KvmVm.DefaultIpaBits}): -{errno}");
+        if (!m.TryGetValue("ram", out var ram)) return new VmSpec(name, 0, 0, false, (int)node.Start.Line, vm!.IpaBits, mte);
         var rm = Keys(Map(ram, "ram"), "ram", "gpa", "size");
-        return new VmSpec(name, Number(Required(rm, ram, "gpa"), "ram.gpa"), Number(Required(rm, ram, "size"), "ram.size"), true, (int)node.Start.Line);
+        return new VmSpec(name, Number(Required(rm, ram, "gpa"), "ram.gpa"), Number(Required(rm, ram, "size"), "ram.size"), true, (int)node.Start.Line,
+            vm!.IpaBits, mte);
     }
 
     private Step ParseStep(YamlNode node, int n)

@@ -88,8 +88,8 @@ public sealed class ScenarioRunner
             ordinals[d.Driver] = ordinals.GetValueOrDefault(d.Driver) + 1;
             return DeviceLayout.Build(d.Name, d.Driver, ordinals[d.Driver] - 1, d.Regions);
         }).ToArray();
-        var vms = s.Vms.Select(v => KvmVm.Create(v.Name)).ToArray();
-        var host = await SimHost.StartAsync(system, runId, s.Policy, devices, vms, options);
+        var vms = s.Vms.Select(v => v.Create()).ToArray();
+        var host = await SimHost.StartAsync(system, runId, s.Policy, devices, vms, (options ?? new SimHostOptions()) with { SystemSupportsMte = s.CpuMte });
         var runner = new ScenarioRunner(s, host);
         await runner.SetUpRam(onLine);
         // Each step takes SimClock.RoundDuration of virtual time (deterministic mode; the wall clock

@@ -17,6 +17,12 @@ public sealed record KvmVm(
 {
     /// <summary>KVM's default IPA size on arm64 (40 bits) when the VMM does not ask for another.</summary>
     public const int DefaultIpaBits = 40;
+    /// <summary>ARM64_MIN_PARANGE_BITS: the smallest IPA size KVM_CREATE_VM takes.</summary>
+    public const int MinIpaBits = 32;
+    /// <summary>kvm_ipa_limit of the modelled host: the PARange the CPU reports, clamped by the kernel's
+    /// PA size (kvm_set_ipa_limit). 48 is the most a host with 4 KiB pages and no FEAT_LPA2 can have [U:
+    /// a real host may report less, 40 or 44].</summary>
+    public const int IpaLimit = 48;
     /// <summary>KVM_USER_MEM_SLOTS (generic default, SHRT_MAX - internal slots) [U].</summary>
     public const int KvmUserMemSlots = 32764;
 

@@ -9,6 +9,20 @@ namespace ActorSim.Domain.Kvm;
 /// fault decisions.</summary>
 public static class KvmVmDecider
 {
+    /// <summary>KVM_CREATE_VM with type KVM_VM_TYPE_ARM_IPA_SIZE(<paramref name="ipaBits"/>), then, for
+    /// <paramref name="mte"/>, KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) before any vCPU exists. The IPA size
+    /// (kvm_init_stage2_mmu, arch/arm64/kvm/mmu.c, v6.12): 0 takes KVM_PHYS_SHIFT (40); any other must be
+    /// ARM64_MIN_PARANGE_BITS (32) .. kvm_ipa_limit, else -EINVAL. MTE (kvm_vm_ioctl_enable_cap,
+    /// arch/arm64/kvm/arm.c): -EINVAL unless system_supports_mte(). The VM, or the errno and which of the
+    /// two refused it (<c>mte</c> false for the IPA size).</summary>
+    public static (KvmVm? Vm, Errno Errno, bool Mte) CreateVm(string name, int ipaBits, bool mte, bool systemSupportsMte)
+    {
+        if (ipaBits == 0) ipaBits = KvmVm.DefaultIpaBits;
+        else if (ipaBits > KvmVm.IpaLimit || ipaBits < KvmVm.MinIpaBits) return (null, Errno.EINVAL, false);
+        if (mte && !systemSupportsMte) return (null, Errno.EINVAL, true);
+        return (KvmVm.Create(name, mte, ipaBits), Errno.None, false);
+    }
+
     /// <summary>__kvm_set_memory_region (virt/kvm/kvm_main.c) then kvm_arch_prepare_memory_region
     /// (arch/arm64/kvm/mmu.c), checks in the kernel's order. <paramref name="vmas"/> are the VMAs that
     /// intersect [hva, hva + size) now.</summary>

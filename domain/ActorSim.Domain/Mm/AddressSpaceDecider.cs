@@ -27,12 +27,16 @@ public static class AddressSpaceDecider
 
     /// <summary>calc_vm_prot_bits | calc_vm_flag_bits | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC, plus
     /// VM_SHARED | VM_MAYSHARE for MAP_SHARED (the file is open read-write) and VM_ACCOUNT for a
-    /// private writable anonymous mapping (accountable_mapping).</summary>
-    public static VmFlags CalcVmFlags(Prot prot, bool shared, bool anonymous)
+    /// private writable anonymous mapping (accountable_mapping). On arm64 calc_vm_flag_bits adds
+    /// VM_MTE_ALLOWED to a MAP_ANONYMOUS mapping when <paramref name="systemSupportsMte"/>
+    /// (arch_calc_vm_flag_bits, arch/arm64/include/asm/mman.h: only anonymous memory is known to be
+    /// backed by tag-capable RAM); a device's mapping never gets it.</summary>
+    public static VmFlags CalcVmFlags(Prot prot, bool shared, bool anonymous, bool systemSupportsMte = false)
     {
         var f = ProtBits(prot) | VmFlags.VM_MAYREAD | VmFlags.VM_MAYWRITE | VmFlags.VM_MAYEXEC;
         if (shared) f |= VmFlags.VM_SHARED | VmFlags.VM_MAYSHARE;
         if (anonymous && !shared && prot.HasFlag(Prot.Write)) f |= VmFlags.VM_ACCOUNT;
+        if (anonymous && systemSupportsMte) f |= VmFlags.VM_MTE_ALLOWED;
         return f;
     }
 

@@ -161,7 +161,7 @@ public static class DataCommands
         Console.WriteLine($"run {run}{(status is null ? "" : $" ({status})")}");
         if (info is not null)
         {
-            Console.WriteLine($"  kernel {info.Kernel} fwb={(info.Fwb ? 1 : 0)} dic={(info.Dic ? 1 : 0)} word={info.WordSize}, seed {info.Seed}" +
+            Console.WriteLine($"  kernel {info.Kernel} fwb={(info.Fwb ? 1 : 0)} dic={(info.Dic ? 1 : 0)}{(info.Mte ? " mte=1" : "")} word={info.WordSize}, seed {info.Seed}" +
                 $"{(info.Vms > 0 ? $", {info.Vms} VMs x {info.Vcpus} vCPUs" : "")}{(info.Scenario is null ? "" : $", scenario {Printable.Of(info.Scenario)}")}");
             Console.WriteLine($"  started {info.Started:yyyy-MM-dd HH:mm:ss}{(info.Ended is { } end ? $", ended {end:yyyy-MM-dd HH:mm:ss} ({(end - info.Started).TotalSeconds:0.#}s)" : "")}" +
                 $"{(info.Commit is null ? "" : $", commit {BuildInfo.Named(info.Commit[..Math.Min(12, info.Commit.Length)], info.CommitModified)}")}");

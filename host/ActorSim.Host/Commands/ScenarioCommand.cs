@@ -127,11 +127,11 @@ public static class ScenarioCommand
         foreach (var s in scenarios)
         {
             var runId = Database.NewRunId(s.Name);
-            Console.WriteLine($"scenario {Printable.Of(s.Name)} ({Printable.Of(s.File)}, kernel {s.Policy})");
+            Console.WriteLine($"scenario {Printable.Of(s.Name)} ({Printable.Of(s.File)}, kernel {s.Policy}{(s.CpuMte ? " mte=1" : "")})");
             Console.WriteLine($"run: {runId} ({(cs is null ? "in-memory journal" : $"journal {Persistence.MartenStores.Describe(cs)}")}{(deterministic ? ", deterministic" : "")})");
             var info = new Persistence.ReadSide.RunInfo
             {
-                Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic,
+                Id = runId, Seed = (long)(s.Seed ?? 0), Kernel = s.Policy.RuleSet.Label(), Fwb = s.Policy.Cpu.Fwb, Dic = s.Policy.Cpu.Dic, Mte = s.CpuMte,
                 WordSize = (int)s.Policy.WordSize, Scenario = s.File, Commit = BuildInfo.Commit, CommitModified = BuildInfo.Modified, Started = DateTimeOffset.UtcNow,
             };
             // Held while the scenario writes its run (RunLock): `runs` shows it running, `delete` refuses it.

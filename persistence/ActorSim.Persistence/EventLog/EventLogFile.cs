@@ -26,17 +26,20 @@ public sealed class StoredEventException(string stream, long version, string mes
 }
 
 /// <summary>The header of an event-log file (shared/docs/event-log-format.md).</summary>
-public sealed record EventLogHeader(string Run, string Kernel, bool Fwb, bool Dic, int WordSize, long Seed, string? Scenario, string? Commit, long Events)
+/// <param name="Mte">The host CPU had MTE (a scenario's <c>cpu.mte</c>): <c>"mte": true</c> in the header's
+/// <c>cpu</c>, written only when set, so every log recorded before reads and exports as it was.</param>
+public sealed record EventLogHeader(string Run, string Kernel, bool Fwb, bool Dic, int WordSize, long Seed, string? Scenario, string? Commit, long Events,
+    bool Mte = false)
 {
     /// <summary>The run as <c>import</c> records it at <paramref name="imported"/>: an event log does not
     /// say when its run started, so <see cref="RunInfo.Started"/> is the import's time too.</summary>
     public RunInfo ToRunInfo(string id, DateTimeOffset imported) => new()
     {
-        Id = id, Seed = Seed, Kernel = Kernel, Fwb = Fwb, Dic = Dic, WordSize = WordSize, Scenario = Scenario, Commit = Commit,
+        Id = id, Seed = Seed, Kernel = Kernel, Fwb = Fwb, Dic = Dic, Mte = Mte, WordSize = WordSize, Scenario = Scenario, Commit = Commit,
         Started = imported, Imported = imported,
     };
 
-    public static EventLogHeader FromRunInfo(RunInfo r, long events) => new(r.Id, r.Kernel, r.Fwb, r.Dic, r.WordSize, r.Seed, r.Scenario, r.Commit, events);
+    public static EventLogHeader FromRunInfo(RunInfo r, long events) => new(r.Id, r.Kernel, r.Fwb, r.Dic, r.WordSize, r.Seed, r.Scenario, r.Commit, events, r.Mte);
 
     /// <summary>The kernel, CPU and word size the header says the run had (a file's checked by
     /// <see cref="EventLogFile"/> as it reads the header).</summary>
@@ -80,6 +83,7 @@ public static class EventLogFile
             j.WriteStartObject("cpu");
             j.WriteBoolean("fwb", h.Fwb);
             j.WriteBoolean("dic", h.Dic);
+            if (h.Mte) j.WriteBoolean("mte", true);
             j.WriteEndObject();
             j.WriteNumber("wordSize", h.WordSize);
             j.WriteNumber("seed", h.Seed);
@@ -292,10 +296,13 @@ public static class EventLogFile
         throw new EventLogFormatException(path, line, "line", "not a JSON object");
     }
 
-    private static void OnlyKeys(string path, int line, JsonElement o, params string[] keys)
+    private static void OnlyKeys(string path, int line, JsonElement o, params string[] keys) => OnlyKeys(path, line, o, [], keys);
+
+    /// <summary>Every one of <paramref name="keys"/> and maybe some of <paramref name="optional"/>, no other.</summary>
+    private static void OnlyKeys(string path, int line, JsonElement o, string[] optional, params string[] keys)
     {
         foreach (var p in o.EnumerateObject())
-            if (!keys.Contains(p.Name)) throw new EventLogFormatException(path, line, p.Name.Length == 0 ? "\"\"" : p.Name, "unknown field");
+            if (!keys.Contains(p.Name) && !optional.Contains(p.Name)) throw new EventLogFormatException(path, line, p.Name.Length == 0 ? "\"\"" : p.Name, "unknown field");
         foreach (var k in keys)
             if (!o.TryGetProperty(k, out _)) throw new EventLogFormatException(path, line, k, "missing");
     }
@@ -314,11 +321,12 @@ public static class EventLogFile
         if (!RuleSets.TryParse(kernel, out _)) throw new EventLogFormatException(path, 1, "kernel", $"unknown rule set '{kernel}'");
         var cpu = h.GetProperty("cpu");
         if (cpu.ValueKind != JsonValueKind.Object) throw new EventLogFormatException(path, 1, "cpu", "not an object");
-        OnlyKeys(path, 1, cpu, "fwb", "dic");
+        OnlyKeys(path, 1, cpu, ["mte"], "fwb", "dic");
         var word = Int(path, 1, h, "wordSize");
         if (word is not (32 or 64)) throw new EventLogFormatException(path, 1, "wordSize", "must be 32 or 64");
         return new EventLogHeader(Str(path, 1, h, "run"), kernel, Bool(path, 1, cpu, "fwb"), Bool(path, 1, cpu, "dic"), (int)word,
-            Int(path, 1, h, "seed"), NullableStr(path, 1, h, "scenario"), NullableStr(path, 1, h, "commit"), Int(path, 1, h, "events"));
+            Int(path, 1, h, "seed"), NullableStr(path, 1, h, "scenario"), NullableStr(path, 1, h, "commit"), Int(path, 1, h, "events"),
+            cpu.TryGetProperty("mte", out _) && Bool(path, 1, cpu, "mte"));
     }
 
     /// <summary>An event line exactly as <see cref="WriteAsync"/> writes it (the keys in their order,

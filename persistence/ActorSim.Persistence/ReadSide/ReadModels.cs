@@ -59,6 +59,8 @@ public sealed class RunInfo
     public string Kernel { get; set; } = "";
     public bool Fwb { get; set; }
     public bool Dic { get; set; }
+    /// <summary>The host CPU had MTE (a scenario's <c>cpu.mte</c>; false for a seeded run).</summary>
+    public bool Mte { get; set; }
     public int WordSize { get; set; } = 64;
     /// <summary>Workload shape of an <c>actorsim run</c> (0 for scenarios and imports).</summary>
     public int Vms { get; set; }
