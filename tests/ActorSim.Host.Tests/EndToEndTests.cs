@@ -313,6 +313,28 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Contains(" read (cache maintenance, no valid syndrome) at gpa 0x60000000", output);
     });
 
+    /// <summary>The shipped scenario of an MTE guest and a 36-bit VM on a CPU with MTE, through the real
+    /// journal: the run and its file's header say the CPU had MTE (and import keeps it), the guest's RAM
+    /// VMA is VM_MTE_ALLOWED, its decisions carry vmHasMte and the other VM's its IPA size.</summary>
+    [Fact]
+    public void An_MTE_guest_and_a_smaller_IPA_space_are_recorded_and_verify() => RecordedScenario("mte-guest-and-ipa-size.yaml", (id, file, lines) =>
+    {
+        Assert.Contains("\"cpu\":{\"fwb\":true,\"dic\":true,\"mte\":true}", lines[0]);
+        Assert.Contains(lines, l => l.Contains("\"type\":\"vma_mapped\"", StringComparison.Ordinal) && l.Contains("\"VM_MTE_ALLOWED\"", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("\"vm\":\"tagged\"", StringComparison.Ordinal) && l.Contains("\"vmHasMte\":true,\"ipaBits\":40", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("\"vm\":\"small\"", StringComparison.Ordinal) && l.Contains("\"vmHasMte\":false,\"ipaBits\":36", StringComparison.Ordinal));
+        var (exit, output, err) = Actorsim("summary", "--run", id);
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("  kernel 6.9 fwb=1 dic=1 mte=1 word=64", output);
+        var copy = Path.Combine(Path.GetTempPath(), $"{id}-copy-again.jsonl");
+        try
+        {
+            Assert.Equal(0, Actorsim("export", "--run", id + "-copy", "-o", copy).Exit);
+            Assert.Equal(lines[0].Replace(id, id + "-copy"), File.ReadLines(copy).First());
+        }
+        finally { File.Delete(copy); }
+    });
+
     [Fact]
     public void Export_import_export_is_byte_identical()
     {

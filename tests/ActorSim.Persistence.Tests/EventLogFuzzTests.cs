@@ -334,6 +334,29 @@ public class EventLogFuzzTests
         Assert.Contains("not under the header's", e.Message);
     }
 
+    /// <summary>The header's cpu says "mte": true when the run's CPU had MTE, and only then: every log
+    /// written before reads as it was, and a bad value is refused at line 1, naming the field.</summary>
+    [Fact]
+    public async Task The_header_says_mte_only_when_set_and_reads_it_back()
+    {
+        var lines = Good.Split('\n');
+        Assert.DoesNotContain("mte", lines[0]);
+        Assert.False(EventLogFile.Read(WriteTemp("no-mte", lines)).Header.Mte);
+        var header = EventLogFile.Read(WriteTemp("no-mte", lines)).Header with { Mte = true };
+        var ms = new MemoryStream();
+        await EventLogFile.WriteAsync(ms, header, []);
+        var withMte = System.Text.Encoding.UTF8.GetString(ms.ToArray()).Split('\n')[0];
+        Assert.Contains("\"cpu\":{\"fwb\":true,\"dic\":true,\"mte\":true}", withMte);
+        lines[0] = lines[0].Replace("\"dic\":true}", "\"dic\":true,\"mte\":true}");
+        Assert.True(EventLogFile.Read(WriteTemp("mte", lines)).Header.Mte);
+        lines[0] = lines[0].Replace("\"mte\":true", "\"mte\":1");
+        var e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("mte", lines)));
+        Assert.Equal((1, "mte"), (e.Line, e.Field));
+        lines[0] = lines[0].Replace("\"mte\":1", "\"sve\":true");
+        e = Assert.Throws<EventLogFormatException>(() => EventLogFile.Read(WriteTemp("mte", lines)));
+        Assert.Equal((1, "sve"), (e.Line, e.Field));
+    }
+
     [Fact]
     public void A_log_of_several_decode_chunks_reads_back_in_order()
     {
