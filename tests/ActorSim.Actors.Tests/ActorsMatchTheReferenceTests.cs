@@ -120,13 +120,17 @@ public class ActorsMatchTheReferenceTests() : Akka.TestKit.Xunit2.TestKit(SimHos
         }
     }
 
+    /// <param name="mte">A host CPU with MTE, vm1 with KVM_CAP_ARM_MTE (no device memory as its memslot) and
+    /// vm2 with a 36-bit IPA space (no memslot at the BAR's or the high gpa).</param>
     [Theory]
-    [InlineData(1, "6.8")]
-    [InlineData(2, "6.9")]
-    [InlineData(3, "6.17")]
-    [InlineData(4, "6.9")]
-    [InlineData(5, "6.17")]
-    public async Task Seeded_operations_give_the_same_results_through_the_actors(int seed, string kernel)
+    [InlineData(1, "6.8", false)]
+    [InlineData(2, "6.9", false)]
+    [InlineData(3, "6.17", false)]
+    [InlineData(4, "6.9", false)]
+    [InlineData(5, "6.17", false)]
+    [InlineData(6, "6.9", true)]
+    [InlineData(7, "6.17", true)]
+    public async Task Seeded_operations_give_the_same_results_through_the_actors(int seed, string kernel, bool mte)
     {
         var policy = Policy(kernel, fwb: seed % 2 == 1);
         VfioDevice[] Devices() =>
@@ -134,11 +138,11 @@ public class ActorsMatchTheReferenceTests() : Akka.TestKit.Xunit2.TestKit(SimHos
             DeviceLayout.Build("gpu0", VfioDriver.VfioPci, 0, [new RegionSpec(0, 16 * MiB, BarType.Mem64, true), new RegionSpec(4, 4096, BarType.Mem32, false)]),
             DeviceLayout.Build("gh0", VfioDriver.NvgraceGpu, 0, [new RegionSpec(2, 8 * MiB, BarType.Mem64, true), new RegionSpec(4, 2 * MiB, BarType.Mem64, true)]),
         ];
-        var sync = new SyncKernel(policy);
+        KvmVm[] Vms() => [KvmVmDecider.CreateVm("vm1", 0, mte, mte).Vm!, KvmVmDecider.CreateVm("vm2", mte ? 36 : 0, false, mte).Vm!];
+        var sync = new SyncKernel(policy, systemSupportsMte: mte);
         foreach (var d in Devices()) sync.AddDevice(d);
-        sync.AddVm(KvmVm.Create("vm1"));
-        sync.AddVm(KvmVm.Create("vm2"));
-        var host = await SimHost.StartAsync(Sys, $"match-{seed}", policy, Devices(), [KvmVm.Create("vm1"), KvmVm.Create("vm2")]);
+        foreach (var v in Vms()) sync.AddVm(v);
+        var host = await SimHost.StartAsync(Sys, $"match-{seed}", policy, Devices(), Vms(), new SimHostOptions(SystemSupportsMte: mte));
 
         var reference = new Reference(sync);
         var actors = new Actors(host);
