@@ -38,20 +38,20 @@ public class MteAndIpaSizeTests
     [InlineData(-1, -1)]
     public void The_IPA_size_is_32_to_the_limit_or_0_for_40(int asked, int got)
     {
-        var (vm, errno, mte) = KvmVmDecider.CreateVm("v", asked, mte: false, systemSupportsMte: false);
+        var (vm, errno, mteRefused) = KvmVmDecider.CreateVm("v", asked, mte: false, systemSupportsMte: false);
         Assert.Equal(got < 0 ? Errno.EINVAL : Errno.None, errno);
-        Assert.False(mte);
+        Assert.False(mteRefused);
         Assert.Equal(got < 0 ? null : got, vm?.IpaBits);
     }
 
     [Fact]
     public void KVM_CAP_ARM_MTE_needs_a_CPU_with_MTE_and_the_IPA_size_is_checked_first()
     {
-        Assert.Equal((Errno.EINVAL, true), (KvmVmDecider.CreateVm("v", 0, true, false).Errno, KvmVmDecider.CreateVm("v", 0, true, false).Mte));
+        Assert.Equal((Errno.EINVAL, true), (KvmVmDecider.CreateVm("v", 0, true, false).Errno, KvmVmDecider.CreateVm("v", 0, true, false).MteRefused));
         Assert.True(KvmVmDecider.CreateVm("v", 0, true, true).Vm!.HasMte);
         Assert.False(KvmVmDecider.CreateVm("v", 0, false, true).Vm!.HasMte);
         // KVM_CREATE_VM fails before there is a VM to enable the capability on.
-        Assert.Equal((Errno.EINVAL, false), (KvmVmDecider.CreateVm("v", 60, true, false).Errno, KvmVmDecider.CreateVm("v", 60, true, false).Mte));
+        Assert.Equal((Errno.EINVAL, false), (KvmVmDecider.CreateVm("v", 60, true, false).Errno, KvmVmDecider.CreateVm("v", 60, true, false).MteRefused));
     }
 
     /// <summary>An MTE guest takes RAM the CPU can tag (and maps it Normal-WB) but no VFIO BAR, whose VMA is

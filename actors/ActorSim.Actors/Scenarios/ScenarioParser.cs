@@ -115,7 +115,6 @@ public sealed partial class ScenarioParser
         if (!RuleSets.TryParse(Str(kernelNode, "kernel"), out var rules))
             throw Error(kernelNode, "kernel", $"unknown rule set '{Str(kernelNode, "kernel")}' (6.8, 6.9 or 6.17)");
         bool fwb = true, dic = true;
-        _cpuMte = false;
         if (m.TryGetValue("cpu", out var cpuNode))
         {
             var cpu = Keys(Map(cpuNode, "cpu"), "cpu", "fwb", "dic", "mte");

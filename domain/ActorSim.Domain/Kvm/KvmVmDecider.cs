@@ -14,8 +14,8 @@ public static class KvmVmDecider
     /// (kvm_init_stage2_mmu, arch/arm64/kvm/mmu.c, v6.12): 0 takes KVM_PHYS_SHIFT (40); any other must be
     /// ARM64_MIN_PARANGE_BITS (32) .. kvm_ipa_limit, else -EINVAL. MTE (kvm_vm_ioctl_enable_cap,
     /// arch/arm64/kvm/arm.c): -EINVAL unless system_supports_mte(). The VM, or the errno and which of the
-    /// two refused it (<c>mte</c> false for the IPA size).</summary>
-    public static (KvmVm? Vm, Errno Errno, bool Mte) CreateVm(string name, int ipaBits, bool mte, bool systemSupportsMte)
+    /// two refused it.</summary>
+    public static (KvmVm? Vm, Errno Errno, bool MteRefused) CreateVm(string name, int ipaBits, bool mte, bool systemSupportsMte)
     {
         if (ipaBits == 0) ipaBits = KvmVm.DefaultIpaBits;
         else if (ipaBits > KvmVm.IpaLimit || ipaBits < KvmVm.MinIpaBits) return (null, Errno.EINVAL, false);

@@ -27,17 +27,17 @@ public sealed class SyncKernel
     private readonly SortedDictionary<string, KvmVm> _vms = new(StringComparer.Ordinal);
     private readonly List<LoggedEvent> _log = [];
     private readonly List<Violation> _violations = [];
+    private readonly bool _systemSupportsMte;
 
     /// <param name="systemSupportsMte">The host CPU has MTE: anonymous mappings get VM_MTE_ALLOWED.</param>
     public SyncKernel(KernelPolicy policy, bool systemSupportsMte = false)
     {
         Policy = policy;
-        SystemSupportsMte = systemSupportsMte;
+        _systemSupportsMte = systemSupportsMte;
         Mm = AddressSpace.Empty(policy.WordSize);
     }
 
     public KernelPolicy Policy { get; }
-    public bool SystemSupportsMte { get; }
     public AddressSpace Mm { get; private set; }
     public IReadOnlyDictionary<string, VfioDevice> Devices => _devices;
     public IReadOnlyDictionary<string, KvmVm> Vms => _vms;
@@ -71,7 +71,7 @@ public sealed class SyncKernel
         hva = 0;
         var err = AddressSpaceDecider.CheckMmapArgs(fixedHva, length, 0);
         if (err != Errno.None) return err;
-        var flags = AddressSpaceDecider.CalcVmFlags(Prot.Read | Prot.Write, shared: false, anonymous: true, SystemSupportsMte);
+        var flags = AddressSpaceDecider.CalcVmFlags(Prot.Read | Prot.Write, shared: false, anonymous: true, _systemSupportsMte);
         return Install(fixedHva, new VmaTemplate(length, flags, 0, MairIndex.MT_NORMAL, VmaBacking.Anonymous(0), false), out hva);
     }
 
