@@ -74,16 +74,18 @@ public class CompactDecisionsTests
         Assert.Equal(PinnedHex[..8] + "F1" + PinnedHex[10..], Convert.ToHexString(nisvBytes));
         Assert.Equal(nisv, ((Stage2FaultResolved)CompactDecisions.Read(nisvBytes)).Decision);
         // s1ptw and cm are the op's number's bits 8 and 9: op 1 (one byte, 01) becomes 0x101 (81 02), 0x201
-        // (81 04), 0x301 (81 06); nothing else moves. Bit 10 is no syndrome bit: refused.
-        foreach (var (s1ptw, cm, hex) in new[] { (true, false, "8102"), (false, true, "8104"), (true, true, "8106") })
+        // (81 04), 0x301 (81 06); the VM's KVM_CAP_ARM_NISV_TO_USER is bit 10, 0x401 (81 08); nothing else
+        // moves. Bit 11 is none of them: refused.
+        foreach (var (s1ptw, cm, nisvToUser, hex) in new[] { (true, false, false, "8102"), (false, true, false, "8104"), (true, true, false, "8106"),
+            (false, false, true, "8108"), (true, true, true, "810E") })
         {
-            var bits = d with { Inputs = d.Inputs with { S1ptw = s1ptw, Cm = cm } };
+            var bits = d with { Inputs = d.Inputs with { S1ptw = s1ptw, Cm = cm, NisvToUser = nisvToUser } };
             var bitsBytes = CompactDecisions.Write(new Stage2FaultResolved(bits));
             Assert.Equal(PinnedHex[..30] + hex + PinnedHex[32..], Convert.ToHexString(bitsBytes));
             Assert.Equal(bits, ((Stage2FaultResolved)CompactDecisions.Read(bitsBytes)).Decision);
         }
         Assert.Contains("no op and syndrome bits", Assert.Throws<InvalidDataException>(() =>
-            CompactDecisions.Read(Convert.FromHexString(PinnedHex[..30] + "8108" + PinnedHex[32..]))).Message);
+            CompactDecisions.Read(Convert.FromHexString(PinnedHex[..30] + "8110" + PinnedHex[32..]))).Message);
     }
 
     private const string PinnedHex =

@@ -31,6 +31,10 @@ public class DecisionRecordReaderTests
             k.Access("vm1", 0, 0x80_00a0_0000, AccessOp.Exec, syndrome: AbortSyndrome.S1ptw).Decision, // an instruction fetch's walk: no exec fault, mapped
             k.Access("vm1", 1, 0x80_00c0_0000, AccessOp.Read, syndrome: AbortSyndrome.S1ptw | AbortSyndrome.Cm).Decision, // both bits, mapped
         };
+        // vm2's VMM enabled KVM_CAP_ARM_NISV_TO_USER: every decision carries it, the one without a syndrome exits.
+        k.AddVm(KvmVm.Create("vm2", nisvToUser: true));
+        made.Add(k.Access("vm2", 0, 0x2000, AccessOp.Write, syndrome: AbortSyndrome.Nisv).Decision); // KVM_EXIT_ARM_NISV
+        made.Add(k.Access("vm2", 0, 0x3000, AccessOp.Read, syndrome: AbortSyndrome.S1ptw | AbortSyndrome.Cm | AbortSyndrome.Nisv).Decision); // every bit
         k.SetDeviceMemory("gpu0", false);
         made.Add(k.Access("vm1", 3, 0x80_0000_3000, AccessOp.Read).Decision); // memory disabled: -EFAULT
         return [.. made.OfType<DecisionRecord>(), .. EventSerializationTests.SampleEvents().SelectMany(e => e is Stage2FaultResolved or Stage2FaultsResolved ? DecisionEvents.Of(e) : [])];
@@ -52,6 +56,8 @@ public class DecisionRecordReaderTests
         Assert.Contains(decisions, d => d.Inputs is { S1ptw: true, Cm: false } && d.Outcome.Path == DecisionPath.S1ptwInjectDabt);
         Assert.Contains(decisions, d => d.Inputs is { Cm: true, S1ptw: false } && d.Outcome.Result == FaultResult.InstructionSkipped);
         Assert.Contains(decisions, d => d.Inputs is { Cm: true, S1ptw: true } && d.Outcome.Leaf is not null);
+        Assert.Contains(decisions, d => d.Inputs.NisvToUser && d.Outcome.Result == FaultResult.NisvExit);
+        Assert.Contains(decisions, d => d.Inputs is { NisvToUser: true, Nisv: true, S1ptw: true, Cm: true });
         foreach (var d in decisions)
         {
             var json = Written(d);
@@ -120,6 +126,34 @@ public class DecisionRecordReaderTests
             Assert.Equal(variant, matched);
         }
         Assert.ThrowsAny<JsonException>(() => JsonSerializer.Deserialize<DecisionRecord>(Written(d).Replace("\"cm\":true", "\"cm\":\"yes\""), DomainEventSerializer.Options));
+    }
+
+    /// <summary>"nisvToUser" (the VM's KVM_CAP_ARM_NISV_TO_USER) came after "cm" and is written as it is: only
+    /// when set, last; a record without it reads as it did on every path, and anything but a boolean is
+    /// refused.</summary>
+    [Fact]
+    public void NisvToUser_is_written_only_when_set_last_and_read_as_false_when_missing()
+    {
+        var d = Decisions().First(x => x.Outcome.Result == FaultResult.NisvExit);
+        Assert.EndsWith("\"memcacheTopUpFails\":false,\"nisv\":true,\"nisvToUser\":true}", Written(d)[..Written(d).IndexOf(",\"outcome\"", StringComparison.Ordinal)]);
+        var all = Decisions().First(x => x.Inputs is { NisvToUser: true, S1ptw: true });
+        Assert.Contains("\"nisv\":true,\"s1ptw\":true,\"cm\":true,\"nisvToUser\":true}", Written(all));
+        var without = d with { Inputs = d.Inputs with { NisvToUser = false } };
+        Assert.DoesNotContain("nisvToUser", Written(without));
+        var explicitFalse = Written(without).Replace("\"nisv\":true}", "\"nisv\":true,\"nisvToUser\":false}");
+        foreach (var (variant, json) in new[] { (d, Written(d)), (all, Written(all)), (without, Written(without)), (without, explicitFalse) })
+        {
+            foreach (var text in new[] { json, AsJsonbText(json) })
+            {
+                Assert.Equal(variant, JsonSerializer.Deserialize<DecisionRecord>(text, DomainEventSerializer.General));
+                Assert.Equal(variant, JsonSerializer.Deserialize<DecisionRecord>(text, DomainEventSerializer.Options));
+                Assert.True(DecisionRecordConverter.TryReadWritten(Encoding.UTF8.GetBytes(text), out var fast), text);
+                Assert.Equal(variant, fast);
+            }
+        }
+        Assert.True(DecisionRecordConverter.TryMatchWritten(Encoding.UTF8.GetBytes(Written(without)), out var matched));
+        Assert.Equal(without, matched);
+        Assert.ThrowsAny<JsonException>(() => JsonSerializer.Deserialize<DecisionRecord>(Written(d).Replace("\"nisvToUser\":true", "\"nisvToUser\":1"), DomainEventSerializer.Options));
     }
 
     /// <summary>Records the runs do not make: odd names, values without an enum name, unknown VM flag

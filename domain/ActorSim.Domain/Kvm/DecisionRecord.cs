@@ -30,12 +30,16 @@ namespace ActorSim.Domain.Kvm;
 /// <param name="Cm">ESR_ELx_CM: a data cache maintenance instruction (dc civac, dc ivac, …); its
 /// abort reports WnR set, so it is a write fault, and no valid syndrome. With no memslot KVM skips the
 /// instruction (kvm_incr_pc).</param>
+/// <param name="NisvToUser">The VM's KVM_ARCH_FLAG_RETURN_NISV_IO_ABORT_TO_USER: its VMM enabled
+/// KVM_CAP_ARM_NISV_TO_USER, so io_mem_abort hands an access it cannot emulate (<see cref="Nisv"/>) to the
+/// VMM as KVM_EXIT_ARM_NISV instead of failing KVM_RUN with -ENOSYS. Only io_mem_abort reads it.</param>
 public sealed record FaultInputs(
     string Vm, int Vcpu, ulong Gpa, AccessOp Op, bool FaultIsPerm, int FaultLevel,
     Memslot? Slot, ulong Hva, VmaSnapshot? Vma, ulong PfnHva, PfnLookup Pfn,
     KernelPolicy Policy, bool VmHasMte, int IpaBits,
     ulong SampledSeq, ulong SeqAtLock, int InProgressAtLock,
-    Stage2Leaf? ExistingLeaf, bool MemcacheTopUpFails = false, bool Nisv = false, bool S1ptw = false, bool Cm = false);
+    Stage2Leaf? ExistingLeaf, bool MemcacheTopUpFails = false, bool Nisv = false, bool S1ptw = false, bool Cm = false,
+    bool NisvToUser = false);
 
 /// <summary>What a guest access led to (scenario-format.md "Outcome of an access").</summary>
 public enum FaultResult : byte
@@ -61,6 +65,10 @@ public enum FaultResult : byte
     /// <summary>A cache maintenance instruction outside every memslot: KVM skips it (kvm_incr_pc) and
     /// the guest goes on (return 1).</summary>
     InstructionSkipped,
+    /// <summary>An access io_mem_abort cannot emulate (no valid syndrome) on a VM with
+    /// KVM_CAP_ARM_NISV_TO_USER: KVM_EXIT_ARM_NISV, the VMM gets the fault IPA and the sanitized ISS
+    /// (return 0).</summary>
+    NisvExit,
 }
 
 /// <summary>Which rule of the ordered decision list ended the decision (for explain).</summary>
@@ -96,6 +104,9 @@ public enum DecisionPath : byte
     S1ptwInjectDabt,
     /// <summary>A cache maintenance instruction with no memslot: skipped (kvm_incr_pc), return 1.</summary>
     CacheMaintenanceSkipped,
+    /// <summary>No memslot, or a write to a read-only one, by a data abort without a valid syndrome on a
+    /// VM with KVM_CAP_ARM_NISV_TO_USER: KVM_EXIT_ARM_NISV to the VMM.</summary>
+    NisvExitToUser,
 }
 
 /// <summary>The outcome of one decision: result, errno (for Error), the leaf as it is afterwards (for

@@ -60,7 +60,8 @@ public static class KvmFaultPath
             policy, vm.HasMte, vm.IpaBits,
             f.SampledSeq, vm.MmuInvalidateSeq, vm.MmuInvalidateInProgress,
             vm.Stage2.Lookup(f.Gpa), memcacheTopUpFails,
-            f.Syndrome.HasFlag(AbortSyndrome.Nisv), f.Syndrome.HasFlag(AbortSyndrome.S1ptw), f.Syndrome.HasFlag(AbortSyndrome.Cm));
+            f.Syndrome.HasFlag(AbortSyndrome.Nisv), f.Syndrome.HasFlag(AbortSyndrome.S1ptw), f.Syndrome.HasFlag(AbortSyndrome.Cm),
+            vm.NisvToUser);
         return new DecisionRecord(inputs, KvmHandleGuestAbort.Decide(inputs));
     }
 }

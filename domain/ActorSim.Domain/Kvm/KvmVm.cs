@@ -13,7 +13,8 @@ public sealed record KvmVm(
     ulong MmuInvalidateSeq,
     int MmuInvalidateInProgress,
     bool HasMte = false,
-    int IpaBits = KvmVm.DefaultIpaBits)
+    int IpaBits = KvmVm.DefaultIpaBits,
+    bool NisvToUser = false)
 {
     /// <summary>KVM's default IPA size on arm64 (40 bits) when the VMM does not ask for another.</summary>
     public const int DefaultIpaBits = 40;
@@ -26,8 +27,9 @@ public sealed record KvmVm(
     /// <summary>KVM_USER_MEM_SLOTS (generic default, SHRT_MAX - internal slots) [U].</summary>
     public const int KvmUserMemSlots = 32764;
 
-    public static KvmVm Create(string name, bool hasMte = false, int ipaBits = DefaultIpaBits) =>
-        new(name, ImmutableSortedDictionary<int, Memslot>.Empty, Stage2Table.Empty, 0, 0, hasMte, ipaBits);
+    /// <param name="nisvToUser">The VMM enabled KVM_CAP_ARM_NISV_TO_USER (<see cref="FaultInputs.NisvToUser"/>).</param>
+    public static KvmVm Create(string name, bool hasMte = false, int ipaBits = DefaultIpaBits, bool nisvToUser = false) =>
+        new(name, ImmutableSortedDictionary<int, Memslot>.Empty, Stage2Table.Empty, 0, 0, hasMte, ipaBits, nisvToUser);
 
     /// <summary>gfn_to_memslot: the slot covering gpa. (A loop over the dictionary's own enumerator:
     /// on every fault, and LINQ's boxed enumerator, iterator and closure were ~3.5 % of the bytes the

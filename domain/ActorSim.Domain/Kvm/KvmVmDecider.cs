@@ -14,13 +14,15 @@ public static class KvmVmDecider
     /// (kvm_init_stage2_mmu, arch/arm64/kvm/mmu.c, v6.12): 0 takes KVM_PHYS_SHIFT (40); any other must be
     /// ARM64_MIN_PARANGE_BITS (32) .. kvm_ipa_limit, else -EINVAL. MTE (kvm_vm_ioctl_enable_cap,
     /// arch/arm64/kvm/arm.c): -EINVAL unless system_supports_mte(). The VM, or the errno and which of the
-    /// two refused it.</summary>
-    public static (KvmVm? Vm, Errno Errno, bool MteRefused) CreateVm(string name, int ipaBits, bool mte, bool systemSupportsMte)
+    /// two refused it. With <paramref name="nisvToUser"/>, KVM_ENABLE_CAP(KVM_CAP_ARM_NISV_TO_USER) too, which
+    /// kvm_vm_ioctl_enable_cap takes on any host and at any time (it sets
+    /// KVM_ARCH_FLAG_RETURN_NISV_IO_ABORT_TO_USER): it refuses nothing.</summary>
+    public static (KvmVm? Vm, Errno Errno, bool MteRefused) CreateVm(string name, int ipaBits, bool mte, bool systemSupportsMte, bool nisvToUser = false)
     {
         if (ipaBits == 0) ipaBits = KvmVm.DefaultIpaBits;
         else if (ipaBits > KvmVm.IpaLimit || ipaBits < KvmVm.MinIpaBits) return (null, Errno.EINVAL, false);
         if (mte && !systemSupportsMte) return (null, Errno.EINVAL, true);
-        return (KvmVm.Create(name, mte, ipaBits), Errno.None, false);
+        return (KvmVm.Create(name, mte, ipaBits, nisvToUser), Errno.None, false);
     }
 
     /// <summary>__kvm_set_memory_region (virt/kvm/kvm_main.c) then kvm_arch_prepare_memory_region

@@ -19,8 +19,9 @@ public static class KvmHandleGuestAbort
         // instructions or its page tables where it should not: an instruction abort gives -ENOEXEC (an
         // injected abort); a stage-1 walk's abort injects a data abort; a cache maintenance instruction
         // with no memslot is skipped; any other data abort goes to io_mem_abort, which exits to the VMM
-        // (KVM_EXIT_MMIO) when the syndrome is valid and fails KVM_RUN with -ENOSYS when it is not (no
-        // KVM_CAP_ARM_NISV_TO_USER here; page_fault_test: cas, dc_zva, st_preidx on a read-only slot).
+        // (KVM_EXIT_MMIO) when the syndrome is valid; when it is not, KVM_RUN fails with -ENOSYS
+        // (page_fault_test: cas, dc_zva, st_preidx on a read-only slot), or, on a VM with
+        // KVM_CAP_ARM_NISV_TO_USER, exits to the VMM with KVM_EXIT_ARM_NISV.
         var noSlot = i.Slot is null;
         if (noSlot || KvmEmulate.IsWriteFault(i) && i.Slot!.ReadOnly)
         {
@@ -36,10 +37,14 @@ public static class KvmHandleGuestAbort
         return UserMemAbort.Decide(i);
     }
 
-    /// <summary>io_mem_abort (arch/arm64/kvm/mmio.c): without a valid syndrome there is nothing to
-    /// tell the VMM, so -ENOSYS; with one, an MMIO exit.</summary>
+    /// <summary>io_mem_abort (arch/arm64/kvm/mmio.c): with a valid syndrome, an MMIO exit. Without one
+    /// there is no access to describe: a VM with KVM_ARCH_FLAG_RETURN_NISV_IO_ABORT_TO_USER
+    /// (KVM_CAP_ARM_NISV_TO_USER) exits with KVM_EXIT_ARM_NISV and returns 0, any other VM fails KVM_RUN
+    /// with -ENOSYS.</summary>
     private static FaultOutcome IoMemAbort(FaultInputs i, DecisionPath mmio) => i.Nisv
-        ? new(FaultResult.Error, Errno.ENOSYS, null, default, DecisionPath.NoValidSyndrome)
+        ? i.NisvToUser
+            ? new(FaultResult.NisvExit, Errno.None, null, default, DecisionPath.NisvExitToUser)
+            : new(FaultResult.Error, Errno.ENOSYS, null, default, DecisionPath.NoValidSyndrome)
         : new(FaultResult.MmioExit, Errno.None, null, default, mmio);
 }
 

@@ -16,7 +16,7 @@ namespace ActorSim.Persistence.Serialization;
 /// <para>Layout: version byte (1); the event's kind (0 <c>stage2_fault_resolved</c>, 1
 /// <c>stage2_faults_resolved</c>); the record count (LEB128); per record two flag bytes, then the fields
 /// in <see cref="FaultInputs"/>' order and the outcome's (the op's number also holds the S1PTW and CM
-/// bits above its low byte, <see cref="OpS1ptw"/>, <see cref="OpCm"/>). Integers are LEB128 (unsigned; zig-zag for
+/// bits above its low byte, <see cref="OpS1ptw"/>, <see cref="OpCm"/>, and the VM's <see cref="OpNisvToUser"/>). Integers are LEB128 (unsigned; zig-zag for
 /// the signed ones); enums by their numeric values — part of this format, pinned by a test; a memslot,
 /// VMA, policy or VM name equal to the record before's is not written again (a batch's records share
 /// them).</para></summary>
@@ -30,8 +30,9 @@ internal static class CompactDecisions
     private const byte HasLeaf = 1, SameVm = 2, SamePolicy = 4, IsMapMemory = 8, Writable = 16, Fwb = 32, Dic = 64, Nisv = 128;
     // The op's number: the op in its low byte (any value, as the JSON keeps one without a name) and,
     // above it, the syndrome bits that came after both flag bytes were full. A record written before
-    // them has none, so it reads as it was.
-    private const ulong OpS1ptw = 0x100, OpCm = 0x200;
+    // them has none, so it reads as it was. Beside them the VM's KVM_CAP_ARM_NISV_TO_USER
+    // (FaultInputs.NisvToUser), which came later still.
+    private const ulong OpS1ptw = 0x100, OpCm = 0x200, OpNisvToUser = 0x400;
 
     public static bool Supports(IDomainEvent e) => e is Stage2FaultResolved or Stage2FaultsResolved;
 
@@ -104,7 +105,7 @@ internal static class CompactDecisions
         if (!sameVm) w.String(i.Vm);
         w.Int(i.Vcpu);
         w.UInt(i.Gpa);
-        w.UInt((byte)i.Op | (i.S1ptw ? OpS1ptw : 0) | (i.Cm ? OpCm : 0));
+        w.UInt((byte)i.Op | (i.S1ptw ? OpS1ptw : 0) | (i.Cm ? OpCm : 0) | (i.NisvToUser ? OpNisvToUser : 0));
         w.Int(i.FaultLevel);
         if (i.Slot is { } s && !sameSlot)
         {
@@ -157,7 +158,7 @@ internal static class CompactDecisions
         var vcpu = r.Int();
         var gpa = r.UInt();
         var opWord = r.UInt();
-        if (opWord > (0xFF | OpS1ptw | OpCm)) throw new InvalidDataException($"compact decision record: {opWord} is no op and syndrome bits");
+        if (opWord > (0xFF | OpS1ptw | OpCm | OpNisvToUser)) throw new InvalidDataException($"compact decision record: {opWord} is no op and syndrome bits");
         var op = (AccessOp)(byte)opWord;
         var faultLevel = r.Int();
         Memslot? slot = null;
@@ -179,7 +180,7 @@ internal static class CompactDecisions
         Stage2Leaf? existing = (f1 & HasExisting) != 0 ? ReadLeaf(ref r) : null;
         var inputs = new FaultInputs(vm, vcpu, gpa, op, (f1 & FaultIsPerm) != 0, faultLevel, slot, hva, vma, pfnHva, pfn, policy,
             (f1 & VmHasMte) != 0, ipaBits, sampled, atLock, inProgress, existing, (f1 & TopUpFails) != 0, (f2 & Nisv) != 0,
-            (opWord & OpS1ptw) != 0, (opWord & OpCm) != 0);
+            (opWord & OpS1ptw) != 0, (opWord & OpCm) != 0, (opWord & OpNisvToUser) != 0);
         var result = (FaultResult)r.Byte8();
         var errno = (Errno)r.Int();
         Stage2Leaf? leaf = (f2 & HasLeaf) != 0 ? ReadLeaf(ref r) : null;

@@ -115,10 +115,11 @@ public sealed partial class DecisionRecordConverter
             var nisv = Lit(",\"nisv\":true"u8);
             var s1ptw = Lit(",\"s1ptw\":true"u8);
             var cm = Lit(",\"cm\":true"u8);
+            var nisvToUser = Lit(",\"nisvToUser\":true"u8);
             if (!Lit("}"u8)) return false;
             inputs = new FaultInputs(VmNames.Intern(vm), vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva,
                 new PfnLookup(status, pfn, isMapMemory, writable), Policies.Get(ruleSet, new CpuFeatures(fwb, dic), wordSize),
-                mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv, s1ptw, cm);
+                mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv, s1ptw, cm, nisvToUser);
             return true;
         }
 

@@ -145,6 +145,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
         if (i.Nisv) w.WriteBoolean(P.Nisv, true);
         if (i.S1ptw) w.WriteBoolean(P.S1ptw, true);
         if (i.Cm) w.WriteBoolean(P.Cm, true);
+        if (i.NisvToUser) w.WriteBoolean(P.NisvToUser, true);
         w.WriteEndObject();
         var o = d.Outcome;
         w.WritePropertyName(P.Outcome);
@@ -191,7 +192,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
             Op = E("op"), FaultIsPerm = E("faultIsPerm"), FaultLevel = E("faultLevel"), Slot = E("slot"), Hva = E("hva"), Vma = E("vma"),
             PfnHva = E("pfnHva"), Pfn = E("pfn"), Policy = E("policy"), VmHasMte = E("vmHasMte"), IpaBits = E("ipaBits"),
             SampledSeq = E("sampledSeq"), SeqAtLock = E("seqAtLock"), InProgressAtLock = E("inProgressAtLock"),
-            ExistingLeaf = E("existingLeaf"), MemcacheTopUpFails = E("memcacheTopUpFails"), Nisv = E("nisv"), S1ptw = E("s1ptw"), Cm = E("cm"), Id = E("id"), BaseGpa = E("baseGpa"),
+            ExistingLeaf = E("existingLeaf"), MemcacheTopUpFails = E("memcacheTopUpFails"), Nisv = E("nisv"), S1ptw = E("s1ptw"), Cm = E("cm"), NisvToUser = E("nisvToUser"), Id = E("id"), BaseGpa = E("baseGpa"),
             Size = E("size"), UserspaceAddr = E("userspaceAddr"), Flags = E("flags"), Start = E("start"), End = E("end"),
             PgOff = E("pgOff"), S1 = E("s1"), Status = E("status"), IsMapMemory = E("isMapMemory"), Writable = E("writable"),
             RuleSet = E("ruleSet"), Cpu = E("cpu"), Fwb = E("fwb"), Dic = E("dic"), WordSize = E("wordSize"), Result = E("result"),
@@ -224,8 +225,9 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
     // every record: 38 k decisions/s, against 360 k from a file).
     private static readonly Fields RecordFields = new("inputs", "outcome");
     private static readonly Fields InputFields = new Fields("vm", "vcpu", "gpa", "op", "faultIsPerm", "faultLevel", "slot", "hva", "vma", "pfnHva", "pfn",
-        "policy", "vmHasMte", "ipaBits", "sampledSeq", "seqAtLock", "inProgressAtLock", "existingLeaf", "memcacheTopUpFails", "nisv", "s1ptw", "cm")
-        .Optional("nisv").Optional("s1ptw").Optional("cm");
+        "policy", "vmHasMte", "ipaBits", "sampledSeq", "seqAtLock", "inProgressAtLock", "existingLeaf", "memcacheTopUpFails", "nisv", "s1ptw", "cm",
+        "nisvToUser")
+        .Optional("nisv").Optional("s1ptw").Optional("cm").Optional("nisvToUser");
     private static readonly Fields SlotFields = new("id", "baseGpa", "size", "userspaceAddr", "flags");
     private static readonly Fields VmaFields = new("start", "end", "flags", "pgOff", "s1");
     private static readonly Fields PfnFields = new("status", "pfn", "isMapMemory", "writable");
@@ -324,7 +326,7 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
         int vcpu = 0, faultLevel = 0, ipaBits = 0, inProgress = 0;
         ulong gpa = 0, hva = 0, pfnHva = 0, sampled = 0, atLock = 0;
         AccessOp op = default;
-        bool faultIsPerm = false, mte = false, topUpFails = false, nisv = false, s1ptw = false, cm = false;
+        bool faultIsPerm = false, mte = false, topUpFails = false, nisv = false, s1ptw = false, cm = false, nisvToUser = false;
         Memslot? slot = null;
         VmaSnapshot? vma = null;
         PfnLookup pfn = default;
@@ -356,13 +358,14 @@ public sealed partial class DecisionRecordConverter(JsonSerializerOptions genera
                 18 => Bool(ref r, out topUpFails),
                 19 => Bool(ref r, out nisv),
                 20 => Bool(ref r, out s1ptw),
-                _ => Bool(ref r, out cm),
+                21 => Bool(ref r, out cm),
+                _ => Bool(ref r, out nisvToUser),
             };
             if (!ok) return false;
         }
         if (!o.Complete) return false;
         inputs = new FaultInputs(vm!, vcpu, gpa, op, faultIsPerm, faultLevel, slot, hva, vma, pfnHva, pfn, policy!,
-            mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv, s1ptw, cm);
+            mte, ipaBits, sampled, atLock, inProgress, existing, topUpFails, nisv, s1ptw, cm, nisvToUser);
         return true;
     }
 

@@ -153,8 +153,9 @@ public static class DomainEventSerializer
     /// <summary>Fields added after runs were recorded, written only when set and false when missing, so
     /// every event recorded before reads as it was and exports byte for byte as before: a decision's
     /// <c>nisv</c>, <c>s1ptw</c> and <c>cm</c> (the abort's syndrome bits: <see cref="FaultInputs.Nisv"/>,
-    /// <see cref="FaultInputs.S1ptw"/>, <see cref="FaultInputs.Cm"/>).</summary>
-    private static bool OnlyWhenSet(Type type, string jsonName) => type == typeof(FaultInputs) && jsonName is "nisv" or "s1ptw" or "cm";
+    /// <see cref="FaultInputs.S1ptw"/>, <see cref="FaultInputs.Cm"/>) and <c>nisvToUser</c> (the VM's
+    /// KVM_CAP_ARM_NISV_TO_USER, <see cref="FaultInputs.NisvToUser"/>).</summary>
+    private static bool OnlyWhenSet(Type type, string jsonName) => type == typeof(FaultInputs) && jsonName is "nisv" or "s1ptw" or "cm" or "nisvToUser";
 
     public static IReadOnlyCollection<string> Aliases => ByAlias.Keys;
     public static bool IsDomainEvent(object o) => o is IDomainEvent && ByType.ContainsKey(o.GetType());
