@@ -94,6 +94,8 @@ public class ScenarioParserTests
     [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    ipa-bits: 31\n", "vms[].ipa-bits", 5)]
     [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    ipa-bits: 49\n", "vms[].ipa-bits", 5)]
     [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    ipa-bits: 40KiB\n", "vms[].ipa-bits", 5)]
+    [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n    nisv-to-user: on\n", "vms[].nisv-to-user", 5)]
+    [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\nsteps:\n  - access: { vm: vm1, gpa: 0x1000, op: read }\n  - expect: { access: last, result: nisv }\n", "expect.result", 7)]
     [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: d, driver: vfio-gpu }\n", "driver", 4)]
     [InlineData("name: t\nkernel: \"6.9\"\ndevices:\n  - { name: a/b, driver: vfio-pci }\n", "devices[].name", 4)] // a stream's name: no '/'
     [InlineData("name: t\nkernel: \"6.9\"\nvms:\n  - name: vm1\n  - name: a/b\n", "vms[].name", 5)]
@@ -189,5 +191,29 @@ public class ScenarioParserTests
         Assert.Equal("t.yaml:4: vms[].mte: KVM_CAP_ARM_MTE needs a CPU with MTE (cpu: { mte: true }): KVM_ENABLE_CAP fails with -EINVAL", e.Message);
         e = Bad("name: t\nkernel: \"6.9\"\nvms:\n  - { name: vm1, ipa-bits: 52 }\n");
         Assert.Equal("t.yaml:4: vms[].ipa-bits: 52 is not an IPA size KVM_CREATE_VM takes (32..48, or 0 for 40): -EINVAL", e.Message);
+    }
+
+    /// <summary>KVM_ENABLE_CAP(KVM_CAP_ARM_NISV_TO_USER) is a VM's <c>nisv-to-user</c>; any host takes it, an
+    /// MTE VM's too. <c>nisv-exit</c> is the result its accesses without a syndrome expect.</summary>
+    [Fact]
+    public void A_VM_takes_KVM_CAP_ARM_NISV_TO_USER_and_an_access_can_expect_its_exit()
+    {
+        var s = ScenarioParser.Parse("""
+            name: t
+            kernel: "6.8"
+            cpu: { mte: true }
+            vms:
+              - { name: a, nisv-to-user: true }
+              - { name: b, nisv-to-user: false }
+              - { name: c }
+              - { name: d, mte: true, ipa-bits: 36, nisv-to-user: true }
+            steps:
+              - access: { vm: a, gpa: 0x1000, op: read, nisv: true }
+              - expect: { access: last, result: nisv-exit }
+            """, "t.yaml");
+        Assert.Equal([true, false, false, true], s.Vms.Select(v => v.NisvToUser));
+        Assert.Equal([true, false, false, true], s.Vms.Select(v => v.Create().NisvToUser));
+        Assert.Equal((true, 36), (s.Vms[3].Create().HasMte, s.Vms[3].Create().IpaBits));
+        Assert.Equal(FaultResult.NisvExit, Assert.IsType<ExpectAccess>(s.Steps[^1]).Result);
     }
 }

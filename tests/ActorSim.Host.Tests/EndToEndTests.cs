@@ -279,19 +279,27 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
     }
 
     /// <summary>The shipped scenario of accesses without a valid syndrome, through the real journal:
-    /// its ENOSYS decisions carry "nisv", verify from the database and from the file, survive import and
-    /// export byte for byte, and explain names them.</summary>
+    /// vm1's ENOSYS decisions carry "nisv", vm2's (KVM_CAP_ARM_NISV_TO_USER) carry "nisvToUser" as well and
+    /// exit to the VMM; all verify from the database and from the file, survive import and export byte for
+    /// byte, and explain names them.</summary>
     [Fact]
     public void Accesses_without_a_valid_syndrome_are_recorded_with_nisv_and_verify() => RecordedScenario("no-valid-syndrome.yaml", (id, _, lines) =>
     {
         Assert.Equal(5, lines.Count(l => l.Contains("\"nisv\":true},\"outcome\":{\"result\":\"Error\",\"errno\":\"ENOSYS\"", StringComparison.Ordinal)));
-        Assert.Equal(7, lines.Count(l => l.Contains("\"nisv\":true", StringComparison.Ordinal)));
+        Assert.Equal(12, lines.Count(l => l.Contains("\"nisv\":true", StringComparison.Ordinal)));
         Assert.DoesNotContain(lines, l => l.Contains("\"nisv\":false", StringComparison.Ordinal)); // written only when set
+        // vm2: every decision carries the VM's capability; three exit with KVM_EXIT_ARM_NISV, none fails.
+        Assert.Equal(7, lines.Count(l => l.Contains("\"vm\":\"vm2\"", StringComparison.Ordinal) && l.Contains("\"nisvToUser\":true}", StringComparison.Ordinal)));
+        Assert.Equal(3, lines.Count(l => l.Contains("\"nisv\":true,\"nisvToUser\":true},\"outcome\":{\"result\":\"NisvExit\",\"errno\":\"None\"", StringComparison.Ordinal)));
+        Assert.DoesNotContain(lines, l => l.Contains("\"nisvToUser\":", StringComparison.Ordinal) && (l.Contains("\"vm\":\"vm1\"", StringComparison.Ordinal) || l.Contains("ENOSYS", StringComparison.Ordinal)));
         var (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x50000000");
         Assert.True(exit == 0, output + err);
         Assert.Matches(@"\n  seq \d+ \(since\): fault: vcpu 0 write \(no valid syndrome\) -> Error via NoValidSyndrome \(-ENOSYS\)\n", output);
         Assert.Contains("fault: seq", output);
         Assert.Contains(" read (no valid syndrome) at gpa 0x50000000", output);
+        (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm2", "--gpa", "0x50001000");
+        Assert.True(exit == 0, output + err);
+        Assert.Matches(@"\n  seq \d+: fault: vcpu 0 write \(no valid syndrome\) -> NisvExit via NisvExitToUser\n", output);
     });
 
     /// <summary>The shipped scenario of stage-1 walks and cache maintenance, through the real journal

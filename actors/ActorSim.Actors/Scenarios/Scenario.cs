@@ -24,9 +24,11 @@ public sealed record Scenario(string File, string Name, KernelPolicy Policy, ulo
 public sealed record DeviceSpec(string Name, VfioDriver Driver, IReadOnlyList<RegionSpec> Regions, int Line);
 /// <param name="IpaBits">The VM's IPA size (<c>ipa-bits</c>; KVM_PHYS_SHIFT, 40, by default).</param>
 /// <param name="Mte"><c>mte: true</c>: the VMM enabled KVM_CAP_ARM_MTE.</param>
-public sealed record VmSpec(string Name, ulong RamGpa, ulong RamSize, bool HasRam, int Line, int IpaBits = KvmVm.DefaultIpaBits, bool Mte = false)
+/// <param name="NisvToUser"><c>nisv-to-user: true</c>: the VMM enabled KVM_CAP_ARM_NISV_TO_USER.</param>
+public sealed record VmSpec(string Name, ulong RamGpa, ulong RamSize, bool HasRam, int Line, int IpaBits = KvmVm.DefaultIpaBits, bool Mte = false,
+    bool NisvToUser = false)
 {
-    public KvmVm Create() => KvmVm.Create(Name, Mte, IpaBits);
+    public KvmVm Create() => KvmVm.Create(Name, Mte, IpaBits, NisvToUser);
 }
 
 /// <summary>One step; <paramref name="Number"/> counts from 1 in file order.</summary>

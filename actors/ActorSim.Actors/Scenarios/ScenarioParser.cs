@@ -203,20 +203,21 @@ public sealed partial class ScenarioParser
 
     private VmSpec ParseVm(YamlNode node)
     {
-        var m = Keys(Map(node, "vms[]"), "vms[]", "name", "ram", "ipa-bits", "mte");
+        var m = Keys(Map(node, "vms[]"), "vms[]", "name", "ram", "ipa-bits", "mte", "nisv-to-user");
         var name = NewName(Required(m, node, "name"), "vms[].name", _vms, stream: true);
         var ipaBits = m.TryGetValue("ipa-bits", out var ipaNode) ? Int(ipaNode, "vms[].ipa-bits") : 0;
         var mte = m.TryGetValue("mte", out var mteNode) && Bool(mteNode, "vms[].mte");
+        var nisvToUser = m.TryGetValue("nisv-to-user", out var nisvNode) && Bool(nisvNode, "vms[].nisv-to-user");
         // What KVM_CREATE_VM and KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) would refuse, the VMM could not start with.
-        var (vm, errno, refusedMte) = KvmVmDecider.CreateVm(name, ipaBits, mte, _cpuMte);
+        var (vm, errno, refusedMte) = KvmVmDecider.CreateVm(name, ipaBits, mte, _cpuMte, nisvToUser);
         if (errno != Errno.None)
             throw refusedMte
                 ? Error(mteNode!, "vms[].mte", $"KVM_CAP_ARM_MTE needs a CPU with MTE (cpu: {{ mte: true }}): KVM_ENABLE_CAP fails with -{errno}")
                 : Error(ipaNode!, "vms[].ipa-bits", $"{ipaBits} is not an IPA size KVM_CREATE_VM takes ({KvmVm.MinIpaBits}..{KvmVm.IpaLimit}, or 0 for {KvmVm.DefaultIpaBits}): -{errno}");
-        if (!m.TryGetValue("ram", out var ram)) return new VmSpec(name, 0, 0, false, (int)node.Start.Line, vm!.IpaBits, mte);
+        if (!m.TryGetValue("ram", out var ram)) return new VmSpec(name, 0, 0, false, (int)node.Start.Line, vm!.IpaBits, mte, nisvToUser);
         var rm = Keys(Map(ram, "ram"), "ram", "gpa", "size");
         return new VmSpec(name, Number(Required(rm, ram, "gpa"), "ram.gpa"), Number(Required(rm, ram, "size"), "ram.size"), true, (int)node.Start.Line,
-            vm!.IpaBits, mte);
+            vm!.IpaBits, mte, nisvToUser);
     }
 
     private Step ParseStep(YamlNode node, int n)
@@ -378,7 +379,8 @@ public sealed partial class ScenarioParser
                 "mmio-exit" => FaultResult.MmioExit,
                 "error" => FaultResult.Error,
                 "skipped" => FaultResult.InstructionSkipped,
-                var other => throw Error(rNode, "expect.result", $"unknown result '{other}' (mapped, retry, guest-abort, mmio-exit, skipped, error)"),
+                "nisv-exit" => FaultResult.NisvExit,
+                var other => throw Error(rNode, "expect.result", $"unknown result '{other}' (mapped, retry, guest-abort, mmio-exit, nisv-exit, skipped, error)"),
             };
             Errno? errno = m.TryGetValue("errno", out var e) ? ErrnoOf(e, "expect.errno") : null;
             if (result == FaultResult.Error && errno is null) throw Error(body, "expect.errno", "result: error needs an errno");

@@ -295,6 +295,7 @@ public sealed class ScenarioRunner
         FaultResult.MmioExit => "mmio-exit",
         FaultResult.HwPoisonSigbus => "hwpoison",
         FaultResult.InstructionSkipped => "skipped",
+        FaultResult.NisvExit => "nisv-exit",
         _ => "error",
     };
 }
