@@ -84,7 +84,7 @@ public class CompactDecisionsTests
             Assert.Equal(PinnedHex[..30] + hex + PinnedHex[32..], Convert.ToHexString(bitsBytes));
             Assert.Equal(bits, ((Stage2FaultResolved)CompactDecisions.Read(bitsBytes)).Decision);
         }
-        Assert.Contains("no op and syndrome bits", Assert.Throws<InvalidDataException>(() =>
+        Assert.Contains("is no op with its syndrome and VM bits", Assert.Throws<InvalidDataException>(() =>
             CompactDecisions.Read(Convert.FromHexString(PinnedHex[..30] + "8110" + PinnedHex[32..]))).Message);
     }
 

@@ -158,7 +158,7 @@ internal static class CompactDecisions
         var vcpu = r.Int();
         var gpa = r.UInt();
         var opWord = r.UInt();
-        if (opWord > (0xFF | OpS1ptw | OpCm | OpNisvToUser)) throw new InvalidDataException($"compact decision record: {opWord} is no op and syndrome bits");
+        if (opWord > (0xFF | OpS1ptw | OpCm | OpNisvToUser)) throw new InvalidDataException($"compact decision record: {opWord} is no op with its syndrome and VM bits");
         var op = (AccessOp)(byte)opWord;
         var faultLevel = r.Int();
         Memslot? slot = null;
