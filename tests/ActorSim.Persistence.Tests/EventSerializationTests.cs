@@ -48,6 +48,42 @@ public class EventSerializationTests
         Assert.All(types, t => Assert.Contains(t, sampled));
     }
 
+    /// <summary>A VM's snapshot holds its KVM_CAP_ARM_NISV_TO_USER only when set: a VM without it saves the
+    /// JSON it saved before the field was added, and a snapshot saved then (no "nisvToUser") recovers as a
+    /// VM without it, where a missing field is otherwise refused.</summary>
+    [Fact]
+    public void A_VMs_snapshot_keeps_NISV_TO_USER_and_one_saved_before_it_still_reads()
+    {
+        var k = new SyncKernel(KernelPolicy.Of("6.9"));
+        k.AddVm(KvmVm.Create("vm1", hasMte: false, ipaBits: 36, nisvToUser: true));
+        k.MmapRam(2 * MiB, null, out var ram);
+        k.SetMemslot("vm1", 0, MemslotFlags.None, 0x4000_0000, 2 * MiB, ram);
+        k.Access("vm1", 0, 0x4000_0000, AccessOp.Write);
+        var vm = k.Vm("vm1");
+        Assert.NotNull(vm.Stage2.Lookup(0x4000_0000));
+        var (manifest, bytes) = DomainEventSerializer.ToBinary(vm);
+        var json = System.Text.Encoding.UTF8.GetString(bytes);
+        Assert.EndsWith(",\"nisvToUser\":true}", json);
+        var back = (KvmVm)DomainEventSerializer.FromBinary(manifest, bytes);
+        Assert.Equal((true, 36, vm.MmuInvalidateSeq), (back.NisvToUser, back.IpaBits, back.MmuInvalidateSeq));
+        Assert.True(back.Stage2.Equals(vm.Stage2));
+        Assert.Equal(bytes, DomainEventSerializer.ToBinary(back).Bytes);
+
+        var (_, without) = DomainEventSerializer.ToBinary(vm with { NisvToUser = false });
+        var withoutJson = System.Text.Encoding.UTF8.GetString(without);
+        Assert.Equal(json.Replace(",\"nisvToUser\":true", ""), withoutJson);
+        foreach (var saved in new[] { withoutJson, withoutJson[..^1] + ",\"nisvToUser\":false}" })
+        {
+            var read = (KvmVm)DomainEventSerializer.FromBinary(manifest, System.Text.Encoding.UTF8.GetBytes(saved));
+            Assert.False(read.NisvToUser);
+            Assert.True(read.Stage2.Equals(vm.Stage2));
+        }
+        // Any other field missing is refused as before.
+        var noIpaBits = withoutJson.Replace(",\"ipaBits\":36", "");
+        Assert.NotEqual(withoutJson, noIpaBits);
+        Assert.ThrowsAny<JsonException>(() => DomainEventSerializer.FromBinary(manifest, System.Text.Encoding.UTF8.GetBytes(noIpaBits)));
+    }
+
     [Fact]
     public void Every_event_round_trips_through_JSON()
     {

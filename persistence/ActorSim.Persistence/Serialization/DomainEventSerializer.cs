@@ -154,8 +154,12 @@ public static class DomainEventSerializer
     /// every event recorded before reads as it was and exports byte for byte as before: a decision's
     /// <c>nisv</c>, <c>s1ptw</c> and <c>cm</c> (the abort's syndrome bits: <see cref="FaultInputs.Nisv"/>,
     /// <see cref="FaultInputs.S1ptw"/>, <see cref="FaultInputs.Cm"/>) and <c>nisvToUser</c> (the VM's
-    /// KVM_CAP_ARM_NISV_TO_USER, <see cref="FaultInputs.NisvToUser"/>).</summary>
-    private static bool OnlyWhenSet(Type type, string jsonName) => type == typeof(FaultInputs) && jsonName is "nisv" or "s1ptw" or "cm" or "nisvToUser";
+    /// KVM_CAP_ARM_NISV_TO_USER, <see cref="FaultInputs.NisvToUser"/>); and a VM's own <c>nisvToUser</c> in
+    /// its snapshot (<see cref="KvmVm.NisvToUser"/>), so a run's snapshots saved before it was added still
+    /// recover (<c>run --resume</c>).</summary>
+    private static bool OnlyWhenSet(Type type, string jsonName) =>
+        type == typeof(FaultInputs) && jsonName is "nisv" or "s1ptw" or "cm" or "nisvToUser"
+        || type == typeof(KvmVm) && jsonName is "nisvToUser";
 
     public static IReadOnlyCollection<string> Aliases => ByAlias.Keys;
     public static bool IsDomainEvent(object o) => o is IDomainEvent && ByType.ContainsKey(o.GetType());
