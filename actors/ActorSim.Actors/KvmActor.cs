@@ -36,6 +36,7 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         _policy = policy;
         _mm = mm;
         Command<KvmSetMemslot>(OnSetMemslot);
+        Command<KvmVgicV2MapResources>(OnVgicV2MapResources);
         Command<MmVmas>(OnVmasForMemslot);
         Command<MmuInvalidateRangeStart>(m =>
         {
@@ -83,6 +84,22 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         // kvm_arch_prepare_memory_region walks the VMAs of the range under mmap_read_lock. A plain
         // Tell, not Ask/PipeTo, so the order of messages never depends on thread-pool timing.
         _mm.Tell(new MmGetVmas(m.Hva, m.Hva + m.Size), Self);
+    }
+
+    /// <summary>kvm_phys_addr_ioremap takes mmu_lock for write: it waits, as a memslot change does, for the
+    /// faults in flight, and the faults after it wait for it.</summary>
+    private void OnVgicV2MapResources(KvmVgicV2MapResources m)
+    {
+        if (_memslotInProgress || _inFlight.Count > 0)
+        {
+            _memslotWaiting = true;
+            Stash.Stash();
+            return;
+        }
+        var replyTo = Sender;
+        var d = KvmVmDecider.VgicV2MapResources(State, _policy, m.CpuBase);
+        if (d.Succeeded) PersistEvents(d.Events, () => replyTo.Tell(new KvmResult(d.Errno)));
+        else replyTo.Tell(new KvmResult(d.Errno));
     }
 
     private void OnVmasForMemslot(MmVmas vmas)

@@ -65,6 +65,9 @@ public sealed record MmuInvalidateAck(long Id, string Vm);
 /// <summary>KVM_SET_USER_MEMORY_REGION (size 0 deletes).</summary>
 public sealed record KvmSetMemslot(int Slot, MemslotFlags Flags, ulong Gpa, ulong Size, ulong Hva);
 public sealed record KvmResult(Errno Errno);
+/// <summary>A vgic-v2's CPU interface at <paramref name="CpuBase"/> (KVM_DEV_ARM_VGIC_GRP_ADDR), mapped at the
+/// first KVM_RUN: KvmVmDecider.VgicV2MapResources. Answered with <see cref="KvmResult"/>.</summary>
+public sealed record KvmVgicV2MapResources(ulong CpuBase);
 /// <summary>Read the leaf that maps gpa (for expectations and explain).</summary>
 public sealed record KvmGetLeaf(ulong Gpa);
 public sealed record KvmLeaf(Stage2Leaf? Leaf);

@@ -45,6 +45,10 @@ public class ScenarioParserTests
     [InlineData("  - teleport: { vm: vm1 }", 10, "steps[]")]
     [InlineData("  - device: { name: gpu0 }", 10, "device")]
     [InlineData("  - memslot: { vm: vm1, slot: 1, gpa: 0x0, size: 4KiB, backing: nowhere }", 10, "memslot.backing")]
+    [InlineData("  - vgic-v2: { vm: vm9, cpu: 0x8010000 }", 10, "vgic-v2.vm")]
+    [InlineData("  - vgic-v2: { vm: vm1, cpu: GICC }", 10, "vgic-v2.cpu")]
+    [InlineData("  - vgic-v2: { vm: vm1, cpu: 0x8010000, dist: 0x8000000 }", 10, "vgic-v2.dist")]
+    [InlineData("  - vgic-v2: { vm: vm1 }", 10, "cpu")] // a missing key is named as every step names it
     public void A_bad_step_names_its_line_and_field(string step, int line, string field)
     {
         var e = Bad(Head + step + "\n");
@@ -191,6 +195,14 @@ public class ScenarioParserTests
         Assert.Equal("t.yaml:4: vms[].mte: KVM_CAP_ARM_MTE needs a CPU with MTE (cpu: { mte: true }): KVM_ENABLE_CAP fails with -EINVAL", e.Message);
         e = Bad("name: t\nkernel: \"6.9\"\nvms:\n  - { name: vm1, ipa-bits: 52 }\n");
         Assert.Equal("t.yaml:4: vms[].ipa-bits: 52 is not an IPA size KVM_CREATE_VM takes (32..48, or 0 for 40): -EINVAL", e.Message);
+    }
+
+    [Fact]
+    public void A_vgic_v2_step_names_its_VM_and_CPU_interface_base()
+    {
+        var s = ScenarioParser.Parse(Head + "  - vgic-v2: { vm: vm1, cpu: 0x8010000 }\n", "t.yaml");
+        var step = Assert.IsType<VgicV2Step>(s.Steps[^1]);
+        Assert.Equal(("vm1", 0x801_0000UL, 10), (step.Vm, step.CpuBase, step.Line));
     }
 
     /// <summary>KVM_ENABLE_CAP(KVM_CAP_ARM_NISV_TO_USER) is a VM's <c>nisv-to-user</c>; any host takes it, an

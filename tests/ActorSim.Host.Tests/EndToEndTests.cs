@@ -302,6 +302,26 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         Assert.Matches(@"\n  seq \d+: fault: vcpu 0 write \(no valid syndrome\) -> NisvExit via NisvExitToUser\n", output);
     });
 
+    /// <summary>The shipped GICv2 scenario through the real journal: KVM's own mappings of the CPU interface
+    /// are recorded as they were made (stage2_device_ioremapped, Device leaves), verify, survive import and
+    /// export byte for byte, and explain says KVM made them.</summary>
+    [Fact]
+    public void The_GICv2_CPU_interface_KVM_maps_itself_is_recorded_and_explained() => RecordedScenario("gicv2-cpu-interface-stays-device.yaml", (id, file, lines) =>
+    {
+        var ioremaps = lines.Where(l => l.Contains("\"type\":\"stage2_device_ioremapped\"", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(2, ioremaps.Length);
+        Assert.Contains("\"stream\":\"kvm-vm1\"", ioremaps[0]);
+        Assert.Contains("\"data\":{\"vm\":\"vm1\",\"gpa\":\"0x8010000\",\"pa\":\"0x2c060000\",\"leaves\":[{\"gpa\":\"0x8010000\",\"level\":3,", ioremaps[0]);
+        Assert.Equal(2, ioremaps[0].Split("KVM_PGTABLE_PROT_DEVICE").Length - 1);
+        var (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x8011000");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("now: Device-nGnRE (MemAttr 0x1), L3 leaf at gpa 0x8011000 -> pfn 0x2c061, writable, XN", output);
+        Assert.Matches(@"\n  seq \d+: ioremap: KVM mapped 0x8010000\.\.0x8012000 to device memory at 0x2c060000 itself \(kvm_phys_addr_ioremap", output);
+        (exit, output, err) = Actorsim("replay", "--file", file, "--kernel", "6.8", "--no-fwb", "--verify");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("every decision reproduces", output);
+    });
+
     /// <summary>The shipped scenario of stage-1 walks and cache maintenance, through the real journal
     /// (compact entries, the bits in the op's number): its decisions carry "s1ptw" and "cm" (with
     /// "nisv"), verify from the database and from the file, survive import and export byte for byte,

@@ -32,6 +32,7 @@ public class EventSerializationTests
         k.ResetDevice("gpu0");
         k.Munmap(bar, MiB);
         k.DeleteMemslot("vm1", 1);
+        k.VgicV2MapResources("vm1", 0x801_0000);
         var events = k.Log.Select(e => e.Event).ToList();
         events.Add(new UserPtesPopulatedBatch([.. events.OfType<UserPtesPopulated>().Select(p => new PteRange(p.Start, p.End))]));
         events.Add(new Stage2FaultsResolved([.. events.OfType<Stage2FaultResolved>().Select(f => f.Decision)]));
@@ -68,6 +69,16 @@ public class EventSerializationTests
         Assert.Equal((true, 36, vm.MmuInvalidateSeq), (back.NisvToUser, back.IpaBits, back.MmuInvalidateSeq));
         Assert.True(back.Stage2.Equals(vm.Stage2));
         Assert.Equal(bytes, DomainEventSerializer.ToBinary(back).Bytes);
+        Assert.DoesNotContain("ioRemaps", json); // KVM mapped nothing itself: not written
+
+        // KVM's own mapping of the GICv2 CPU interface is kept, and with it which leaves are KVM's.
+        Assert.Equal(Errno.None, k.VgicV2MapResources("vm1", 0x801_0000));
+        var (_, withGic) = DomainEventSerializer.ToBinary(k.Vm("vm1"));
+        Assert.Contains("\"ioRemaps\":[{\"gpa\":\"0x8010000\",\"end\":\"0x8012000\",\"pa\":\"0x2c060000\"}]", System.Text.Encoding.UTF8.GetString(withGic));
+        var gic = (KvmVm)DomainEventSerializer.FromBinary(manifest, withGic);
+        Assert.Equal(new IoRemap(0x801_0000, 0x801_2000, PhysMap.GicvBase), gic.IoRemapOf(0x801_1fff));
+        Assert.Null(gic.IoRemapOf(0x801_2000));
+        Assert.Equal(withGic, DomainEventSerializer.ToBinary(gic).Bytes);
 
         var (_, without) = DomainEventSerializer.ToBinary(vm with { NisvToUser = false });
         var withoutJson = System.Text.Encoding.UTF8.GetString(without);

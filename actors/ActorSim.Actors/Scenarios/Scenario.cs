@@ -47,6 +47,9 @@ public sealed record DeviceStep(int Number, int Line, string Device, bool? Memor
 public sealed record MunmapStep(int Number, int Line, string Name, ulong? Offset, ulong? Size) : Step(Number, Line);
 public sealed record MprotectStep(int Number, int Line, string Name, Prot Prot, ulong? Offset, ulong? Size) : Step(Number, Line);
 public sealed record DeleteMemslotStep(int Number, int Line, string Vm, int Slot) : Step(Number, Line);
+/// <summary>An in-kernel vgic-v2 whose CPU interface (GICC) the VMM put at <paramref name="CpuBase"/>
+/// (KVM_VGIC_V2_ADDR_TYPE_CPU), mapped by KVM at the first KVM_RUN (KvmVmDecider.VgicV2MapResources).</summary>
+public sealed record VgicV2Step(int Number, int Line, string Vm, ulong CpuBase) : Step(Number, Line);
 
 /// <summary>An expectation; <c>Errno.None</c> in an errno field means "result: ok".</summary>
 public abstract record Expect(int Number, int Line) : Step(Number, Line);

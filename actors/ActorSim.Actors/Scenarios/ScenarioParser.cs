@@ -319,10 +319,15 @@ public sealed partial class ScenarioParser
                 var m = Keys(Map(body, "delete-memslot"), "delete-memslot", "vm", "slot");
                 return new DeleteMemslotStep(n, line, KnownName(Required(m, body, "vm"), "delete-memslot.vm", _vms), Int(Required(m, body, "slot"), "delete-memslot.slot"));
             }
+            case "vgic-v2":
+            {
+                var m = Keys(Map(body, "vgic-v2"), "vgic-v2", "vm", "cpu");
+                return new VgicV2Step(n, line, KnownName(Required(m, body, "vm"), "vgic-v2.vm", _vms), Number(Required(m, body, "cpu"), "vgic-v2.cpu"));
+            }
             case "expect":
                 return ParseExpect(body, n, line);
             default:
-                throw Error(keyNode, "steps[]", $"unknown step '{kind}' (mmap, memslot, access, device, munmap, mprotect, delete-memslot, expect)");
+                throw Error(keyNode, "steps[]", $"unknown step '{kind}' (mmap, memslot, access, device, munmap, mprotect, delete-memslot, vgic-v2, expect)");
         }
     }
 

@@ -198,6 +198,9 @@ public sealed class ScenarioRunner
             case DeleteMemslotStep d:
                 _lastStepErrno = (await _host.Ask<KvmResult>(_host.Vm(d.Vm), new KvmSetMemslot(d.Slot, MemslotFlags.None, 0, 0, 0))).Errno;
                 break;
+            case VgicV2Step g:
+                _lastStepErrno = (await _host.Ask<KvmResult>(_host.Vm(g.Vm), new KvmVgicV2MapResources(g.CpuBase))).Errno;
+                break;
             case Expect e:
                 await Check(e);
                 break;

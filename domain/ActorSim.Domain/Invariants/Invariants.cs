@@ -86,6 +86,13 @@ public static class Invariants
         if (DeviceOf(v, leaf.Pfn) is { } dev && dev.Driver != VfioDriver.VfioPlatform && !dev.MemoryDecodes)
             found.Add(new("I6", $"{Where()}: maps {dev.Name} while its memory is disabled"));
 
+        // A leaf KVM mapped itself (kvm_phys_addr_ioremap: the GICv2 CPU interface) comes from no user mapping
+        // or memslot, so I4 and I11 do not apply to it; it is Device, never Normal-NC (I2: no VMA, no flag).
+        if (vm.IoRemapOf(leaf.Gpa) is { } io)
+        {
+            if (type == S2Type.NormalNC) found.Add(new("I2", $"{Where()}: Normal-NC in KVM's own mapping of 0x{io.Pa:x}, which has no VMA"));
+            return;
+        }
         var slot = vm.SlotFor(leaf.Gpa);
         if (slot is null || !slot.ContainsGpa(leaf.EndGpa - 1))
         {

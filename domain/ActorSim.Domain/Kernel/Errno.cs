@@ -5,6 +5,7 @@ namespace ActorSim.Domain.Kernel;
 public enum Errno
 {
     None = 0,
+    E2BIG = 7,
     ENOEXEC = 8,
     EAGAIN = 11,
     ENOMEM = 12,

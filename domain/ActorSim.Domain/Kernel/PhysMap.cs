@@ -14,6 +14,9 @@ public static class PhysMap
     /// <summary>Coherent device memory of nvgrace-gpu devices (not in the linear map: the host kernel
     /// does not online it).</summary>
     public const ulong NvgraceMemBase = 0x400_0000_0000UL;
+    /// <summary>The host GIC's virtual CPU interface, GICV (kvm_vgic_global_state.vcpu_base, from the
+    /// firmware), below RAM [U: Juno's GIC-400 has it at 0x2c06f000; any page-aligned MMIO address will do].</summary>
+    public const ulong GicvBase = 0x2c06_0000UL;
 
     public static ulong RamStartPfn => RamStart >> PageGeometry.PageShift;
 

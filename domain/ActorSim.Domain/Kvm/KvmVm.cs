@@ -14,7 +14,8 @@ public sealed record KvmVm(
     int MmuInvalidateInProgress,
     bool HasMte = false,
     int IpaBits = KvmVm.DefaultIpaBits,
-    bool NisvToUser = false)
+    bool NisvToUser = false,
+    ImmutableList<IoRemap>? IoRemaps = null)
 {
     /// <summary>KVM's default IPA size on arm64 (40 bits) when the VMM does not ask for another.</summary>
     public const int DefaultIpaBits = 40;
@@ -31,6 +32,15 @@ public sealed record KvmVm(
     public static KvmVm Create(string name, bool hasMte = false, int ipaBits = DefaultIpaBits, bool nisvToUser = false) =>
         new(name, ImmutableSortedDictionary<int, Memslot>.Empty, Stage2Table.Empty, 0, 0, hasMte, ipaBits, nisvToUser);
 
+    /// <summary>The range KVM mapped itself (kvm_phys_addr_ioremap) that holds gpa, or null.</summary>
+    public IoRemap? IoRemapOf(ulong gpa)
+    {
+        if (IoRemaps is null) return null;
+        foreach (var r in IoRemaps)
+            if (r.Contains(gpa)) return r;
+        return null;
+    }
+
     /// <summary>gfn_to_memslot: the slot covering gpa. (A loop over the dictionary's own enumerator:
     /// on every fault, and LINQ's boxed enumerator, iterator and closure were ~3.5 % of the bytes the
     /// fault pipeline allocated.)</summary>
@@ -42,6 +52,13 @@ public sealed record KvmVm(
     }
 }
 
+/// <summary>A range KVM mapped at stage 2 itself (kvm_phys_addr_ioremap), outside every memslot and user
+/// mapping: [<paramref name="Gpa"/>, <paramref name="End"/>) to device memory at <paramref name="Pa"/>.</summary>
+public sealed record IoRemap(ulong Gpa, ulong End, ulong Pa)
+{
+    public bool Contains(ulong gpa) => gpa >= Gpa && gpa < End;
+}
+
 public enum MemslotChange { Create, Delete, Move, FlagsOnly }
 
 /// <summary>Events of a VM.</summary>
@@ -50,6 +67,11 @@ public sealed record MemslotSet(string Vm, Memslot Slot, MemslotChange Change, I
 public sealed record MemslotDeleted(string Vm, int Id) : IDomainEvent;
 /// <summary>kvm_unmap_gfn_range / kvm_arch_flush_shadow_memslot over [Gpa, End).</summary>
 public sealed record Stage2RangeUnmapped(string Vm, ulong Gpa, ulong End) : IDomainEvent;
+/// <summary>kvm_phys_addr_ioremap (arch/arm64/kvm/mmu.c): KVM mapped device memory at stage 2 itself, page
+/// by page, as KVM_PGTABLE_PROT_DEVICE | R (| W): the GICv2 virtual CPU interface at the VM's GICC address
+/// (vgic_v2_map_resources, at the first KVM_RUN). <paramref name="Leaves"/> are the leaves it installed,
+/// in order.</summary>
+public sealed record Stage2DeviceIoremapped(string Vm, ulong Gpa, ulong Pa, ImmutableArray<Stage2Leaf> Leaves) : IDomainEvent;
 /// <summary>kvm_mmu_notifier_invalidate_range_start reached an overlapping memslot: in_progress++.</summary>
 public sealed record MmuInvalidateBegan(string Vm, ulong HvaStart, ulong HvaEnd) : IDomainEvent;
 /// <summary>kvm_mmu_notifier_invalidate_range_end: mmu_invalidate_seq++, then in_progress--.</summary>

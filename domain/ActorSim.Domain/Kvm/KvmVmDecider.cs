@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using ActorSim.Domain.Kernel;
 using ActorSim.Domain.Mm;
+using ActorSim.Domain.Stage2;
 using static ActorSim.Domain.Kernel.PageGeometry;
 
 namespace ActorSim.Domain.Kvm;
@@ -23,6 +24,44 @@ public static class KvmVmDecider
         else if (ipaBits > KvmVm.IpaLimit || ipaBits < KvmVm.MinIpaBits) return (null, Errno.EINVAL, false);
         if (mte && !systemSupportsMte) return (null, Errno.EINVAL, true);
         return (KvmVm.Create(name, mte, ipaBits, nisvToUser), Errno.None, false);
+    }
+
+    /// <summary>KVM_VGIC_V2_CPU_SIZE: the GICv2 CPU interface a vgic-v2 maps (8 KiB).</summary>
+    public const ulong VgicV2CpuSize = 0x2000;
+
+    /// <summary>An in-kernel vgic-v2's CPU interface: KVM_DEV_ARM_VGIC_GRP_ADDR with KVM_VGIC_V2_ADDR_TYPE_CPU
+    /// (kvm_vgic_addr → vgic_check_iorange, arch/arm64/kvm/vgic/vgic-kvm-device.c, in its order: -EEXIST once
+    /// set, -EINVAL unless 4 KiB aligned, -E2BIG past the VM's IPA space), then at the first KVM_RUN
+    /// vgic_v2_map_resources: kvm_phys_addr_ioremap(kvm, cpu base, kvm_vgic_global_state.vcpu_base,
+    /// KVM_VGIC_V2_CPU_SIZE, true), which maps the host's GICV (<see cref="PhysMap.GicvBase"/>) into the
+    /// guest's GICC. Not modelled: a host that traps the CPU interface instead (vgic_v2_cpuif_trap), the
+    /// distributor and its overlap check.</summary>
+    public static Decision VgicV2MapResources(KvmVm vm, KernelPolicy policy, ulong cpuBase)
+    {
+        if (vm.IoRemaps is { Count: > 0 }) return Decision.Fail(Errno.EEXIST);
+        if (!IsPageAligned(cpuBase)) return Decision.Fail(Errno.EINVAL);
+        if (cpuBase + VgicV2CpuSize < cpuBase) return Decision.Fail(Errno.EINVAL);
+        if (vm.IpaBits < 64 && ((cpuBase >> vm.IpaBits) != 0 || cpuBase + VgicV2CpuSize > 1UL << vm.IpaBits)) return Decision.Fail(Errno.E2BIG);
+        return PhysAddrIoremap(vm, policy, cpuBase, PhysMap.GicvBase, VgicV2CpuSize, writable: true);
+    }
+
+    /// <summary>kvm_phys_addr_ioremap (arch/arm64/kvm/mmu.c, v6.12): KVM maps device memory at stage 2 itself,
+    /// page by page, with KVM_PGTABLE_PROT_DEVICE | R (| W) — Device-nGnRE whatever the kernel, the CPU's FWB
+    /// or any VMA flag: no VMA, memslot or user_mem_abort is involved, so VM_ALLOW_ANY_UNCACHED never
+    /// reaches it (8c47ce3e1d2c changed user_mem_abort only). A leaf already there is replaced
+    /// (kvm_pgtable_stage2_map, break-before-make).</summary>
+    public static Decision PhysAddrIoremap(KvmVm vm, KernelPolicy policy, ulong guestIpa, ulong pa, ulong size, bool writable)
+    {
+        var prot = KvmPgtableProt.KVM_PGTABLE_PROT_DEVICE | KvmPgtableProt.KVM_PGTABLE_PROT_R | (writable ? KvmPgtableProt.KVM_PGTABLE_PROT_W : 0);
+        var err = Stage2SetProtAttr.Compute(prot, policy.RuleSet, policy.Cpu.Fwb, out var attr);
+        if (err != Errno.None) return Decision.Fail(err);
+        size += guestIpa & (PageSize - 1); // size += offset_in_page(guest_ipa); guest_ipa &= PAGE_MASK
+        guestIpa = AlignDown(guestIpa, PageSize);
+        var leaves = ImmutableArray.CreateBuilder<Stage2Leaf>();
+        var next = pa;
+        for (var addr = guestIpa; addr < guestIpa + size; addr += PageSize, next += PageSize)
+            leaves.Add(new Stage2Leaf(addr, 3, prot, Stage2Descriptor.Encode(next >> PageShift, 3, attr)));
+        return Decision.Ok(new Stage2DeviceIoremapped(vm.Name, guestIpa, pa, leaves.ToImmutable()));
     }
 
     /// <summary>__kvm_set_memory_region (virt/kvm/kvm_main.c) then kvm_arch_prepare_memory_region
@@ -109,6 +148,7 @@ public static class KvmVmDecider
         MemslotSet m when m.Vm == vm.Name => vm with { Memslots = vm.Memslots.SetItem(m.Slot.Id, m.Slot) },
         MemslotDeleted d when d.Vm == vm.Name => vm with { Memslots = vm.Memslots.Remove(d.Id) },
         Stage2RangeUnmapped u when u.Vm == vm.Name => vm with { Stage2 = vm.Stage2.Unmap(u.Gpa, u.End, edit) },
+        Stage2DeviceIoremapped r when r.Vm == vm.Name => Ioremapped(vm, r, edit),
         MmuInvalidateBegan b when b.Vm == vm.Name => vm with { MmuInvalidateInProgress = vm.MmuInvalidateInProgress + 1 },
         MmuInvalidateEnded x when x.Vm == vm.Name => vm with
         {
@@ -119,6 +159,14 @@ public static class KvmVmDecider
         Stage2FaultsResolved b => ResolvedAll(vm, b.Decisions, edit),
         _ => vm,
     };
+
+    private static KvmVm Ioremapped(KvmVm vm, Stage2DeviceIoremapped r, Stage2Edit? edit)
+    {
+        var stage2 = vm.Stage2;
+        foreach (var leaf in r.Leaves) stage2 = stage2.Install(leaf, edit);
+        var range = new IoRemap(r.Gpa, r.Leaves.IsEmpty ? r.Gpa : r.Leaves[^1].EndGpa, r.Pa);
+        return vm with { Stage2 = stage2, IoRemaps = (vm.IoRemaps ?? []).Add(range) };
+    }
 
     /// <summary>The VM after one decision: its leaf installed if it mapped or relaxed one. Decisions of
     /// one batch may share an <paramref name="edit"/> (see <see cref="Stage2Table"/>): then only the

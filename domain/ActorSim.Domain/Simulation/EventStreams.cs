@@ -44,6 +44,7 @@ public static class EventStreams
             MmuInvalidateBegan x => (Kvm, "data.vm", x.Vm),
             MmuInvalidateEnded x => (Kvm, "data.vm", x.Vm),
             Stage2RangeUnmapped x => (Kvm, "data.vm", x.Vm),
+            Stage2DeviceIoremapped x => (Kvm, "data.vm", x.Vm),
             InvariantViolationDetected => (Invariants, null, (string?)null),
             _ => (null, null, null),
         };

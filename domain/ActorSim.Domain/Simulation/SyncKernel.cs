@@ -96,6 +96,10 @@ public sealed class SyncKernel
 
     public Errno DeleteMemslot(string vm, int slot) => SetMemslot(vm, slot, MemslotFlags.None, 0, 0, 0);
 
+    /// <summary>A vgic-v2's CPU interface at <paramref name="cpuBase"/>, mapped at the first KVM_RUN
+    /// (<see cref="KvmVmDecider.VgicV2MapResources"/>).</summary>
+    public Errno VgicV2MapResources(string vm, ulong cpuBase) => Run(VmStream(vm), KvmVmDecider.VgicV2MapResources(_vms[vm], Policy, cpuBase));
+
     public Errno SetDeviceMemory(string device, bool enabled) => Run(DeviceStream(device), VfioDeviceDecider.SetMemoryEnabled(_devices[device], enabled));
     public Errno ResetDevice(string device) => Run(DeviceStream(device), VfioDeviceDecider.Reset(_devices[device]));
     public Errno SetPowerState(string device, PciPowerState state) => Run(DeviceStream(device), VfioDeviceDecider.SetPowerState(_devices[device], state));

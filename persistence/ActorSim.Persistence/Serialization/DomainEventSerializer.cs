@@ -44,6 +44,7 @@ public static class DomainEventSerializer
         }),
         Reg<MemslotDeleted>("memslot_deleted"),
         Reg<Stage2RangeUnmapped>("stage2_range_unmapped"),
+        Reg<Stage2DeviceIoremapped>("stage2_device_ioremapped"),
         Reg<MmuInvalidateBegan>("mmu_invalidate_began"),
         Reg<MmuInvalidateEnded>("mmu_invalidate_ended"),
         Reg<Stage2FaultResolved>("stage2_fault_resolved"),
@@ -146,7 +147,7 @@ public static class DomainEventSerializer
     {
         if (type.Kind != JsonTypeInfoKind.Object) return;
         foreach (var p in type.Properties)
-            if (OnlyWhenSet(type.Type, p.Name)) p.ShouldSerialize = (_, value) => value is true;
+            if (OnlyWhenSet(type.Type, p.Name)) p.ShouldSerialize = (_, value) => value is not (null or false);
             else if (p.Set is not null || p.AssociatedParameter is not null) p.IsRequired = true; // not computed ones (Vma.Length): never read
     }
 
@@ -155,11 +156,12 @@ public static class DomainEventSerializer
     /// <c>nisv</c>, <c>s1ptw</c> and <c>cm</c> (the abort's syndrome bits: <see cref="FaultInputs.Nisv"/>,
     /// <see cref="FaultInputs.S1ptw"/>, <see cref="FaultInputs.Cm"/>) and <c>nisvToUser</c> (the VM's
     /// KVM_CAP_ARM_NISV_TO_USER, <see cref="FaultInputs.NisvToUser"/>); and a VM's own <c>nisvToUser</c> in
-    /// its snapshot (<see cref="KvmVm.NisvToUser"/>), so a run's snapshots saved before it was added still
+    /// its snapshot (<see cref="KvmVm.NisvToUser"/>) and its <c>ioRemaps</c> (<see cref="KvmVm.IoRemaps"/>,
+    /// null when KVM mapped nothing itself), so a run's snapshots saved before they were added still
     /// recover (<c>run --resume</c>).</summary>
     private static bool OnlyWhenSet(Type type, string jsonName) =>
         type == typeof(FaultInputs) && jsonName is "nisv" or "s1ptw" or "cm" or "nisvToUser"
-        || type == typeof(KvmVm) && jsonName is "nisvToUser";
+        || type == typeof(KvmVm) && jsonName is "nisvToUser" or "ioRemaps";
 
     public static IReadOnlyCollection<string> Aliases => ByAlias.Keys;
     public static bool IsDomainEvent(object o) => o is IDomainEvent && ByType.ContainsKey(o.GetType());
