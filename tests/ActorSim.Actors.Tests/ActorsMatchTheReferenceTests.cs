@@ -73,7 +73,10 @@ public class ActorsMatchTheReferenceTests() : Akka.TestKit.Xunit2.TestKit(SimHos
         public async Task<Vma[]> Vmas() => (await h.Ask<MmVmas>(h.Mm, new MmGetVmas(0, ulong.MaxValue))).Vmas;
     }
 
-    private static readonly ulong[] Gpas = [0x4000_0000, BarGpa, BarGpa + 0x1000, BarGpa + 0x20_7000, 0x90_0000_0000UL, 0x90_0000_0000UL + 0x3000];
+    // Gicc: vm1's GICv2 CPU interface, which KVM mapped itself (no memslot: loads and stores do not fault,
+    // a fetch is an injected abort); in vm2 nothing is there.
+    private const ulong Gicc = 0x801_0000;
+    private static readonly ulong[] Gpas = [0x4000_0000, BarGpa, BarGpa + 0x1000, BarGpa + 0x20_7000, 0x90_0000_0000UL, 0x90_0000_0000UL + 0x3000, Gicc];
 
     /// <summary>One operation of the script; returns a line describing what happened.</summary>
     private static async Task<string> Step(IHostOps h, Random r)
@@ -144,6 +147,8 @@ public class ActorsMatchTheReferenceTests() : Akka.TestKit.Xunit2.TestKit(SimHos
         foreach (var v in Vms()) sync.AddVm(v);
         var host = await SimHost.StartAsync(Sys, $"match-{seed}", policy, Devices(), Vms(), new SimHostOptions(SystemSupportsMte: mte));
 
+        var gicv2 = await host.Ask<KvmResult>(host.Vm("vm1"), new KvmVgicV2MapResources(Gicc));
+        Assert.Equal((Errno.None, Errno.None), (sync.VgicV2MapResources("vm1", Gicc), gicv2.Errno));
         var reference = new Reference(sync);
         var actors = new Actors(host);
         var r1 = new Random(seed);
