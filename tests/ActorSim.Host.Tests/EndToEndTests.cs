@@ -316,6 +316,7 @@ public class EndToEndTests : IClassFixture<EndToEndTests.RecordedRun>
         var (exit, output, err) = Actorsim("explain", "--run", id, "--vm", "vm1", "--gpa", "0x8011000");
         Assert.True(exit == 0, output + err);
         Assert.Contains("now: Device-nGnRE (MemAttr 0x1), L3 leaf at gpa 0x8011000 -> pfn 0x2c061, writable, XN", output);
+        Assert.Matches(@"\nno decision mapped this page: KVM mapped it itself at seq \d+ \(kvm_phys_addr_ioremap\)\n", output);
         Assert.Matches(@"\n  seq \d+: ioremap: KVM mapped 0x8010000\.\.0x8012000 to device memory at 0x2c060000 itself \(kvm_phys_addr_ioremap", output);
         (exit, output, err) = Actorsim("replay", "--file", file, "--kernel", "6.8", "--no-fwb", "--verify");
         Assert.True(exit == 0, output + err);

@@ -220,7 +220,9 @@ public static class ExplainCommand
             else yield return "now: unmapped at stage 2";
             if (x.Fault is not { } f)
             {
-                yield return "no decision mapped this page";
+                yield return x.History.LastOrDefault(h => h.Kind == "ioremap") is { } io
+                    ? $"no decision mapped this page: KVM mapped it itself at seq {io.Seq} (kvm_phys_addr_ioremap)"
+                    : "no decision mapped this page";
             }
             else
             {
