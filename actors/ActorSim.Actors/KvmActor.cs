@@ -71,14 +71,20 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         return State;
     }
 
+    /// <summary>A change that takes mmu_lock for write (a memslot, KVM's own mapping) waits for the faults in
+    /// flight and for a memslot change under way: then the message is stashed and this is true. New faults
+    /// wait behind it, so the change is not starved.</summary>
+    private bool StashedBehindFaults()
+    {
+        if (!_memslotInProgress && _inFlight.Count == 0) return false;
+        _memslotWaiting = true;
+        Stash.Stash();
+        return true;
+    }
+
     private void OnSetMemslot(KvmSetMemslot m)
     {
-        if (_memslotInProgress || _inFlight.Count > 0)
-        {
-            _memslotWaiting = true; // new faults now wait too, so the change is not starved
-            Stash.Stash();
-            return;
-        }
+        if (StashedBehindFaults()) return;
         _memslotInProgress = true;
         _memslotRequest = (m, Sender);
         // kvm_arch_prepare_memory_region walks the VMAs of the range under mmap_read_lock. A plain
@@ -86,16 +92,10 @@ public sealed class KvmActor : DeciderActor<KvmVm>
         _mm.Tell(new MmGetVmas(m.Hva, m.Hva + m.Size), Self);
     }
 
-    /// <summary>kvm_phys_addr_ioremap takes mmu_lock for write: it waits, as a memslot change does, for the
-    /// faults in flight, and the faults after it wait for it.</summary>
+    /// <summary>kvm_phys_addr_ioremap takes mmu_lock for write: it waits as a memslot change does.</summary>
     private void OnVgicV2MapResources(KvmVgicV2MapResources m)
     {
-        if (_memslotInProgress || _inFlight.Count > 0)
-        {
-            _memslotWaiting = true;
-            Stash.Stash();
-            return;
-        }
+        if (StashedBehindFaults()) return;
         var replyTo = Sender;
         var d = KvmVmDecider.VgicV2MapResources(State, _policy, m.CpuBase);
         if (d.Succeeded) PersistEvents(d.Events, () => replyTo.Tell(new KvmResult(d.Errno)));

@@ -71,7 +71,11 @@ public sealed record Stage2RangeUnmapped(string Vm, ulong Gpa, ulong End) : IDom
 /// by page, as KVM_PGTABLE_PROT_DEVICE | R (| W): the GICv2 virtual CPU interface at the VM's GICC address
 /// (vgic_v2_map_resources, at the first KVM_RUN). <paramref name="Leaves"/> are the leaves it installed,
 /// in order.</summary>
-public sealed record Stage2DeviceIoremapped(string Vm, ulong Gpa, ulong Pa, ImmutableArray<Stage2Leaf> Leaves) : IDomainEvent;
+public sealed record Stage2DeviceIoremapped(string Vm, ulong Gpa, ulong Pa, ImmutableArray<Stage2Leaf> Leaves) : IDomainEvent
+{
+    /// <summary>The end of the range the leaves cover (<see cref="Gpa"/> when there are none).</summary>
+    public ulong End => Leaves.IsEmpty ? Gpa : Leaves[^1].EndGpa;
+}
 /// <summary>kvm_mmu_notifier_invalidate_range_start reached an overlapping memslot: in_progress++.</summary>
 public sealed record MmuInvalidateBegan(string Vm, ulong HvaStart, ulong HvaEnd) : IDomainEvent;
 /// <summary>kvm_mmu_notifier_invalidate_range_end: mmu_invalidate_seq++, then in_progress--.</summary>

@@ -164,8 +164,7 @@ public static class KvmVmDecider
     {
         var stage2 = vm.Stage2;
         foreach (var leaf in r.Leaves) stage2 = stage2.Install(leaf, edit);
-        var range = new IoRemap(r.Gpa, r.Leaves.IsEmpty ? r.Gpa : r.Leaves[^1].EndGpa, r.Pa);
-        return vm with { Stage2 = stage2, IoRemaps = (vm.IoRemaps ?? []).Add(range) };
+        return vm with { Stage2 = stage2, IoRemaps = (vm.IoRemaps ?? []).Add(new IoRemap(r.Gpa, r.End, r.Pa)) };
     }
 
     /// <summary>The VM after one decision: its leaf installed if it mapped or relaxed one. Decisions of

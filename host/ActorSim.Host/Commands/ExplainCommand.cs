@@ -135,7 +135,7 @@ public static class ExplainCommand
                 case VmaMapped m:
                     _mmaps.Add((e.Seq, m));
                     break;
-                case Stage2DeviceIoremapped r when r.Vm == vm && r.Leaves.Any(l => l.Contains(gpa)):
+                case Stage2DeviceIoremapped r when r.Vm == vm && r.Gpa <= gpa && gpa < r.End:
                     _ioremaps.Add((e.Seq, r));
                     break;
                 case MmuNotifierInvalidateRangeStart n:
@@ -205,7 +205,7 @@ public static class ExplainCommand
             var history = _decisions.Where(x => !ReferenceEquals(x.Decision, lastFound.Decision))
                 .Select(x => (x.Seq, Kind: "fault", Text: $"fault: vcpu {x.Decision.Inputs.Vcpu} {AccessText(x.Decision.Inputs.Op.ToString().ToLowerInvariant(), KvmEmulate.Syndrome(x.Decision.Inputs))} -> {x.Decision.Outcome}"))
                 .Concat(_invalidations.Select(x => (x.Seq, Kind: "invalidation", Text: $"invalidation: stage-2 0x{x.Unmapped.Gpa:x}..0x{x.Unmapped.End:x} unmapped ({CauseOf(x)})")))
-                .Concat(_ioremaps.Select(x => (x.Seq, Kind: "ioremap", Text: $"ioremap: KVM mapped 0x{x.Event.Gpa:x}..0x{x.Event.Leaves[^1].EndGpa:x} to device memory at 0x{x.Event.Pa:x} itself (kvm_phys_addr_ioremap: Device, no VMA, no memslot)")))
+                .Concat(_ioremaps.Select(x => (x.Seq, Kind: "ioremap", Text: $"ioremap: KVM mapped 0x{x.Event.Gpa:x}..0x{x.Event.End:x} to device memory at 0x{x.Event.Pa:x} itself (kvm_phys_addr_ioremap: Device, no VMA, no memslot)")))
                 .OrderBy(x => x.Seq)
                 .Select(x => new ExplainedEvent(x.Seq, last is null ? null : x.Seq < last ? "before" : "since", x.Kind, x.Text)).ToArray();
             return new Explanation(vm, gpa, Events, now, memslot, mapping, fault, history);
